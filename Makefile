@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make run` (set up and serve), `make test` (set up and test).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint fmt typecheck check-fixtures check bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install mockserver with its test tools
+
+run: $(STAMP)  ## serve the shipped scenarios on http://127.0.0.1:8000/v1 (ARGS="--port 0 ...")
+	$(BIN)/mockserver serve $(ARGS)
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest -q $(ARGS)
+
+lint: $(STAMP)  ## ruff and mypy, checking only
+	$(BIN)/ruff check mockserver tests bench
+	$(BIN)/ruff format --check mockserver tests bench
+	$(BIN)/mypy
+
+fmt: $(STAMP)  ## format and fix what ruff can
+	$(BIN)/ruff format mockserver tests bench
+	$(BIN)/ruff check --fix mockserver tests bench
+
+check-fixtures: $(STAMP)  ## validate the example scenarios
+	$(BIN)/mockserver validate fixtures
+
+check: lint check-fixtures test  ## everything CI runs
+
+bench: $(STAMP)  ## throughput against a bare aiohttp handler and aimock (needs wrk, npm)
+	$(BIN)/python bench/run.py $(ARGS)
+
+clean:  ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,457 @@
+"""The aiohttp application: routes, the one error middleware, and the chat completions handler.
+
+The handler reads like the data flow: parse and validate, apply the profile, match a scenario,
+render the reply (JSON, or SSE at the scripted cadence), record it in the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .errors import APIError, ScenarioError
+from .journal import Entry, Journal, redact_headers
+from .loader import load_data, load_text
+from .matching import Resolution, ScenarioSet
+from .profiles import APIFACTORY, Profile, Settings
+from .render import (
+    DONE,
+    Envelope,
+    Renderer,
+    completion_body,
+    delays,
+    digest,
+    sse_frames,
+    usage,
+)
+from .request import ChatRequest, parse_chat_request
+from .scenario import Fault, Scenario, Step
+
+log = logging.getLogger("mockserver")
+
+Sleep = Callable[[float], Awaitable[Any]]
+JSON = "application/json"
+SSE = "text/event-stream"
+ADMIN = "/_mock"
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+
+
+@dataclass
+class Options:
+    """Server settings shared by the CLI, the pytest plugin and ``MockServer``."""
+
+    profile: Profile = APIFACTORY
+    api_keys: frozenset[str] = frozenset()
+    speed: float = 1.0
+    max_body: int = DEFAULT_MAX_BODY
+    journal_size: int = 1000
+    fallback: Scenario | None = None
+    quiet: bool = True
+    clock: Callable[[], float] = time.time
+    sleep: Sleep = asyncio.sleep
+    keepalive: float = 15.0
+    system_fingerprint: str = "fp_mockserver"
+
+
+@dataclass
+class State:
+    """Everything the handlers share; one per application."""
+
+    options: Options
+    scenarios: ScenarioSet
+    journal: Journal
+    renderer: Renderer = field(default_factory=Renderer)
+    fault_counts: dict[Step, int] = field(default_factory=dict)
+
+    def replace(self, scenarios: Iterable[Scenario]) -> None:
+        self.scenarios = ScenarioSet(scenarios, self.options.fallback)
+        self.fault_counts.clear()
+
+    def reset(self) -> None:
+        self.scenarios.reset()
+        self.fault_counts.clear()
+        self.journal.clear()
+
+
+STATE = web.AppKey("state", State)
+
+
+def _error_response(err: APIError, request_id: str) -> web.Response:
+    return web.Response(
+        status=err.status,
+        body=err.body_bytes(),
+        content_type=JSON,
+        headers={"x-request-id": request_id, **err.headers},
+    )
+
+
+_HTTP_CODES = {404: "unknown_url", 405: "method_not_allowed", 413: "request_too_large"}
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error a client can meet is an OpenAI error object, never HTML or a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = {
+            404: f"Unknown request URL: {request.method} {request.path}. Please check the URL.",
+            405: f"Method {request.method} is not allowed for {request.path}.",
+        }.get(exc.status, exc.reason)
+        err = APIError(exc.status, message, code=_HTTP_CODES.get(exc.status))
+        response = _error_response(err, request.headers.get("x-request-id", "req_error"))
+        if exc.status == 405 and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("mockserver: unexpected error on %s %s", request.method, request.path)
+        err = APIError(500, "mockserver hit an unexpected error.", type="server_error")
+        return _error_response(err, "req_error")
+
+
+def _check_auth(request: web.Request, keys: frozenset[str]) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise APIError(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            code="invalid_api_key" if header else None,
+        )
+    if keys and token not in keys:
+        shown = token[:3] + "*" * 4 + token[-4:] if len(token) > 8 else "***"
+        raise APIError(401, f"Incorrect API key provided: {shown}.", code="invalid_api_key")
+
+
+def _fires(fault: Fault | None, state: State, step: Step, seed: str) -> bool:
+    if fault is None:
+        return False
+    if fault.nth is not None:
+        count = state.fault_counts.get(step, 0) + 1
+        state.fault_counts[step] = count
+        return count == fault.nth
+    if fault.probability is not None:
+        return random.Random(seed).random() < fault.probability
+    return True
+
+
+async def _forever(state: State) -> None:
+    await asyncio.Event().wait()
+
+
+async def _wait(state: State, seconds: float, response: web.StreamResponse | None = None) -> None:
+    """Sleep; on an open stream, long waits are broken by SSE comment keep-alives."""
+    if seconds <= 0:
+        return
+    interval = state.options.keepalive
+    while response is not None and seconds > interval > 0:
+        await state.options.sleep(interval)
+        await response.write(b": keep-alive\n\n")
+        seconds -= interval
+    await state.options.sleep(seconds)
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+class _Dropped(Exception):
+    """The scripted fault closed the connection; nothing more is sent."""
+
+
+async def _respond(
+    request: web.Request,
+    state: State,
+    chat: ChatRequest,
+    settings: Settings,
+    resolution: Resolution,
+    raw: bytes,
+    request_id: str,
+    entry: Entry,
+) -> web.StreamResponse:
+    step = resolution.step
+    scenario = resolution.scenario
+    seed = digest(scenario.seed, raw, resolution.step_index)
+    fault = step.fault if _fires(step.fault, state, step, seed) else None
+    kind = fault.kind if fault else None
+    if kind:
+        entry.outcome = f"fault:{kind}"
+    scale = state.options.speed
+    headers = {"x-request-id": request_id, **step.headers}
+    if settings.adjusted:
+        headers["x-mock-adjusted"] = ", ".join(settings.adjusted)
+    if kind == "hang" or (kind == "stall" and not chat.stream):
+        await _forever(state)
+    if kind in ("reset", "drop") and not chat.stream:
+        _abort(request)
+        raise _Dropped
+    await _wait(state, step.delay * scale)
+    if step.error is not None:
+        e = step.error
+        raise APIError(e.status, e.message, e.type, e.param, e.code, headers=headers)
+    if step.raw is not None:
+        return web.Response(
+            status=step.raw.status,
+            body=step.raw.body.encode(),
+            headers={**headers, "Content-Type": step.raw.content_type},
+        )
+    assert step.reply is not None
+    reply = step.reply
+    choices = state.renderer.choices(
+        reply, chat, settings, step.cadence, resolution.captures, int(seed[:8], 16)
+    )
+    env = Envelope(
+        id=f"chatcmpl-{seed}",
+        created=int(state.options.clock()),
+        model=reply.model or chat.model,
+        system_fingerprint=state.options.system_fingerprint,
+        call_id_seed=seed[:16],
+    )
+    used = usage(chat, choices, reply.usage)
+    if not chat.stream:
+        if kind == "stream_error" and fault is not None and fault.error is not None:
+            e = fault.error
+            raise APIError(e.status, e.message, e.type, e.param, e.code, headers=headers)
+        await _wait(state, step.cadence.first_delay * scale)
+        body = completion_body(env, choices, used)
+        if kind == "malformed":
+            body = body[: len(body) // 2]
+        return web.Response(body=body, headers={**headers, "Content-Type": JSON})
+    frames = sse_frames(env, choices, used if chat.include_usage else None)
+    waits = delays(step.cadence, [d for _, d in frames], scale, int(seed[8:16], 16))
+    headers["Cache-Control"] = "no-cache"
+    if kind is None and not any(waits):
+        body = b"".join(f for f, _ in frames) + DONE
+        return web.Response(body=body, headers={**headers, "Content-Type": SSE})
+    return await _stream(request, state, frames, waits, fault, headers)
+
+
+async def _stream(
+    request: web.Request,
+    state: State,
+    frames: list[tuple[bytes, float | None]],
+    waits: list[float],
+    fault: Fault | None,
+    headers: Mapping[str, str],
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers={**headers, "Content-Type": SSE})
+    kind = fault.kind if fault else None
+    if kind == "reset":
+        _abort(request)
+        raise _Dropped
+    await response.prepare(request)
+    stop_at = fault.after_chunks if fault and kind != "no_done" else len(frames) + 1
+    for i, ((frame, _), wait) in enumerate(zip(frames, waits, strict=True)):
+        if i == stop_at:
+            break
+        await _wait(state, wait, response)
+        await response.write(frame)
+    if kind == "drop":
+        _abort(request)
+        raise _Dropped
+    if kind == "stall":
+        await _forever(state)
+    if kind == "malformed":
+        await response.write(b'data: {"id": "chatcmpl-broken", "choices": [\n\n')
+    elif kind == "stream_error" and fault is not None:
+        e = fault.error
+        err = APIError(
+            e.status if e else 500,
+            e.message if e else "The server had an error while processing your request.",
+            e.type if e else "server_error",
+            e.param if e else None,
+            e.code if e else None,
+        )
+        await response.write(b"data: " + err.body_bytes() + b"\n\n")
+    elif kind != "no_done":
+        await response.write(DONE)
+    await response.write_eof()
+    return response
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    started = time.perf_counter()
+    entry = Entry(
+        seq=state.journal.next_seq(),
+        time=state.options.clock(),
+        method=request.method,
+        path=request.path,
+        request_id="",
+        headers=redact_headers(request.headers),
+    )
+    raw = b""
+    try:
+        raw = await request.read()
+        entry.request_id = request_id = "req_" + digest(raw)
+        try:
+            entry.body = json.loads(raw)
+        except ValueError:
+            entry.body = raw.decode("utf-8", "replace")
+        try:
+            _check_auth(request, state.options.api_keys)
+            chat = parse_chat_request(raw, request.headers)
+            settings = state.options.profile.apply(chat)
+            entry.adjusted = settings.adjusted
+            try:
+                resolution = state.scenarios.resolve(chat)
+            except APIError as miss:
+                entry.unmatched = miss.message
+                raise
+            entry.scenario = resolution.scenario.name
+            entry.step = resolution.step_index
+            response = await _respond(
+                request, state, chat, settings, resolution, raw, request_id, entry
+            )
+        except APIError as err:
+            response = _error_response(err, request_id)
+            if entry.outcome == "ok":
+                entry.outcome = "error"
+        entry.status = response.status
+        return response
+    except _Dropped:
+        entry.status = 0
+        raise asyncio.CancelledError from None
+    except (ConnectionResetError, asyncio.CancelledError):
+        if entry.outcome == "ok":
+            entry.outcome = "client_disconnected"
+        raise
+    finally:
+        entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        state.journal.record(entry)
+        if not state.options.quiet:
+            log.info(
+                "%s %s %s scenario=%s %s %.1fms",
+                request.method,
+                request.path,
+                entry.status or "-",
+                entry.scenario,
+                entry.outcome,
+                entry.duration_ms,
+            )
+
+
+def _model_ids(state: State) -> list[str]:
+    names = {"gpt-4"}
+    for scenario in state.scenarios.scenarios:
+        for cond in scenario.conditions:
+            pattern = getattr(cond, "pattern", None)
+            if isinstance(pattern, str) and not any(ch in pattern for ch in "*?["):
+                names.add(pattern)
+        for step in scenario.steps:
+            if step.reply is not None and step.reply.model:
+                names.add(step.reply.model)
+    return sorted(names)
+
+
+def _model(model_id: str, created: int) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": "mockserver"}
+
+
+async def list_models(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        _check_auth(request, state.options.api_keys)
+    except APIError as err:
+        return _error_response(err, "req_models")
+    data = [_model(m, 0) for m in _model_ids(state)]
+    return web.json_response({"object": "list", "data": data})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    model_id = request.match_info["model"]
+    try:
+        _check_auth(request, state.options.api_keys)
+        if model_id not in _model_ids(state):
+            raise APIError(
+                404,
+                f"The model '{model_id}' does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            )
+    except APIError as err:
+        return _error_response(err, "req_models")
+    return web.json_response(_model(model_id, 0))
+
+
+async def admin_scenarios(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if request.method in ("PUT", "POST"):
+        text = await request.text()
+        try:
+            if request.content_type == JSON:
+                loaded = load_data(json.loads(text), "<admin>")
+            else:
+                loaded = load_text(text, "<admin>")
+        except ScenarioError as err:
+            return web.json_response(
+                {"error": {"message": str(err), "type": "invalid_request_error",
+                           "param": None, "code": "invalid_scenario"},
+                 "problems": [str(p) for p in err.problems]},
+                status=400,
+            )  # fmt: skip
+        except ValueError as err:
+            raise APIError(400, f"invalid JSON: {err}") from None
+        current = state.scenarios.scenarios if request.method == "POST" else []
+        state.replace([*current, *loaded])
+    listing = [
+        {"name": s.name, "source": s.where, "priority": s.priority, "steps": len(s.steps)}
+        for s in state.scenarios.scenarios
+    ]
+    return web.json_response({"scenarios": listing})
+
+
+async def admin_reset(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    what = request.query.get("what", "all")
+    if what in ("all", "sequences"):
+        state.scenarios.reset()
+        state.fault_counts.clear()
+    if what in ("all", "journal"):
+        state.journal.clear()
+    return web.json_response({"reset": what})
+
+
+async def admin_journal(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if request.method == "DELETE":
+        state.journal.clear()
+    return web.json_response({"entries": [e.to_dict() for e in state.journal]})
+
+
+def create_app(scenarios: Iterable[Scenario], options: Options | None = None) -> web.Application:
+    """The mock as an aiohttp application. ``app[STATE]`` holds its scenarios and journal."""
+    options = options or Options()
+    app = web.Application(middlewares=[json_errors], client_max_size=options.max_body)
+    app[STATE] = State(
+        options=options,
+        scenarios=ScenarioSet(scenarios, options.fallback),
+        journal=Journal(options.journal_size),
+    )
+    for prefix in ("/v1", ""):
+        app.router.add_post(f"{prefix}/chat/completions", chat_completions)
+        app.router.add_get(f"{prefix}/models", list_models)
+        app.router.add_get(f"{prefix}/models/{{model}}", get_model)
+    app.router.add_route("*", f"{ADMIN}/scenarios", admin_scenarios)
+    app.router.add_post(f"{ADMIN}/reset", admin_reset)
+    app.router.add_route("*", f"{ADMIN}/journal", admin_journal)
+    return app

@@ -1,0 +1,124 @@
+"""Command line: ``mockserver serve``, ``mockserver validate``, ``mockserver schema``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from .app import DEFAULT_MAX_BODY, Options, create_app
+from .errors import ScenarioError
+from .loader import load_defaults, load_paths
+from .profiles import PROFILES
+from .schema import FILE
+
+log = logging.getLogger("mockserver")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mockserver", description="A local mock of the OpenAI chat completions API."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve scenarios over HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    serve.add_argument(
+        "--scenarios", nargs="+", default=[], metavar="PATH", help="files or folders"
+    )
+    serve.add_argument("--profile", choices=sorted(PROFILES), default="apifactory")
+    serve.add_argument(
+        "--api-key", action="append", default=[], metavar="KEY", help="accept only these keys"
+    )
+    serve.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="multiply every scripted delay (0: none, 0.1: ten times faster)",
+    )
+    serve.add_argument(
+        "--unmatched",
+        choices=("error", "default"),
+        default="error",
+        help="answer a request no scenario matches with a 404 error or the default reply",
+    )
+    serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES")
+    serve.add_argument("--journal-size", type=int, default=1000, metavar="N")
+    serve.add_argument("--quiet", action="store_true", help="no log line per request")
+    validate = sub.add_parser("validate", help="check scenario files without serving")
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+    sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    return parser
+
+
+async def _serve(app: web.Application, host: str, port: int) -> None:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    print(f"mockserver listening on http://{host}:{bound}/v1", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        print("mockserver stopping", flush=True)
+        await runner.cleanup()
+
+
+def _report(err: ScenarioError) -> None:
+    for problem in err.problems:
+        print(problem, file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "schema":
+        print(json.dumps(FILE, indent=2))
+        return 0
+    if args.command == "validate":
+        try:
+            scenarios = load_paths(args.paths)
+        except ScenarioError as err:
+            _report(err)
+            print(f"{len(err.problems)} problem(s)", file=sys.stderr)
+            return 1
+        print(f"ok: {len(scenarios)} scenario(s)")
+        return 0
+    if not 0 <= args.port <= 65535:
+        _parser().error(f"--port must be between 0 and 65535, got {args.port}")
+    if args.speed < 0:
+        _parser().error(f"--speed must be >= 0, got {args.speed}")
+    try:
+        scenarios = load_paths(args.scenarios) if args.scenarios else load_defaults()
+        fallback = load_defaults()[-1] if args.unmatched == "default" else None
+    except ScenarioError as err:
+        _report(err)
+        return 1
+    logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO)
+    options = Options(
+        profile=PROFILES[args.profile],
+        api_keys=frozenset(args.api_key),
+        speed=args.speed,
+        max_body=args.max_body,
+        journal_size=args.journal_size,
+        fallback=fallback,
+        quiet=args.quiet,
+    )
+    app = create_app(scenarios, options)
+    try:
+        asyncio.run(_serve(app, args.host, args.port))
+    except OSError as err:
+        print(f"mockserver: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
+        return 1
+    return 0

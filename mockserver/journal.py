@@ -1,0 +1,81 @@
+"""The request journal: what each request sent, which scenario answered, and how it ended.
+
+Bounded (oldest entries drop first) so a long load test cannot exhaust memory. Credentials are
+redacted before anything is stored.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+_SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "openai-organization"})
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for name, value in headers.items():
+        if name.lower() in _SECRET_HEADERS:
+            scheme, _, token = value.partition(" ")
+            value = f"{scheme} ***" if token else "***"
+        out[name] = value
+    return out
+
+
+@dataclass
+class Entry:
+    """One request as the journal keeps it."""
+
+    seq: int
+    time: float
+    method: str
+    path: str
+    request_id: str
+    headers: dict[str, str]
+    body: Any = None
+    scenario: str | None = None
+    step: int | None = None
+    unmatched: str | None = None
+    adjusted: tuple[str, ...] = ()
+    status: int = 0
+    outcome: str = "ok"
+    duration_ms: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        body = self.body
+        return body.get("messages", []) if isinstance(body, dict) else []
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["adjusted"] = list(self.adjusted)
+        return out
+
+
+class Journal:
+    def __init__(self, size: int = 1000) -> None:
+        self._entries: deque[Entry] = deque(maxlen=size)
+        self._seq = 0
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def record(self, entry: Entry) -> None:
+        self._entries.append(entry)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def entries(self) -> list[Entry]:
+        return list(self._entries)

@@ -1,0 +1,351 @@
+"""Scenario files -> ``Scenario`` objects. All checking happens here, once, before serving.
+
+Every defect is reported as ``file:line: key.path: message`` and all of a set's defects are
+collected before ``ScenarioError`` is raised, so one run of ``mockserver validate`` shows them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Problem, ScenarioError
+from .matching import build_conditions
+from .scenario import (
+    AfterLast,
+    Cadence,
+    ErrorReply,
+    Fault,
+    Message,
+    RawReply,
+    Reply,
+    Scenario,
+    Step,
+    ToolCall,
+)
+from .schema import FILE, SCENARIO, format_path, validate
+from .schema import Path as KeyPath
+from .templates import compile_template
+
+SUFFIXES = (".yaml", ".yml", ".json")
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+_MAX_NODES = 200_000
+
+_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", None),
+    404: ("invalid_request_error", None),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+_ERROR_MESSAGES = {
+    400: "Bad request.",
+    401: "Incorrect API key provided.",
+    403: "You are not allowed to access this resource.",
+    404: "The model does not exist or you do not have access to it.",
+    408: "Request timed out.",
+    429: "Rate limit reached for requests. Please try again later.",
+    500: "The server had an error while processing your request. Sorry about that!",
+    502: "Bad gateway.",
+    503: "The engine is currently overloaded, please try again later.",
+}
+
+
+class _Located:
+    """Parsed YAML plus the line of every key path, for error messages."""
+
+    def __init__(self, data: Any, lines: dict[KeyPath, int]) -> None:
+        self.data = data
+        self.lines = lines
+
+    def line(self, path: KeyPath) -> int | None:
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path)
+
+
+def _compose(text: str, source: str) -> _Located:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[KeyPath, int] = {}
+        budget = [_MAX_NODES]
+
+        def convert(node: yaml.Node, path: KeyPath) -> Any:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise ScenarioError([Problem(source, None, "", "document too large")])
+            lines.setdefault(path, node.start_mark.line + 1)
+            if isinstance(node, yaml.MappingNode):
+                loader.flatten_mapping(node)
+                out: dict[Any, Any] = {}
+                for key_node, value_node in node.value:
+                    key = loader.construct_object(key_node, deep=True)
+                    if not isinstance(key, str | int | float | bool) and key is not None:
+                        raise ScenarioError(
+                            [
+                                Problem(
+                                    source,
+                                    key_node.start_mark.line + 1,
+                                    format_path(path),
+                                    "keys must be plain strings",
+                                )
+                            ]
+                        )
+                    key = str(key) if not isinstance(key, str) else key
+                    if key in out:
+                        raise ScenarioError(
+                            [
+                                Problem(
+                                    source,
+                                    key_node.start_mark.line + 1,
+                                    format_path((*path, key)),
+                                    "duplicate key",
+                                )
+                            ]
+                        )
+                    lines[(*path, key)] = key_node.start_mark.line + 1
+                    out[key] = convert(value_node, (*path, key))
+                return out
+            if isinstance(node, yaml.SequenceNode):
+                return [convert(item, (*path, i)) for i, item in enumerate(node.value)]
+            return loader.construct_object(node, deep=True)
+
+        data = convert(node, ()) if node is not None else None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        what = getattr(err, "problem", None) or str(err)
+        raise ScenarioError([Problem(source, line, "", f"invalid YAML: {what}")]) from None
+    except RecursionError:
+        raise ScenarioError([Problem(source, None, "", "document nested too deeply")]) from None
+    finally:
+        loader.dispose()
+    return _Located(data, lines)
+
+
+def _seconds(value: Any) -> float:
+    return float(value or 0)
+
+
+def _error_reply(spec: Mapping[str, Any]) -> ErrorReply:
+    status = int(spec["status"])
+    default_type, default_code = _ERROR_TYPES.get(
+        status, ("server_error" if status >= 500 else "invalid_request_error", None)
+    )
+    return ErrorReply(
+        status=status,
+        message=spec.get("message", _ERROR_MESSAGES.get(status, f"Error {status}.")),
+        type=spec.get("type", default_type),
+        param=spec.get("param"),
+        code=spec.get("code", default_code),
+    )
+
+
+class _Builder:
+    """Turns one validated scenario mapping into a ``Scenario``, collecting located problems."""
+
+    def __init__(self, located: _Located, source: str) -> None:
+        self.located = located
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def problem(self, path: KeyPath, message: str) -> None:
+        line = self.located.line(path)
+        self.problems.append(Problem(self.source, line, format_path(path), message))
+
+    def text(self, value: Any, path: KeyPath) -> Any:
+        if value is None:
+            return None
+        try:
+            return compile_template(value)
+        except ValueError as err:
+            self.problem(path, str(err))
+            return value
+
+    def arguments(self, value: Any, path: KeyPath) -> Any:
+        if isinstance(value, dict):
+            return self.text(json.dumps(value), path)
+        if value is None:
+            return "{}"
+        try:
+            json.loads(value)
+        except ValueError:
+            if "{{" not in value:
+                self.problem(path, "expected a mapping or a JSON string; this string is not JSON")
+        return self.text(value, path)
+
+    def message(self, spec: Mapping[str, Any], path: KeyPath) -> Message:
+        calls = tuple(
+            ToolCall(
+                name=call["name"],
+                arguments=self.arguments(
+                    call.get("arguments"), (*path, "tool_calls", i, "arguments")
+                ),
+                id=call.get("id"),
+            )
+            for i, call in enumerate(spec.get("tool_calls") or ())
+        )
+        return Message(
+            content=self.text(spec.get("content"), (*path, "content")),
+            reasoning=self.text(spec.get("reasoning"), (*path, "reasoning")),
+            tool_calls=calls,
+            refusal=self.text(spec.get("refusal"), (*path, "refusal")),
+            finish_reason=spec.get("finish_reason"),
+        )
+
+    def reply(self, spec: Mapping[str, Any], path: KeyPath) -> Reply:
+        if "choices" in spec:
+            choices = tuple(
+                self.message(c, (*path, "choices", i)) for i, c in enumerate(spec["choices"])
+            )
+        else:
+            choices = (self.message(spec, path),)
+        return Reply(choices=choices, usage=spec.get("usage"), model=spec.get("model"))
+
+    def cadence(self, spec: Mapping[str, Any] | None) -> Cadence:
+        if not spec:
+            return Cadence()
+        return Cadence(
+            first_delay=_seconds(spec.get("first_delay")),
+            delay=_seconds(spec.get("delay")),
+            jitter=_seconds(spec.get("jitter")),
+            chunk=spec.get("chunk", "token"),
+            chunks=tuple((c["text"], c.get("delay")) for c in spec.get("chunks", ())),
+        )
+
+    def step(self, spec: Mapping[str, Any], path: KeyPath, defaults: Mapping[str, Any]) -> Step:
+        kinds = [k for k in ("reply", "error", "raw") if k in spec]
+        fault = spec.get("fault")
+        if len(kinds) > 1:
+            self.problem((*path, kinds[1]), f"a step has one of reply, error, raw; got {kinds}")
+        elif not kinds and not (fault and fault["kind"] in ("hang", "reset")):
+            self.problem(path, "a step needs one of 'reply', 'error' or 'raw'")
+        raw = spec.get("raw")
+        return Step(
+            reply=self.reply(spec["reply"], (*path, "reply")) if "reply" in spec else None,
+            error=_error_reply(spec["error"]) if "error" in spec else None,
+            raw=RawReply(
+                body=raw["body"],
+                status=raw.get("status", 200),
+                content_type=raw.get("content_type", "application/json"),
+            )
+            if raw
+            else None,
+            headers={**defaults.get("headers", {}), **spec.get("headers", {})},
+            delay=_seconds(spec.get("delay")),
+            cadence=self.cadence(spec.get("cadence", defaults.get("cadence"))),
+            fault=Fault(
+                kind=fault["kind"],
+                after_chunks=fault.get("after_chunks", 0),
+                nth=fault.get("nth"),
+                probability=fault.get("probability"),
+                error=_error_reply(fault["error"]) if "error" in fault else None,
+            )
+            if fault
+            else None,
+        )
+
+    def scenario(
+        self, spec: Mapping[str, Any], path: KeyPath, defaults: Mapping[str, Any], name: str
+    ) -> Scenario:
+        try:
+            conditions = build_conditions(spec.get("match") or {})
+        except ValueError as err:
+            key, message = err.args
+            self.problem((*path, "match", key), message)
+            conditions = ()
+        if "steps" in spec:
+            step_keys = [k for k in ("reply", "error", "raw", "fault") if k in spec]
+            if step_keys:
+                self.problem((*path, step_keys[0]), "put it inside a step when 'steps' is used")
+            steps = tuple(
+                self.step(s, (*path, "steps", i), {**defaults, **spec})
+                for i, s in enumerate(spec["steps"])
+            )
+        else:
+            steps = (self.step(spec, path, defaults),)
+        return Scenario(
+            name=spec.get("name", name),
+            steps=steps,
+            conditions=conditions,
+            priority=spec.get("priority", defaults.get("priority", 0)),
+            seed=spec.get("seed", defaults.get("seed", 0)),
+            after_last=AfterLast(spec.get("after_last", "repeat")),
+            conversation_header=(spec.get("conversation") or {}).get("header"),
+            source=self.source,
+            line=self.located.line(path),
+        )
+
+
+def _scenarios_in(located: _Located, source: str, stem: str) -> list[Scenario]:
+    problems = [
+        Problem(source, located.line(p), format_path(p), m) for p, m in validate(located.data, FILE)
+    ]
+    if problems:
+        raise ScenarioError(problems)
+    data = located.data
+    if isinstance(data, list):
+        items, defaults, base = data, {}, ()
+    else:
+        items, defaults, base = data["scenarios"], data.get("defaults") or {}, ("scenarios",)
+    builder = _Builder(located, source)
+    out = [
+        builder.scenario(item, (*base, i), defaults, f"{stem}[{i}]" if len(items) > 1 else stem)
+        for i, item in enumerate(items)
+    ]
+    if builder.problems:
+        raise ScenarioError(builder.problems)
+    return out
+
+
+def load_text(text: str, source: str = "<inline>") -> list[Scenario]:
+    """Scenarios from YAML (or JSON) text."""
+    return _scenarios_in(_compose(text, source), source, Path(source).stem or "inline")
+
+
+def load_data(data: Any, source: str = "<inline>") -> list[Scenario]:
+    """Scenarios from Python data shaped like a file: a scenario, a list, or ``{scenarios: [...]}``."""
+    if (
+        isinstance(data, dict)
+        and "scenarios" not in data
+        and set(data) <= set(SCENARIO["properties"])
+    ):
+        data = [data]
+    return _scenarios_in(_Located(data, {}), source, "inline")
+
+
+def _files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    for path in map(Path, paths):
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+        else:
+            yield path
+
+
+def load_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Scenario]:
+    """Scenarios from files and folders (recursively, in sorted order); every problem reported."""
+    scenarios: list[Scenario] = []
+    problems: list[Problem] = []
+    for file in _files(paths):
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(Problem(str(file), None, "", f"cannot read: {err}"))
+            continue
+        try:
+            scenarios.extend(_scenarios_in(_compose(text, str(file)), str(file), file.stem))
+        except ScenarioError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise ScenarioError(problems)
+    return scenarios
+
+
+def load_defaults() -> list[Scenario]:
+    return load_paths([DEFAULTS_FILE])

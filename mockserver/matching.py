@@ -1,0 +1,359 @@
+"""Which scenario, and which of its steps, answers a request.
+
+Conditions are pure checks that also say why they failed, so an unmatched request gets a
+report naming its nearest scenarios. Scenarios whose ``last_user`` is an exact string are
+indexed by it, so matching stays O(1) in the number of such scenarios.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any, Protocol
+
+from .errors import APIError
+from .request import ChatRequest, message_text
+from .scenario import AfterLast, Scenario, Step
+
+Captures = Mapping[str, str]
+_NO_CAPTURES: Captures = {}
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    op: str
+    value: str
+
+    def __post_init__(self) -> None:
+        if self.op == "regex":
+            object.__setattr__(self, "_regex", re.compile(self.value))
+
+    def test(self, text: str) -> Captures | None:
+        if self.op == "exact":
+            return _NO_CAPTURES if text == self.value else None
+        if self.op == "contains":
+            return _NO_CAPTURES if self.value in text else None
+        found = self._regex.search(text)  # type: ignore[attr-defined]
+        if found is None:
+            return None
+        return {
+            **{str(i + 1): g or "" for i, g in enumerate(found.groups())},
+            **{k: v or "" for k, v in found.groupdict().items()},
+        }
+
+    def __str__(self) -> str:
+        return f"{self.op} {_short(self.value)}"
+
+
+class Condition(Protocol):
+    def check(self, request: ChatRequest) -> Captures | None:
+        """Regex captures (possibly empty) when the request passes, None when it does not."""
+
+    def explain(self, request: ChatRequest) -> str:
+        """What was expected and what the request had, for miss reports."""
+
+
+@dataclass(frozen=True)
+class ModelIs:
+    pattern: str
+
+    def check(self, request: ChatRequest) -> Captures | None:
+        ok = request.model == self.pattern or fnmatchcase(request.model, self.pattern)
+        return _NO_CAPTURES if ok else None
+
+    def explain(self, request: ChatRequest) -> str:
+        return f"model {self.pattern!r}, got {request.model!r}"
+
+
+@dataclass(frozen=True)
+class TextIs:
+    field: str
+    match: TextMatch
+
+    def _texts(self, request: ChatRequest) -> Iterable[str]:
+        if self.field == "last_user":
+            return (request.last_user,)
+        if self.field == "system":
+            return (request.system,)
+        return (message_text(m) for m in request.messages)
+
+    def check(self, request: ChatRequest) -> Captures | None:
+        for text in self._texts(request):
+            found = self.match.test(text)
+            if found is not None:
+                return found
+        return None
+
+    def explain(self, request: ChatRequest) -> str:
+        got = request.system if self.field == "system" else request.last_user
+        return f"{self.field} {self.match}, got {_short(got)}"
+
+
+@dataclass(frozen=True)
+class LastRole:
+    role: str
+
+    def check(self, request: ChatRequest) -> Captures | None:
+        return _NO_CAPTURES if request.messages[-1]["role"] == self.role else None
+
+    def explain(self, request: ChatRequest) -> str:
+        return f"last_role {self.role!r}, got {request.messages[-1]['role']!r}"
+
+
+@dataclass(frozen=True)
+class ToolsOffered:
+    names: tuple[str, ...]
+
+    def check(self, request: ChatRequest) -> Captures | None:
+        offered = request.tool_names
+        return _NO_CAPTURES if all(n in offered for n in self.names) else None
+
+    def explain(self, request: ChatRequest) -> str:
+        return f"tools {list(self.names)}, got {request.tool_names}"
+
+
+def _tool_choice(request: ChatRequest) -> str | None:
+    choice = request.body.get("tool_choice")
+    if isinstance(choice, dict):
+        fn = choice.get("function")
+        return str(fn.get("name")) if isinstance(fn, dict) else None
+    return choice if isinstance(choice, str) else None
+
+
+@dataclass(frozen=True)
+class ToolChoiceIs:
+    value: str
+
+    def check(self, request: ChatRequest) -> Captures | None:
+        return _NO_CAPTURES if _tool_choice(request) == self.value else None
+
+    def explain(self, request: ChatRequest) -> str:
+        return f"tool_choice {self.value!r}, got {_tool_choice(request)!r}"
+
+
+@dataclass(frozen=True)
+class StreamIs:
+    stream: bool
+
+    def check(self, request: ChatRequest) -> Captures | None:
+        return _NO_CAPTURES if request.stream is self.stream else None
+
+    def explain(self, request: ChatRequest) -> str:
+        return f"stream {self.stream}, got {request.stream}"
+
+
+@dataclass(frozen=True)
+class ResponseFormatIs:
+    type: str
+
+    def check(self, request: ChatRequest) -> Captures | None:
+        return _NO_CAPTURES if (request.response_format or "text") == self.type else None
+
+    def explain(self, request: ChatRequest) -> str:
+        return f"response_format {self.type!r}, got {request.response_format!r}"
+
+
+@dataclass(frozen=True)
+class HeaderIs:
+    name: str
+    match: TextMatch
+
+    def check(self, request: ChatRequest) -> Captures | None:
+        value = request.headers.get(self.name)
+        return None if value is None else self.match.test(value)
+
+    def explain(self, request: ChatRequest) -> str:
+        return f"header {self.name} {self.match}, got {request.headers.get(self.name)!r}"
+
+
+def lookup(body: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(body, dict):
+            body = body.get(part)
+        elif isinstance(body, list) and part.isdigit() and int(part) < len(body):
+            body = body[int(part)]
+        else:
+            return None
+    return body
+
+
+@dataclass(frozen=True)
+class BodyField:
+    path: str
+    value: Any
+
+    def check(self, request: ChatRequest) -> Captures | None:
+        got = lookup(request.body, self.path)
+        if isinstance(self.value, TextMatch):
+            return self.value.test(got) if isinstance(got, str) else None
+        return _NO_CAPTURES if got == self.value else None
+
+    def explain(self, request: ChatRequest) -> str:
+        shown = self.value if isinstance(self.value, TextMatch) else repr(self.value)
+        return f"body.{self.path} {shown}, got {lookup(request.body, self.path)!r}"
+
+
+def text_match(spec: str | Mapping[str, str]) -> TextMatch:
+    if isinstance(spec, str):
+        return TextMatch("exact", spec)
+    ((op, value),) = spec.items()
+    return TextMatch(op, value)
+
+
+def build_conditions(match: Mapping[str, Any]) -> tuple[Condition, ...]:
+    """Conditions from a validated ``match`` mapping; raises ``ValueError(key, message)``."""
+    out: list[Condition] = []
+    for key, spec in match.items():
+        try:
+            out.extend(_build(key, spec))
+        except re.error as err:
+            raise ValueError(key, f"invalid regex: {err}") from None
+    return tuple(out)
+
+
+def _build(key: str, spec: Any) -> Iterator[Condition]:
+    if key == "model":
+        yield ModelIs(spec)
+    elif key in ("last_user", "any_message", "system"):
+        yield TextIs(key, text_match(spec))
+    elif key == "last_role":
+        yield LastRole(spec)
+    elif key == "tools":
+        yield ToolsOffered(tuple(spec))
+    elif key == "tool_choice":
+        yield ToolChoiceIs(spec)
+    elif key == "stream":
+        yield StreamIs(spec)
+    elif key == "response_format":
+        yield ResponseFormatIs(spec)
+    elif key == "headers":
+        for name, value in spec.items():
+            yield HeaderIs(name, text_match(value))
+    elif key == "body":
+        for path, value in spec.items():
+            is_text = isinstance(value, dict) and len(value) == 1
+            is_text = is_text and next(iter(value)) in ("exact", "contains", "regex")
+            yield BodyField(path, text_match(value) if is_text else value)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The outcome of matching: the scenario, the step that answers, and regex captures."""
+
+    scenario: Scenario
+    step: Step
+    step_index: int
+    captures: Captures
+
+
+def _index_key(scenario: Scenario) -> str | None:
+    for cond in scenario.conditions:
+        if isinstance(cond, TextIs) and cond.field == "last_user" and cond.match.op == "exact":
+            return cond.match.value
+    return None
+
+
+class ScenarioSet:
+    """Scenarios in the order they are tried, with the position of each step sequence.
+
+    Order: higher ``priority`` first, then load order. Sequence state is kept per scenario and
+    per conversation (a header the scenario names, or the first user message).
+    """
+
+    def __init__(self, scenarios: Iterable[Scenario], fallback: Scenario | None = None) -> None:
+        ranked = sorted(enumerate(scenarios), key=lambda p: (-p[1].priority, p[0]))
+        self.scenarios: list[Scenario] = [s for _, s in ranked]
+        self.fallback = fallback
+        self._indexed: dict[str, list[tuple[int, Scenario]]] = {}
+        self._scanned: list[tuple[int, Scenario]] = []
+        for rank, scenario in enumerate(self.scenarios):
+            key = _index_key(scenario)
+            if key is None:
+                self._scanned.append((rank, scenario))
+            else:
+                self._indexed.setdefault(key, []).append((rank, scenario))
+        self._positions: dict[tuple[Scenario, str], int] = {}
+
+    def __len__(self) -> int:
+        return len(self.scenarios)
+
+    def reset(self) -> None:
+        self._positions.clear()
+
+    def _candidates(self, request: ChatRequest) -> Iterable[tuple[int, Scenario]]:
+        indexed = self._indexed.get(request.last_user)
+        if not indexed:
+            return self._scanned
+        if not self._scanned:
+            return indexed
+        return heapq.merge(indexed, self._scanned, key=lambda p: p[0])
+
+    def resolve(self, request: ChatRequest) -> Resolution:
+        for _, scenario in self._candidates(request):
+            captures = _check_all(scenario, request)
+            if captures is None:
+                continue
+            step = self._advance(scenario, request)
+            if step is not None:
+                return Resolution(scenario, scenario.steps[step], step, captures)
+        if self.fallback is not None:
+            return Resolution(self.fallback, self.fallback.steps[0], 0, _NO_CAPTURES)
+        raise self.no_match(request)
+
+    def _advance(self, scenario: Scenario, request: ChatRequest) -> int | None:
+        count = len(scenario.steps)
+        if count == 1:
+            return 0
+        if scenario.conversation_header:
+            conversation = request.headers.get(scenario.conversation_header, "")
+        else:
+            conversation = next(
+                (message_text(m) for m in request.messages if m["role"] == "user"), ""
+            )
+        key = (scenario, conversation)
+        seen = self._positions.get(key, 0)
+        self._positions[key] = seen + 1
+        if seen < count:
+            return seen
+        if scenario.after_last is AfterLast.CYCLE:
+            return seen % count
+        if scenario.after_last is AfterLast.REPEAT:
+            return count - 1
+        return None
+
+    def no_match(self, request: ChatRequest) -> APIError:
+        """A 404 naming the nearest scenarios and, for each, the conditions that failed."""
+        misses: list[tuple[int, int, Scenario, list[str]]] = []
+        for rank, scenario in enumerate(self.scenarios):
+            failed = [c.explain(request) for c in scenario.conditions if c.check(request) is None]
+            if not failed:
+                failed = ["all its steps have been used (after_last: stop)"]
+            misses.append((len(failed), rank, scenario, failed))
+        nearest = heapq.nsmallest(3, misses, key=lambda m: (m[0], m[1]))
+        lines = [f"{s.name!r} ({s.where}): {'; '.join(f)}" for _, _, s, f in nearest]
+        detail = " Nearest: " + " | ".join(lines) if lines else " No scenarios are loaded."
+        return APIError(
+            404,
+            f"mockserver: no scenario matched this request (last user message "
+            f"{_short(request.last_user)}, model {request.model!r}).{detail}",
+            type="invalid_request_error",
+            code="scenario_not_found",
+        )
+
+
+def _check_all(scenario: Scenario, request: ChatRequest) -> Captures | None:
+    captures: dict[str, str] | None = None
+    for cond in scenario.conditions:
+        found = cond.check(request)
+        if found is None:
+            return None
+        if found:
+            captures = {**(captures or {}), **found}
+    return captures if captures is not None else _NO_CAPTURES

@@ -1,0 +1,166 @@
+"""Parameter profiles: how a provider treats sampling and length parameters.
+
+A profile is a table of rules. Each rule reads one parameter of the request and either adjusts
+it (recording what it did, so the caller can see it in ``x-mock-adjusted`` and the journal) or
+rejects the request the way that provider does. Adding a provider is adding a table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any, Protocol
+
+from .errors import APIError
+from .request import ChatRequest
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the reply must honour once the profile has had its say."""
+
+    limit: int | None = None
+    stop: tuple[str, ...] = ()
+    adjusted: tuple[str, ...] = ()
+
+
+class Rule(Protocol):
+    def apply(self, request: ChatRequest, params: dict[str, Any], adjusted: list[str]) -> None: ...
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+@dataclass(frozen=True)
+class Clamp:
+    """Out-of-range values are moved to the nearest bound instead of rejected."""
+
+    param: str
+    low: float
+    high: float
+
+    def apply(self, request: ChatRequest, params: dict[str, Any], adjusted: list[str]) -> None:
+        value = params.get(self.param)
+        if value is None:
+            return
+        bounded = min(max(value, self.low), self.high)
+        if bounded != value:
+            params[self.param] = bounded
+            adjusted.append(f"{self.param}={_fmt(bounded)}")
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Out-of-range values are a 400, as OpenAI answers them."""
+
+    param: str
+    low: float | None
+    high: float | None
+
+    def apply(self, request: ChatRequest, params: dict[str, Any], adjusted: list[str]) -> None:
+        value = params.get(self.param)
+        if value is None:
+            return
+        if self.low is not None and value < self.low:
+            bound, side = self.low, f">= {_fmt(self.low)}"
+        elif self.high is not None and value > self.high:
+            bound, side = self.high, f"<= {_fmt(self.high)}"
+        else:
+            return
+        kind = "below minimum" if bound == self.low else "above maximum"
+        raise APIError(
+            400,
+            f"Invalid '{self.param}': value {kind} value. Expected a value {side}, "
+            f"but got {value} instead.",
+            param=self.param,
+            code="invalid_value",
+        )
+
+
+@dataclass(frozen=True)
+class Ignore:
+    """The parameter is accepted and has no effect."""
+
+    param: str
+    values: tuple[Any, ...] | None = None
+
+    def apply(self, request: ChatRequest, params: dict[str, Any], adjusted: list[str]) -> None:
+        value = params.get(self.param)
+        if value is None or (self.values is not None and value not in self.values):
+            return
+        params[self.param] = None
+        adjusted.append(f"{self.param}=ignored")
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """Models matching ``models`` reject the parameter with OpenAI's ``unsupported_parameter``."""
+
+    param: str
+    models: str
+    instead: str | None = None
+
+    def apply(self, request: ChatRequest, params: dict[str, Any], adjusted: list[str]) -> None:
+        if params.get(self.param) is None or not fnmatchcase(request.model, self.models):
+            return
+        hint = f" Use '{self.instead}' instead." if self.instead else ""
+        raise APIError(
+            400,
+            f"Unsupported parameter: '{self.param}' is not supported with this model.{hint}",
+            param=self.param,
+            code="unsupported_parameter",
+        )
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    rules: Sequence[Rule]
+    description: str = ""
+
+    def apply(self, request: ChatRequest) -> Settings:
+        body = request.body
+        params = {
+            key: body.get(key)
+            for key in ("temperature", "top_p", "stop", "max_tokens", "max_completion_tokens")
+        }
+        adjusted: list[str] = []
+        for rule in self.rules:
+            rule.apply(request, params, adjusted)
+        limits = [
+            v for v in (params["max_tokens"], params["max_completion_tokens"]) if v is not None
+        ]
+        stop = params["stop"]
+        return Settings(
+            limit=min(limits) if limits else None,
+            stop=(stop,) if isinstance(stop, str) else tuple(s for s in stop or () if s),
+            adjusted=tuple(adjusted),
+        )
+
+
+APIFACTORY = Profile(
+    "apifactory",
+    (
+        Clamp("temperature", 0, 2),
+        Clamp("top_p", 0, 1),
+        Ignore("stop"),
+        Ignore("max_tokens", values=(0, 1)),
+    ),
+    "the API factory relay: clamps temperature/top_p, ignores stop and max_tokens 0/1",
+)
+
+OPENAI = Profile(
+    "openai",
+    (
+        Reject("temperature", 0, 2),
+        Reject("top_p", 0, 1),
+        Reject("max_tokens", 1, None),
+        Reject("max_completion_tokens", 1, None),
+        Unsupported("max_tokens", "o[1-9]*", instead="max_completion_tokens"),
+    ),
+    "OpenAI: out-of-range values are 400, stop and max_tokens are honoured",
+)
+
+PROFILES = {p.name: p for p in (APIFACTORY, OPENAI)}

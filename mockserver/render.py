@@ -1,0 +1,335 @@
+"""Reply x request -> the bytes a client receives: a completion body, or SSE frames.
+
+Pure: ids, clock and randomness come in as arguments. The expensive part (templating,
+stop sequences, truncation, tokenizing, cutting into chunks) is cached for replies that have no
+template, so a repeated request only assembles bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .profiles import Settings
+from .request import ChatRequest
+from .scenario import Cadence, Message, Reply, Text
+from .templates import Context, Template
+from .tokens import count_prompt_tokens, count_tokens, split_tokens
+
+if TYPE_CHECKING:
+    from faker import Faker
+
+_WORD = re.compile(r"\s*\S+\s*|\s+")
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One choice, concrete: texts resolved, stop and limit applied, cut into stream pieces."""
+
+    content: str | None
+    reasoning: str | None
+    refusal: str | None
+    tool_calls: tuple[tuple[str, str], ...]
+    finish_reason: str
+    completion_tokens: int
+    reasoning_tokens: int
+    content_pieces: tuple[str, ...]
+    reasoning_pieces: tuple[str, ...]
+    refusal_pieces: tuple[str, ...]
+    argument_pieces: tuple[tuple[str, ...], ...]
+    piece_delays: tuple[float | None, ...] = ()
+
+
+def cut(text: str, chunk: str | int) -> list[str]:
+    """Cut text into stream pieces: by token, word, character, or fixed size."""
+    if not text:
+        return []
+    if chunk == "token":
+        return split_tokens(text)
+    if chunk == "word":
+        return _WORD.findall(text)
+    if chunk == "char":
+        return list(text)
+    size = int(chunk)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _resolve(text: Text | None, ctx: Context | None) -> str | None:
+    if text is None or isinstance(text, str):
+        return text
+    assert ctx is not None
+    return text.render(ctx)
+
+
+def _apply_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+    cuts = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def build_choice(
+    message: Message, settings: Settings, cadence: Cadence, ctx: Context | None
+) -> Choice:
+    content = _resolve(message.content, ctx)
+    if cadence.chunks and content is None:
+        content = "".join(text for text, _ in cadence.chunks)
+    reasoning = _resolve(message.reasoning, ctx)
+    refusal = _resolve(message.refusal, ctx)
+    calls = tuple((c.name, _resolve(c.arguments, ctx) or "{}") for c in message.tool_calls)
+    finish = message.finish_reason
+    stopped = False
+    if settings.stop and content:
+        content, stopped = _apply_stop(content, settings.stop)
+    reasoning_tokens = split_tokens(reasoning or "")
+    content_tokens = split_tokens(content or "")
+    tool_tokens = sum(count_tokens(n) + count_tokens(a) + 3 for n, a in calls)
+    if settings.limit is not None:
+        budget = settings.limit
+        total = len(reasoning_tokens) + len(content_tokens) + count_tokens(refusal or "")
+        if total + tool_tokens > budget:
+            reasoning_tokens = reasoning_tokens[:budget]
+            content_tokens = content_tokens[: max(0, budget - len(reasoning_tokens))]
+            reasoning = "".join(reasoning_tokens) if reasoning is not None else None
+            content = "".join(content_tokens) if content is not None or calls else None
+            calls, tool_tokens, finish = (), 0, "length"
+    if finish is None:
+        finish = "tool_calls" if calls else "stop"
+    elif stopped and finish == "length":
+        finish = "stop"
+    pieces = [(text, delay) for text, delay in cadence.chunks]
+    if pieces and content is not None and "".join(t for t, _ in pieces) == content:
+        content_pieces = tuple(t for t, _ in pieces)
+        delays = tuple(d for _, d in pieces)
+    else:
+        content_pieces = tuple(
+            content_tokens if cadence.chunk == "token" else cut(content or "", cadence.chunk)
+        )
+        delays = ()
+    return Choice(
+        content=content,
+        reasoning=reasoning,
+        refusal=refusal,
+        tool_calls=calls,
+        finish_reason=finish,
+        completion_tokens=len(reasoning_tokens)
+        + len(content_tokens)
+        + count_tokens(refusal or "")
+        + tool_tokens,
+        reasoning_tokens=len(reasoning_tokens),
+        content_pieces=content_pieces,
+        reasoning_pieces=tuple(
+            reasoning_tokens if cadence.chunk == "token" else cut(reasoning or "", cadence.chunk)
+        ),
+        refusal_pieces=tuple(cut(refusal or "", cadence.chunk)),
+        argument_pieces=tuple(tuple(cut(a, cadence.chunk)) for _, a in calls),
+        piece_delays=delays,
+    )
+
+
+class Renderer:
+    """Builds concrete choices, caching those of template-free replies."""
+
+    def __init__(self, faker_factory: Callable[[], Faker] | None = None) -> None:
+        self._cache: dict[tuple[Any, ...], tuple[Choice, ...]] = {}
+        self._faker_factory = faker_factory
+        self._faker: Faker | None = None
+
+    def _fake(self, seed: int) -> Callable[[], Faker]:
+        def get() -> Faker:
+            if self._faker is None:
+                if self._faker_factory is None:
+                    from faker import Faker
+
+                    self._faker = Faker()
+                else:
+                    self._faker = self._faker_factory()
+            self._faker.seed_instance(seed)
+            return self._faker
+
+        return get
+
+    def choices(
+        self,
+        reply: Reply,
+        request: ChatRequest,
+        settings: Settings,
+        cadence: Cadence,
+        captures: dict[str, str] | Any,
+        seed: int,
+    ) -> tuple[Choice, ...]:
+        static = reply.static
+        key = (reply, request.n, settings.limit, settings.stop, cadence)
+        if static:
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+        ctx = None if static else Context(request, captures, self._fake(seed))
+        messages = reply.choices
+        out = tuple(
+            build_choice(messages[i % len(messages)], settings, cadence, ctx)
+            for i in range(request.n)
+        )
+        if static:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = out
+        return out
+
+
+def digest(*parts: bytes | str | int) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else str(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def usage(request: ChatRequest, choices: tuple[Choice, ...], fixed: Any) -> dict[str, Any]:
+    """OpenAI's usage object; figures the scenario states win over computed ones."""
+    fixed = fixed or {}
+    prompt = fixed.get("prompt_tokens")
+    if prompt is None:
+        tools = request.body.get("tools")
+        prompt = count_prompt_tokens(request.messages, json.dumps(tools) if tools else None)
+    completion = fixed.get("completion_tokens", sum(c.completion_tokens for c in choices))
+    reasoning = fixed.get("reasoning_tokens", sum(c.reasoning_tokens for c in choices))
+    cached = fixed.get("cached_tokens", 0)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {
+            "cached_tokens": cached,
+            "text_tokens": prompt,
+            "audio_tokens": 0,
+            "image_tokens": 0,
+        },
+        "completion_tokens_details": {
+            "text_tokens": max(0, completion - reasoning),
+            "audio_tokens": 0,
+            "reasoning_tokens": reasoning,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What every body or chunk of one reply shares."""
+
+    id: str
+    created: int
+    model: str
+    system_fingerprint: str
+    call_id_seed: str
+
+    def call_id(self, choice: int, call: int) -> str:
+        return f"call_{self.call_id_seed}{choice}{call}"
+
+
+def completion_body(env: Envelope, choices: tuple[Choice, ...], usage_: dict[str, Any]) -> bytes:
+    out = []
+    for i, c in enumerate(choices):
+        message: dict[str, Any] = {"role": "assistant", "content": c.content, "refusal": c.refusal}
+        if c.reasoning is not None:
+            message["reasoning_content"] = c.reasoning
+        if c.tool_calls:
+            message["tool_calls"] = [
+                {"id": env.call_id(i, k), "type": "function",
+                 "function": {"name": name, "arguments": args}}
+                for k, (name, args) in enumerate(c.tool_calls)
+            ]  # fmt: skip
+        out.append(
+            {"index": i, "message": message, "logprobs": None, "finish_reason": c.finish_reason}
+        )
+    return json.dumps(
+        {
+            "id": env.id,
+            "object": "chat.completion",
+            "created": env.created,
+            "model": env.model,
+            "choices": out,
+            "usage": usage_,
+            "system_fingerprint": env.system_fingerprint,
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+def _delta(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+
+def stream_deltas(
+    env: Envelope, choices: tuple[Choice, ...]
+) -> list[tuple[list[Any], float | None]]:
+    """The ``choices`` array of every chunk, in order, with a scripted delay where one is set."""
+    frames: list[tuple[list[Any], float | None]] = [
+        ([_delta(i, {"role": "assistant", "content": ""}) for i in range(len(choices))], None)
+    ]
+    for i, c in enumerate(choices):
+        frames += [([_delta(i, {"reasoning_content": p})], None) for p in c.reasoning_pieces]
+        delays = c.piece_delays or (None,) * len(c.content_pieces)
+        frames += [
+            ([_delta(i, {"content": p})], d) for p, d in zip(c.content_pieces, delays, strict=True)
+        ]
+        frames += [([_delta(i, {"refusal": p})], None) for p in c.refusal_pieces]
+        for k, ((name, _), pieces) in enumerate(zip(c.tool_calls, c.argument_pieces, strict=True)):
+            head = {"index": k, "id": env.call_id(i, k), "type": "function",
+                    "function": {"name": name, "arguments": ""}}  # fmt: skip
+            frames.append(([_delta(i, {"tool_calls": [head]})], None))
+            frames += [
+                ([_delta(i, {"tool_calls": [{"index": k, "function": {"arguments": p}}]})], None)
+                for p in pieces
+            ]
+    frames += [([_delta(i, {}, c.finish_reason)], None) for i, c in enumerate(choices)]
+    return frames
+
+
+def sse_frames(
+    env: Envelope,
+    choices: tuple[Choice, ...],
+    usage_: dict[str, Any] | None,
+) -> list[tuple[bytes, float | None]]:
+    """Every ``data:`` frame of a stream, ``[DONE]`` excluded, with scripted per-piece delays."""
+    head = json.dumps(
+        {"id": env.id, "object": "chat.completion.chunk", "created": env.created,
+         "model": env.model, "system_fingerprint": env.system_fingerprint},
+        ensure_ascii=False,
+    )[:-1]  # fmt: skip
+    tail = ',"usage":null}\n\n' if usage_ is not None else "}\n\n"
+    out = [
+        (f'data: {head},"choices":{json.dumps(deltas, ensure_ascii=False)}{tail}'.encode(), d)
+        for deltas, d in stream_deltas(env, choices)
+    ]
+    if usage_ is not None:
+        out.append((f'data: {head},"choices":[],"usage":{json.dumps(usage_)}}}\n\n'.encode(), None))
+    return out
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def delays(cadence: Cadence, scripted: list[float | None], scale: float, seed: int) -> list[float]:
+    """Seconds to wait before each frame: first_delay, then delay (+/- seeded jitter) each."""
+    if scale == 0:
+        return [0.0] * len(scripted)
+    rng = random.Random(seed) if cadence.jitter else None
+    out = []
+    for i, explicit in enumerate(scripted):
+        base = cadence.first_delay if i == 0 else cadence.delay
+        wait = explicit if explicit is not None else base
+        if rng is not None and i > 0:
+            wait = max(0.0, wait + rng.uniform(-cadence.jitter, cadence.jitter))
+        out.append(wait * scale)
+    return out
+
+
+def is_template(text: object) -> bool:
+    return isinstance(text, Template)

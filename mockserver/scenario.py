@@ -1,0 +1,130 @@
+"""The scenario model: frozen data, built by the loader, read by matching and rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from .templates import Template
+
+if TYPE_CHECKING:
+    from .matching import Condition
+
+Text = str | Template
+
+
+class AfterLast(str, Enum):
+    """What a scenario with steps does once its last step has answered."""
+
+    REPEAT = "repeat"
+    CYCLE = "cycle"
+    STOP = "stop"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: Text
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One choice of a reply, before truncation and tokenizing."""
+
+    content: Text | None = None
+    reasoning: Text | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    refusal: Text | None = None
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Reply:
+    choices: tuple[Message, ...]
+    usage: Mapping[str, int] | None = None
+    model: str | None = None
+
+    @property
+    def static(self) -> bool:
+        """True when no choice uses a template, so rendering can be done once and cached."""
+        for m in self.choices:
+            texts = [m.content, m.reasoning, m.refusal, *(t.arguments for t in m.tool_calls)]
+            if any(isinstance(t, Template) for t in texts):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    status: int
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class RawReply:
+    body: str
+    status: int = 200
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """Streaming pace in seconds (before ``--speed`` scaling) and how text is cut into chunks."""
+
+    first_delay: float = 0.0
+    delay: float = 0.0
+    jitter: float = 0.0
+    chunk: str | int = "token"
+    chunks: tuple[tuple[str, float | None], ...] = ()
+
+    @property
+    def instant(self) -> bool:
+        return not (self.first_delay or self.delay or self.jitter) and all(
+            d is None or d == 0 for _, d in self.chunks
+        )
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    after_chunks: int = 0
+    nth: int | None = None
+    probability: float | None = None
+    error: ErrorReply | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    reply: Reply | None = None
+    error: ErrorReply | None = None
+    raw: RawReply | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    cadence: Cadence = Cadence()
+    fault: Fault | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    name: str
+    steps: tuple[Step, ...]
+    conditions: tuple[Condition, ...] = ()
+    priority: int = 0
+    seed: int = 0
+    after_last: AfterLast = AfterLast.REPEAT
+    conversation_header: str | None = None
+    source: str = "<inline>"
+    line: int | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+    def __repr__(self) -> str:
+        return f"<Scenario {self.name!r} at {self.where}>"

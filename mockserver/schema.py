@@ -1,0 +1,358 @@
+"""The scenario format as a JSON Schema, and the small validator that checks files against it.
+
+One definition serves three readers: the loader (which reports every violation with its key
+path), ``mockserver schema`` (editors complete and check files with it) and the README.
+The validator covers the subset of JSON Schema used here.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from typing import Any
+
+Path = tuple[str | int, ...]
+
+_TEXT_MATCH: dict[str, Any] = {
+    "x-expected": "a string or a mapping with one of exact, contains, regex",
+    "anyOf": [
+        {"type": "string"},
+        {
+            "type": "object",
+            "x-expected": "exactly one of exact, contains, regex",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "maxProperties": 1,
+            "properties": {
+                "exact": {"type": "string"},
+                "contains": {"type": "string"},
+                "regex": {"type": "string"},
+            },
+        },
+    ],
+}
+_DELAY = {"type": "number", "minimum": 0}
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_FINISH = {"enum": ["stop", "length", "tool_calls", "content_filter", "function_call"]}
+
+_MATCH = {
+    "type": "object",
+    "description": "Conditions that must all hold for the scenario to answer.",
+    "additionalProperties": False,
+    "properties": {
+        "model": {"type": "string", "description": "exact name or glob (gpt-4*)"},
+        "last_user": _TEXT_MATCH,
+        "any_message": _TEXT_MATCH,
+        "system": _TEXT_MATCH,
+        "last_role": {"enum": ["system", "user", "assistant", "tool", "developer", "function"]},
+        "tools": {"type": "array", "items": {"type": "string"}},
+        "tool_choice": {"type": "string"},
+        "stream": {"type": "boolean"},
+        "response_format": {"enum": ["text", "json_object", "json_schema"]},
+        "headers": {"type": "object", "additionalProperties": _TEXT_MATCH},
+        "body": {"type": "object", "description": "dotted path -> value or text match"},
+    },
+}
+
+_TOOL_CALL = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "arguments": {
+            "x-expected": "a mapping or a JSON string",
+            "anyOf": [{"type": "object"}, {"type": "string"}],
+        },
+    },
+}
+
+_USAGE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        name: {"type": "integer", "minimum": 0}
+        for name in (
+            "prompt_tokens",
+            "completion_tokens",
+            "reasoning_tokens",
+            "cached_tokens",
+        )
+    },
+}
+
+_MESSAGE = {
+    "content": {"type": ["string", "null"], "description": "text; may use {{ templates }}"},
+    "reasoning": {"type": "string", "description": "sent as reasoning_content"},
+    "tool_calls": {"type": "array", "items": _TOOL_CALL, "minItems": 1},
+    "refusal": {"type": "string"},
+    "finish_reason": _FINISH,
+}
+
+_REPLY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        **_MESSAGE,
+        "usage": _USAGE,
+        "model": {"type": "string"},
+        "choices": {
+            "type": "array",
+            "description": "one entry per choice when the request asks for n > 1",
+            "minItems": 1,
+            "items": {"type": "object", "additionalProperties": False, "properties": _MESSAGE},
+        },
+    },
+}
+
+_ERROR = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["status"],
+    "properties": {
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "message": {"type": "string"},
+        "type": {"type": "string"},
+        "param": {"type": ["string", "null"]},
+        "code": {"type": ["string", "null"]},
+    },
+}
+
+_RAW = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["body"],
+    "properties": {
+        "status": {"type": "integer", "minimum": 100, "maximum": 599},
+        "body": {"type": "string"},
+        "content_type": {"type": "string"},
+    },
+}
+
+_CHUNK = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["text"],
+    "properties": {"text": {"type": "string"}, "delay": _DELAY},
+}
+
+_CADENCE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "first_delay": _DELAY,
+        "delay": _DELAY,
+        "jitter": _DELAY,
+        "chunk": {
+            "x-expected": "token, word, char or a number of characters",
+            "anyOf": [{"enum": ["token", "word", "char"]}, {"type": "integer", "minimum": 1}],
+        },
+        "chunks": {"type": "array", "items": _CHUNK, "minItems": 1},
+    },
+}
+
+FAULTS = (
+    "hang",
+    "reset",
+    "drop",
+    "stall",
+    "malformed",
+    "stream_error",
+    "no_done",
+)
+
+_FAULT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["kind"],
+    "properties": {
+        "kind": {"enum": list(FAULTS)},
+        "after_chunks": {"type": "integer", "minimum": 0},
+        "nth": {"type": "integer", "minimum": 1},
+        "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "error": _ERROR,
+    },
+}
+
+_STEP_PROPS = {
+    "reply": _REPLY,
+    "error": _ERROR,
+    "raw": _RAW,
+    "headers": _STRING_MAP,
+    "delay": _DELAY,
+    "cadence": _CADENCE,
+    "fault": _FAULT,
+}
+
+_STEP = {"type": "object", "additionalProperties": False, "properties": _STEP_PROPS}
+
+SCENARIO = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"},
+        "priority": {"type": "integer"},
+        "seed": {"type": "integer"},
+        "match": _MATCH,
+        **_STEP_PROPS,
+        "steps": {"type": "array", "items": _STEP, "minItems": 1},
+        "after_last": {"enum": ["repeat", "cycle", "stop"]},
+        "conversation": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"header": {"type": "string"}},
+        },
+    },
+}
+
+_DEFAULTS = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        k: SCENARIO["properties"][k] for k in ("priority", "seed", "cadence", "headers")
+    },
+}
+
+FILE = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "mockserver scenario file",
+    "x-expected": "a mapping with 'scenarios', or a list of scenarios",
+    "anyOf": [
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["scenarios"],
+            "properties": {
+                "version": {"const": 1},
+                "defaults": _DEFAULTS,
+                "scenarios": {"type": "array", "items": SCENARIO},
+            },
+        },
+        {"type": "array", "items": SCENARIO},
+    ],
+}
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _is_type(value: Any, name: str) -> bool:
+    if name == "object":
+        return isinstance(value, dict)
+    if name == "array":
+        return isinstance(value, list)
+    if name == "string":
+        return isinstance(value, str)
+    if name == "boolean":
+        return isinstance(value, bool)
+    if name == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if name == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return value is None
+
+
+def _expected(schema: dict[str, Any]) -> str:
+    if "x-expected" in schema:
+        return str(schema["x-expected"])
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(v) for v in schema["enum"])
+    if "const" in schema:
+        return repr(schema["const"])
+    types = schema.get("type")
+    if isinstance(types, str):
+        return _TYPE_NAMES[types]
+    if isinstance(types, list):
+        return " or ".join(_TYPE_NAMES[t] for t in types)
+    return "something else"
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def validate(value: Any, schema: dict[str, Any], path: Path = ()) -> Iterator[tuple[Path, str]]:
+    """Yield ``(path, message)`` for every violation of ``schema`` by ``value``."""
+    if "anyOf" in schema:
+        branches = schema["anyOf"]
+        fitting = [b for b in branches if not list(validate(value, b, path))]
+        if fitting:
+            return
+        typed = [b for b in branches if "type" in b and _is_type(value, b["type"])]
+        if len(typed) == 1:
+            yield from validate(value, typed[0], path)
+        else:
+            yield path, f"expected {_expected(schema)}, got {_got(value)}"
+        return
+    if "enum" in schema and value not in schema["enum"]:
+        yield path, f"{_got(value)} is not {_expected(schema)}"
+        return
+    if "const" in schema and value != schema["const"]:
+        yield path, f"expected {schema['const']!r}, got {_got(value)}"
+        return
+    types = schema.get("type")
+    if types is not None:
+        names = [types] if isinstance(types, str) else types
+        if not any(_is_type(value, t) for t in names):
+            yield path, f"expected {_expected(schema)}, got {_got(value)}"
+            return
+    if isinstance(value, dict):
+        yield from _validate_object(value, schema, path)
+    elif isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            yield path, f"expected at least {schema['minItems']} item(s)"
+        items = schema.get("items")
+        if items:
+            for i, item in enumerate(value):
+                yield from validate(item, items, (*path, i))
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            yield path, f"must be >= {schema['minimum']}, got {value}"
+        if "maximum" in schema and value > schema["maximum"]:
+            yield path, f"must be <= {schema['maximum']}, got {value}"
+
+
+def _validate_object(
+    value: dict[str, Any], schema: dict[str, Any], path: Path
+) -> Iterator[tuple[Path, str]]:
+    props: dict[str, Any] = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    for key in schema.get("required", ()):
+        if key not in value:
+            yield path, f"missing required key '{key}'"
+    for key, item in value.items():
+        if key in props:
+            yield from validate(item, props[key], (*path, key))
+        elif extra is False:
+            yield (*path, key), _unknown_key(str(key), list(props))
+        elif isinstance(extra, dict):
+            yield from validate(item, extra, (*path, key))
+    if len(value) < schema.get("minProperties", 0) or len(value) > schema.get(
+        "maxProperties", len(value)
+    ):
+        yield path, f"expected {_expected(schema)}"
+
+
+def _unknown_key(key: str, allowed: list[str]) -> str:
+    near = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    return f"unknown key{hint}; expected one of: {', '.join(allowed)}"
+
+
+def format_path(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
