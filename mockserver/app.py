@@ -70,6 +70,7 @@ class State:
     journal: Journal
     renderer: Renderer = field(default_factory=Renderer)
     fault_counts: dict[Step, int] = field(default_factory=dict)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     def replace(self, scenarios: Iterable[Scenario]) -> None:
         self.scenarios = ScenarioSet(scenarios, self.options.fallback)
@@ -151,8 +152,11 @@ def _fires(fault: Fault | None, state: State, step: Step, seed: str) -> bool:
     return True
 
 
-async def _forever(state: State) -> None:
-    await asyncio.Event().wait()
+async def _forever(request: web.Request, state: State) -> None:
+    """A scripted hang: until the client leaves (the handler is cancelled) or the server stops."""
+    await state.closing.wait()
+    _abort(request)
+    raise _Dropped
 
 
 async def _wait(state: State, seconds: float, response: web.StreamResponse | None = None) -> None:
@@ -199,7 +203,7 @@ async def _respond(
     if settings.adjusted:
         headers["x-mock-adjusted"] = ", ".join(settings.adjusted)
     if kind == "hang" or (kind == "stall" and not chat.stream):
-        await _forever(state)
+        await _forever(request, state)
     if kind in ("reset", "drop") and not chat.stream:
         _abort(request)
         raise _Dropped
@@ -236,7 +240,10 @@ async def _respond(
             body = body[: len(body) // 2]
         return web.Response(body=body, headers={**headers, "Content-Type": JSON})
     frames = sse_frames(env, choices, used if chat.include_usage else None)
-    waits = delays(step.cadence, [d for _, d in frames], scale, int(seed[8:16], 16))
+    scripted = delays(step.cadence, [d for _, d in frames], int(seed[8:16], 16))
+    if any(scripted):
+        entry.extra["delays"] = scripted
+    waits = [w * scale for w in scripted]
     headers["Cache-Control"] = "no-cache"
     if kind is None and not any(waits):
         body = b"".join(f for f, _ in frames) + DONE
@@ -268,7 +275,7 @@ async def _stream(
         _abort(request)
         raise _Dropped
     if kind == "stall":
-        await _forever(state)
+        await _forever(request, state)
     if kind == "malformed":
         await response.write(b'data: {"id": "chatcmpl-broken", "choices": [\n\n')
     elif kind == "stream_error" and fault is not None:
@@ -438,6 +445,21 @@ async def admin_journal(request: web.Request) -> web.Response:
     return web.json_response({"entries": [e.to_dict() for e in state.journal]})
 
 
+async def _release_hangs(app: web.Application) -> None:
+    app[STATE].closing.set()
+
+
+def make_runner(app: web.Application, shutdown_timeout: float = 5.0) -> web.AppRunner:
+    """The runner every front uses: handlers end when their client disconnects."""
+    return web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        handler_cancellation=True,
+        shutdown_timeout=shutdown_timeout,
+    )
+
+
 def create_app(scenarios: Iterable[Scenario], options: Options | None = None) -> web.Application:
     """The mock as an aiohttp application. ``app[STATE]`` holds its scenarios and journal."""
     options = options or Options()
@@ -454,4 +476,5 @@ def create_app(scenarios: Iterable[Scenario], options: Options | None = None) ->
     app.router.add_route("*", f"{ADMIN}/scenarios", admin_scenarios)
     app.router.add_post(f"{ADMIN}/reset", admin_reset)
     app.router.add_route("*", f"{ADMIN}/journal", admin_journal)
+    app.on_shutdown.append(_release_hangs)
     return app

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from .app import DEFAULT_MAX_BODY, Options, create_app
+from .app import DEFAULT_MAX_BODY, Options, create_app, make_runner
 from .errors import ScenarioError
 from .loader import load_defaults, load_paths
 from .profiles import PROFILES
@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(app: web.Application, host: str, port: int) -> None:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    runner = make_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .profiles import Settings
 from .request import ChatRequest
 from .scenario import Cadence, Message, Reply, Text
-from .templates import Context, Template
+from .templates import Context
 from .tokens import count_prompt_tokens, count_tokens, split_tokens
 
 if TYPE_CHECKING:
@@ -316,20 +316,13 @@ def sse_frames(
 DONE = b"data: [DONE]\n\n"
 
 
-def delays(cadence: Cadence, scripted: list[float | None], scale: float, seed: int) -> list[float]:
-    """Seconds to wait before each frame: first_delay, then delay (+/- seeded jitter) each."""
-    if scale == 0:
-        return [0.0] * len(scripted)
+def delays(cadence: Cadence, scripted: list[float | None], seed: int) -> list[float]:
+    """Scripted seconds before each frame: first_delay, then delay (+/- seeded jitter) each."""
     rng = random.Random(seed) if cadence.jitter else None
     out = []
     for i, explicit in enumerate(scripted):
-        base = cadence.first_delay if i == 0 else cadence.delay
-        wait = explicit if explicit is not None else base
+        wait = explicit if explicit is not None else (cadence.first_delay if i == 0 else cadence.delay)
         if rng is not None and i > 0:
             wait = max(0.0, wait + rng.uniform(-cadence.jitter, cadence.jitter))
-        out.append(wait * scale)
+        out.append(round(wait, 6))
     return out
-
-
-def is_template(text: object) -> bool:
-    return isinstance(text, Template)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .app import STATE, Options, State, create_app
+from .app import STATE, Options, State, create_app, make_runner
 from .journal import Entry
 from .loader import load_data, load_paths, load_text
 from .scenario import Scenario
@@ -90,7 +90,7 @@ class MockServer:
 
         async def boot() -> None:
             assert self._app is not None
-            self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+            self._runner = make_runner(self._app)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self.port)
             await site.start()

@@ -1,0 +1,150 @@
+"""Every file in fixtures/ does what its comment says, through the real openai SDK."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from mockserver import MockServer
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+USER = [{"role": "user", "content": "What's the weather in Paris?"}]
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+
+
+@pytest.mark.mockserver(FIXTURES / "tool_round_trip.yaml")
+def test_tool_round_trip(openai_client: openai.OpenAI) -> None:
+    first = openai_client.chat.completions.create(model="gpt-4", messages=USER, tools=[TOOL])
+    call = (first.choices[0].message.tool_calls or [])[0]
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert json.loads(call.function.arguments) == {"city": "Paris", "unit": "celsius"}  # type: ignore[union-attr]
+    history = [
+        *USER,
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "21°C and sunny"},
+    ]
+    final = openai_client.chat.completions.create(model="gpt-4", messages=history, tools=[TOOL])
+    assert final.choices[0].message.content == "It is 21°C and sunny in Paris right now."
+
+
+@pytest.mark.mockserver(FIXTURES / "parallel_tool_calls.yaml")
+def test_parallel_tool_calls(openai_client: openai.OpenAI) -> None:
+    reply = openai_client.chat.completions.create(model="gpt-4", messages=USER, tools=[TOOL])
+    calls = reply.choices[0].message.tool_calls or []
+    cities = [json.loads(c.function.arguments)["city"] for c in calls]  # type: ignore[union-attr]
+    assert cities == ["Paris", "Tokyo"]
+
+
+@pytest.mark.mockserver(FIXTURES / "reasoning.yaml")
+def test_reasoning(openai_client: openai.OpenAI) -> None:
+    reply = openai_client.chat.completions.create(model="deepseek-reasoner", messages=USER)
+    message = reply.choices[0].message
+    assert message.reasoning_content.startswith("The user asks")  # type: ignore[attr-defined]
+    assert message.content == "17 times 3 is 51."
+
+
+@pytest.mark.mockserver(FIXTURES / "json_output.yaml")
+def test_json_output(openai_client: openai.OpenAI) -> None:
+    from pydantic import BaseModel
+
+    class Weather(BaseModel):
+        city: str
+        temperature: int
+
+    parsed = openai_client.chat.completions.parse(
+        model="gpt-4o", messages=USER, response_format=Weather
+    )
+    assert parsed.choices[0].message.parsed == Weather(city="Paris", temperature=21)
+    plain = openai_client.chat.completions.create(
+        model="gpt-4o", messages=USER, response_format={"type": "json_object"}
+    )
+    assert json.loads(plain.choices[0].message.content or "") == {"answer": USER[0]["content"]}
+
+
+@pytest.mark.mockserver(FIXTURES / "slow_stream.yaml")
+def test_slow_stream_runs_instantly_but_keeps_its_script(
+    mockserver: MockServer, openai_client: openai.OpenAI
+) -> None:
+    stream = openai_client.chat.completions.create(model="gpt-4", messages=USER, stream=True)
+    words = [c.choices[0].delta.content for c in stream if c.choices[0].delta.content]
+    assert words[:3] == ["Streaming ", "one ", "word "]
+    delays = mockserver.last.extra["delays"]
+    assert delays[0] == 0.5
+    assert all(0.04 <= d <= 0.06 for d in delays[1:]), "50 ms +/- 10 ms of seeded jitter"
+
+
+@pytest.mark.mockserver(FIXTURES / "rate_limit_then_success.yaml")
+def test_rate_limit_then_success(mockserver: MockServer) -> None:
+    client = openai.OpenAI(base_url=mockserver.base_url, api_key="k", max_retries=2)
+    reply = client.chat.completions.create(model="gpt-4", messages=USER)
+    assert reply.choices[0].message.content == "Answered after the rate limit cleared."
+    assert [e.status for e in mockserver.journal] == [429, 200]
+
+
+@pytest.mark.mockserver(FIXTURES / "server_error_then_success.yaml")
+def test_server_error_then_success(mockserver: MockServer) -> None:
+    client = openai.OpenAI(base_url=mockserver.base_url, api_key="k", max_retries=1)
+    with client.with_options(timeout=5) as c:
+        reply = c.chat.completions.create(model="gpt-4", messages=USER)
+    assert reply.choices[0].message.content == "Answered on the second attempt."
+    assert [e.status for e in mockserver.journal] == [500, 200]
+
+
+@pytest.mark.mockserver(FIXTURES / "mid_stream_drop.yaml")
+def test_mid_stream_drop(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    received = []
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in openai_client.chat.completions.create(
+            model="gpt-4", messages=USER, stream=True
+        ):
+            received.append(chunk)
+    assert len(received) == 3
+    assert mockserver.last.outcome == "fault:drop"
+
+
+@pytest.mark.mockserver(FIXTURES / "timeout.yaml")
+def test_timeout(mockserver: MockServer) -> None:
+    client = openai.OpenAI(base_url=mockserver.base_url, api_key="k", max_retries=0, timeout=0.2)
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model="gpt-4", messages=USER)
+
+
+@pytest.mark.mockserver(FIXTURES / "refusal.yaml")
+def test_refusal(openai_client: openai.OpenAI) -> None:
+    reply = openai_client.chat.completions.create(model="gpt-4", messages=USER)
+    assert reply.choices[0].message.content is None
+    assert reply.choices[0].message.refusal == "I'm sorry, I can't help with that request."
+    with openai_client.chat.completions.stream(model="gpt-4", messages=USER) as stream:
+        kinds = {e.type for e in stream}
+    assert "refusal.done" in kinds
+
+
+@pytest.mark.mockserver(FIXTURES / "quirks.yaml")
+def test_quirks(mockserver: MockServer) -> None:
+    full = "One two three four five six seven eight nine ten."
+    body = {"model": "gpt-4", "messages": USER}
+    cases = [
+        ({"temperature": -13, "top_p": 2}, full, "temperature=0, top_p=1"),
+        ({"stop": "three"}, full, "stop=ignored"),
+        ({"max_tokens": 1}, full, "max_tokens=ignored"),
+        ({"max_completion_tokens": 5}, "One two three four five", None),
+    ]
+    with httpx.Client(headers={"Authorization": "Bearer k"}) as http:
+        for params, text, adjusted in cases:
+            r = http.post(f"{mockserver.base_url}/chat/completions", json={**body, **params})
+            assert r.status_code == 200
+            assert r.json()["choices"][0]["message"]["content"] == text
+            assert r.headers.get("x-mock-adjusted") == adjusted
+
+
+def test_every_fixture_is_tested() -> None:
+    tested = {
+        line.split('"')[1]
+        for line in Path(__file__).read_text().splitlines()
+        if line.startswith("@pytest.mark.mockserver(FIXTURES / ")
+    }
+    assert tested == {p.name for p in FIXTURES.glob("*.yaml")}
