@@ -35,6 +35,7 @@ from .templates import compile_template
 SUFFIXES = (".yaml", ".yml", ".json")
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 _MAX_NODES = 200_000
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 _ERROR_TYPES = {
     400: ("invalid_request_error", None),
@@ -81,6 +82,11 @@ def _compose(text: str, source: str) -> _Located:
             if budget[0] < 0:
                 raise ScenarioError([Problem(source, None, "", "document too large")])
             lines.setdefault(path, node.start_mark.line + 1)
+            if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
+                raise ScenarioError(
+                    [Problem(source, node.start_mark.line + 1, format_path(path),
+                             f"unsupported YAML tag {node.tag!r}")]
+                )
             if isinstance(node, yaml.MappingNode):
                 loader.flatten_mapping(node)
                 out: dict[Any, Any] = {}

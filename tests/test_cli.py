@@ -1,0 +1,103 @@
+"""The command line, as a user runs it: a real process on a real port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mockserver.cli import main
+
+BODY = {"model": "gpt-4", "messages": [{"role": "user", "content": "hello there"}]}
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("mockserver listening on http://127.0.0.1:"), line
+    return proc, line.split()[-1]
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[subprocess.Popen[str], str]]:
+    proc, url = start()
+    yield proc, url
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_serve_defaults_then_sigterm(served: tuple[subprocess.Popen[str], str]) -> None:
+    proc, url = served
+    reply = httpx.post(f"{url}/chat/completions", json=BODY, headers={"Authorization": "Bearer k"})
+    assert reply.json()["choices"][0]["message"]["content"].startswith("Hello! I am mockserver")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "Traceback" not in err
+    assert "POST /v1/chat/completions 200 scenario=greeting" in err
+
+
+def test_serve_refuses_a_broken_scenario_set(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scenarios:\n  - reply:\n      contnet: hi\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--scenarios", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1
+    assert f"{bad}:3: scenarios[0].reply.contnet: unknown key (did you mean 'content'?)" in (
+        proc.stderr
+    )
+
+
+def test_validate_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.yaml").write_text("scenarios:\n  - reply: {content: 3}\n")
+    (tmp_path / "b.yaml").write_text("- error: {status: 700}\n- reply: {content: ok}\n")
+    (tmp_path / "good.yaml").write_text("- reply: {content: ok}\n")
+    assert main(["validate", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{tmp_path}/a.yaml:2: scenarios[0].reply.content: expected a string or null, got 3",
+        f"{tmp_path}/b.yaml:1: [0].error.status: must be <= 599, got 700",
+        "2 problem(s)",
+    ]
+    assert main(["validate", str(tmp_path / "good.yaml")]) == 0
+
+
+def test_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_bad_flags_are_usage_errors() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["serve", "--port", "70000"])
+    assert caught.value.code == 2
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("mockserver")
+    proc = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0
+    assert "serve" in proc.stdout
+    assert os.access(script, os.X_OK)

@@ -1,0 +1,84 @@
+"""Scenario files are checked at load: every defect is located by file, line and key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mockserver import ScenarioError, load_data, load_paths, load_text
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ScenarioError) as caught:
+        load_text(text, "s.yaml")
+    return [str(p) for p in caught.value.problems]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("scenarios: [\n", "s.yaml:2: invalid YAML: expected the node content, but found '<stream end>'"),
+        ("- reply: {content: hi}\n  reply: x\n", "s.yaml:2: [0].reply: duplicate key"),
+        ("scenarios:\n  - reply: {content: a}\n    reply: {content: b}\n", "s.yaml:3: scenarios[0].reply: duplicate key"),
+        ("scenarios:\n  - name: x\n    replly: {content: a}\n", "s.yaml:3: scenarios[0].replly: unknown key (did you mean 'reply'?); expected one of: name, priority, seed, match, reply, error, raw, headers, delay, cadence, fault, steps, after_last, conversation"),
+        ("scenarios:\n  - reply:\n      tool_calls:\n        - name: f\n          arguments: 3\n", "s.yaml:5: scenarios[0].reply.tool_calls[0].arguments: expected a mapping or a JSON string, got 3"),
+        ("scenarios:\n  - reply:\n      tool_calls:\n        - name: f\n          arguments: '{bad'\n", "s.yaml:5: scenarios[0].reply.tool_calls[0].arguments: expected a mapping or a JSON string; this string is not JSON"),
+        ("scenarios:\n  - match:\n      last_user: {regex: '('}\n    reply: {content: a}\n", "s.yaml:3: scenarios[0].match.last_user: invalid regex: missing ), unterminated subpattern at position 0"),
+        ("scenarios:\n  - match:\n      last_user: {startswith: a}\n    reply: {content: a}\n", "s.yaml:3: scenarios[0].match.last_user.startswith: unknown key; expected one of: exact, contains, regex"),
+        ("scenarios:\n  - reply: {content: 'Hi {{ user }}'}\n", "s.yaml:2: scenarios[0].reply.content: unknown placeholder '{{ user }}'; expected one of: model, last_user, system, tool_name, tool_result, match.<group>, request.<field>, fake.<kind>"),
+        ("scenarios:\n  - reply: {finish_reason: stopp}\n", "s.yaml:2: scenarios[0].reply.finish_reason: 'stopp' is not one of 'stop', 'length', 'tool_calls', 'content_filter', 'function_call'"),
+        ("scenarios:\n  - cadence: {delay: -1}\n    reply: {content: a}\n", "s.yaml:2: scenarios[0].cadence.delay: must be >= 0, got -1"),
+        ("scenarios:\n  - name: only-a-name\n", "s.yaml:2: scenarios[0]: a step needs one of 'reply', 'error' or 'raw'"),
+        ("scenarios:\n  - steps: []\n", "s.yaml:2: scenarios[0].steps: expected at least 1 item(s)"),
+        ("version: 1\n", "s.yaml:1: missing required key 'scenarios'"),
+        ("just text\n", "s.yaml:1: expected a mapping with 'scenarios', or a list of scenarios, got 'just text'"),
+        ("- !!python/object:os.system {}\n", "s.yaml:1: [0]: unsupported YAML tag 'tag:yaml.org,2002:python/object:os.system'"),
+        ("- !!python/name:os.system\n", "s.yaml:1: invalid YAML: could not determine a constructor for the tag 'tag:yaml.org,2002:python/name:os.system'"),
+    ],
+)  # fmt: skip
+def test_located_problem(text: str, expected: str) -> None:
+    assert problems(text) == [expected]
+
+
+def test_every_problem_in_a_file_is_reported() -> None:
+    found = problems(
+        "scenarios:\n"
+        "  - reply: {content: 1}\n"
+        "  - error: {status: 200}\n"
+        "  - fault: {kind: explode}\n"
+    )
+    assert found == [
+        "s.yaml:2: scenarios[0].reply.content: expected a string or null, got 1",
+        "s.yaml:3: scenarios[1].error.status: must be >= 400, got 200",
+        "s.yaml:4: scenarios[2].fault.kind: 'explode' is not one of 'hang', 'reset', 'drop', "
+        "'stall', 'malformed', 'stream_error', 'no_done'",
+    ]
+
+
+def test_folders_load_recursively_in_sorted_order(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "one.yaml").write_text("- name: b1\n  reply: {content: x}\n")
+    (tmp_path / "a.yml").write_text("- name: a1\n  reply: {content: x}\n")
+    (tmp_path / "c.json").write_text('[{"name": "c1", "reply": {"content": "x"}}]')
+    (tmp_path / "notes.txt").write_text("ignored")
+    assert [s.name for s in load_paths([tmp_path])] == ["a1", "b1", "c1"]
+
+
+def test_defaults_apply_to_every_scenario_in_the_file() -> None:
+    loaded = load_text(
+        "defaults: {priority: 5, headers: {x-env: test}}\n"
+        "scenarios:\n"
+        "  - reply: {content: a}\n"
+        "  - priority: 9\n    reply: {content: b}\n",
+        "d.yaml",
+    )
+    assert [s.priority for s in loaded] == [5, 9]
+    assert [s.name for s in loaded] == ["d[0]", "d[1]"]
+    assert loaded[0].steps[0].headers == {"x-env": "test"}
+
+
+def test_inline_data_gets_the_same_checks() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_data({"reply": {"content": "x", "colour": "red"}})
+    assert str(caught.value).startswith("<inline>: [0].reply.colour: unknown key")

@@ -1,0 +1,267 @@
+"""The scenario language, end to end: matching, order, sequences, templates, faults, admin."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from mockserver import MockServer, Options
+
+AUTH = {"Authorization": "Bearer k"}
+
+
+def ask(client: openai.OpenAI, text: str, **params: Any) -> str:
+    reply = client.chat.completions.create(
+        model=params.pop("model", "gpt-4"), messages=[{"role": "user", "content": text}], **params
+    )
+    return reply.choices[0].message.content or ""
+
+
+def test_priority_then_file_order(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    mockserver.add(
+        "scenarios:\n"
+        "  - {name: first, match: {last_user: {contains: a}}, reply: {content: first}}\n"
+        "  - {name: second, match: {last_user: {contains: a}}, reply: {content: second}}\n"
+        "  - {name: urgent, priority: 10, match: {last_user: {contains: b}},"
+        " reply: {content: urgent}}\n"
+    )
+    assert ask(openai_client, "a") == "first"
+    assert ask(openai_client, "a b") == "urgent"
+
+
+def test_conditions(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    mockserver.add(
+        {"name": "glob", "match": {"model": "claude-*"}, "reply": {"content": "glob"}},
+        {"name": "sys", "match": {"system": {"contains": "pirate"}}, "reply": {"content": "arr"}},
+        {"name": "hdr", "match": {"headers": {"x-tenant": "acme"}}, "reply": {"content": "acme"}},
+        {"name": "body", "match": {"body": {"metadata.team": "red"}}, "reply": {"content": "red"}},
+        {"name": "stream", "match": {"stream": True}, "reply": {"content": "streamed"}},
+        {"name": "any", "match": {"any_message": {"regex": "^remember"}},
+         "reply": {"content": "remembered"}},
+        {"name": "exact", "match": {"last_user": "ping"}, "reply": {"content": "pong"}},
+    )  # fmt: skip
+    assert ask(openai_client, "x", model="claude-3") == "glob"
+    pirate = openai_client.chat.completions.create(
+        model="gpt-4",
+        messages=[{"role": "system", "content": "You are a pirate."},
+                  {"role": "user", "content": "hi"}],
+    )  # fmt: skip
+    assert pirate.choices[0].message.content == "arr"
+    assert ask(openai_client, "x", extra_headers={"x-tenant": "acme"}) == "acme"
+    assert ask(openai_client, "x", metadata={"team": "red"}, store=True) == "red"
+    chunks = openai_client.chat.completions.create(
+        model="gpt-4", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "streamed"
+    history = [
+        {"role": "user", "content": "remember 42"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "what was it?"},
+    ]
+    again = openai_client.chat.completions.create(model="gpt-4", messages=history)  # type: ignore[arg-type]
+    assert again.choices[0].message.content == "remembered"
+    assert ask(openai_client, "ping") == "pong"
+
+
+def test_templates_and_captures(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    mockserver.add(
+        {
+            "match": {"last_user": {"regex": r"weather in (?P<city>\w+)"}},
+            "reply": {"content": "{{ model }}: it rains in {{ match.city }} ({{ request.user }})"},
+        }
+    )
+    assert ask(openai_client, "weather in Oslo?", user="u1") == "gpt-4: it rains in Oslo (u1)"
+
+
+def test_fake_data_is_seeded_by_request_content(
+    mockserver: MockServer, openai_client: openai.OpenAI
+) -> None:
+    mockserver.add({"seed": 7, "reply": {"content": "Your agent is {{ fake.name }}."}})
+    first = ask(openai_client, "who?")
+    assert first == ask(openai_client, "who?")
+    assert first != ask(openai_client, "who else?")
+    assert first.startswith("Your agent is ")
+
+
+@pytest.mark.parametrize(
+    ("after_last", "expected"),
+    [("repeat", ["1", "2", "2", "2"]), ("cycle", ["1", "2", "1", "2"]),
+     ("stop", ["1", "2", "fallback", "fallback"])],
+)  # fmt: skip
+def test_sequences(
+    mockserver: MockServer, openai_client: openai.OpenAI, after_last: str, expected: list[str]
+) -> None:
+    mockserver.add(
+        {"after_last": after_last,
+         "steps": [{"reply": {"content": "1"}}, {"reply": {"content": "2"}}]},
+        {"name": "fallback", "priority": -1, "reply": {"content": "fallback"}},
+    )  # fmt: skip
+    assert [ask(openai_client, "go") for _ in range(4)] == expected
+
+
+def test_sequence_state_is_per_conversation_and_resettable(
+    mockserver: MockServer, openai_client: openai.OpenAI
+) -> None:
+    mockserver.add(
+        {"conversation": {"header": "x-session"},
+         "steps": [{"reply": {"content": "1"}}, {"reply": {"content": "2"}}]}
+    )  # fmt: skip
+
+    def turn(session: str) -> str:
+        return ask(openai_client, "go", extra_headers={"x-session": session})
+
+    assert [turn("a"), turn("b"), turn("a")] == ["1", "1", "2"]
+    httpx.post(f"{mockserver.url}/_mock/reset?what=sequences")
+    assert turn("a") == "1"
+
+
+def test_n_choices_usage_and_model(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    mockserver.add(
+        {"reply": {"model": "gpt-4o-2024-08-06", "usage": {"prompt_tokens": 11,
+                   "completion_tokens": 7, "cached_tokens": 3},
+                   "choices": [{"content": "A"}, {"content": "B"}]}}
+    )  # fmt: skip
+    reply = openai_client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "x"}], n=3
+    )
+    assert [c.message.content for c in reply.choices] == ["A", "B", "A"]
+    assert [c.index for c in reply.choices] == [0, 1, 2]
+    assert reply.model == "gpt-4o-2024-08-06"
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (11, 7)  # type: ignore[union-attr]
+    assert reply.usage.prompt_tokens_details.cached_tokens == 3  # type: ignore[union-attr]
+
+
+def test_raw_reply(mockserver: MockServer) -> None:
+    mockserver.add({"raw": {"status": 200, "body": "<html>oops</html>", "content_type": "text/html"}})
+    r = httpx.post(f"{mockserver.base_url}/chat/completions", headers=AUTH,
+                   json={"model": "m", "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
+    assert (r.status_code, r.text, r.headers["content-type"]) == (200, "<html>oops</html>", "text/html")
+
+
+def stream_text(client: openai.OpenAI) -> str:
+    chunks = client.chat.completions.create(
+        model="gpt-4", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    return "".join(c.choices[0].delta.content or "" for c in chunks)
+
+
+LONG = "one two three four five six seven eight"
+
+
+def test_fault_reset_before_headers(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    mockserver.add({"reply": {"content": LONG}, "fault": {"kind": "reset"}})
+    with pytest.raises(openai.APIConnectionError):
+        stream_text(openai_client)
+
+
+def test_fault_stream_error(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    mockserver.add({"reply": {"content": LONG}, "fault": {"kind": "stream_error", "after_chunks": 2,
+                    "error": {"status": 500, "message": "boom", "type": "server_error"}}})  # fmt: skip
+    with pytest.raises(openai.APIError) as caught:
+        stream_text(openai_client)
+    assert caught.value.message == "boom"
+
+
+def test_fault_malformed_line(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    mockserver.add({"reply": {"content": LONG}, "fault": {"kind": "malformed", "after_chunks": 2}})
+    with pytest.raises(json.JSONDecodeError):
+        stream_text(openai_client)
+
+
+def test_fault_no_done_ends_quietly(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    mockserver.add({"reply": {"content": LONG}, "fault": {"kind": "no_done"}})
+    assert stream_text(openai_client) == LONG
+    r = httpx.post(f"{mockserver.base_url}/chat/completions", headers=AUTH,
+                   json={"model": "m", "stream": True,
+                         "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
+    assert b"[DONE]" not in r.content
+
+
+def test_fault_stall_keeps_socket_open(mockserver: MockServer) -> None:
+    mockserver.add({"reply": {"content": LONG}, "fault": {"kind": "stall", "after_chunks": 2}})
+    client = openai.OpenAI(base_url=mockserver.base_url, api_key="k", max_retries=0, timeout=0.3)
+    received = []
+    with pytest.raises(openai.APITimeoutError):
+        for chunk in client.chat.completions.create(
+            model="gpt-4", messages=[{"role": "user", "content": "x"}], stream=True
+        ):
+            received.append(chunk)
+    assert len(received) == 2
+
+
+def test_fault_on_nth_match_only(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    mockserver.add({"reply": {"content": LONG}, "fault": {"kind": "drop", "nth": 2}})
+    outcomes = []
+    for _ in range(3):
+        try:
+            outcomes.append(stream_text(openai_client) == LONG)
+        except openai.APIConnectionError:
+            outcomes.append(False)
+    assert outcomes == [True, False, True]
+
+
+def test_fault_probability_is_seeded_by_content(
+    mockserver: MockServer, openai_client: openai.OpenAI
+) -> None:
+    mockserver.add({"reply": {"content": "ok"}, "fault": {"kind": "reset", "probability": 0.5}})
+
+    def works(text: str) -> bool:
+        try:
+            return ask(openai_client, text) == "ok"
+        except openai.APIConnectionError:
+            return False
+
+    verdicts = [works(f"question {i}") for i in range(12)]
+    assert verdicts == [works(f"question {i}") for i in range(12)], "same content, same outcome"
+    assert 0 < sum(verdicts) < 12
+
+
+@pytest.fixture
+def recorded_sleeps() -> Iterator[tuple[MockServer, list[float]]]:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    options = Options(speed=1.0, sleep=sleep, keepalive=10)
+    scenario = {"reply": {"content": "slow answer"}, "cadence": {"first_delay": 25, "delay": 1}}
+    with MockServer([scenario], options=options) as server:
+        yield server, slept
+
+
+def test_long_waits_send_comment_keepalives(
+    recorded_sleeps: tuple[MockServer, list[float]],
+) -> None:
+    server, slept = recorded_sleeps
+    r = httpx.post(f"{server.base_url}/chat/completions", headers=AUTH,
+                   json={"model": "m", "stream": True,
+                         "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
+    frames = r.content.decode().split("\n\n")
+    assert frames[:2] == [": keep-alive", ": keep-alive"]
+    assert all(f.startswith(("data: ", ": ")) for f in frames[:-1])
+    assert slept[:3] == [10, 10, 5]
+    assert slept[3:] == [1.0] * (len(slept) - 3)
+
+
+def test_admin_endpoints(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    admin = f"{mockserver.url}/_mock"
+    r = httpx.post(f"{admin}/scenarios", content="- {name: added, reply: {content: hi}}\n")
+    assert [s["name"] for s in r.json()["scenarios"]] == ["added"]
+    bad = httpx.put(f"{admin}/scenarios", content="- {reply: {content: 1}}\n")
+    assert bad.status_code == 400
+    assert bad.json()["problems"] == [
+        "<admin>:1: [0].reply.content: expected a string or null, got 1"
+    ]
+    assert ask(openai_client, "x") == "hi"
+    journal = httpx.get(f"{admin}/journal").json()["entries"]
+    assert [(e["scenario"], e["status"]) for e in journal] == [("added", 200)]
+    assert journal[0]["headers"]["Authorization"] == "Bearer ***"
+    assert httpx.delete(f"{admin}/journal").json() == {"entries": []}
+    put = httpx.put(f"{admin}/scenarios", json={"name": "json", "reply": {"content": "via json"}})
+    assert [s["name"] for s in put.json()["scenarios"]] == ["json"]
+    assert ask(openai_client, "x") == "via json"
