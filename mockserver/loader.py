@@ -28,7 +28,7 @@ from .scenario import (
     Step,
     ToolCall,
 )
-from .schema import FILE, SCENARIO, format_path, validate
+from .schema import FILE, SCENARIO_KEYS, format_path, validate
 from .schema import Path as KeyPath
 from .templates import compile_template
 
@@ -84,8 +84,14 @@ def _compose(text: str, source: str) -> _Located:
             lines.setdefault(path, node.start_mark.line + 1)
             if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
                 raise ScenarioError(
-                    [Problem(source, node.start_mark.line + 1, format_path(path),
-                             f"unsupported YAML tag {node.tag!r}")]
+                    [
+                        Problem(
+                            source,
+                            node.start_mark.line + 1,
+                            format_path(path),
+                            f"unsupported YAML tag {node.tag!r}",
+                        )
+                    ]
                 )
             if isinstance(node, yaml.MappingNode):
                 loader.flatten_mapping(node)
@@ -296,8 +302,10 @@ def _scenarios_in(located: _Located, source: str, stem: str) -> list[Scenario]:
     if problems:
         raise ScenarioError(problems)
     data = located.data
+    defaults: dict[str, Any] = {}
+    base: KeyPath = ()
     if isinstance(data, list):
-        items, defaults, base = data, {}, ()
+        items = data
     else:
         items, defaults, base = data["scenarios"], data.get("defaults") or {}, ("scenarios",)
     builder = _Builder(located, source)
@@ -316,12 +324,8 @@ def load_text(text: str, source: str = "<inline>") -> list[Scenario]:
 
 
 def load_data(data: Any, source: str = "<inline>") -> list[Scenario]:
-    """Scenarios from Python data shaped like a file: a scenario, a list, or ``{scenarios: [...]}``."""
-    if (
-        isinstance(data, dict)
-        and "scenarios" not in data
-        and set(data) <= set(SCENARIO["properties"])
-    ):
+    """Scenarios from data shaped like a file: one scenario, a list, or ``{scenarios: [...]}``."""
+    if isinstance(data, dict) and "scenarios" not in data and set(data) <= set(SCENARIO_KEYS):
         data = [data]
     return _scenarios_in(_Located(data, {}), source, "inline")
 

@@ -321,7 +321,9 @@ def delays(cadence: Cadence, scripted: list[float | None], seed: int) -> list[fl
     rng = random.Random(seed) if cadence.jitter else None
     out = []
     for i, explicit in enumerate(scripted):
-        wait = explicit if explicit is not None else (cadence.first_delay if i == 0 else cadence.delay)
+        wait = (
+            explicit if explicit is not None else (cadence.first_delay if i == 0 else cadence.delay)
+        )
         if rng is not None and i > 0:
             wait = max(0.0, wait + rng.uniform(-cadence.jitter, cadence.jitter))
         out.append(round(wait, 6))

@@ -107,14 +107,15 @@ def _check_types(body: dict[str, Any]) -> None:
         if value is not None and not isinstance(value, bool):
             raise invalid_type(name, "a boolean", value)
     stop = body.get("stop")
-    if stop is not None and not isinstance(stop, str):
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise invalid_type("stop", "a string or an array of strings", stop)
+    strings = isinstance(stop, list) and all(isinstance(s, str) for s in stop)
+    if stop is not None and not isinstance(stop, str) and not strings:
+        raise invalid_type("stop", "a string or an array of strings", stop)
     n = body.get("n")
     if n is not None and n < 1:
         raise APIError(
             400,
-            f"Invalid 'n': integer below minimum value. Expected a value >= 1, but got {n} instead.",
+            f"Invalid 'n': integer below minimum value. Expected a value >= 1, but got {n} "
+            "instead.",
             param="n",
             code="integer_below_min_value",
         )

@@ -187,30 +187,34 @@ _STEP_PROPS = {
 
 _STEP = {"type": "object", "additionalProperties": False, "properties": _STEP_PROPS}
 
-SCENARIO = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "name": {"type": "string"},
-        "priority": {"type": "integer"},
-        "seed": {"type": "integer"},
-        "match": _MATCH,
-        **_STEP_PROPS,
-        "steps": {"type": "array", "items": _STEP, "minItems": 1},
-        "after_last": {"enum": ["repeat", "cycle", "stop"]},
-        "conversation": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"header": {"type": "string"}},
-        },
+_PRIORITY = {"type": "integer", "description": "higher is tried first; ties in file order"}
+_SEED = {"type": "integer", "description": "mixed into every seeded choice"}
+
+SCENARIO_KEYS: dict[str, Any] = {
+    "name": {"type": "string"},
+    "priority": _PRIORITY,
+    "seed": _SEED,
+    "match": _MATCH,
+    **_STEP_PROPS,
+    "steps": {"type": "array", "items": _STEP, "minItems": 1},
+    "after_last": {"enum": ["repeat", "cycle", "stop"]},
+    "conversation": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"header": {"type": "string"}},
     },
 }
+
+SCENARIO = {"type": "object", "additionalProperties": False, "properties": SCENARIO_KEYS}
 
 _DEFAULTS = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        k: SCENARIO["properties"][k] for k in ("priority", "seed", "cadence", "headers")
+        "priority": _PRIORITY,
+        "seed": _SEED,
+        "cadence": _CADENCE,
+        "headers": _STRING_MAP,
     },
 }
 

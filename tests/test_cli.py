@@ -45,7 +45,7 @@ def test_serve_defaults_then_sigterm(served: tuple[subprocess.Popen[str], str]) 
     reply = httpx.post(f"{url}/chat/completions", json=BODY, headers={"Authorization": "Bearer k"})
     assert reply.json()["choices"][0]["message"]["content"].startswith("Hello! I am mockserver")
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=10)
+    _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert "Traceback" not in err
     assert "POST /v1/chat/completions 200 scenario=greeting" in err

@@ -18,7 +18,6 @@ import pytest
 from mockserver import MockServer
 
 
-
 def _nullable(node: Any) -> Any:
     """OpenAPI 3.0's ``nullable: true`` (still used in places) as JSON Schema's ``null`` type."""
     if isinstance(node, list):
