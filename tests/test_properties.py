@@ -1,0 +1,90 @@
+"""Property-based checks: the tokenizer loses nothing, and no request body can make a 5xx."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mockserver import MockServer
+from mockserver.tokens import count_tokens, split_tokens
+
+
+@settings(max_examples=60)
+@given(st.text())
+def test_tokens_join_back_to_the_text(text: str) -> None:
+    pieces = split_tokens(text)
+    assert "".join(pieces) == text
+    assert all(pieces)
+    assert count_tokens(text) == len(pieces)
+
+
+def test_pieces_follow_the_cl100k_pre_tokenizer() -> None:
+    assert split_tokens("Hello world, it's 2024!") == [
+        "Hello", " world", ",", " it", "'s", " ", "202", "4", "!"
+    ]  # fmt: skip
+    assert split_tokens("你好") == ["你", "好"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": json_values | st.just("gpt-4"),
+        "messages": json_values
+        | st.lists(
+            st.fixed_dictionaries(
+                {"role": st.sampled_from(["user", "system", "tool", "x"]) | json_values},
+                optional={"content": json_values},
+            ),
+            max_size=3,
+        ),
+        "stream": json_values,
+        "temperature": json_values,
+        "max_tokens": json_values,
+        "max_completion_tokens": json_values,
+        "stop": json_values,
+        "n": st.integers(-2, 3) | json_values,
+        "tools": json_values,
+        "response_format": json_values,
+        "stream_options": json_values,
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[httpx.Client]:
+    with (
+        MockServer([{"reply": {"content": "ok"}}]) as server,
+        httpx.Client(base_url=server.base_url, headers={"Authorization": "Bearer k"}) as http,
+    ):
+        yield http
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=bodies | json_values)
+def test_no_body_makes_a_server_error(client: httpx.Client, body: Any) -> None:
+    response = client.post("/chat/completions", content=json.dumps(body))
+    assert response.status_code in (200, 400)
+    if response.status_code == 400:
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"}
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(raw=st.binary(max_size=200))
+def test_no_raw_bytes_make_a_server_error(client: httpx.Client, raw: bytes) -> None:
+    assert client.post("/chat/completions", content=raw).status_code in (200, 400)

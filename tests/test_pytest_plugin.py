@@ -1,0 +1,132 @@
+"""The pytest plugin, driven through real pytest sessions (pytester)."""
+
+from __future__ import annotations
+
+import openai  # imported here so pytester's inner sessions don't re-import it each time
+import pytest
+
+from mockserver import MockServer
+
+INNER = (
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:hypothesispytest",
+    "-o",
+    "asyncio_default_fixture_loop_scope=function",
+)
+
+SCENARIO = """
+scenarios:
+  - name: hello
+    match: {last_user: {contains: hello}}
+    reply: {content: "Hello from the fixture file."}
+"""
+
+
+def test_marker_fixture_and_client(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", hello=SCENARIO)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.mockserver("hello.yaml")
+        def test_file(mockserver, openai_client):
+            reply = openai_client.chat.completions.create(
+                model="gpt-4", messages=[{"role": "user", "content": "hello?"}])
+            assert reply.choices[0].message.content == "Hello from the fixture file."
+            assert mockserver.assert_called("hello", times=1)[0].messages[-1]["content"] == "hello?"
+            assert mockserver.base_url.endswith("/v1")
+
+        def test_inline(mockserver, openai_client):
+            mockserver.add({"reply": {"content": "inline"}})
+            reply = openai_client.chat.completions.create(
+                model="gpt-4", messages=[{"role": "user", "content": "x"}])
+            assert reply.choices[0].message.content == "inline"
+            assert mockserver.last.body["model"] == "gpt-4"
+
+        def test_reset_between_tests(mockserver):
+            assert mockserver.journal == []
+            assert len(mockserver.state.scenarios) == 0
+
+        async def test_async(mockserver, async_openai_client):
+            mockserver.add("- reply: {content: async}\\n")
+            reply = await async_openai_client.chat.completions.create(
+                model="gpt-4", messages=[{"role": "user", "content": "x"}])
+            assert reply.choices[0].message.content == "async"
+        """
+    )
+    result = pytester.runpytest(*INNER, "-o", "asyncio_mode=auto")
+    result.assert_outcomes(passed=4)
+
+
+def test_unmatched_request_fails_the_test_with_an_explanation(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", hello=SCENARIO)
+    pytester.makepyfile(
+        """
+        import openai, pytest
+
+        @pytest.mark.mockserver("hello.yaml")
+        def test_miss(openai_client):
+            with pytest.raises(openai.NotFoundError):
+                openai_client.chat.completions.create(
+                    model="gpt-4", messages=[{"role": "user", "content": "goodbye"}])
+
+        @pytest.mark.mockserver("hello.yaml", unmatched="ignore")
+        def test_miss_allowed(openai_client):
+            with pytest.raises(openai.NotFoundError):
+                openai_client.chat.completions.create(
+                    model="gpt-4", messages=[{"role": "user", "content": "goodbye"}])
+        """
+    )
+    result = pytester.runpytest(*INNER)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*mockserver: 1 request(s) matched no scenario:",
+            "*POST /v1/chat/completions: mockserver: no scenario matched this request (last user "
+            "message 'goodbye', model 'gpt-4'). Nearest: 'hello' (*hello.yaml:2): "
+            "last_user contains 'hello', got 'goodbye'",
+        ]
+    )
+
+
+def test_broken_scenario_file_is_a_located_failure(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", broken="- reply: {contents: x}\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.mockserver("broken.yaml")
+        def test_it(mockserver):
+            pass
+        """
+    )
+    result = pytester.runpytest(*INNER)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*broken.yaml:1: [[]0[]].reply.contents: unknown key*"])
+
+
+def test_ini_scenarios_and_speed(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", hello=SCENARIO)
+    pytester.makeini("[pytest]\nmockserver_scenarios = hello.yaml\nmockserver_speed = 0\n")
+    pytester.makepyfile(
+        """
+        def test_default_scenarios(mockserver, openai_client):
+            reply = openai_client.chat.completions.create(
+                model="gpt-4", messages=[{"role": "user", "content": "hello"}])
+            assert reply.choices[0].message.content == "Hello from the fixture file."
+            assert mockserver.options.speed == 0
+        """
+    )
+    pytester.runpytest(*INNER).assert_outcomes(passed=1)
+
+
+def test_mockserver_outside_pytest() -> None:
+    with MockServer([{"reply": {"content": "scripted"}}]) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key)
+        reply = client.chat.completions.create(
+            model="gpt-4", messages=[{"role": "user", "content": "x"}]
+        )
+        assert reply.choices[0].message.content == "scripted"
+        server.check()
