@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from .errors import APIError, ScenarioError
-from .journal import Entry, Journal, redact_headers
+from .journal import Entry, Journal
 from .loader import load_data, load_text
 from .matching import Resolution, ScenarioSet
 from .profiles import APIFACTORY, Profile, Settings
@@ -32,7 +32,7 @@ from .render import (
     sse_frames,
     usage,
 )
-from .request import ChatRequest, parse_chat_request
+from .request import ChatRequest, parse_chat_request, parse_json_body
 from .scenario import Fault, Scenario, Step
 
 log = logging.getLogger("mockserver")
@@ -303,19 +303,22 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         method=request.method,
         path=request.path,
         request_id="",
-        headers=redact_headers(request.headers),
+        raw_headers=request.headers,
     )
     raw = b""
     try:
         raw = await request.read()
         entry.request_id = request_id = "req_" + digest(raw)
+        unparsable: APIError | None = None
         try:
-            entry.body = json.loads(raw)
-        except ValueError:
-            entry.body = raw.decode("utf-8", "replace")
+            entry.body = parse_json_body(raw)
+        except APIError as err:
+            entry.body, unparsable = raw.decode("utf-8", "replace"), err
         try:
             _check_auth(request, state.options.api_keys)
-            chat = parse_chat_request(raw, request.headers)
+            if unparsable is not None:
+                raise unparsable
+            chat = parse_chat_request(raw, request.headers, entry.body)
             settings = state.options.profile.apply(chat)
             entry.adjusted = settings.adjusted
             try:

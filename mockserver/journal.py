@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 _SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "openai-organization"})
@@ -33,7 +33,7 @@ class Entry:
     method: str
     path: str
     request_id: str
-    headers: dict[str, str]
+    raw_headers: Mapping[str, str] = field(repr=False)
     body: Any = None
     scenario: str | None = None
     step: int | None = None
@@ -45,12 +45,18 @@ class Entry:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def headers(self) -> dict[str, str]:
+        """The request's headers, credentials redacted."""
+        return redact_headers(self.raw_headers)
+
+    @property
     def messages(self) -> list[dict[str, Any]]:
         body = self.body
         return body.get("messages", []) if isinstance(body, dict) else []
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "raw_headers"}
+        out["headers"] = self.headers
         out["adjusted"] = list(self.adjusted)
         return out
 

@@ -184,8 +184,12 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
     return messages
 
 
-def parse_chat_request(raw: bytes, headers: Mapping[str, str] | None = None) -> ChatRequest:
-    body = parse_json_body(raw)
+def parse_chat_request(
+    raw: bytes, headers: Mapping[str, str] | None = None, body: Any = None
+) -> ChatRequest:
+    """Validate a request; ``body`` is the already-parsed JSON when the caller has it."""
+    if body is None:
+        body = parse_json_body(raw)
     if not isinstance(body, dict):
         raise invalid_type("body", "an object", body)
     model = body.get("model")

@@ -1,0 +1,195 @@
+"""``make bench``: requests per second of mockserver beside a bare aiohttp handler and aimock.
+
+Every server sends the same reply (``common.REPLY``); streamed, it is cut into 20-character
+chunks (aimock's default chunk size). Servers run pinned to CPU 0 and wrk to CPU 1 where
+``taskset`` exists, one after another, with the same load: wrk, 1 thread, 64 connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from common import REPLY, USER  # noqa: E402
+
+AIMOCK_VERSION = "1.43"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and os.cpu_count() != 1 else []
+
+
+@contextmanager
+def server(command: list[str], port: int) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [*pinned(0), *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{command[0]} exited: {proc.stderr.read()!r}") from None  # type: ignore[union-attr]
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def body(stream: bool) -> str:
+    return json.dumps(
+        {"model": "gpt-4", "messages": [{"role": "user", "content": USER}], "stream": stream}
+    )
+
+
+def check(url: str, stream: bool) -> None:
+    """Each server must really send the reply before its speed means anything."""
+    r = httpx.post(
+        url,
+        content=body(stream),
+        headers={"Authorization": "Bearer bench", "Content-Type": "application/json"},
+    )
+    r.raise_for_status()
+    if stream:
+        text = "".join(
+            (json.loads(line[6:])["choices"] or [{}])[0].get("delta", {}).get("content") or ""
+            for line in r.text.split("\n")
+            if line.startswith("data: {")
+        )
+    else:
+        text = r.json()["choices"][0]["message"]["content"]
+    assert text == REPLY, f"{url} sent {text!r}"
+
+
+def wrk(url: str, stream: bool, seconds: int, connections: int) -> float:
+    out = subprocess.run(
+        [*pinned(1), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / "post.lua"), url],
+        capture_output=True, text=True, env={**os.environ, "BENCH_BODY": body(stream)}, check=True,
+    ).stdout  # fmt: skip
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} failed responses")
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert found, out
+    return float(found.group(1))
+
+
+def aimock_cli() -> Path | None:
+    cli = HERE / "node_modules" / "@copilotkit" / "aimock" / "dist" / "cli.js"
+    if not cli.exists() and shutil.which("npm"):
+        subprocess.run(
+            ["npm", "install", "--silent", "--prefix", str(HERE), f"@copilotkit/aimock@{AIMOCK_VERSION}"],
+            check=False, capture_output=True,
+        )  # fmt: skip
+    return cli if cli.exists() and shutil.which("node") else None
+
+
+def scenario_file(folder: Path, extra: int) -> Path:
+    lines = ["scenarios:"]
+    lines += [
+        f"  - {{match: {{last_user: 'other question {i}'}}, reply: {{content: x}}}}"
+        for i in range(extra)
+    ]
+    lines += [f"  - match: {{last_user: {USER!r}}}", f"    reply: {{content: {REPLY!r}}}",
+              "    cadence: {chunk: 20}"]  # fmt: skip
+    path = folder / f"bench-{extra}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("make bench needs wrk (apt-get install wrk)", file=sys.stderr)
+        return 1
+    tmp = Path(tempfile.mkdtemp())
+    small, large = scenario_file(tmp, 9), scenario_file(tmp, 9_999)
+    fixture = tmp / "aimock.json"
+    fixture.write_text(
+        json.dumps({"fixtures": [{"match": {"userMessage": USER}, "response": {"content": REPLY}}]})
+    )
+    mock = [sys.executable, "-m", "mockserver", "serve", "--quiet", "--speed", "0"]
+    servers: dict[str, tuple[list[str], int]] = {}
+    port = free_port()
+    servers["bare aiohttp"] = ([sys.executable, str(HERE / "bare.py"), str(port)], port)
+    cli = aimock_cli()
+    if cli:
+        port = free_port()
+        servers[f"aimock {AIMOCK_VERSION}"] = (
+            ["node", str(cli), "-p", str(port), "-f", str(fixture), "-c", "20", "--log-level", "silent"], port
+        )  # fmt: skip
+    for label, path in (("mockserver", small), ("mockserver, 10k scenarios", large)):
+        port = free_port()
+        servers[label] = ([*mock, "--port", str(port), "--scenarios", str(path)], port)
+    results: dict[str, dict[bool, float]] = {}
+    for label, (command, port) in servers.items():
+        with server(command, port) as url:
+            results[label] = {}
+            for stream in (False, True):
+                check(url, stream)
+                results[label][stream] = wrk(url, stream, args.seconds, args.connections)
+    bare = results["bare aiohttp"]
+    peer = results.get(f"aimock {AIMOCK_VERSION}")
+    print(f"\nrequests/s, wrk -t1 -c{args.connections} -d{args.seconds}s, {os.cpu_count()} CPUs, "
+          f"{platform()}\n")  # fmt: skip
+    print(
+        f"| server | plain | streamed (16 events) | plain vs bare | streamed vs bare | plain vs aimock | streamed vs aimock |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, r in results.items():
+        vs_peer = (
+            (f"{r[False] / peer[False]:.2f}x", f"{r[True] / peer[True]:.2f}x")
+            if peer
+            else ("-", "-")
+        )
+        print(f"| {label} | {r[False]:,.0f} | {r[True]:,.0f} | {r[False] / bare[False]:.2f}x | "
+              f"{r[True] / bare[True]:.2f}x | {vs_peer[0]} | {vs_peer[1]} |")  # fmt: skip
+    return 0
+
+
+def platform() -> str:
+    try:
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        model = "unknown CPU"
+    return model
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Every example in the README runs: each YAML block loads, each Python block does what it says."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import openai  # noqa: F401 - imported once here so pytester's inner session doesn't re-import it
+import pytest
+
+from mockserver import MockServer, load_text
+from mockserver.loader import load_defaults
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, re.S)
+
+
+def python_block(marker: str) -> str:
+    (found,) = [b for b in blocks("python") if marker in b]
+    return found
+
+
+@pytest.mark.parametrize("index", range(len(blocks("yaml"))))
+def test_yaml_examples_load(index: int) -> None:
+    assert load_text(blocks("yaml")[index], f"README.md#yaml{index}")
+
+
+def test_tour_client_against_the_shipped_demo() -> None:
+    code = python_block("127.0.0.1:8000")
+    with MockServer(load_defaults()) as server:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(code.replace("http://127.0.0.1:8000/v1", server.base_url), {})
+    greeting = "Hello! I am mockserver, a scripted stand-in for a chat model."
+    assert out.getvalue() == f"{greeting}\n{greeting}"
+
+
+def test_pytest_example(pytester: pytest.Pytester) -> None:
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / "weather.yaml").write_text(blocks("yaml")[0])
+    pytester.makepyfile(test_example=python_block("@pytest.mark.mockserver"))
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+        "-o", "asyncio_default_fixture_loop_scope=function",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+
+
+def test_outside_pytest_example() -> None:
+    exec(python_block("with MockServer"), {})
+
+
+def test_documented_validation_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mockserver.cli import main
+
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "weather.yaml").write_text(blocks("yaml")[0].replace("content:", "contnet:"))
+    assert main(["validate", str(folder)]) == 1
+    documented = re.search(r"`(scenarios/weather\.yaml:\d+: .*?)`", README)
+    assert documented is not None
+    assert f"{tmp_path}/{documented.group(1)}" in capsys.readouterr().err
