@@ -8,7 +8,7 @@ import sys
 from aiohttp import web
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import REPLY, USER  # noqa: E402
+from common import REPLY, USER
 
 CHUNKS = [REPLY[i : i + 20] for i in range(0, len(REPLY), 20)]
 HEAD = {"id": "chatcmpl-bare", "object": "chat.completion.chunk", "created": 0, "model": "gpt-4"}

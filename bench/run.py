@@ -165,7 +165,7 @@ def main() -> int:
     print(f"\nrequests/s, wrk -t1 -c{args.connections} -d{args.seconds}s, {os.cpu_count()} CPUs, "
           f"{platform()}\n")  # fmt: skip
     print(
-        f"| server | plain | streamed (16 events) | plain vs bare | streamed vs bare | plain vs aimock | streamed vs aimock |"
+        "| server | plain | streamed (16 events) | plain vs bare | streamed vs bare | plain vs aimock | streamed vs aimock |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, r in results.items():
