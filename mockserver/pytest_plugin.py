@@ -117,17 +117,21 @@ def mockserver(
             pytest.fail(str(err), pytrace=False)
 
 
+def _client_settings(server: MockServer) -> dict[str, Any]:
+    """No retries (a scripted error surfaces at once) and strict checks of every reply."""
+    return {
+        "base_url": server.base_url,
+        "api_key": server.api_key,
+        "max_retries": 0,
+        "_strict_response_validation": True,
+    }
+
+
 @pytest.fixture
 def openai_client(mockserver: MockServer) -> Iterator[openai.OpenAI]:
     """A sync ``openai.OpenAI`` pointed at the mock, strict about the replies it accepts."""
     openai = pytest.importorskip("openai")
-    client = openai.OpenAI(
-        base_url=mockserver.base_url,
-        api_key=mockserver.api_key,
-        max_retries=0,
-        _strict_response_validation=True,
-    )
-    with client:
+    with openai.OpenAI(**_client_settings(mockserver)) as client:
         yield client
 
 
@@ -135,11 +139,5 @@ def openai_client(mockserver: MockServer) -> Iterator[openai.OpenAI]:
 async def async_openai_client(mockserver: MockServer) -> AsyncIterator[Any]:
     """An ``openai.AsyncOpenAI`` pointed at the mock (needs an async test runner)."""
     openai = pytest.importorskip("openai")
-    client = openai.AsyncOpenAI(
-        base_url=mockserver.base_url,
-        api_key=mockserver.api_key,
-        max_retries=0,
-        _strict_response_validation=True,
-    )
-    async with client:
+    async with openai.AsyncOpenAI(**_client_settings(mockserver)) as client:
         yield client
