@@ -119,7 +119,3 @@ def compile_template(text: str) -> str | Template:
         if problem:
             raise ValueError(problem)
     return Template(tuple(parts), any(n.startswith("fake.") for n in parts[1::2]))
-
-
-def placeholders_used(text: str) -> bool:
-    return bool(_PLACEHOLDER.search(text))
