@@ -7,7 +7,6 @@ render the reply (JSON, or SSE at the scripted cadence), record it in the journa
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -104,6 +103,15 @@ async def json_errors(
     """Every error a client can meet is an OpenAI error object, never HTML or a traceback."""
     try:
         return await handler(request)
+    except APIError as err:
+        return _error_response(err, "req_error")
+    except ScenarioError as err:
+        return web.json_response(
+            {"error": {"message": str(err), "type": "invalid_request_error",
+                       "param": None, "code": "invalid_scenario"},
+             "problems": [str(p) for p in err.problems]},
+            status=400,
+        )  # fmt: skip
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -111,8 +119,8 @@ async def json_errors(
             404: f"Unknown request URL: {request.method} {request.path}. Please check the URL.",
             405: f"Method {request.method} is not allowed for {request.path}.",
         }.get(exc.status, exc.reason)
-        err = APIError(exc.status, message, code=_HTTP_CODES.get(exc.status))
-        response = _error_response(err, request.headers.get("x-request-id", "req_error"))
+        http_error = APIError(exc.status, message, code=_HTTP_CODES.get(exc.status))
+        response = _error_response(http_error, "req_error")
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
@@ -120,8 +128,8 @@ async def json_errors(
         raise
     except Exception:
         log.exception("mockserver: unexpected error on %s %s", request.method, request.path)
-        err = APIError(500, "mockserver hit an unexpected error.", type="server_error")
-        return _error_response(err, "req_error")
+        crash = APIError(500, "mockserver hit an unexpected error.", type="server_error")
+        return _error_response(crash, "req_error")
 
 
 def _check_auth(request: web.Request, keys: frozenset[str]) -> None:
@@ -187,13 +195,12 @@ async def _respond(
     chat: ChatRequest,
     settings: Settings,
     resolution: Resolution,
-    raw: bytes,
     request_id: str,
     entry: Entry,
 ) -> web.StreamResponse:
     step = resolution.step
     scenario = resolution.scenario
-    seed = digest(scenario.seed, raw, resolution.step_index)
+    seed = digest(scenario.seed, request_id, resolution.step_index)
     fault = step.fault if _fires(step.fault, state, step, seed) else None
     kind = fault.kind if fault else None
     if kind:
@@ -209,8 +216,7 @@ async def _respond(
         raise _Dropped
     await _wait(state, step.delay * scale)
     if step.error is not None:
-        e = step.error
-        raise APIError(e.status, e.message, e.type, e.param, e.code, headers=headers)
+        raise step.error.to_error(headers)
     if step.raw is not None:
         return web.Response(
             status=step.raw.status,
@@ -231,9 +237,8 @@ async def _respond(
     )
     used = usage(chat, choices, reply.usage)
     if not chat.stream:
-        if kind == "stream_error" and fault is not None and fault.error is not None:
-            e = fault.error
-            raise APIError(e.status, e.message, e.type, e.param, e.code, headers=headers)
+        if kind == "stream_error" and fault is not None:
+            raise fault.error.to_error(headers)
         await _wait(state, step.cadence.first_delay * scale)
         body = completion_body(env, choices, used)
         if kind == "malformed":
@@ -279,19 +284,19 @@ async def _stream(
     if kind == "malformed":
         await response.write(b'data: {"id": "chatcmpl-broken", "choices": [\n\n')
     elif kind == "stream_error" and fault is not None:
-        e = fault.error
-        err = APIError(
-            e.status if e else 500,
-            e.message if e else "The server had an error while processing your request.",
-            e.type if e else "server_error",
-            e.param if e else None,
-            e.code if e else None,
-        )
-        await response.write(b"data: " + err.body_bytes() + b"\n\n")
+        await response.write(b"data: " + fault.error.to_error({}).body_bytes() + b"\n\n")
     elif kind != "no_done":
         await response.write(DONE)
     await response.write_eof()
     return response
+
+
+def _journal_body(raw: bytes) -> Any:
+    """A rejected request's body for the journal: its JSON when it has any, else its text."""
+    try:
+        return parse_json_body(raw)
+    except APIError:
+        return raw.decode("utf-8", "replace")
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -309,16 +314,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         raw = await request.read()
         entry.request_id = request_id = "req_" + digest(raw)
-        unparsable: APIError | None = None
-        try:
-            entry.body = parse_json_body(raw)
-        except APIError as err:
-            entry.body, unparsable = raw.decode("utf-8", "replace"), err
         try:
             _check_auth(request, state.options.api_keys)
-            if unparsable is not None:
-                raise unparsable
-            chat = parse_chat_request(raw, request.headers, entry.body)
+            chat = parse_chat_request(raw, request.headers)
+            entry.body = chat.body
             settings = state.options.profile.apply(chat)
             entry.adjusted = settings.adjusted
             try:
@@ -328,11 +327,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 raise
             entry.scenario = resolution.scenario.name
             entry.step = resolution.step_index
-            response = await _respond(
-                request, state, chat, settings, resolution, raw, request_id, entry
-            )
+            response = await _respond(request, state, chat, settings, resolution, request_id, entry)
         except APIError as err:
             response = _error_response(err, request_id)
+            if entry.body is None:
+                entry.body = _journal_body(raw)
             if entry.outcome == "ok":
                 entry.outcome = "error"
         entry.status = response.status
@@ -359,68 +358,43 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             )
 
 
-def _model_ids(state: State) -> list[str]:
-    names = {"gpt-4"}
-    for scenario in state.scenarios.scenarios:
-        for cond in scenario.conditions:
-            pattern = getattr(cond, "pattern", None)
-            if isinstance(pattern, str) and not any(ch in pattern for ch in "*?["):
-                names.add(pattern)
-        for step in scenario.steps:
-            if step.reply is not None and step.reply.model:
-                names.add(step.reply.model)
-    return sorted(names)
-
-
 def _model(model_id: str, created: int) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": created, "owned_by": "mockserver"}
 
 
 async def list_models(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    try:
-        _check_auth(request, state.options.api_keys)
-    except APIError as err:
-        return _error_response(err, "req_models")
-    data = [_model(m, 0) for m in _model_ids(state)]
+    _check_auth(request, state.options.api_keys)
+    data = [_model(m, 0) for m in state.scenarios.models]
     return web.json_response({"object": "list", "data": data})
 
 
 async def get_model(request: web.Request) -> web.Response:
     state = request.app[STATE]
     model_id = request.match_info["model"]
-    try:
-        _check_auth(request, state.options.api_keys)
-        if model_id not in _model_ids(state):
-            raise APIError(
-                404,
-                f"The model '{model_id}' does not exist or you do not have access to it.",
-                param="model",
-                code="model_not_found",
-            )
-    except APIError as err:
-        return _error_response(err, "req_models")
+    _check_auth(request, state.options.api_keys)
+    if model_id not in state.scenarios.models:
+        raise APIError(
+            404,
+            f"The model '{model_id}' does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
     return web.json_response(_model(model_id, 0))
 
 
 async def admin_scenarios(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if request.method in ("PUT", "POST"):
-        text = await request.text()
-        try:
-            if request.content_type == JSON:
-                loaded = load_data(json.loads(text), "<admin>")
-            else:
-                loaded = load_text(text, "<admin>")
-        except ScenarioError as err:
-            return web.json_response(
-                {"error": {"message": str(err), "type": "invalid_request_error",
-                           "param": None, "code": "invalid_scenario"},
-                 "problems": [str(p) for p in err.problems]},
-                status=400,
-            )  # fmt: skip
-        except ValueError as err:
-            raise APIError(400, f"invalid JSON: {err}") from None
+        raw = await request.read()
+        if request.content_type == JSON:
+            loaded = load_data(parse_json_body(raw), "<admin>")
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise APIError(400, "The scenario body is not UTF-8 text.") from None
+            loaded = load_text(text, "<admin>")
         current = state.scenarios.scenarios if request.method == "POST" else []
         state.replace([*current, *loaded])
     listing = [
@@ -433,6 +407,13 @@ async def admin_scenarios(request: web.Request) -> web.Response:
 async def admin_reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     what = request.query.get("what", "all")
+    if what not in ("all", "sequences", "journal"):
+        raise APIError(
+            400,
+            f"Invalid value: {what!r}. Supported values are: 'all', 'sequences', and 'journal'.",
+            param="what",
+            code="invalid_value",
+        )
     if what in ("all", "sequences"):
         state.scenarios.reset()
         state.fault_counts.clear()
@@ -476,8 +457,10 @@ def create_app(scenarios: Iterable[Scenario], options: Options | None = None) ->
         app.router.add_post(f"{prefix}/chat/completions", chat_completions)
         app.router.add_get(f"{prefix}/models", list_models)
         app.router.add_get(f"{prefix}/models/{{model}}", get_model)
-    app.router.add_route("*", f"{ADMIN}/scenarios", admin_scenarios)
+    for method in ("GET", "PUT", "POST"):
+        app.router.add_route(method, f"{ADMIN}/scenarios", admin_scenarios)
     app.router.add_post(f"{ADMIN}/reset", admin_reset)
-    app.router.add_route("*", f"{ADMIN}/journal", admin_journal)
+    for method in ("GET", "DELETE"):
+        app.router.add_route(method, f"{ADMIN}/journal", admin_journal)
     app.on_shutdown.append(_release_hangs)
     return app

@@ -100,8 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.speed < 0:
         _parser().error(f"--speed must be >= 0, got {args.speed}")
     try:
-        scenarios = load_paths(args.scenarios) if args.scenarios else load_defaults()
-        fallback = load_defaults()[-1] if args.unmatched == "default" else None
+        defaults = load_defaults()
+        scenarios = load_paths(args.scenarios) if args.scenarios else defaults
+        fallback = next(s for s in defaults if s.name == "default")
     except ScenarioError as err:
         _report(err)
         return 1
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         speed=args.speed,
         max_body=args.max_body,
         journal_size=args.journal_size,
-        fallback=fallback,
+        fallback=fallback if args.unmatched == "default" else None,
         quiet=args.quiet,
     )
     app = create_app(scenarios, options)

@@ -257,7 +257,7 @@ class _Builder:
                 after_chunks=fault.get("after_chunks", 0),
                 nth=fault.get("nth"),
                 probability=fault.get("probability"),
-                error=_error_reply(fault["error"]) if "error" in fault else None,
+                error=_error_reply(fault.get("error") or {"status": 500}),
             )
             if fault
             else None,

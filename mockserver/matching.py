@@ -15,7 +15,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from .errors import APIError
-from .request import ChatRequest, message_text
+from .request import ChatRequest, field_at, message_text
 from .scenario import AfterLast, Scenario, Step
 
 Captures = Mapping[str, str]
@@ -173,31 +173,20 @@ class HeaderIs:
         return f"header {self.name} {self.match}, got {request.headers.get(self.name)!r}"
 
 
-def lookup(body: Any, path: str) -> Any:
-    for part in path.split("."):
-        if isinstance(body, dict):
-            body = body.get(part)
-        elif isinstance(body, list) and part.isdigit() and int(part) < len(body):
-            body = body[int(part)]
-        else:
-            return None
-    return body
-
-
 @dataclass(frozen=True)
 class BodyField:
     path: str
     value: Any
 
     def check(self, request: ChatRequest) -> Captures | None:
-        got = lookup(request.body, self.path)
+        got = field_at(request.body, self.path)
         if isinstance(self.value, TextMatch):
             return self.value.test(got) if isinstance(got, str) else None
         return _NO_CAPTURES if got == self.value else None
 
     def explain(self, request: ChatRequest) -> str:
         shown = self.value if isinstance(self.value, TextMatch) else repr(self.value)
-        return f"body.{self.path} {shown}, got {lookup(request.body, self.path)!r}"
+        return f"body.{self.path} {shown}, got {field_at(request.body, self.path)!r}"
 
 
 def text_match(spec: str | Mapping[str, str]) -> TextMatch:
@@ -280,6 +269,7 @@ class ScenarioSet:
             else:
                 self._indexed.setdefault(key, []).append((rank, scenario))
         self._positions: dict[tuple[Scenario, str], int] = {}
+        self.models = _model_names(self.scenarios)
 
     def __len__(self) -> int:
         return len(self.scenarios)
@@ -346,6 +336,19 @@ class ScenarioSet:
             type="invalid_request_error",
             code="scenario_not_found",
         )
+
+
+def _model_names(scenarios: Iterable[Scenario]) -> list[str]:
+    """The models ``/v1/models`` lists: exact names scenarios match or reply with, and gpt-4."""
+    names = {"gpt-4"}
+    for scenario in scenarios:
+        names.update(
+            c.pattern
+            for c in scenario.conditions
+            if isinstance(c, ModelIs) and not any(ch in c.pattern for ch in "*?[")
+        )
+        names.update(s.reply.model for s in scenario.steps if s.reply and s.reply.model)
+    return sorted(names)
 
 
 def _check_all(scenario: Scenario, request: ChatRequest) -> Captures | None:

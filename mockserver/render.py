@@ -11,7 +11,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ class Choice:
     content: str | None
     reasoning: str | None
     refusal: str | None
-    tool_calls: tuple[tuple[str, str], ...]
+    tool_calls: tuple[tuple[str | None, str, str], ...]  # (scripted id or None, name, arguments)
     finish_reason: str
     completion_tokens: int
     reasoning_tokens: int
@@ -80,14 +80,14 @@ def build_choice(
         content = "".join(text for text, _ in cadence.chunks)
     reasoning = _resolve(message.reasoning, ctx)
     refusal = _resolve(message.refusal, ctx)
-    calls = tuple((c.name, _resolve(c.arguments, ctx) or "{}") for c in message.tool_calls)
+    calls = tuple((c.id, c.name, _resolve(c.arguments, ctx) or "{}") for c in message.tool_calls)
     finish = message.finish_reason
     stopped = False
     if settings.stop and content:
         content, stopped = _apply_stop(content, settings.stop)
     reasoning_tokens = split_tokens(reasoning or "")
     content_tokens = split_tokens(content or "")
-    tool_tokens = sum(count_tokens(n) + count_tokens(a) + 3 for n, a in calls)
+    tool_tokens = sum(count_tokens(n) + count_tokens(a) + 3 for _, n, a in calls)
     if settings.limit is not None:
         budget = settings.limit
         total = len(reasoning_tokens) + len(content_tokens) + count_tokens(refusal or "")
@@ -126,7 +126,7 @@ def build_choice(
             reasoning_tokens if cadence.chunk == "token" else cut(reasoning or "", cadence.chunk)
         ),
         refusal_pieces=tuple(cut(refusal or "", cadence.chunk)),
-        argument_pieces=tuple(tuple(cut(a, cadence.chunk)) for _, a in calls),
+        argument_pieces=tuple(tuple(cut(a, cadence.chunk)) for _, _, a in calls),
         piece_delays=delays,
     )
 
@@ -159,7 +159,7 @@ class Renderer:
         request: ChatRequest,
         settings: Settings,
         cadence: Cadence,
-        captures: dict[str, str] | Any,
+        captures: Mapping[str, str],
         seed: int,
     ) -> tuple[Choice, ...]:
         static = reply.static
@@ -229,8 +229,8 @@ class Envelope:
     system_fingerprint: str
     call_id_seed: str
 
-    def call_id(self, choice: int, call: int) -> str:
-        return f"call_{self.call_id_seed}{choice}{call}"
+    def call_id(self, scripted: str | None, choice: int, call: int) -> str:
+        return scripted or f"call_{self.call_id_seed}{choice}{call}"
 
 
 def completion_body(env: Envelope, choices: tuple[Choice, ...], usage_: dict[str, Any]) -> bytes:
@@ -241,9 +241,9 @@ def completion_body(env: Envelope, choices: tuple[Choice, ...], usage_: dict[str
             message["reasoning_content"] = c.reasoning
         if c.tool_calls:
             message["tool_calls"] = [
-                {"id": env.call_id(i, k), "type": "function",
+                {"id": env.call_id(call_id, i, k), "type": "function",
                  "function": {"name": name, "arguments": args}}
-                for k, (name, args) in enumerate(c.tool_calls)
+                for k, (call_id, name, args) in enumerate(c.tool_calls)
             ]  # fmt: skip
         out.append(
             {"index": i, "message": message, "logprobs": None, "finish_reason": c.finish_reason}
@@ -280,8 +280,10 @@ def stream_deltas(
             ([_delta(i, {"content": p})], d) for p, d in zip(c.content_pieces, delays, strict=True)
         ]
         frames += [([_delta(i, {"refusal": p})], None) for p in c.refusal_pieces]
-        for k, ((name, _), pieces) in enumerate(zip(c.tool_calls, c.argument_pieces, strict=True)):
-            head = {"index": k, "id": env.call_id(i, k), "type": "function",
+        for k, ((call_id, name, _), pieces) in enumerate(
+            zip(c.tool_calls, c.argument_pieces, strict=True)
+        ):
+            head = {"index": k, "id": env.call_id(call_id, i, k), "type": "function",
                     "function": {"name": name, "arguments": ""}}  # fmt: skip
             frames.append(([_delta(i, {"tool_calls": [head]})], None))
             frames += [

@@ -10,6 +10,7 @@ from typing import Any
 from .errors import APIError, invalid_type, missing_param
 
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+MAX_N = 128
 _ROLES_TEXT = ", ".join(f"'{r}'" for r in ROLES[:-1]) + f", and '{ROLES[-1]}'"
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
@@ -76,9 +77,25 @@ def message_text(message: Mapping[str, Any]) -> str:
     return ""
 
 
+def field_at(body: Any, path: str) -> Any:
+    """The value at a dotted path (``metadata.team``, ``messages.0.role``), or None."""
+    for part in path.split("."):
+        if isinstance(body, dict):
+            body = body.get(part)
+        elif isinstance(body, list) and part.isdigit() and int(part) < len(body):
+            body = body[int(part)]
+        else:
+            return None
+    return body
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def parse_json_body(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_no_constants)
     except (ValueError, RecursionError):
         raise APIError(
             400,
@@ -110,15 +127,28 @@ def _check_types(body: dict[str, Any]) -> None:
     strings = isinstance(stop, list) and all(isinstance(s, str) for s in stop)
     if stop is not None and not isinstance(stop, str) and not strings:
         raise invalid_type("stop", "a string or an array of strings", stop)
-    n = body.get("n")
-    if n is not None and n < 1:
-        raise APIError(
-            400,
-            f"Invalid 'n': integer below minimum value. Expected a value >= 1, but got {n} "
-            "instead.",
-            param="n",
-            code="integer_below_min_value",
-        )
+    _check_range(body, "n", 1, MAX_N)
+    _check_range(body, "max_tokens", 0, None)
+    _check_range(body, "max_completion_tokens", 0, None)
+
+
+def _check_range(body: dict[str, Any], name: str, low: int, high: int | None) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if value < low:
+        side, bound, code = "below minimum", f">= {low}", "integer_below_min_value"
+    elif high is not None and value > high:
+        side, bound, code = "above maximum", f"<= {high}", "integer_above_max_value"
+    else:
+        return
+    raise APIError(
+        400,
+        f"Invalid '{name}': integer {side} value. Expected a value {bound}, "
+        f"but got {value} instead.",
+        param=name,
+        code=code,
+    )
 
 
 def _check_tools(body: dict[str, Any]) -> None:
@@ -184,12 +214,8 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
     return messages
 
 
-def parse_chat_request(
-    raw: bytes, headers: Mapping[str, str] | None = None, body: Any = None
-) -> ChatRequest:
-    """Validate a request; ``body`` is the already-parsed JSON when the caller has it."""
-    if body is None:
-        body = parse_json_body(raw)
+def parse_chat_request(raw: bytes, headers: Mapping[str, str] | None = None) -> ChatRequest:
+    body = parse_json_body(raw)
     if not isinstance(body, dict):
         raise invalid_type("body", "an object", body)
     model = body.get("model")

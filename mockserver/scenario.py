@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from typing import TYPE_CHECKING
 
+from .errors import APIError
 from .templates import Template
 
 if TYPE_CHECKING:
@@ -47,7 +49,7 @@ class Reply:
     usage: Mapping[str, int] | None = None
     model: str | None = None
 
-    @property
+    @cached_property
     def static(self) -> bool:
         """True when no choice uses a template, so rendering can be done once and cached."""
         for m in self.choices:
@@ -64,6 +66,9 @@ class ErrorReply:
     type: str
     param: str | None = None
     code: str | None = None
+
+    def to_error(self, headers: Mapping[str, str]) -> APIError:
+        return APIError(self.status, self.message, self.type, self.param, self.code, headers)
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,9 @@ class Fault:
     after_chunks: int = 0
     nth: int | None = None
     probability: float | None = None
-    error: ErrorReply | None = None
+    error: ErrorReply = ErrorReply(
+        500, "The server had an error while processing your request.", "server_error"
+    )
 
 
 @dataclass(frozen=True, eq=False)

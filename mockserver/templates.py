@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .request import ChatRequest, message_text
+from .request import ChatRequest, field_at, message_text
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -40,17 +40,6 @@ class Context:
     faker: Callable[[], Faker]
 
 
-def _lookup_body(body: Any, path: list[str]) -> str:
-    for part in path:
-        if isinstance(body, dict):
-            body = body.get(part)
-        elif isinstance(body, list) and part.isdigit() and int(part) < len(body):
-            body = body[int(part)]
-        else:
-            return ""
-    return "" if body is None or isinstance(body, dict | list) else str(body)
-
-
 def _resolve(name: str, ctx: Context) -> str:
     root, _, rest = name.partition(".")
     request = ctx.request
@@ -71,7 +60,8 @@ def _resolve(name: str, ctx: Context) -> str:
     if root == "match":
         return ctx.captures.get(rest, "")
     if root == "request":
-        return _lookup_body(request.body, rest.split("."))
+        value = field_at(request.body, rest)
+        return "" if value is None or isinstance(value, dict | list) else str(value)
     return str(getattr(ctx.faker(), rest)())
 
 

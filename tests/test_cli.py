@@ -37,7 +37,7 @@ def served() -> Iterator[tuple[subprocess.Popen[str], str]]:
     yield proc, url
     if proc.poll() is None:
         proc.kill()
-        proc.wait()
+    proc.communicate()
 
 
 def test_serve_defaults_then_sigterm(served: tuple[subprocess.Popen[str], str]) -> None:
@@ -49,6 +49,23 @@ def test_serve_defaults_then_sigterm(served: tuple[subprocess.Popen[str], str]) 
     assert proc.returncode == 0
     assert "Traceback" not in err
     assert "POST /v1/chat/completions 200 scenario=greeting" in err
+
+
+def test_unmatched_default_answers_with_the_default_reply(tmp_path: Path) -> None:
+    only = tmp_path / "only.yaml"
+    only.write_text("- match: {last_user: ping}\n  reply: {content: pong}\n")
+    proc, url = start("--quiet", "--scenarios", str(only), "--unmatched", "default")
+    try:
+        reply = httpx.post(
+            f"{url}/chat/completions", json=BODY, headers={"Authorization": "Bearer k"}
+        )
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert reply.status_code == 200
+    assert reply.json()["choices"][0]["message"]["content"].startswith(
+        "This is a scripted reply from mockserver"
+    )
 
 
 def test_serve_refuses_a_broken_scenario_set(tmp_path: Path) -> None:

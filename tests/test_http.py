@@ -157,3 +157,61 @@ def test_body_over_limit_is_413() -> None:
         response = httpx.post(f"{s.base_url}/chat/completions", json=big, headers=AUTH)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
+
+
+@pytest.mark.parametrize(
+    ("content", "param", "code"),
+    [
+        (
+            b'{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}], "n": 1000000000}',
+            "n",
+            "integer_above_max_value",
+        ),
+        (
+            b'{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}], "temperature": NaN}',
+            None,
+            None,
+        ),
+        (
+            b'{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}], "top_p": Infinity}',
+            None,
+            None,
+        ),
+        (
+            b'{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": -5}',
+            "max_completion_tokens",
+            "integer_below_min_value",
+        ),
+        (
+            b'{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
+            "max_tokens",
+            "integer_below_min_value",
+        ),
+    ],
+)
+def test_out_of_bounds_values_are_400_not_a_hang(
+    http: httpx.Client, content: bytes, param: str | None, code: str | None
+) -> None:
+    response = http.post("/v1/chat/completions", content=content)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param
+    assert response.json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content", "status"),
+    [
+        ("PUT", "/_mock/scenarios", b"{not json", 400),
+        ("PUT", "/_mock/scenarios", b"\xff\xfe not utf-8", 400),
+        ("POST", "/_mock/reset?what=everything", b"", 400),
+        ("DELETE", "/_mock/scenarios", b"", 405),
+        ("PATCH", "/_mock/journal", b"", 405),
+    ],
+)
+def test_admin_bad_input_is_a_clear_4xx(
+    mockserver: MockServer, method: str, path: str, content: bytes, status: int
+) -> None:
+    headers = {"Content-Type": "application/json"} if content.startswith(b"{") else {}
+    response = httpx.request(method, mockserver.url + path, content=content, headers=headers)
+    assert response.status_code == status
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}

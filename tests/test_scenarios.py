@@ -272,3 +272,23 @@ def test_admin_endpoints(mockserver: MockServer, openai_client: openai.OpenAI) -
     put = httpx.put(f"{admin}/scenarios", json={"name": "json", "reply": {"content": "via json"}})
     assert [s["name"] for s in put.json()["scenarios"]] == ["json"]
     assert ask(openai_client, "x") == "via json"
+
+
+def test_scripted_tool_call_id_is_used(
+    mockserver: MockServer, openai_client: openai.OpenAI
+) -> None:
+    mockserver.add({"reply": {"tool_calls": [{"id": "call_fixed", "name": "f", "arguments": {}},
+                                             {"name": "g"}]}})  # fmt: skip
+    reply = openai_client.chat.completions.create(
+        model="gpt-4", messages=[{"role": "user", "content": "x"}]
+    )
+    ids = [c.id for c in reply.choices[0].message.tool_calls or []]
+    assert ids[0] == "call_fixed"
+    assert ids[1].startswith("call_")
+    assert ids[1] != "call_fixed"
+    chunks = openai_client.chat.completions.create(
+        model="gpt-4", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    streamed = [t.id for c in chunks for t in c.choices[0].delta.tool_calls or [] if t.id]
+    assert streamed[0] == "call_fixed"
+    assert len(streamed) == 2
