@@ -30,7 +30,7 @@ from .scenario import (
 )
 from .schema import FILE, SCENARIO_KEYS, format_path, validate
 from .schema import Path as KeyPath
-from .templates import compile_template
+from .templates import blank_placeholders, compile_template
 
 SUFFIXES = (".yaml", ".yml", ".json")
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
@@ -171,26 +171,27 @@ class _Builder:
         line = self.located.line(path)
         self.problems.append(Problem(self.source, line, format_path(path), message))
 
-    def text(self, value: Any, path: KeyPath) -> Any:
+    def text(self, value: Any, path: KeyPath, in_json: bool = False) -> Any:
         if value is None:
             return None
         try:
-            return compile_template(value)
+            return compile_template(value, in_json)
         except ValueError as err:
             self.problem(path, str(err))
             return value
 
     def arguments(self, value: Any, path: KeyPath) -> Any:
-        if isinstance(value, dict):
-            return self.text(json.dumps(value), path)
         if value is None:
             return "{}"
+        text = json.dumps(value) if isinstance(value, dict) else value
         try:
-            json.loads(value)
+            json.loads(blank_placeholders(text))
         except ValueError:
-            if "{{" not in value:
-                self.problem(path, "expected a mapping or a JSON string; this string is not JSON")
-        return self.text(value, path)
+            hint = " (placeholders go inside JSON strings)" if "{{" in text else ""
+            self.problem(
+                path, f"expected a mapping or a JSON string; this string is not JSON{hint}"
+            )
+        return self.text(text, path, in_json=True)
 
     def message(self, spec: Mapping[str, Any], path: KeyPath) -> Message:
         calls = tuple(
@@ -231,6 +232,15 @@ class _Builder:
             chunks=tuple((c["text"], c.get("delay")) for c in spec.get("chunks", ())),
         )
 
+    def check_chunks(self, spec: Mapping[str, Any], cadence: Cadence, path: KeyPath) -> None:
+        content = (spec.get("reply") or {}).get("content")
+        spelled = "".join(text for text, _ in cadence.chunks)
+        if cadence.chunks and isinstance(content, str) and spelled != content:
+            self.problem(
+                (*path, "cadence", "chunks"),
+                f"the chunks spell {spelled!r}, but reply.content is {content!r}",
+            )
+
     def step(self, spec: Mapping[str, Any], path: KeyPath, defaults: Mapping[str, Any]) -> Step:
         kinds = [k for k in ("reply", "error", "raw") if k in spec]
         fault = spec.get("fault")
@@ -239,6 +249,8 @@ class _Builder:
         elif not kinds and not (fault and fault["kind"] in ("hang", "reset")):
             self.problem(path, "a step needs one of 'reply', 'error' or 'raw'")
         raw = spec.get("raw")
+        cadence = self.cadence(spec.get("cadence", defaults.get("cadence")))
+        self.check_chunks(spec, cadence, path)
         return Step(
             reply=self.reply(spec["reply"], (*path, "reply")) if "reply" in spec else None,
             error=_error_reply(spec["error"]) if "error" in spec else None,
@@ -251,7 +263,7 @@ class _Builder:
             else None,
             headers={**defaults.get("headers", {}), **spec.get("headers", {})},
             delay=_seconds(spec.get("delay")),
-            cadence=self.cadence(spec.get("cadence", defaults.get("cadence"))),
+            cadence=cadence,
             fault=Fault(
                 kind=fault["kind"],
                 after_chunks=fault.get("after_chunks", 0),

@@ -6,6 +6,7 @@ when the file is loaded. Nothing a file says can reach Python objects, files or 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -88,18 +89,19 @@ class Template:
     """Literal text and placeholders, alternating: ``parts[0]`` literal, ``parts[1]`` a name..."""
 
     parts: tuple[str, ...]
-    uses_fake: bool
+    in_json: bool = False  # placeholders sit inside JSON strings: escape what they insert
 
     def render(self, ctx: Context) -> str:
         parts = self.parts
         out = [parts[0]]
         for i in range(1, len(parts), 2):
-            out.append(_resolve(parts[i], ctx))
+            value = _resolve(parts[i], ctx)
+            out.append(json.dumps(value)[1:-1] if self.in_json else value)
             out.append(parts[i + 1])
         return "".join(out)
 
 
-def compile_template(text: str) -> str | Template:
+def compile_template(text: str, in_json: bool = False) -> str | Template:
     """A plain string when ``text`` has no placeholder (so it can be pre-rendered)."""
     parts = _PLACEHOLDER.split(text)
     if len(parts) == 1:
@@ -108,4 +110,9 @@ def compile_template(text: str) -> str | Template:
         problem = check_name(name)
         if problem:
             raise ValueError(problem)
-    return Template(tuple(parts), any(n.startswith("fake.") for n in parts[1::2]))
+    return Template(tuple(parts), in_json)
+
+
+def blank_placeholders(text: str) -> str:
+    """``text`` with every placeholder emptied, to check the JSON around them at load."""
+    return _PLACEHOLDER.sub("", text)

@@ -82,3 +82,18 @@ def test_inline_data_gets_the_same_checks() -> None:
     with pytest.raises(ScenarioError) as caught:
         load_data({"reply": {"content": "x", "colour": "red"}})
     assert str(caught.value).startswith("<inline>: [0].reply.colour: unknown key")
+
+
+def test_explicit_chunks_must_spell_the_content() -> None:
+    assert problems(
+        "- reply: {content: Hello}\n  cadence:\n    chunks: [{text: Hel}, {text: p}]\n"
+    ) == ["s.yaml:3: [0].cadence.chunks: the chunks spell 'Help', but reply.content is 'Hello'"]
+
+
+def test_tool_argument_templates_must_stay_json() -> None:
+    assert problems(
+        "- reply: {tool_calls: [{name: f, arguments: '{\"q\": {{ last_user }}}'}]}\n"
+    ) == [
+        "s.yaml:1: [0].reply.tool_calls[0].arguments: expected a mapping or a JSON string; "
+        "this string is not JSON (placeholders go inside JSON strings)"
+    ]

@@ -292,3 +292,18 @@ def test_scripted_tool_call_id_is_used(
     streamed = [t.id for c in chunks for t in c.choices[0].delta.tool_calls or [] if t.id]
     assert streamed[0] == "call_fixed"
     assert len(streamed) == 2
+
+
+def test_template_in_tool_arguments_stays_valid_json(
+    mockserver: MockServer, openai_client: openai.OpenAI
+) -> None:
+    mockserver.add(
+        {"match": {"last_user": {"regex": "search for (?P<q>.+)"}},
+         "reply": {"tool_calls": [{"name": "search", "arguments": {"query": "{{ match.q }}"}},
+                                  {"name": "search", "arguments": '{"query": "{{ match.q }}"}'}]}}
+    )  # fmt: skip
+    reply = openai_client.chat.completions.create(
+        model="gpt-4", messages=[{"role": "user", "content": 'search for "quoted" \\ text'}]
+    )
+    calls = reply.choices[0].message.tool_calls or []
+    assert [json.loads(c.function.arguments) for c in calls] == [{"query": '"quoted" \\ text'}] * 2
