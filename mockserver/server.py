@@ -60,6 +60,7 @@ class MockServer:
         self.port = port
         self.options = options or Options()
         self._initial = scenarios_from(scenarios)
+        self._ranked_initial: list[Scenario] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -152,7 +153,9 @@ class MockServer:
         """Initial scenarios only, sequences rewound, journal empty."""
 
         def reset() -> None:
-            self.state.replace(self._initial)
+            if self.state.scenarios.scenarios != self._ranked_initial:
+                self.state.replace(self._initial)
+                self._ranked_initial = self.state.scenarios.scenarios
             self.state.reset()
 
         self._call(reset)

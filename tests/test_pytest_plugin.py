@@ -12,6 +12,8 @@ INNER = (
     "no:cacheprovider",
     "-p",
     "no:hypothesispytest",
+    "-p",
+    "no:faker",
     "-o",
     "asyncio_default_fixture_loop_scope=function",
 )
@@ -130,3 +132,50 @@ def test_mockserver_outside_pytest() -> None:
         )
         assert reply.choices[0].message.content == "scripted"
         server.check()
+
+
+def test_xdist_gives_each_worker_its_own_server(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", hello=SCENARIO)
+    pytester.makepyfile(
+        """
+        import os, pytest
+
+        @pytest.mark.parametrize("n", range(8))
+        @pytest.mark.mockserver("hello.yaml")
+        def test_worker(mockserver, openai_client, n):
+            reply = openai_client.chat.completions.create(
+                model="gpt-4", messages=[{"role": "user", "content": "hello"}])
+            assert reply.choices[0].message.content == "Hello from the fixture file."
+            assert len(mockserver.journal) == 1
+            with open(f"seen-{os.environ['PYTEST_XDIST_WORKER']}-{n}", "w") as f:
+                f.write(str(mockserver.port))
+        """
+    )
+    result = pytester.runpytest_subprocess(*INNER, "-n", "2", "-p", "xdist")
+    result.assert_outcomes(passed=8)
+    ports: dict[str, set[str]] = {}
+    for path in pytester.path.glob("seen-*"):
+        ports.setdefault(path.name.split("-")[1], set()).add(path.read_text())
+    assert sorted(ports) == ["gw0", "gw1"]
+    assert all(len(p) == 1 for p in ports.values()), ports
+    assert ports["gw0"] != ports["gw1"]
+
+
+def test_anyio_users_get_the_async_client(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        @pytest.mark.anyio
+        async def test_anyio(mockserver, async_openai_client):
+            mockserver.add({"reply": {"content": "from anyio"}})
+            reply = await async_openai_client.chat.completions.create(
+                model="gpt-4", messages=[{"role": "user", "content": "x"}])
+            assert reply.choices[0].message.content == "from anyio"
+        """
+    )
+    pytester.runpytest(*INNER, "-o", "asyncio_mode=strict").assert_outcomes(passed=1)
