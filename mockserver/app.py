@@ -318,6 +318,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             _check_auth(request, state.options.api_keys)
             chat = parse_chat_request(raw, request.headers)
             entry.body = chat.body
+            entry.chat = chat
             settings = state.options.profile.apply(chat)
             entry.adjusted = settings.adjusted
             try:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .request import ChatRequest
 
 _SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "openai-organization"})
 
@@ -43,6 +46,7 @@ class Entry:
     outcome: str = "ok"
     duration_ms: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    chat: ChatRequest | None = field(default=None, repr=False)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -54,8 +58,18 @@ class Entry:
         body = self.body
         return body.get("messages", []) if isinstance(body, dict) else []
 
+    @property
+    def last_user(self) -> str:
+        """The text of the last user message ("" for a request that was not valid)."""
+        return self.chat.last_user if self.chat else ""
+
+    @property
+    def tool_names(self) -> list[str]:
+        return self.chat.tool_names if self.chat else []
+
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "raw_headers"}
+        hidden = ("raw_headers", "chat")
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
         out["headers"] = self.headers
         out["adjusted"] = list(self.adjusted)
         return out

@@ -19,7 +19,8 @@ FIXTURES = Path(__file__).parents[2] / "fixtures"
 def test_round_trip(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
     assert answer(openai_client, "Weather in Paris?") == "It is 21°C and sunny in Paris right now."
     first, second = mockserver.assert_called("weather-round-trip", times=2)
-    assert first.body["tools"][0]["function"]["name"] == "get_weather"
+    assert first.tool_names == ["get_weather"]
+    assert first.last_user == second.last_user == "Weather in Paris?"
     call = second.body["messages"][1]["tool_calls"][0]
     assert json.loads(call["function"]["arguments"]) == {"city": "Paris", "unit": "celsius"}
     assert second.body["messages"][2] == {
