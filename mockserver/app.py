@@ -21,6 +21,7 @@ from .journal import Entry, Journal
 from .loader import load_data, load_text
 from .matching import Resolution, ScenarioSet
 from .profiles import APIFACTORY, Profile, Settings
+from .ratelimit import Budgets, RateLimit, Ticket
 from .render import (
     DONE,
     Envelope,
@@ -58,6 +59,7 @@ class Options:
     sleep: Sleep = asyncio.sleep
     keepalive: float = 15.0
     system_fingerprint: str = "fp_mockserver"
+    rate_limit: RateLimit | None = None
 
 
 @dataclass
@@ -69,6 +71,7 @@ class State:
     journal: Journal
     renderer: Renderer = field(default_factory=Renderer)
     fault_counts: dict[Step, int] = field(default_factory=dict)
+    budgets: Budgets = field(default_factory=Budgets)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     def replace(self, scenarios: Iterable[Scenario]) -> None:
@@ -78,6 +81,7 @@ class State:
     def reset(self) -> None:
         self.scenarios.reset()
         self.fault_counts.clear()
+        self.budgets.clear()
         self.journal.clear()
 
 
@@ -132,7 +136,8 @@ async def json_errors(
         return _error_response(crash, "req_error")
 
 
-def _check_auth(request: web.Request, keys: frozenset[str]) -> None:
+def _check_auth(request: web.Request, keys: frozenset[str]) -> str:
+    """The request's API key, or the 401 OpenAI sends."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -146,6 +151,16 @@ def _check_auth(request: web.Request, keys: frozenset[str]) -> None:
     if keys and token not in keys:
         shown = token[:3] + "*" * 4 + token[-4:] if len(token) > 8 else "***"
         raise APIError(401, f"Incorrect API key provided: {shown}.", code="invalid_api_key")
+    return token
+
+
+def _admit(state: State, key: str, chat: ChatRequest, scenario: Scenario) -> list[Ticket]:
+    """Count the request against the server's budget and the scenario's; 429 when over."""
+    limits = [x for x in (state.options.rate_limit, scenario.rate_limit) if x is not None]
+    if not limits:
+        return []
+    now = state.options.clock()
+    return [state.budgets.admit(x, key, chat.model, chat.prompt_tokens, now) for x in limits]
 
 
 def _fires(fault: Fault | None, state: State, step: Step, seed: str) -> bool:
@@ -197,6 +212,7 @@ async def _respond(
     resolution: Resolution,
     request_id: str,
     entry: Entry,
+    tickets: list[Ticket],
 ) -> web.StreamResponse:
     step = resolution.step
     scenario = resolution.scenario
@@ -209,6 +225,8 @@ async def _respond(
     headers = {"x-request-id": request_id, **step.headers}
     if settings.adjusted:
         headers["x-mock-adjusted"] = ", ".join(settings.adjusted)
+    if tickets:
+        headers.update(tickets[-1].headers())
     if kind == "hang" or (kind == "stall" and not chat.stream):
         await _forever(request, state)
     if kind in ("reset", "drop") and not chat.stream:
@@ -236,6 +254,10 @@ async def _respond(
         call_id_seed=seed[:16],
     )
     used = usage(chat, choices, reply.usage)
+    if tickets:
+        for ticket in tickets:
+            ticket.spend(used["total_tokens"])
+        headers.update(tickets[-1].headers())
     if not chat.stream:
         if kind == "stream_error" and fault is not None:
             raise fault.error.to_error(headers)
@@ -315,7 +337,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         entry.request_id = request_id = "req_" + digest(raw)
         try:
-            _check_auth(request, state.options.api_keys)
+            key = _check_auth(request, state.options.api_keys)
             chat = parse_chat_request(raw, request.headers)
             entry.body = chat.body
             entry.chat = chat
@@ -328,7 +350,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 raise
             entry.scenario = resolution.scenario.name
             entry.step = resolution.step_index
-            response = await _respond(request, state, chat, settings, resolution, request_id, entry)
+            try:
+                tickets = _admit(state, key, chat, resolution.scenario)
+            except APIError:
+                entry.outcome = "rate_limited"
+                raise
+            response = await _respond(
+                request, state, chat, settings, resolution, request_id, entry, tickets
+            )
         except APIError as err:
             response = _error_response(err, request_id)
             if entry.body is None:
@@ -408,16 +437,19 @@ async def admin_scenarios(request: web.Request) -> web.Response:
 async def admin_reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     what = request.query.get("what", "all")
-    if what not in ("all", "sequences", "journal"):
+    if what not in ("all", "sequences", "limits", "journal"):
         raise APIError(
             400,
-            f"Invalid value: {what!r}. Supported values are: 'all', 'sequences', and 'journal'.",
+            f"Invalid value: {what!r}. Supported values are: 'all', 'sequences', 'limits' "
+            "and 'journal'.",
             param="what",
             code="invalid_value",
         )
     if what in ("all", "sequences"):
         state.scenarios.reset()
         state.fault_counts.clear()
+    if what in ("all", "limits"):
+        state.budgets.clear()
     if what in ("all", "journal"):
         state.journal.clear()
     return web.json_response({"reset": what})

@@ -16,6 +16,7 @@ from .app import DEFAULT_MAX_BODY, Options, create_app, make_runner
 from .errors import ScenarioError
 from .loader import load_defaults, load_paths
 from .profiles import PROFILES
+from .ratelimit import RateLimit
 from .schema import FILE
 
 log = logging.getLogger("mockserver")
@@ -48,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=("error", "default"),
         default="error",
         help="answer a request no scenario matches with a 404 error or the default reply",
+    )
+    serve.add_argument(
+        "--rpm", type=int, metavar="N", help="requests per minute per API key and model"
+    )
+    serve.add_argument(
+        "--tpm", type=int, metavar="N", help="tokens per minute per API key and model"
     )
     serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES")
     serve.add_argument("--journal-size", type=int, default=1000, metavar="N")
@@ -99,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error(f"--port must be between 0 and 65535, got {args.port}")
     if args.speed < 0:
         _parser().error(f"--speed must be >= 0, got {args.speed}")
+    for flag, value in (("--rpm", args.rpm), ("--tpm", args.tpm)):
+        if value is not None and value < 0:
+            _parser().error(f"{flag} must be >= 0, got {value}")
     try:
         defaults = load_defaults()
         scenarios = load_paths(args.scenarios) if args.scenarios else defaults
@@ -115,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         journal_size=args.journal_size,
         fallback=fallback if args.unmatched == "default" else None,
         quiet=args.quiet,
+        rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
     )
     app = create_app(scenarios, options)
     try:

@@ -16,6 +16,7 @@ import yaml
 
 from .errors import Problem, ScenarioError
 from .matching import build_conditions
+from .ratelimit import RateLimit
 from .scenario import (
     AfterLast,
     Cadence,
@@ -166,6 +167,14 @@ class _Builder:
         self.located = located
         self.source = source
         self.problems: list[Problem] = []
+        self.shared_limit: RateLimit | None = None
+
+    def rate_limit(self, spec: Mapping[str, Any] | None, path: KeyPath) -> RateLimit | None:
+        if spec is None:
+            return None
+        if "requests" not in spec and "tokens" not in spec:
+            self.problem(path, "a rate limit needs 'requests' or 'tokens' (or both)")
+        return RateLimit(spec.get("requests"), spec.get("tokens"), float(spec.get("per", 60)))
 
     def problem(self, path: KeyPath, message: str) -> None:
         line = self.located.line(path)
@@ -302,6 +311,8 @@ class _Builder:
             seed=spec.get("seed", defaults.get("seed", 0)),
             after_last=AfterLast(spec.get("after_last", "repeat")),
             conversation_header=(spec.get("conversation") or {}).get("header"),
+            rate_limit=self.rate_limit(spec.get("rate_limit"), (*path, "rate_limit"))
+            or self.shared_limit,
             source=self.source,
             line=self.located.line(path),
         )
@@ -321,6 +332,9 @@ def _scenarios_in(located: _Located, source: str, stem: str) -> list[Scenario]:
     else:
         items, defaults, base = data["scenarios"], data.get("defaults") or {}, ("scenarios",)
     builder = _Builder(located, source)
+    builder.shared_limit = builder.rate_limit(
+        defaults.get("rate_limit"), ("defaults", "rate_limit")
+    )
     out = [
         builder.scenario(item, (*base, i), defaults, f"{stem}[{i}]" if len(items) > 1 else stem)
         for i, item in enumerate(items)

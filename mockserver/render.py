@@ -19,7 +19,7 @@ from .profiles import Settings
 from .request import ChatRequest
 from .scenario import Cadence, Message, Reply, Text
 from .templates import Context
-from .tokens import count_prompt_tokens, count_tokens, split_tokens
+from .tokens import count_tokens, split_tokens
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -194,8 +194,7 @@ def usage(request: ChatRequest, choices: tuple[Choice, ...], fixed: Any) -> dict
     fixed = fixed or {}
     prompt = fixed.get("prompt_tokens")
     if prompt is None:
-        tools = request.body.get("tools")
-        prompt = count_prompt_tokens(request.messages, json.dumps(tools) if tools else None)
+        prompt = request.prompt_tokens
     completion = fixed.get("completion_tokens", sum(c.completion_tokens for c in choices))
     reasoning = fixed.get("reasoning_tokens", sum(c.reasoning_tokens for c in choices))
     cached = fixed.get("cached_tokens", 0)

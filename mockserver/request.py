@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .errors import APIError, invalid_type, missing_param
+from .tokens import count_prompt_tokens
 
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 MAX_N = 128
@@ -35,6 +37,12 @@ class ChatRequest:
     @property
     def tool_names(self) -> list[str]:
         return [_tool_name(t) for t in self.tools]
+
+    @cached_property
+    def prompt_tokens(self) -> int:
+        """Computed once: usage and rate limits both need it."""
+        tools = self.body.get("tools")
+        return count_prompt_tokens(self.messages, json.dumps(tools) if tools else None)
 
     @property
     def response_format(self) -> str | None:

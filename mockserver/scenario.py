@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from .errors import APIError
+from .ratelimit import RateLimit
 from .templates import Template
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ class Scenario:
     seed: int = 0
     after_last: AfterLast = AfterLast.REPEAT
     conversation_header: str | None = None
+    rate_limit: RateLimit | None = None
     source: str = "<inline>"
     line: int | None = None
 

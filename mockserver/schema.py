@@ -175,6 +175,19 @@ _FAULT = {
     },
 }
 
+_RATE_LIMIT = {
+    "type": "object",
+    "description": "request and token budgets per API key and model, per window",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "x-expected": "requests and/or tokens, and optionally per (seconds)",
+    "properties": {
+        "requests": {"type": "integer", "minimum": 0, "description": "requests per window"},
+        "tokens": {"type": "integer", "minimum": 0, "description": "tokens per window"},
+        "per": {"type": "number", "minimum": 0.001, "description": "window in seconds (60)"},
+    },
+}
+
 _STEP_PROPS = {
     "reply": _REPLY,
     "error": _ERROR,
@@ -198,6 +211,7 @@ SCENARIO_KEYS: dict[str, Any] = {
     **_STEP_PROPS,
     "steps": {"type": "array", "items": _STEP, "minItems": 1},
     "after_last": {"enum": ["repeat", "cycle", "stop"]},
+    "rate_limit": _RATE_LIMIT,
     "conversation": {
         "type": "object",
         "additionalProperties": False,
@@ -215,6 +229,7 @@ _DEFAULTS = {
         "seed": _SEED,
         "cadence": _CADENCE,
         "headers": _STRING_MAP,
+        "rate_limit": {**_RATE_LIMIT, "description": "one budget shared by the file's scenarios"},
     },
 }
 

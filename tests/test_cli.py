@@ -51,6 +51,21 @@ def test_serve_defaults_then_sigterm(served: tuple[subprocess.Popen[str], str]) 
     assert "POST /v1/chat/completions 200 scenario=greeting" in err
 
 
+def test_rpm_budget(tmp_path: Path) -> None:
+    proc, url = start("--quiet", "--rpm", "1")
+    try:
+        auth = {"Authorization": "Bearer k"}
+        first = httpx.post(f"{url}/chat/completions", json=BODY, headers=auth)
+        second = httpx.post(f"{url}/chat/completions", json=BODY, headers=auth)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert first.headers["x-ratelimit-remaining-requests"] == "0"
+    assert second.status_code == 429
+    assert second.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(second.headers["retry-after"]) <= 60
+
+
 def test_unmatched_default_answers_with_the_default_reply(tmp_path: Path) -> None:
     only = tmp_path / "only.yaml"
     only.write_text("- match: {last_user: ping}\n  reply: {content: pong}\n")

@@ -85,6 +85,41 @@ def test_rate_limit_then_success(mockserver: MockServer) -> None:
     assert [e.status for e in mockserver.journal] == [429, 200]
 
 
+@pytest.mark.mockserver(FIXTURES / "rate_limit_budget.yaml")
+def test_rate_limit_budget(
+    mockserver: MockServer, openai_client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(mockserver.options, "clock", lambda: now[0])
+    seen = []
+    for _ in range(3):
+        raw = openai_client.chat.completions.with_raw_response.create(model="gpt-4", messages=USER)
+        seen.append(
+            (
+                raw.headers["x-ratelimit-remaining-requests"],
+                raw.headers["x-ratelimit-remaining-tokens"],
+            )
+        )
+        now[0] += 1
+    assert seen == [("2", "600"), ("1", "200"), ("0", "0")]
+    assert raw.headers["x-ratelimit-reset-requests"] == "58s"
+    with pytest.raises(openai.RateLimitError) as caught:
+        openai_client.chat.completions.create(model="gpt-4", messages=USER)
+    err = caught.value
+    assert err.response.headers["retry-after"] == "57"
+    assert err.response.headers["retry-after-ms"] == "57000"
+    assert err.type == "requests"
+    assert err.code == "rate_limit_exceeded"
+    assert err.body["message"].startswith(
+        "Rate limit reached for gpt-4 in organization org-mockserver on requests per min (RPM): "
+        "Limit 3, Used 3, Requested 1. Please try again in 57s."
+    )
+    now[0] += 57
+    reply = openai_client.chat.completions.create(model="gpt-4", messages=USER)
+    assert reply.choices[0].message.content == "Within budget."
+    assert [e.outcome for e in mockserver.journal] == ["ok"] * 3 + ["rate_limited", "ok"]
+
+
 @pytest.mark.mockserver(FIXTURES / "server_error_then_success.yaml")
 def test_server_error_then_success(mockserver: MockServer) -> None:
     client = openai.OpenAI(base_url=mockserver.base_url, api_key="k", max_retries=1)

@@ -52,7 +52,11 @@ def test_pytest_example(pytester: pytest.Pytester) -> None:
 
 
 def test_outside_pytest_example() -> None:
-    exec(python_block("with MockServer"), {})
+    exec(python_block("server.check()"), {})
+
+
+def test_rate_limit_example() -> None:
+    exec(python_block("x-ratelimit-remaining-requests"), {})
 
 
 def test_documented_validation_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
