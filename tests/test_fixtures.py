@@ -110,8 +110,8 @@ def test_rate_limit_budget(
     assert err.response.headers["retry-after-ms"] == "57000"
     assert err.type == "requests"
     assert err.code == "rate_limit_exceeded"
-    assert err.body["message"].startswith(
-        "Rate limit reached for gpt-4 in organization org-mockserver on requests per min (RPM): "
+    assert err.message.startswith(
+        "Error code: 429 - Rate limit reached for gpt-4 in organization org-mockserver on requests per min (RPM): "
         "Limit 3, Used 3, Requested 1. Please try again in 57s."
     )
     now[0] += 57
