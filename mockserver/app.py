@@ -22,6 +22,7 @@ from .loader import load_data, load_text
 from .matching import Resolution, ScenarioSet
 from .profiles import APIFACTORY, Profile, Settings
 from .ratelimit import Budgets, RateLimit, Ticket
+from .reload import Watcher
 from .render import (
     DONE,
     Envelope,
@@ -60,6 +61,8 @@ class Options:
     keepalive: float = 15.0
     system_fingerprint: str = "fp_mockserver"
     rate_limit: RateLimit | None = None
+    watch: tuple[str, ...] = ()
+    reload_interval: float = 0.25
 
 
 @dataclass
@@ -72,6 +75,7 @@ class State:
     renderer: Renderer = field(default_factory=Renderer)
     fault_counts: dict[Step, int] = field(default_factory=dict)
     budgets: Budgets = field(default_factory=Budgets)
+    watcher: Watcher | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     def replace(self, scenarios: Iterable[Scenario]) -> None:
@@ -431,7 +435,10 @@ async def admin_scenarios(request: web.Request) -> web.Response:
         {"name": s.name, "source": s.where, "priority": s.priority, "steps": len(s.steps)}
         for s in state.scenarios.scenarios
     ]
-    return web.json_response({"scenarios": listing})
+    out: dict[str, Any] = {"scenarios": listing}
+    if state.watcher is not None and state.watcher.error is not None:
+        out["reload_problems"] = [str(p) for p in state.watcher.error.problems]
+    return web.json_response(out)
 
 
 async def admin_reset(request: web.Request) -> web.Response:
@@ -481,11 +488,14 @@ def create_app(scenarios: Iterable[Scenario], options: Options | None = None) ->
     """The mock as an aiohttp application. ``app[STATE]`` holds its scenarios and journal."""
     options = options or Options()
     app = web.Application(middlewares=[json_errors], client_max_size=options.max_body)
-    app[STATE] = State(
+    state = app[STATE] = State(
         options=options,
         scenarios=ScenarioSet(scenarios, options.fallback),
         journal=Journal(options.journal_size),
     )
+    if options.watch:
+        watcher = state.watcher = Watcher(options.watch, state.replace, options.reload_interval)
+        app.cleanup_ctx.append(lambda _: watcher.running())
     for prefix in ("/v1", ""):
         app.router.add_post(f"{prefix}/chat/completions", chat_completions)
         app.router.add_get(f"{prefix}/models", list_models)

@@ -59,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES")
     serve.add_argument("--journal-size", type=int, default=1000, metavar="N")
     serve.add_argument("--quiet", action="store_true", help="no log line per request")
+    serve.add_argument(
+        "--no-reload",
+        dest="reload",
+        action="store_false",
+        help="do not reload --scenarios files when they change",
+    )
+    serve.add_argument(
+        "--reload-interval", type=float, default=0.25, metavar="SECONDS", help=argparse.SUPPRESS
+    )
     validate = sub.add_parser("validate", help="check scenario files without serving")
     validate.add_argument("paths", nargs="+", metavar="PATH")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
@@ -125,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         journal_size=args.journal_size,
         fallback=fallback if args.unmatched == "default" else None,
         quiet=args.quiet,
+        watch=tuple(args.scenarios) if args.reload else (),
+        reload_interval=args.reload_interval,
         rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
     )
     app = create_app(scenarios, options)

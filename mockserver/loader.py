@@ -356,7 +356,8 @@ def load_data(data: Any, source: str = "<inline>") -> list[Scenario]:
     return _scenarios_in(_Located(data, {}), source, "inline")
 
 
-def _files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+def scenario_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """The files ``load_paths`` reads, in the order it reads them."""
     for path in map(Path, paths):
         if path.is_dir():
             yield from sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
@@ -368,7 +369,7 @@ def load_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Scenario]:
     """Scenarios from files and folders (recursively, in sorted order); every problem reported."""
     scenarios: list[Scenario] = []
     problems: list[Problem] = []
-    for file in _files(paths):
+    for file in scenario_files(paths):
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:

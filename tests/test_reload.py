@@ -1,0 +1,127 @@
+"""Hot reload: an edited scenario file takes effect; a broken edit keeps the last good set."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from mockserver import MockServer
+from mockserver.app import Options
+
+_TICKS = itertools.count(1)
+
+
+def write(path: Path, text: str) -> None:
+    """Write and move the mtime forward, as an editor's save does, whatever the clock's grain."""
+    path.write_text(text)
+    stamp = 1_700_000_000 * 10**9 + next(_TICKS) * 10**9
+    os.utime(path, ns=(stamp, stamp))
+
+
+def reply(text: str) -> str:
+    return f"- match: {{last_user: {{contains: ''}}}}\n  reply: {{content: {text}}}\n"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    write(tmp_path / "a.yaml", reply("first"))
+    return tmp_path
+
+
+@pytest.fixture
+def server(folder: Path) -> Iterator[MockServer]:
+    options = Options(watch=(str(folder),), reload_interval=3600)
+    with MockServer([folder], options=options) as server:
+        yield server
+
+
+def check(server: MockServer) -> bool:
+    """One look by the watcher, now, instead of waiting for its next poll."""
+    watcher = server.state.watcher
+    assert watcher is not None
+    loop = server._loop
+    assert loop is not None
+    return asyncio.run_coroutine_threadsafe(watcher.check(), loop).result(timeout=10)
+
+
+def ask(server: MockServer) -> str:
+    client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    answer = client.chat.completions.create(
+        model="gpt-4", messages=[{"role": "user", "content": "x"}]
+    )
+    return answer.choices[0].message.content or ""
+
+
+def test_an_edit_takes_effect_and_a_broken_one_keeps_the_last_good_set(
+    server: MockServer, folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert ask(server) == "first"
+    assert check(server) is False
+    write(folder / "a.yaml", reply("second"))
+    assert check(server) is True
+    assert ask(server) == "second"
+
+    write(folder / "a.yaml", "- match: {last_user: x}\n  reply: {contnet: oops}\n")
+    with caplog.at_level(logging.ERROR, logger="mockserver"):
+        assert check(server) is False
+    assert ask(server) == "second"
+    problem = f"{folder}/a.yaml:2: [0].reply.contnet: unknown key (did you mean 'content'?)"
+    assert "reload failed; still serving the last good set" in caplog.text
+    assert problem in caplog.text
+    listing = httpx.get(f"{server.url}/_mock/scenarios").json()
+    assert listing["reload_problems"][0].startswith(problem)
+
+    write(folder / "a.yaml", reply("third"))
+    assert check(server) is True
+    assert ask(server) == "third"
+    assert "reload_problems" not in httpx.get(f"{server.url}/_mock/scenarios").json()
+
+
+def test_added_and_removed_files_count_as_edits(server: MockServer, folder: Path) -> None:
+    (folder / "sub").mkdir()
+    write(folder / "sub" / "b.yaml", "- {name: b, match: {last_user: b}, reply: {content: b}}\n")
+    assert check(server) is True
+    assert [s.name for s in server.state.scenarios.scenarios] == ["a", "b"]
+    (folder / "sub" / "b.yaml").unlink()
+    assert check(server) is True
+    assert [s.name for s in server.state.scenarios.scenarios] == ["a"]
+
+
+def test_serve_reloads_on_its_own(folder: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--quiet",
+         "--scenarios", str(folder), "--reload-interval", "0.02"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[-1]
+        body = {"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}
+
+        def content() -> str:
+            answer = httpx.post(
+                f"{url}/chat/completions", json=body, headers={"Authorization": "Bearer k"}
+            )
+            return str(answer.json()["choices"][0]["message"]["content"])
+
+        assert content() == "first"
+        write(folder / "a.yaml", reply("edited"))
+        deadline = time.monotonic() + 10
+        while content() != "edited":
+            assert time.monotonic() < deadline, "the edit was not picked up"
+            time.sleep(0.01)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "mockserver: reloaded 1 scenario(s)" in err
