@@ -13,10 +13,12 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +28,10 @@ import httpx
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from common import REPLY, USER  # noqa: E402
+
+from mockserver.loader import load_paths  # noqa: E402
+from mockserver.matching import ScenarioSet  # noqa: E402
+from mockserver.request import parse_chat_request  # noqa: E402
 
 AIMOCK_VERSION = "1.43"
 
@@ -113,34 +119,41 @@ def aimock_cli() -> Path | None:
     return cli if cli.exists() and shutil.which("node") else None
 
 
-def scenario_file(folder: Path, extra: int) -> Path:
+def scenario_file(folder: Path, extra: int, op: str = "exact") -> Path:
+    """The benchmark's scenario after ``extra`` others that do not match it.
+
+    ``exact`` scenarios are indexed in a dict, ``contains`` ones in an automaton; ``regex``
+    ones are tried in turn, the worst case.
+    """
     lines = ["scenarios:"]
+    key = {
+        "exact": "'other question %d'",
+        "contains": "{contains: 'other question %d'}",
+        "regex": "{regex: 'other question %d$'}",
+    }[op]
     lines += [
-        f"  - {{match: {{last_user: 'other question {i}'}}, reply: {{content: x}}}}"
-        for i in range(extra)
+        f"  - {{match: {{last_user: {key % i}}}, reply: {{content: x}}}}" for i in range(extra)
     ]
     lines += [f"  - match: {{last_user: {USER!r}}}", f"    reply: {{content: {REPLY!r}}}",
               "    cadence: {chunk: 20}"]  # fmt: skip
-    path = folder / f"bench-{extra}.yaml"
+    path = folder / f"bench-{op}-{extra}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=64)
-    args = parser.parse_args()
-    if not shutil.which("wrk"):
-        print("make bench needs wrk (apt-get install wrk)", file=sys.stderr)
-        return 1
-    tmp = Path(tempfile.mkdtemp())
-    small, large = scenario_file(tmp, 9), scenario_file(tmp, 9_999)
+MOCK = [sys.executable, "-m", "mockserver", "serve", "--quiet", "--speed", "0", "--no-reload"]
+
+
+def mock(path: Path) -> tuple[list[str], int]:
+    port = free_port()
+    return [*MOCK, "--port", str(port), "--scenarios", str(path)], port
+
+
+def throughput(tmp: Path, args: argparse.Namespace) -> None:
     fixture = tmp / "aimock.json"
     fixture.write_text(
         json.dumps({"fixtures": [{"match": {"userMessage": USER}, "response": {"content": REPLY}}]})
     )
-    mock = [sys.executable, "-m", "mockserver", "serve", "--quiet", "--speed", "0"]
     servers: dict[str, tuple[list[str], int]] = {}
     port = free_port()
     servers["bare aiohttp"] = ([sys.executable, str(HERE / "bare.py"), str(port)], port)
@@ -150,9 +163,7 @@ def main() -> int:
         servers[f"aimock {AIMOCK_VERSION}"] = (
             ["node", str(cli), "-p", str(port), "-f", str(fixture), "-c", "20", "--log-level", "silent"], port
         )  # fmt: skip
-    for label, path in (("mockserver", small), ("mockserver, 10k scenarios", large)):
-        port = free_port()
-        servers[label] = ([*mock, "--port", str(port), "--scenarios", str(path)], port)
+    servers["mockserver"] = mock(scenario_file(tmp, 9))
     results: dict[str, dict[bool, float]] = {}
     for label, (command, port) in servers.items():
         with server(command, port) as url:
@@ -176,6 +187,58 @@ def main() -> int:
         )
         print(f"| {label} | {r[False]:,.0f} | {r[True]:,.0f} | {r[False] / bare[False]:.2f}x | "
               f"{r[True] / bare[True]:.2f}x | {vs_peer[0]} | {vs_peer[1]} |")  # fmt: skip
+
+
+def matching(tmp: Path, args: argparse.Namespace) -> None:
+    """10 scenarios against 10,000, plain requests, rounds interleaved so drift hits all alike."""
+    sets = {
+        "10 scenarios": scenario_file(tmp, 9),
+        "10,000 exact (indexed)": scenario_file(tmp, 9_999),
+        "10,000 contains (automaton)": scenario_file(tmp, 9_999, "contains"),
+        "10,000 regex (each tried)": scenario_file(tmp, 9_999, "regex"),
+    }
+    request = parse_chat_request(body(False).encode(), {})
+    print("\nmatching alone, in process (ScenarioSet.resolve, best of 5):\n")
+    print("| scenarios loaded | µs per request |")
+    print("|---|---:|")
+    for label, path in sets.items():
+        scenarios = ScenarioSet(load_paths([path]))
+        number = 20 if "regex" in label else 20_000
+        best = min(timeit.repeat(lambda s=scenarios: s.resolve(request), number=number, repeat=5))
+        print(f"| {label} | {best / number * 1e6:,.2f} |")
+    runs: dict[str, list[float]] = {label: [] for label in sets}
+    for _ in range(args.rounds):
+        for label, path in sets.items():
+            command, port = mock(path)
+            with server(command, port) as url:
+                check(url, False)
+                runs[label].append(wrk(url, False, args.seconds, args.connections))
+    base = statistics.median(runs["10 scenarios"])
+    print(f"\nmatching cost, plain requests/s, median of {args.rounds} interleaved rounds of "
+          f"{args.seconds}s, wrk -t1 -c{args.connections}, {platform()}\n")  # fmt: skip
+    print("| scenarios loaded | rounds | median | vs 10 |")
+    print("|---|---|---:|---:|")
+    for label, figures in runs.items():
+        median = statistics.median(figures)
+        shown = ", ".join(f"{f:,.0f}" for f in figures)
+        print(f"| {label} | {shown} | {median:,.0f} | {median / base - 1:+.1%} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the matching suite")
+    parser.add_argument("--suite", choices=("all", "throughput", "matching"), default="all")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("make bench needs wrk (apt-get install wrk)", file=sys.stderr)
+        return 1
+    tmp = Path(tempfile.mkdtemp())
+    if args.suite in ("all", "throughput"):
+        throughput(tmp, args)
+    if args.suite in ("all", "matching"):
+        matching(tmp, args)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -139,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
     )
     app = create_app(scenarios, options)
+    gc.collect()
+    gc.freeze()  # the loaded scenarios live as long as the server: keep them out of GC passes
     try:
         asyncio.run(_serve(app, args.host, args.port))
     except OSError as err:

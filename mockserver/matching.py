@@ -1,8 +1,9 @@
 """Which scenario, and which of its steps, answers a request.
 
 Conditions are pure checks that also say why they failed, so an unmatched request gets a
-report naming its nearest scenarios. Scenarios whose ``last_user`` is an exact string are
-indexed by it, so matching stays O(1) in the number of such scenarios.
+report naming its nearest scenarios. Scenarios are indexed by their ``last_user`` condition:
+exact strings in a dict, ``contains`` strings in an Aho-Corasick automaton, so a request only
+checks the scenarios whose text it holds, however many are loaded. The rest are tried in turn.
 """
 
 from __future__ import annotations
@@ -242,11 +243,57 @@ class Resolution:
     captures: Captures
 
 
-def _index_key(scenario: Scenario) -> str | None:
+def _index_key(scenario: Scenario) -> tuple[str, str] | None:
+    """The scenario's ``last_user`` condition when it is exact or a non-empty ``contains``."""
     for cond in scenario.conditions:
-        if isinstance(cond, TextIs) and cond.field == "last_user" and cond.match.op == "exact":
-            return cond.match.value
+        if isinstance(cond, TextIs) and cond.field == "last_user":
+            if cond.match.op == "exact" or (cond.match.op == "contains" and cond.match.value):
+                return cond.match.op, cond.match.value
     return None
+
+
+Ranked = list[tuple[int, Scenario]]
+
+
+class Substrings:
+    """Which of many strings occur in a text, in one pass over it (Aho-Corasick)."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self._next: list[dict[str, int]] = [{}]
+        self._found: list[list[str]] = [[]]
+        for pattern in patterns:
+            node = 0
+            for char in pattern:
+                step = self._next[node].get(char)
+                if step is None:
+                    step = self._next[node][char] = len(self._next)
+                    self._next.append({})
+                    self._found.append([])
+                node = step
+            self._found[node].append(pattern)
+        self._fail = [0] * len(self._next)
+        queue = list(self._next[0].values())
+        for node in queue:
+            for char, child in self._next[node].items():
+                queue.append(child)
+                back = self._fail[node]
+                while back and char not in self._next[back]:
+                    back = self._fail[back]
+                target = self._next[back].get(char, 0)
+                self._fail[child] = target if target != child else 0
+                self._found[child] = self._found[child] + self._found[self._fail[child]]
+
+    def search(self, text: str) -> set[str]:
+        nexts, fail, found = self._next, self._fail, self._found
+        hits: set[str] = set()
+        node = 0
+        for char in text:
+            while node and char not in nexts[node]:
+                node = fail[node]
+            node = nexts[node].get(char, 0)
+            if found[node]:
+                hits.update(found[node])
+        return hits
 
 
 class ScenarioSet:
@@ -260,14 +307,17 @@ class ScenarioSet:
         ranked = sorted(enumerate(scenarios), key=lambda p: (-p[1].priority, p[0]))
         self.scenarios: list[Scenario] = [s for _, s in ranked]
         self.fallback = fallback
-        self._indexed: dict[str, list[tuple[int, Scenario]]] = {}
-        self._scanned: list[tuple[int, Scenario]] = []
+        self._exact: dict[str, Ranked] = {}
+        self._contains: dict[str, Ranked] = {}
+        self._scanned: Ranked = []
         for rank, scenario in enumerate(self.scenarios):
             key = _index_key(scenario)
             if key is None:
                 self._scanned.append((rank, scenario))
             else:
-                self._indexed.setdefault(key, []).append((rank, scenario))
+                table = self._exact if key[0] == "exact" else self._contains
+                table.setdefault(key[1], []).append((rank, scenario))
+        self._substrings = Substrings(self._contains) if self._contains else None
         self._positions: dict[tuple[Scenario, str], int] = {}
         self.models = _model_names(self.scenarios)
 
@@ -278,12 +328,17 @@ class ScenarioSet:
         self._positions.clear()
 
     def _candidates(self, request: ChatRequest) -> Iterable[tuple[int, Scenario]]:
-        indexed = self._indexed.get(request.last_user)
-        if not indexed:
-            return self._scanned
-        if not self._scanned:
-            return indexed
-        return heapq.merge(indexed, self._scanned, key=lambda p: p[0])
+        """The scenarios that could match, in rank order: indexed hits and the unindexed."""
+        text = request.last_user
+        groups = [self._scanned] if self._scanned else []
+        exact = self._exact.get(text)
+        if exact:
+            groups.append(exact)
+        if self._substrings is not None:
+            groups.extend(self._contains[hit] for hit in self._substrings.search(text))
+        if len(groups) == 1:
+            return groups[0]
+        return heapq.merge(*groups, key=lambda p: p[0])
 
     def resolve(self, request: ChatRequest) -> Resolution:
         for _, scenario in self._candidates(request):

@@ -12,6 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mockserver import MockServer
+from mockserver.errors import APIError
+from mockserver.loader import load_data
+from mockserver.matching import ScenarioSet, Substrings
+from mockserver.request import parse_chat_request
 from mockserver.tokens import count_tokens, split_tokens
 
 
@@ -29,6 +33,51 @@ def test_pieces_follow_the_cl100k_pre_tokenizer() -> None:
         "Hello", " world", ",", " it", "'s", " ", "202", "4", "!"
     ]  # fmt: skip
     assert split_tokens("你好") == ["你", "好"]
+
+
+small_text = st.text(alphabet="abc ", max_size=12)
+
+
+@settings(max_examples=150)
+@given(st.lists(small_text.filter(bool), max_size=12), small_text)
+def test_substrings_finds_exactly_the_patterns_in_the_text(patterns: list[str], text: str) -> None:
+    assert Substrings(patterns).search(text) == {p for p in patterns if p in text}
+
+
+conditions = st.one_of(
+    st.builds(lambda v: {"last_user": v}, small_text),
+    st.builds(lambda v: {"last_user": {"contains": v}}, small_text),
+    st.builds(lambda v: {"last_user": {"regex": v}}, st.sampled_from(["^a", "b$", "c+"])),
+    st.builds(lambda v: {"model": v}, st.sampled_from(["gpt-4", "gpt-*", "o1"])),
+)
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(st.tuples(conditions, st.integers(-1, 1)), min_size=1, max_size=10),
+    small_text,
+    st.sampled_from(["gpt-4", "o1", "x"]),
+)
+def test_indexes_pick_what_trying_every_scenario_in_order_picks(
+    specs: list[tuple[dict[str, Any], int]], text: str, model: str
+) -> None:
+    scenarios = load_data(
+        [
+            {"name": str(i), "match": m, "priority": p, "reply": {"content": "x"}}
+            for i, (m, p) in enumerate(specs)
+        ]
+    )
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": text}]}).encode()
+    request = parse_chat_request(body, {})
+    ranked = ScenarioSet(scenarios).scenarios
+    expected = next(
+        (s.name for s in ranked if all(c.check(request) is not None for c in s.conditions)), None
+    )
+    try:
+        got = ScenarioSet(scenarios).resolve(request).scenario.name
+    except APIError:
+        got = None
+    assert got == expected
 
 
 json_values = st.recursive(
