@@ -246,9 +246,10 @@ class Resolution:
 def _index_key(scenario: Scenario) -> tuple[str, str] | None:
     """The scenario's ``last_user`` condition when it is exact or a non-empty ``contains``."""
     for cond in scenario.conditions:
-        if isinstance(cond, TextIs) and cond.field == "last_user":
-            if cond.match.op == "exact" or (cond.match.op == "contains" and cond.match.value):
-                return cond.match.op, cond.match.value
+        if not (isinstance(cond, TextIs) and cond.field == "last_user"):
+            continue
+        if cond.match.op == "exact" or (cond.match.op == "contains" and cond.match.value):
+            return cond.match.op, cond.match.value
     return None
 
 
