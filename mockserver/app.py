@@ -63,6 +63,9 @@ class Options:
     rate_limit: RateLimit | None = None
     watch: tuple[str, ...] = ()
     reload_interval: float = 0.25
+    idle_timeout: float = 15.0
+    body_timeout: float = 30.0
+    shutdown_timeout: float = 5.0
 
 
 @dataclass
@@ -186,16 +189,23 @@ async def _forever(request: web.Request, state: State) -> None:
     raise _Dropped
 
 
+_SLICE = 1.0
+
+
 async def _wait(state: State, seconds: float, response: web.StreamResponse | None = None) -> None:
-    """Sleep; on an open stream, long waits are broken by SSE comment keep-alives."""
-    if seconds <= 0:
-        return
+    """Sleep in slices of at most a second; on an open stream, long waits are broken by SSE
+    comment keep-alives. Once the server is stopping, scripted delays are skipped, so replies
+    in flight finish at once instead of being cut at the shutdown deadline."""
     interval = state.options.keepalive
-    while response is not None and seconds > interval > 0:
-        await state.options.sleep(interval)
-        await response.write(b": keep-alive\n\n")
-        seconds -= interval
-    await state.options.sleep(seconds)
+    quiet = 0.0
+    while seconds > 0 and not state.closing.is_set():
+        pause = min(seconds, _SLICE, interval - quiet) if interval > 0 else min(seconds, _SLICE)
+        await state.options.sleep(pause)
+        seconds -= pause
+        quiet += pause
+        if response is not None and interval > 0 and quiet >= interval and seconds > 0:
+            await response.write(b": keep-alive\n\n")
+            quiet = 0.0
 
 
 def _abort(request: web.Request) -> None:
@@ -317,6 +327,19 @@ async def _stream(
     return response
 
 
+async def _read_body(request: web.Request, seconds: float) -> bytes:
+    """The body, or a 408 when the client sends it too slowly (a slow-body attack, or a bug)."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await request.read()
+    except TimeoutError:
+        raise APIError(
+            408,
+            f"The request body did not arrive within {seconds:g} seconds.",
+            code="request_timeout",
+        ) from None
+
+
 def _journal_body(raw: bytes) -> Any:
     """A rejected request's body for the journal: its JSON when it has any, else its text."""
     try:
@@ -338,9 +361,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     )
     raw = b""
     try:
-        raw = await request.read()
-        entry.request_id = request_id = "req_" + digest(raw)
         try:
+            raw = await _read_body(request, state.options.body_timeout)
+            entry.request_id = "req_" + digest(raw)
             key = _check_auth(request, state.options.api_keys)
             chat = parse_chat_request(raw, request.headers)
             entry.body = chat.body
@@ -360,10 +383,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 entry.outcome = "rate_limited"
                 raise
             response = await _respond(
-                request, state, chat, settings, resolution, request_id, entry, tickets
+                request, state, chat, settings, resolution, entry.request_id, entry, tickets
             )
         except APIError as err:
-            response = _error_response(err, request_id)
+            response = _error_response(err, entry.request_id or "req_error")
+            if err.status == 408:
+                response.force_close()
             if entry.body is None:
                 entry.body = _journal_body(raw)
             if entry.outcome == "ok":
@@ -471,17 +496,6 @@ async def admin_journal(request: web.Request) -> web.Response:
 
 async def _release_hangs(app: web.Application) -> None:
     app[STATE].closing.set()
-
-
-def make_runner(app: web.Application, shutdown_timeout: float = 5.0) -> web.AppRunner:
-    """The runner every front uses: handlers end when their client disconnects."""
-    return web.AppRunner(
-        app,
-        access_log=None,
-        handle_signals=False,
-        handler_cancellation=True,
-        shutdown_timeout=shutdown_timeout,
-    )
 
 
 def create_app(scenarios: Iterable[Scenario], options: Options | None = None) -> web.Application:

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from .app import DEFAULT_MAX_BODY, Options, create_app, make_runner
+from .app import DEFAULT_MAX_BODY, Options, create_app
 from .errors import ScenarioError
 from .loader import load_defaults, load_paths
 from .profiles import PROFILES
 from .ratelimit import RateLimit
 from .schema import FILE
+from .serving import make_runner
 
 log = logging.getLogger("mockserver")
 
@@ -56,6 +57,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--tpm", type=int, metavar="N", help="tokens per minute per API key and model"
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long replies in flight may take to finish (delays are skipped)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="close connections idle (or still sending headers) this long",
     )
     serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES")
     serve.add_argument("--journal-size", type=int, default=1000, metavar="N")
@@ -137,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet=args.quiet,
         watch=tuple(args.scenarios) if args.reload else (),
         reload_interval=args.reload_interval,
+        shutdown_timeout=args.shutdown_timeout,
+        idle_timeout=args.idle_timeout,
         rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
     )
     app = create_app(scenarios, options)

@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .app import STATE, Options, State, create_app, make_runner
+from .app import STATE, Options, State, create_app
 from .journal import Entry
 from .loader import load_data, load_paths, load_text
 from .scenario import Scenario
+from .serving import make_runner
 
 T = TypeVar("T")
 ScenarioSource = str | os.PathLike[str] | Mapping[str, Any] | list[Any] | Scenario
