@@ -7,6 +7,7 @@ render the reply (JSON, or SSE at the scripted cadence), record it in the journa
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import random
 import time
@@ -64,6 +65,8 @@ class Options:
     watch: tuple[str, ...] = ()
     reload_interval: float = 0.25
     idle_timeout: float = 15.0
+    admin_token: str | None = None
+    admin_enabled: bool = True
     body_timeout: float = 30.0
     shutdown_timeout: float = 5.0
 
@@ -442,8 +445,31 @@ async def get_model(request: web.Request) -> web.Response:
     return web.json_response(_model(model_id, 0))
 
 
+def _check_admin(request: web.Request, options: Options) -> None:
+    """Admin endpoints change what the mock answers: off or token-guarded beyond loopback."""
+    if not options.admin_enabled:
+        raise APIError(
+            403,
+            "The admin endpoints are off: mockserver listens beyond loopback and no "
+            "--admin-token was given.",
+            code="admin_disabled",
+        )
+    if options.admin_token is None:
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), options.admin_token.encode()
+    ):
+        raise APIError(
+            401,
+            "The admin endpoints need the admin token: Authorization: Bearer <admin token>.",
+            code="invalid_admin_token",
+        )
+
+
 async def admin_scenarios(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    _check_admin(request, state.options)
     if request.method in ("PUT", "POST"):
         raw = await request.read()
         if request.content_type == JSON:
@@ -468,6 +494,7 @@ async def admin_scenarios(request: web.Request) -> web.Response:
 
 async def admin_reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    _check_admin(request, state.options)
     what = request.query.get("what", "all")
     if what not in ("all", "sequences", "limits", "journal"):
         raise APIError(
@@ -489,6 +516,7 @@ async def admin_reset(request: web.Request) -> web.Response:
 
 async def admin_journal(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    _check_admin(request, state.options)
     if request.method == "DELETE":
         state.journal.clear()
     return web.json_response({"entries": [e.to_dict() for e in state.journal]})

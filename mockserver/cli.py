@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -74,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES")
     serve.add_argument("--journal-size", type=int, default=1000, metavar="N")
+    serve.add_argument(
+        "--admin-token",
+        default=os.environ.get("MOCKSERVER_ADMIN_TOKEN"),
+        metavar="TOKEN",
+        help="require 'Authorization: Bearer TOKEN' on /_mock/ (env MOCKSERVER_ADMIN_TOKEN); "
+        "without it, /_mock/ is off when --host is not loopback",
+    )
     serve.add_argument("--quiet", action="store_true", help="no log line per request")
     serve.add_argument(
         "--no-reload",
@@ -106,6 +115,15 @@ async def _serve(app: web.Application, host: str, port: int) -> None:
     finally:
         print("mockserver stopping", flush=True)
         await runner.cleanup()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _report(err: ScenarioError) -> None:
@@ -142,6 +160,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(err)
         return 1
     logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO)
+    loopback = is_loopback(args.host)
+    if not loopback:
+        admin = "require the admin token" if args.admin_token else "are off (no --admin-token)"
+        log.warning(
+            "mockserver: --host %s is reachable from other machines; anyone who can reach it "
+            "gets scripted replies, and the /_mock/ admin endpoints %s.",
+            args.host,
+            admin,
+        )
     options = Options(
         profile=PROFILES[args.profile],
         api_keys=frozenset(args.api_key),
@@ -154,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reload_interval=args.reload_interval,
         shutdown_timeout=args.shutdown_timeout,
         idle_timeout=args.idle_timeout,
+        admin_token=args.admin_token,
+        admin_enabled=loopback or args.admin_token is not None,
         rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
     )
     app = create_app(scenarios, options)

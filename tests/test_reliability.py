@@ -198,3 +198,32 @@ def test_sigterm_finishes_streams_in_flight(tmp_path: Path) -> None:
     assert exited < 2, f"exit took {exited:.2f}s"
     assert proc.returncode == 0
     assert "Traceback" not in err
+
+
+def test_admin_token_guards_the_admin_endpoints() -> None:
+    with MockServer(options=Options(admin_token="s3cret")) as server:
+        denied = httpx.get(f"{server.url}/_mock/journal", headers=AUTH)
+        allowed = httpx.get(f"{server.url}/_mock/journal", headers={"Authorization": "Bearer s3cret"})
+        chat = httpx.post(f"{server.base_url}/chat/completions", json=CHAT, headers=AUTH)
+    assert (denied.status_code, denied.json()["error"]["code"]) == (401, "invalid_admin_token")
+    assert allowed.status_code == 200
+    assert chat.status_code == 404  # the API itself does not need the admin token
+
+
+def test_bound_wide_warns_and_turns_admin_off() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", "--host", "0.0.0.0", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().split(":")[-1].split("/")[0]
+        admin = httpx.put(f"http://127.0.0.1:{port}/_mock/scenarios", content="- reply: {content: pwned}\n")
+        chat = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=CHAT, headers=AUTH)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert (admin.status_code, admin.json()["error"]["code"]) == (403, "admin_disabled")
+    assert chat.status_code == 200
+    assert "--host 0.0.0.0 is reachable from other machines" in err
+    assert "admin endpoints are off (no --admin-token)" in err
