@@ -21,6 +21,7 @@ from .errors import APIError, ScenarioError
 from .journal import Entry, Journal
 from .loader import load_data, load_text
 from .matching import Resolution, ScenarioSet
+from .openapi import DOCUMENT
 from .profiles import APIFACTORY, Profile, Settings
 from .ratelimit import Budgets, RateLimit, Ticket
 from .reload import Watcher
@@ -522,6 +523,10 @@ async def admin_journal(request: web.Request) -> web.Response:
     return web.json_response({"entries": [e.to_dict() for e in state.journal]})
 
 
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(DOCUMENT)
+
+
 async def _release_hangs(app: web.Application) -> None:
     app[STATE].closing.set()
 
@@ -544,6 +549,7 @@ def create_app(scenarios: Iterable[Scenario], options: Options | None = None) ->
         app.router.add_get(f"{prefix}/models/{{model}}", get_model)
     for method in ("GET", "PUT", "POST"):
         app.router.add_route(method, f"{ADMIN}/scenarios", admin_scenarios)
+    app.router.add_get("/openapi.json", openapi_document)
     app.router.add_post(f"{ADMIN}/reset", admin_reset)
     for method in ("GET", "DELETE"):
         app.router.add_route(method, f"{ADMIN}/journal", admin_journal)

@@ -125,6 +125,8 @@ def _check_types(body: dict[str, Any]) -> None:
             raise invalid_type(name, "a decimal", value)
     for name in _INT_PARAMS:
         value = body.get(name)
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            body[name] = value = int(value)  # 5.0 is an integer to JSON Schema
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise invalid_type(name, "an integer", value)
     for name in _BOOL_PARAMS:
@@ -173,6 +175,9 @@ def _check_tools(body: dict[str, Any]) -> None:
                     raise missing_param(f"tools[{i}].function")
                 if not isinstance(fn.get("name"), str):
                     raise missing_param(f"tools[{i}].function.name")
+                params = fn.get("parameters")
+                if params is not None and not isinstance(params, dict):
+                    raise invalid_type(f"tools[{i}].function.parameters", "an object", params)
     choice = body.get("tool_choice")
     if choice is not None and not isinstance(choice, str | dict):
         raise invalid_type("tool_choice", "a string or an object", choice)

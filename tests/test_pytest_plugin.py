@@ -14,6 +14,8 @@ INNER = (
     "no:hypothesispytest",
     "-p",
     "no:faker",
+    "-p",
+    "no:schemathesis",
     "-o",
     "asyncio_default_fixture_loop_scope=function",
 )

@@ -45,7 +45,8 @@ def test_pytest_example(pytester: pytest.Pytester) -> None:
     (pytester.path / "scenarios" / "weather.yaml").write_text(blocks("yaml")[0])
     pytester.makepyfile(test_example=python_block("@pytest.mark.mockserver"))
     result = pytester.runpytest(
-        "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:schemathesis",
+        "-p", "no:faker",
         "-o", "asyncio_default_fixture_loop_scope=function",
     )  # fmt: skip
     result.assert_outcomes(passed=2)

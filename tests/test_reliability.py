@@ -203,7 +203,9 @@ def test_sigterm_finishes_streams_in_flight(tmp_path: Path) -> None:
 def test_admin_token_guards_the_admin_endpoints() -> None:
     with MockServer(options=Options(admin_token="s3cret")) as server:
         denied = httpx.get(f"{server.url}/_mock/journal", headers=AUTH)
-        allowed = httpx.get(f"{server.url}/_mock/journal", headers={"Authorization": "Bearer s3cret"})
+        allowed = httpx.get(
+            f"{server.url}/_mock/journal", headers={"Authorization": "Bearer s3cret"}
+        )
         chat = httpx.post(f"{server.base_url}/chat/completions", json=CHAT, headers=AUTH)
     assert (denied.status_code, denied.json()["error"]["code"]) == (401, "invalid_admin_token")
     assert allowed.status_code == 200
@@ -218,7 +220,9 @@ def test_bound_wide_warns_and_turns_admin_off() -> None:
     try:
         assert proc.stdout is not None
         port = proc.stdout.readline().split(":")[-1].split("/")[0]
-        admin = httpx.put(f"http://127.0.0.1:{port}/_mock/scenarios", content="- reply: {content: pwned}\n")
+        admin = httpx.put(
+            f"http://127.0.0.1:{port}/_mock/scenarios", content="- reply: {content: pwned}\n"
+        )
         chat = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=CHAT, headers=AUTH)
     finally:
         proc.terminate()

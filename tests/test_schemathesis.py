@@ -1,0 +1,44 @@
+"""schemathesis against the OpenAPI document the server publishes at /openapi.json.
+
+Requests that fit the document must succeed; requests that break it must get a 4xx error
+object; every reply must match the document. Positive and negative cases, on every operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.generation import GenerationMode
+
+from mockserver import MockServer
+from mockserver.app import Options
+from mockserver.openapi import DOCUMENT
+
+AUTH = {"Authorization": "Bearer sk-test"}
+
+schema = schemathesis.openapi.from_dict(DOCUMENT)
+schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MockServer]:
+    options = Options(api_keys=frozenset({"sk-test"}))
+    with MockServer([{"name": "anything", "reply": {"content": "ok"}}], options=options) as server:
+        yield server
+
+
+def test_the_document_is_published(server: MockServer) -> None:
+    assert httpx.get(f"{server.url}/openapi.json").json() == DOCUMENT
+
+
+@schema.parametrize()
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_server_keeps_to_its_published_document(
+    case: schemathesis.Case[Any], server: MockServer
+) -> None:
+    case.call_and_validate(base_url=server.url, headers=AUTH)
