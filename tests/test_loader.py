@@ -34,6 +34,7 @@ def problems(text: str) -> list[str]:
         ("version: 1\n", "s.yaml:1: missing required key 'scenarios'"),
         ("just text\n", "s.yaml:1: expected a mapping with 'scenarios', or a list of scenarios, got 'just text'"),
         ("- !!python/object:os.system {}\n", "s.yaml:1: [0]: unsupported YAML tag 'tag:yaml.org,2002:python/object:os.system'"),
+        ("- reply: {content: a}\n- reply: {content: \"b\x08\"}\n", "s.yaml:2: invalid YAML: character '\\x08' is not allowed in YAML (special characters are not allowed)"),
         ("- !!python/name:os.system\n", "s.yaml:1: invalid YAML: could not determine a constructor for the tag 'tag:yaml.org,2002:python/name:os.system'"),
     ],
 )  # fmt: skip

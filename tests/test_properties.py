@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 
 from mockserver import MockServer
 from mockserver.errors import APIError
-from mockserver.loader import load_data
+from mockserver.errors import ScenarioError
+from mockserver.loader import load_data, load_text
 from mockserver.matching import ScenarioSet, Substrings
 from mockserver.request import parse_chat_request
 from mockserver.tokens import count_tokens, split_tokens
@@ -137,3 +139,33 @@ def test_no_body_makes_a_server_error(client: httpx.Client, body: Any) -> None:
 @given(raw=st.binary(max_size=200))
 def test_no_raw_bytes_make_a_server_error(client: httpx.Client, raw: bytes) -> None:
     assert client.post("/chat/completions", content=raw).status_code in (200, 400)
+
+
+FIXTURE_TEXTS = [p.read_text() for p in sorted((Path(__file__).parents[1] / "fixtures").glob("*.yaml"))]
+
+
+def _loads_or_locates(text: str) -> None:
+    try:
+        load_text(text, "fuzz.yaml")
+    except ScenarioError as err:
+        assert err.problems
+        for problem in err.problems:
+            assert str(problem).startswith("fuzz.yaml:"), str(problem)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from("-:{}[]'\"!&*|>#?, \n\tabc01"), max_size=80))
+def test_fuzzed_yaml_never_crashes_the_loader(text: str) -> None:
+    _loads_or_locates(text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(FIXTURE_TEXTS),
+    st.lists(st.tuples(st.floats(0, 1), st.integers(0, 3), st.text(max_size=3)), min_size=1, max_size=4),
+)
+def test_mutated_fixtures_load_or_fail_located(text: str, edits: list[tuple[float, int, str]]) -> None:
+    for where, cut, insert in edits:
+        at = int(where * len(text))
+        text = text[:at] + insert + text[at + cut :]
+    _loads_or_locates(text)
