@@ -76,7 +76,8 @@ def _compose(text: str, source: str) -> _Located:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as err:
         line = text.count("\n", 0, err.position) + 1
-        what = f"character {err.character!r} is not allowed in YAML ({err.reason})"
+        char = chr(err.character) if isinstance(err.character, int) else err.character
+        what = f"character {char!r} is not allowed in YAML ({err.reason})"
         raise ScenarioError([Problem(source, line, "", f"invalid YAML: {what}")]) from None
     try:
         node = loader.get_single_node()

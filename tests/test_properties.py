@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,8 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mockserver import MockServer
-from mockserver.errors import APIError
-from mockserver.errors import ScenarioError
+from mockserver.errors import APIError, ScenarioError
 from mockserver.loader import load_data, load_text
 from mockserver.matching import ScenarioSet, Substrings
 from mockserver.request import parse_chat_request
@@ -141,7 +140,9 @@ def test_no_raw_bytes_make_a_server_error(client: httpx.Client, raw: bytes) -> N
     assert client.post("/chat/completions", content=raw).status_code in (200, 400)
 
 
-FIXTURE_TEXTS = [p.read_text() for p in sorted((Path(__file__).parents[1] / "fixtures").glob("*.yaml"))]
+FIXTURE_TEXTS = [
+    p.read_text() for p in sorted((Path(__file__).parents[1] / "fixtures").glob("*.yaml"))
+]
 
 
 def _loads_or_locates(text: str) -> None:
@@ -162,9 +163,13 @@ def test_fuzzed_yaml_never_crashes_the_loader(text: str) -> None:
 @settings(max_examples=150, deadline=None)
 @given(
     st.sampled_from(FIXTURE_TEXTS),
-    st.lists(st.tuples(st.floats(0, 1), st.integers(0, 3), st.text(max_size=3)), min_size=1, max_size=4),
+    st.lists(
+        st.tuples(st.floats(0, 1), st.integers(0, 3), st.text(max_size=3)), min_size=1, max_size=4
+    ),
 )
-def test_mutated_fixtures_load_or_fail_located(text: str, edits: list[tuple[float, int, str]]) -> None:
+def test_mutated_fixtures_load_or_fail_located(
+    text: str, edits: list[tuple[float, int, str]]
+) -> None:
     for where, cut, insert in edits:
         at = int(where * len(text))
         text = text[:at] + insert + text[at + cut :]
