@@ -75,10 +75,10 @@ def _compose(text: str, source: str) -> _Located:
     try:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as err:
-        line = text.count("\n", 0, err.position) + 1
+        at = text.count("\n", 0, err.position) + 1
         char = chr(err.character) if isinstance(err.character, int) else err.character
         what = f"character {char!r} is not allowed in YAML ({err.reason})"
-        raise ScenarioError([Problem(source, line, "", f"invalid YAML: {what}")]) from None
+        raise ScenarioError([Problem(source, at, "", f"invalid YAML: {what}")]) from None
     try:
         node = loader.get_single_node()
         lines: dict[KeyPath, int] = {}
