@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt typecheck check-fixtures check bench clean
+.PHONY: help install run test soak lint fmt typecheck check-fixtures check bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -24,6 +24,9 @@ run: $(STAMP)  ## serve the shipped scenarios on http://127.0.0.1:8000/v1 (ARGS=
 
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest -q $(ARGS)
+
+soak: $(STAMP)  ## minutes of mixed traffic, memory must stay flat (SOAK_SECONDS=180)
+	$(BIN)/python -m pytest -q -s -m soak tests/test_soak.py
 
 lint: $(STAMP)  ## ruff and mypy, checking only
 	$(BIN)/ruff check mockserver tests bench
