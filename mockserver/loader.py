@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -324,13 +324,27 @@ class _Builder:
         )
 
 
-def _scenarios_in(located: _Located, source: str, stem: str) -> list[Scenario]:
+Includer = Callable[[list[str], _Located], list[Scenario]]
+
+
+def _scenarios_in(
+    located: _Located, source: str, stem: str, includer: Includer | None = None
+) -> list[Scenario]:
     problems = [
         Problem(source, located.line(p), format_path(p), m) for p, m in validate(located.data, FILE)
     ]
+    data = located.data
+    included: list[Scenario] = []
+    if isinstance(data, dict) and data.get("include") and not problems:
+        if includer is None:
+            problems.append(
+                Problem(source, located.line(("include",)), "include", "only scenario files "
+                        "can include others (paths are relative to the including file)")
+            )  # fmt: skip
+        else:
+            included = includer(data["include"], located)
     if problems:
         raise ScenarioError(problems)
-    data = located.data
     defaults: dict[str, Any] = {}
     base: KeyPath = ()
     if isinstance(data, list):
@@ -347,7 +361,7 @@ def _scenarios_in(located: _Located, source: str, stem: str) -> list[Scenario]:
     ]
     if builder.problems:
         raise ScenarioError(builder.problems)
-    return out
+    return included + out
 
 
 def load_text(text: str, source: str = "<inline>") -> list[Scenario]:
@@ -371,22 +385,78 @@ def scenario_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             yield path
 
 
-def load_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Scenario]:
-    """Scenarios from files and folders (recursively, in sorted order); every problem reported."""
-    scenarios: list[Scenario] = []
-    problems: list[Problem] = []
-    for file in scenario_files(paths):
+class _Files:
+    """Reads each scenario file once, following ``include:`` only within the file's root."""
+
+    def __init__(self) -> None:
+        self.read: list[Path] = []
+        self.problems: list[Problem] = []
+        self._seen: set[Path] = set()
+
+    def load(self, file: Path, root: Path) -> list[Scenario]:
+        real = file.resolve()
+        if real in self._seen:
+            return []
+        self._seen.add(real)
+        self.read.append(file)
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
-            problems.append(Problem(str(file), None, "", f"cannot read: {err}"))
-            continue
+            self.problems.append(Problem(str(file), None, "", f"cannot read: {err}"))
+            return []
+
+        def includer(patterns: list[str], located: _Located) -> list[Scenario]:
+            return self._include(file, root, patterns, located)
+
         try:
-            scenarios.extend(_scenarios_in(_compose(text, str(file)), str(file), file.stem))
+            return _scenarios_in(_compose(text, str(file)), str(file), file.stem, includer)
         except ScenarioError as err:
-            problems.extend(err.problems)
-    if problems:
-        raise ScenarioError(problems)
+            self.problems.extend(err.problems)
+            return []
+
+    def _include(
+        self, file: Path, root: Path, patterns: list[str], located: _Located
+    ) -> list[Scenario]:
+        out: list[Scenario] = []
+        for i, pattern in enumerate(patterns):
+            path: KeyPath = ("include", i)
+            where = (str(file), located.line(path), format_path(path))
+            if Path(pattern).is_absolute() or not any(c in pattern for c in "*?["):
+                found = [file.parent / pattern]
+            else:
+                found = sorted(p for p in file.parent.glob(pattern) if p.is_file())
+            for target in found:
+                if not target.resolve().is_relative_to(root.resolve()):
+                    self.problems.append(
+                        Problem(*where, f"{pattern!r} is outside the scenario root {root}")
+                    )
+                elif not target.is_file():
+                    self.problems.append(Problem(*where, f"{pattern!r}: no such file"))
+                else:
+                    out.extend(self.load(target, root))
+            if not found:
+                self.problems.append(Problem(*where, f"{pattern!r} matches no file"))
+        return out
+
+
+def load_paths(
+    paths: Iterable[str | os.PathLike[str]], read: list[Path] | None = None
+) -> list[Scenario]:
+    """Scenarios from files and folders (recursively, in sorted order); every problem reported.
+
+    A file may ``include:`` others, relative to itself, but never outside its root: the folder
+    it was found in, or the folder of a file named directly. ``read`` collects the files read.
+    """
+    files = _Files()
+    scenarios: list[Scenario] = []
+    for path in map(Path, paths):
+        root = path if path.is_dir() else path.parent
+        for file in scenario_files([path]):
+            scenarios.extend(files.load(file, root))
+    if read is not None:
+        read.extend(files.read)
+    if files.problems:
+        raise ScenarioError(files.problems)
     return scenarios
 
 

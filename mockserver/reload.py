@@ -23,9 +23,10 @@ log = logging.getLogger("mockserver")
 Snapshot = dict[Path, tuple[int, int]]
 
 
-def snapshot(paths: Sequence[str]) -> Snapshot:
+def snapshot(paths: Sequence[str], included: Sequence[Path] = ()) -> Snapshot:
+    """Modification time and size of every file the set depends on, includes too."""
     out: Snapshot = {}
-    for file in scenario_files(paths):
+    for file in [*scenario_files(paths), *included]:
         try:
             stat = file.stat()
         except OSError:
@@ -44,27 +45,46 @@ class Watcher:
         self.apply = apply
         self.interval = interval
         self.error: ScenarioError | None = None
+        self._read: list[Path] = []
         self._seen = snapshot(self.paths)
+        self.ready = asyncio.Event()
+
+    def _load(self) -> list[Scenario]:
+        read: list[Path] = []
+        try:
+            return load_paths(self.paths, read)
+        finally:
+            self._read = read
+
+    async def learn_includes(self) -> None:
+        """Read the set once in the background to learn which files it includes."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ScenarioError):
+            await loop.run_in_executor(None, self._load)
+        self._seen = await loop.run_in_executor(None, snapshot, self.paths, self._read)
+        self.ready.set()
 
     async def check(self) -> bool:
         """Reload if anything changed since the last look; True when a new set was applied."""
         loop = asyncio.get_running_loop()
-        current = await loop.run_in_executor(None, snapshot, self.paths)
+        current = await loop.run_in_executor(None, snapshot, self.paths, self._read)
         if current == self._seen:
             return False
-        self._seen = current
         try:
-            scenarios = await loop.run_in_executor(None, load_paths, self.paths)
+            scenarios = await loop.run_in_executor(None, self._load)
         except ScenarioError as err:
+            self._seen = await loop.run_in_executor(None, snapshot, self.paths, self._read)
             self.error = err
             log.error("mockserver: reload failed; still serving the last good set:\n%s", err)
             return False
+        self._seen = await loop.run_in_executor(None, snapshot, self.paths, self._read)
         self.error = None
         self.apply(scenarios)
         log.warning("mockserver: reloaded %d scenario(s)", len(scenarios))
         return True
 
     async def run(self) -> None:
+        await self.learn_includes()
         while True:
             await asyncio.sleep(self.interval)
             try:

@@ -244,6 +244,11 @@ FILE = {
             "required": ["scenarios"],
             "properties": {
                 "version": {"const": 1},
+                "include": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "files (or globs) relative to this one, loaded first",
+                },
                 "defaults": _DEFAULTS,
                 "scenarios": {"type": "array", "items": SCENARIO},
             },

@@ -98,3 +98,42 @@ def test_tool_argument_templates_must_stay_json() -> None:
         "s.yaml:1: [0].reply.tool_calls[0].arguments: expected a mapping or a JSON string; "
         "this string is not JSON (placeholders go inside JSON strings)"
     ]
+
+
+def test_includes_load_first_and_once(tmp_path: Path) -> None:
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "x.yaml").write_text("- {name: x, reply: {content: x}}\n")
+    (tmp_path / "common" / "y.yaml").write_text(
+        "include: [../main.yaml]\nscenarios: [{name: y, reply: {content: y}}]\n"
+    )
+    (tmp_path / "main.yaml").write_text(
+        "include: ['common/*.yaml']\nscenarios: [{name: main, reply: {content: m}}]\n"
+    )
+    names = [s.name for s in load_paths([tmp_path / "main.yaml"])]
+    assert names == ["x", "y", "main"]  # includes first; the cycle back to main.yaml reads it once
+    assert [s.name for s in load_paths([tmp_path])] == ["x", "main", "y"]  # y includes main
+
+
+def test_includes_cannot_leave_the_scenario_root(tmp_path: Path) -> None:
+    root = tmp_path / "scenarios"
+    root.mkdir()
+    (tmp_path / "secret.yaml").write_text("- {name: secret, reply: {content: s}}\n")
+    (root / "link.yaml").symlink_to(tmp_path / "secret.yaml")
+    (root / "main.yaml").write_text(
+        "include:\n  - ../secret.yaml\n  - /etc/passwd\n  - link.yaml\n  - missing.yaml\n  - 'none/*.yaml'\nscenarios: []\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_paths([root / "main.yaml"])
+    assert [str(p) for p in caught.value.problems] == [
+        f"{root}/main.yaml:2: include[0]: '../secret.yaml' is outside the scenario root {root}",
+        f"{root}/main.yaml:3: include[1]: '/etc/passwd' is outside the scenario root {root}",
+        f"{root}/main.yaml:4: include[2]: 'link.yaml' is outside the scenario root {root}",
+        f"{root}/main.yaml:5: include[3]: 'missing.yaml': no such file",
+        f"{root}/main.yaml:6: include[4]: 'none/*.yaml' matches no file",
+    ]
+
+
+def test_text_from_the_admin_api_cannot_include() -> None:
+    assert problems("include: [/etc/passwd]\nscenarios: []\n") == [
+        "s.yaml:1: include: only scenario files can include others (paths are relative to the including file)"
+    ]

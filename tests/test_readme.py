@@ -10,7 +10,7 @@ from pathlib import Path
 import openai  # noqa: F401 - imported once here so pytester's inner session doesn't re-import it
 import pytest
 
-from mockserver import MockServer, load_text
+from mockserver import MockServer, load_paths, load_text
 from mockserver.loader import load_defaults
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -26,8 +26,17 @@ def python_block(marker: str) -> str:
 
 
 @pytest.mark.parametrize("index", range(len(blocks("yaml"))))
-def test_yaml_examples_load(index: int) -> None:
-    assert load_text(blocks("yaml")[index], f"README.md#yaml{index}")
+def test_yaml_examples_load(index: int, tmp_path: Path) -> None:
+    text = blocks("yaml")[index]
+    if "include:" not in text:
+        assert load_text(text, f"README.md#yaml{index}")
+        return
+    for name in ("common/greetings.yaml", "tools/weather.yaml"):
+        (tmp_path / name).parent.mkdir()
+        (tmp_path / name).write_text(f"- {{name: {name}, reply: {{content: x}}}}\n")
+    (tmp_path / "example.yaml").write_text(text)
+    names = [s.name for s in load_paths([tmp_path / "example.yaml"])]
+    assert names == ["common/greetings.yaml", "tools/weather.yaml", "project-specific"]
 
 
 def test_tour_client_against_the_shipped_demo() -> None:

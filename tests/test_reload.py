@@ -9,8 +9,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import openai
@@ -18,6 +19,9 @@ import pytest
 
 from mockserver import MockServer
 from mockserver.app import Options
+from mockserver.reload import Watcher
+
+T = TypeVar("T")
 
 _TICKS = itertools.count(1)
 
@@ -43,16 +47,26 @@ def folder(tmp_path: Path) -> Path:
 def server(folder: Path) -> Iterator[MockServer]:
     options = Options(watch=(str(folder),), reload_interval=3600)
     with MockServer([folder], options=options) as server:
+        watching(server)
         yield server
+
+
+def on_watcher(server: MockServer, call: Callable[[Watcher], Coroutine[Any, Any, T]]) -> T:
+    """Run ``call(watcher)`` on the server's loop and wait for its result."""
+    watcher = server.state.watcher
+    assert watcher is not None
+    assert server._loop is not None
+    return asyncio.run_coroutine_threadsafe(call(watcher), server._loop).result(timeout=10)
+
+
+def watching(server: MockServer) -> None:
+    """Wait until the watcher has learnt which files the set includes."""
+    on_watcher(server, lambda w: w.ready.wait())
 
 
 def check(server: MockServer) -> bool:
     """One look by the watcher, now, instead of waiting for its next poll."""
-    watcher = server.state.watcher
-    assert watcher is not None
-    loop = server._loop
-    assert loop is not None
-    return asyncio.run_coroutine_threadsafe(watcher.check(), loop).result(timeout=10)
+    return on_watcher(server, lambda w: w.check())
 
 
 def ask(server: MockServer) -> str:
@@ -125,3 +139,14 @@ def test_serve_reloads_on_its_own(folder: Path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "mockserver: reloaded 1 scenario(s)" in err
+
+
+def test_an_edited_include_reloads_the_file_that_includes_it(tmp_path: Path) -> None:
+    write(tmp_path / "part.yaml", reply("before"))
+    write(tmp_path / "main.yaml", "include: [part.yaml]\nscenarios: []\n")
+    options = Options(watch=(str(tmp_path / "main.yaml"),), reload_interval=3600)
+    with MockServer([tmp_path / "main.yaml"], options=options) as server:
+        watching(server)
+        write(tmp_path / "part.yaml", reply("after"))
+        assert check(server) is True
+        assert ask(server) == "after"

@@ -43,19 +43,26 @@ def rss_kib(pid: int) -> int:
 
 
 async def _client(url: str, until: float, counts: dict[str, int], worker: int) -> None:
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": "Bearer soak"}, timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": "Bearer soak"}, timeout=30
+    ) as http:
         i = 0
         while time.monotonic() < until:
             i += 1
             kind = ("plain", "plain", "streamed", "tools")[i % 4]
-            body: dict[str, object] = {"model": "gpt-4", "messages": [{"role": "user", "content": f"q{worker}-{i}"}]}
+            body: dict[str, object] = {
+                "model": "gpt-4",
+                "messages": [{"role": "user", "content": f"q{worker}-{i}"}],
+            }
             if kind == "streamed":
                 body["stream"] = True
             if kind == "tools":
                 body["tools"] = TOOLS
             try:
                 reply = await http.post("/chat/completions", content=json.dumps(body))
-                ok = reply.status_code == 200 and (kind != "streamed" or reply.text.endswith("data: [DONE]\n\n"))
+                ok = reply.status_code == 200 and (
+                    kind != "streamed" or reply.text.endswith("data: [DONE]\n\n")
+                )
             except httpx.HTTPError:
                 ok = False
             counts[kind if ok else "failed"] += 1
