@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from mockserver import MockServer, Options
+from mockserver import MockServer, Options, ScenarioError
 
 AUTH = {"Authorization": "Bearer k"}
 
@@ -309,3 +309,24 @@ def test_template_in_tool_arguments_stays_valid_json(
     )
     calls = reply.choices[0].message.tool_calls or []
     assert [json.loads(c.function.arguments) for c in calls] == [{"query": '"quoted" \\ text'}] * 2
+
+
+def test_templates_are_data_not_code(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    for text, refused in [
+        ("{{ fake.__init__ }}", "unknown fake data '__init__'"),
+        ("{{ os.system }}", "unknown placeholder '{{ os.system }}'"),
+    ]:
+        with pytest.raises(ScenarioError) as caught:
+            mockserver.add({"reply": {"content": text}})
+        assert caught.value.problems[0].message.startswith(refused)
+    mockserver.add(
+        {
+            "reply": {
+                "content": "[{{ request.__class__.__init__ }}] {{ open('/etc/passwd') }} {% x %}"
+            }
+        }
+    )
+    reply = openai_client.chat.completions.create(
+        model="gpt-4", messages=[{"role": "user", "content": "x"}]
+    )
+    assert reply.choices[0].message.content == "[] {{ open('/etc/passwd') }} {% x %}"
