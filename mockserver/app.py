@@ -29,7 +29,6 @@ from .render import (
     DONE,
     Envelope,
     Renderer,
-    completion_body,
     delays,
     digest,
     sse_frames,
@@ -280,7 +279,7 @@ async def _respond(
         if kind == "stream_error" and fault is not None:
             raise fault.error.to_error(headers)
         await _wait(state, step.cadence.first_delay * scale)
-        body = completion_body(env, choices, used)
+        body = state.renderer.body(env, choices, used)
         if kind == "malformed":
             body = body[: len(body) // 2]
         return web.Response(body=body, headers={**headers, "Content-Type": JSON})
@@ -333,6 +332,8 @@ async def _stream(
 
 async def _read_body(request: web.Request, seconds: float) -> bytes:
     """The body, or a 408 when the client sends it too slowly (a slow-body attack, or a bug)."""
+    if request.content.is_eof():
+        return await request.read()  # all of it arrived with the headers: nothing to wait for
     try:
         async with asyncio.timeout(seconds):
             return await request.read()

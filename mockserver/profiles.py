@@ -114,6 +114,12 @@ class Unsupported:
         )
 
 
+_PARAMS = ("temperature", "top_p", "stop", "max_tokens", "max_completion_tokens")
+
+
+_UNTOUCHED = Settings(limit=None, stop=(), adjusted=())
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -122,10 +128,9 @@ class Profile:
 
     def apply(self, request: ChatRequest) -> Settings:
         body = request.body
-        params = {
-            key: body.get(key)
-            for key in ("temperature", "top_p", "stop", "max_tokens", "max_completion_tokens")
-        }
+        if body.keys().isdisjoint(_PARAMS):
+            return _UNTOUCHED
+        params = {key: body.get(key) for key in _PARAMS}
         adjusted: list[str] = []
         for rule in self.rules:
             rule.apply(request, params, adjusted)

@@ -136,6 +136,7 @@ class Renderer:
 
     def __init__(self, faker_factory: Callable[[], Faker] | None = None) -> None:
         self._cache: dict[tuple[Any, ...], tuple[Choice, ...]] = {}
+        self._json: dict[int, str] = {}
         self._faker_factory = faker_factory
         self._faker: Faker | None = None
 
@@ -177,8 +178,18 @@ class Renderer:
         if static:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
+                self._json.clear()
             self._cache[key] = out
+            if env_free(out):
+                self._json[id(out)] = choices_json(None, out)
         return out
+
+    def body(self, env: Envelope, choices: tuple[Choice, ...], usage_: dict[str, Any]) -> bytes:
+        """``completion_body``, reusing the ``choices`` JSON of cached, envelope-free choices.
+
+        Keyed by identity: a cached tuple stays alive (and its id unique) until the cache and
+        this table are cleared together."""
+        return completion_body(env, choices, usage_, self._json.get(id(choices)))
 
 
 def digest(*parts: bytes | str | int) -> str:
@@ -232,7 +243,8 @@ class Envelope:
         return scripted or f"call_{self.call_id_seed}{choice}{call}"
 
 
-def completion_body(env: Envelope, choices: tuple[Choice, ...], usage_: dict[str, Any]) -> bytes:
+def choices_json(env: Envelope | None, choices: tuple[Choice, ...]) -> str:
+    """The ``choices`` array of a completion, as JSON text."""
     out = []
     for i, c in enumerate(choices):
         message: dict[str, Any] = {"role": "assistant", "content": c.content, "refusal": c.refusal}
@@ -240,24 +252,39 @@ def completion_body(env: Envelope, choices: tuple[Choice, ...], usage_: dict[str
             message["reasoning_content"] = c.reasoning
         if c.tool_calls:
             message["tool_calls"] = [
-                {"id": env.call_id(call_id, i, k), "type": "function",
+                {"id": call_id or _require(env).call_id(call_id, i, k), "type": "function",
                  "function": {"name": name, "arguments": args}}
                 for k, (call_id, name, args) in enumerate(c.tool_calls)
             ]  # fmt: skip
         out.append(
             {"index": i, "message": message, "logprobs": None, "finish_reason": c.finish_reason}
         )
-    return json.dumps(
-        {
-            "id": env.id,
-            "object": "chat.completion",
-            "created": env.created,
-            "model": env.model,
-            "choices": out,
-            "usage": usage_,
-            "system_fingerprint": env.system_fingerprint,
-        },
+    return json.dumps(out, ensure_ascii=False)
+
+
+def _require(env: Envelope | None) -> Envelope:
+    if env is None:
+        raise ValueError("these choices need the request's envelope (tool call ids)")
+    return env
+
+
+def env_free(choices: tuple[Choice, ...]) -> bool:
+    """True when no part of the choices depends on the request's envelope (tool call ids)."""
+    return all(call_id is not None for c in choices for call_id, _, _ in c.tool_calls)
+
+
+def completion_body(
+    env: Envelope, choices: tuple[Choice, ...], usage_: dict[str, Any], rendered: str | None = None
+) -> bytes:
+    """The JSON body of a completion; ``rendered``: ``choices_json`` done ahead, if it could be."""
+    head = json.dumps(
+        {"id": env.id, "object": "chat.completion", "created": env.created, "model": env.model},
         ensure_ascii=False,
+    )[:-1]
+    body = rendered if rendered is not None else choices_json(env, choices)
+    return (
+        f'{head}, "choices": {body}, "usage": {json.dumps(usage_)}, '
+        f'"system_fingerprint": {json.dumps(env.system_fingerprint)}}}'
     ).encode()
 
 
