@@ -249,7 +249,8 @@ async def _respond(
     if kind in ("reset", "drop") and not chat.stream:
         _abort(request)
         raise _Dropped
-    await _wait(state, step.delay * scale)
+    if step.delay:
+        await _wait(state, step.delay * scale)
     if step.error is not None:
         raise step.error.to_error(headers)
     if step.raw is not None:
@@ -278,7 +279,8 @@ async def _respond(
     if not chat.stream:
         if kind == "stream_error" and fault is not None:
             raise fault.error.to_error(headers)
-        await _wait(state, step.cadence.first_delay * scale)
+        if step.cadence.first_delay:
+            await _wait(state, step.cadence.first_delay * scale)
         body = state.renderer.body(env, choices, used)
         if kind == "malformed":
             body = body[: len(body) // 2]
@@ -313,7 +315,8 @@ async def _stream(
     for i, ((frame, _), wait) in enumerate(zip(frames, waits, strict=True)):
         if i == stop_at:
             break
-        await _wait(state, wait, response)
+        if wait:
+            await _wait(state, wait, response)
         await response.write(frame)
     if kind == "drop":
         _abort(request)

@@ -229,7 +229,7 @@ def usage(request: ChatRequest, choices: tuple[Choice, ...], fixed: Any) -> dict
     }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Envelope:
     """What every body or chunk of one reply shares."""
 
@@ -277,15 +277,29 @@ def completion_body(
     env: Envelope, choices: tuple[Choice, ...], usage_: dict[str, Any], rendered: str | None = None
 ) -> bytes:
     """The JSON body of a completion; ``rendered``: ``choices_json`` done ahead, if it could be."""
-    head = json.dumps(
-        {"id": env.id, "object": "chat.completion", "created": env.created, "model": env.model},
-        ensure_ascii=False,
-    )[:-1]
     body = rendered if rendered is not None else choices_json(env, choices)
     return (
-        f'{head}, "choices": {body}, "usage": {json.dumps(usage_)}, '
-        f'"system_fingerprint": {json.dumps(env.system_fingerprint)}}}'
+        f'{{"id": "{env.id}", "object": "chat.completion", "created": {env.created}, '
+        f'"model": {json.dumps(env.model, ensure_ascii=False)}, "choices": {body}, '
+        f'"usage": {usage_json(usage_)}, '
+        f'"system_fingerprint": {json.dumps(env.system_fingerprint, ensure_ascii=False)}}}'
     ).encode()
+
+
+def usage_json(u: dict[str, Any]) -> str:
+    """``json.dumps`` of a ``usage()`` object, written out: it is on every reply's path."""
+    p, c = u["prompt_tokens_details"], u["completion_tokens_details"]
+    return (
+        f'{{"prompt_tokens": {u["prompt_tokens"]}, "completion_tokens": '
+        f'{u["completion_tokens"]}, "total_tokens": {u["total_tokens"]}, '
+        f'"prompt_tokens_details": {{"cached_tokens": {p["cached_tokens"]}, '
+        f'"text_tokens": {p["text_tokens"]}, "audio_tokens": {p["audio_tokens"]}, '
+        f'"image_tokens": {p["image_tokens"]}}}, "completion_tokens_details": '
+        f'{{"text_tokens": {c["text_tokens"]}, "audio_tokens": {c["audio_tokens"]}, '
+        f'"reasoning_tokens": {c["reasoning_tokens"]}, "accepted_prediction_tokens": '
+        f'{c["accepted_prediction_tokens"]}, "rejected_prediction_tokens": '
+        f"{c['rejected_prediction_tokens']}}}}}"
+    )
 
 
 def _delta(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -337,7 +351,7 @@ def sse_frames(
         for deltas, d in stream_deltas(env, choices)
     ]
     if usage_ is not None:
-        out.append((f'data: {head},"choices":[],"usage":{json.dumps(usage_)}}}\n\n'.encode(), None))
+        out.append((f'data: {head},"choices":[],"usage":{usage_json(usage_)}}}\n\n'.encode(), None))
     return out
 
 

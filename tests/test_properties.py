@@ -16,6 +16,7 @@ from mockserver import MockServer
 from mockserver.errors import APIError, ScenarioError
 from mockserver.loader import load_data, load_text
 from mockserver.matching import ScenarioSet, Substrings
+from mockserver.render import usage, usage_json
 from mockserver.request import parse_chat_request
 from mockserver.tokens import count_tokens, split_tokens
 
@@ -175,3 +176,19 @@ def test_mutated_fixtures_load_or_fail_located(
         at = int(where * len(text))
         text = text[:at] + insert + text[at + cut :]
     _loads_or_locates(text)
+
+
+@settings(max_examples=50)
+@given(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6))
+def test_usage_json_is_json_dumps(
+    prompt: int, completion: int, reasoning: int, cached: int
+) -> None:
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode()
+    fixed = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "reasoning_tokens": reasoning,
+        "cached_tokens": cached,
+    }
+    used = usage(parse_chat_request(body, {}), (), fixed)
+    assert usage_json(used) == json.dumps(used)
