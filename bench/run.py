@@ -164,17 +164,21 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
             ["node", str(cli), "-p", str(port), "-f", str(fixture), "-c", "20", "--log-level", "silent"], port
         )  # fmt: skip
     servers["mockserver"] = mock(scenario_file(tmp, 9))
-    results: dict[str, dict[bool, float]] = {}
-    for label, (command, port) in servers.items():
-        with server(command, port) as url:
-            results[label] = {}
-            for stream in (False, True):
-                check(url, stream)
-                results[label][stream] = wrk(url, stream, args.seconds, args.connections)
+    runs: dict[str, dict[bool, list[float]]] = {s: {False: [], True: []} for s in servers}
+    for _ in range(args.rounds):
+        for label, (command, port) in servers.items():
+            with server(command, port) as url:
+                for stream in (False, True):
+                    check(url, stream)
+                    runs[label][stream].append(wrk(url, stream, args.seconds, args.connections))
+    results = {
+        label: {stream: statistics.median(figures) for stream, figures in modes.items()}
+        for label, modes in runs.items()
+    }
     bare = results["bare aiohttp"]
     peer = results.get(f"aimock {AIMOCK_VERSION}")
-    print(f"\nrequests/s, wrk -t1 -c{args.connections} -d{args.seconds}s, {os.cpu_count()} CPUs, "
-          f"{platform()}\n")  # fmt: skip
+    print(f"\nrequests/s, median of {args.rounds} interleaved rounds, wrk -t1 -c{args.connections} "
+          f"-d{args.seconds}s, {os.cpu_count()} CPUs, {platform()}\n")  # fmt: skip
     print(
         "| server | plain | streamed (16 events) | plain vs bare | streamed vs bare | plain vs aimock | streamed vs aimock |"
     )
@@ -228,7 +232,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the matching suite")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians shown")
     parser.add_argument("--suite", choices=("all", "throughput", "matching"), default="all")
     args = parser.parse_args()
     if not shutil.which("wrk"):
