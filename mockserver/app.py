@@ -67,6 +67,8 @@ class Options:
     idle_timeout: float = 15.0
     admin_token: str | None = None
     admin_enabled: bool = True
+    workers: int = 1
+    worker: int | None = None
     body_timeout: float = 30.0
     shutdown_timeout: float = 5.0
 
@@ -242,6 +244,8 @@ async def _respond(
     headers = {"x-request-id": request_id, **step.headers}
     if settings.adjusted:
         headers["x-mock-adjusted"] = ", ".join(settings.adjusted)
+    if state.options.worker is not None:
+        headers["x-mock-worker"] = str(state.options.worker)
     if tickets:
         headers.update(tickets[-1].headers())
     if kind == "hang" or (kind == "stall" and not chat.stream):
@@ -452,6 +456,14 @@ async def get_model(request: web.Request) -> web.Response:
 
 def _check_admin(request: web.Request, options: Options) -> None:
     """Admin endpoints change what the mock answers: off or token-guarded beyond loopback."""
+    if options.workers > 1:
+        raise APIError(
+            403,
+            "The admin endpoints are off with --workers > 1: each worker has its own scenarios, "
+            "sequences and journal, so one worker's answer would mislead. Edit the scenario "
+            "files instead (they are reloaded by every worker).",
+            code="admin_per_worker",
+        )
     if not options.admin_enabled:
         raise APIError(
             403,

@@ -9,19 +9,19 @@ import ipaddress
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from aiohttp import web
 
+from . import serving
 from .app import DEFAULT_MAX_BODY, Options, create_app
 from .errors import ScenarioError
 from .loader import load_defaults, load_paths
 from .profiles import PROFILES
 from .ratelimit import RateLimit
 from .schema import FILE
-from .serving import make_runner
 
 log = logging.getLogger("mockserver")
 
@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="close connections idle (or still sending headers) this long",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N processes on one port (SO_REUSEPORT); each keeps its own sequences and journal",
+    )
     serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES")
     serve.add_argument("--journal-size", type=int, default=1000, metavar="N")
     serve.add_argument(
@@ -97,24 +104,6 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", metavar="PATH")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
     return parser
-
-
-async def _serve(app: web.Application, host: str, port: int) -> None:
-    runner = make_runner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    print(f"mockserver listening on http://{host}:{bound}/v1", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        print("mockserver stopping", flush=True)
-        await runner.cleanup()
 
 
 def is_loopback(host: str) -> bool:
@@ -147,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not 0 <= args.port <= 65535:
         _parser().error(f"--port must be between 0 and 65535, got {args.port}")
+    if args.workers < 1:
+        _parser().error(f"--workers must be >= 1, got {args.workers}")
     if args.speed < 0:
         _parser().error(f"--speed must be >= 0, got {args.speed}")
     for flag, value in (("--rpm", args.rpm), ("--tpm", args.tpm)):
@@ -185,12 +176,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         admin_enabled=loopback or args.admin_token is not None,
         rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
     )
-    app = create_app(scenarios, options)
     gc.collect()
     gc.freeze()  # the loaded scenarios live as long as the server: keep them out of GC passes
+
+    def announce(port: int) -> None:
+        workers = f" ({args.workers} workers)" if args.workers > 1 else ""
+        print(f"mockserver listening on http://{args.host}:{port}/v1{workers}", flush=True)
+
     try:
-        asyncio.run(_serve(app, args.host, args.port))
+        if args.workers > 1:
+
+            def worker_app(index: int) -> web.Application:
+                return create_app(scenarios, replace(options, workers=args.workers, worker=index))
+
+            return serving.serve_workers(worker_app, args.host, args.port, args.workers, announce)
+        asyncio.run(
+            serving.serve(create_app(scenarios, options), args.host, args.port, ready=announce)
+        )
     except OSError as err:
         print(f"mockserver: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
         return 1
+    finally:
+        print("mockserver stopped", flush=True)
     return 0

@@ -8,7 +8,17 @@ are closed after the idle timeout (slowloris).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -73,3 +83,95 @@ def make_runner(app: web.Application) -> Runner:
         shutdown_timeout=options.shutdown_timeout,
         keepalive_timeout=options.idle_timeout,
     )
+
+
+async def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    ready: Callable[[int], None] | None = None,
+) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then stop gracefully. ``ready(port)`` once bound."""
+    runner = make_runner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready(runner.addresses[0][1])
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _stop_with(parent: int) -> None:
+    """Stop this worker gracefully if its supervisor dies without telling it (SIGKILL)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="mockserver-parent-watch", daemon=True).start()
+
+
+def serve_workers(
+    make_app: Callable[[int], web.Application],
+    host: str,
+    port: int,
+    workers: int,
+    announce: Callable[[int], None],
+) -> int:
+    """Run ``workers`` processes, each with its own app, on one port (``SO_REUSEPORT``: the
+    kernel spreads connections between them). SIGTERM or SIGINT stops them all gracefully."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise OSError("--workers needs SO_REUSEPORT, which this platform lacks")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as reserved:
+        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        reserved.bind((host, port))  # holds the port (never listens, so gets no connections)
+        port = reserved.getsockname()[1]
+        context = multiprocessing.get_context("fork")
+        started: multiprocessing.Queue[int] = context.Queue()
+
+        parent = os.getpid()
+
+        def child(index: int) -> None:
+            _stop_with(parent)
+            app = make_app(index)
+            asyncio.run(serve(app, host, port, reuse_port=True, ready=started.put))
+
+        procs = [context.Process(target=child, args=(i,), daemon=True) for i in range(workers)]
+        for proc in procs:
+            proc.start()
+        stopping = False
+
+        def stop(*_: object) -> None:
+            nonlocal stopping
+            stopping = True
+            for proc in procs:
+                if proc.is_alive():
+                    os.kill(proc.pid, signal.SIGTERM)  # type: ignore[arg-type]
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, stop)
+        try:
+            for _ in procs:
+                started.get(timeout=30)
+        except queue.Empty:
+            stop()
+            log.error("mockserver: a worker did not start")
+            return 1
+        announce(port)
+        while any(p.is_alive() for p in procs):
+            multiprocessing.connection.wait([p.sentinel for p in procs if p.is_alive()])
+            if not stopping and any(p.exitcode is not None for p in procs):
+                log.error("mockserver: a worker exited; stopping the others")
+                stop()
+        return 0 if stopping and all(p.exitcode == 0 for p in procs) else 1

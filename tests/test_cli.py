@@ -28,7 +28,7 @@ def start(*args: str) -> tuple[subprocess.Popen[str], str]:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("mockserver listening on http://127.0.0.1:"), line
-    return proc, line.split()[-1]
+    return proc, line.split()[3]
 
 
 @pytest.fixture
@@ -133,3 +133,25 @@ def test_console_script_is_installed() -> None:
     assert proc.returncode == 0
     assert "serve" in proc.stdout
     assert os.access(script, os.X_OK)
+
+
+def test_workers_share_one_port() -> None:
+    proc, url = start("--quiet", "--workers", "2")
+    try:
+        seen = {
+            httpx.post(
+                f"{url}/chat/completions", json=BODY, headers={"Authorization": "Bearer k"}
+            ).headers["x-mock-worker"]
+            for _ in range(30)
+        }  # a new connection each time: the kernel spreads them over the workers
+        admin = httpx.get(url.removesuffix("/v1") + "/_mock/journal")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert seen == {"0", "1"}
+    assert (admin.status_code, admin.json()["error"]["code"]) == (403, "admin_per_worker")
+    assert proc.returncode == 0
+    assert "Traceback" not in err
