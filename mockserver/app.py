@@ -31,7 +31,6 @@ from .render import (
     Renderer,
     delays,
     digest,
-    sse_frames,
     usage,
 )
 from .request import ChatRequest, parse_chat_request, parse_json_body
@@ -195,6 +194,7 @@ async def _forever(request: web.Request, state: State) -> None:
 
 
 _SLICE = 1.0
+_LATE = 0.001
 
 
 async def _wait(state: State, seconds: float, response: web.StreamResponse | None = None) -> None:
@@ -289,7 +289,7 @@ async def _respond(
         if kind == "malformed":
             body = body[: len(body) // 2]
         return web.Response(body=body, headers={**headers, "Content-Type": JSON})
-    frames = sse_frames(env, choices, used if chat.include_usage else None)
+    frames = state.renderer.frames(env, choices, used if chat.include_usage else None)
     scripted = delays(step.cadence, [d for _, d in frames], int(seed[8:16], 16))
     if any(scripted):
         entry.extra["delays"] = scripted
@@ -316,11 +316,18 @@ async def _stream(
         raise _Dropped
     await response.prepare(request)
     stop_at = fault.after_chunks if fault and kind != "no_done" else len(frames) + 1
+    loop = asyncio.get_running_loop()
+    start, due = loop.time(), 0.0
     for i, ((frame, _), wait) in enumerate(zip(frames, waits, strict=True)):
         if i == stop_at:
             break
+        due += wait
         if wait:
-            await _wait(state, wait, response)
+            # Against the schedule, not the last write: a late chunk does not delay the rest.
+            late = loop.time() - (start + due - wait)
+            remaining = wait - late if late > _LATE else wait
+            if remaining > 0:
+                await _wait(state, remaining, response)
         await response.write(frame)
     if kind == "drop":
         _abort(request)

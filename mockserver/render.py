@@ -137,6 +137,7 @@ class Renderer:
     def __init__(self, faker_factory: Callable[[], Faker] | None = None) -> None:
         self._cache: dict[tuple[Any, ...], tuple[Choice, ...]] = {}
         self._json: dict[int, str] = {}
+        self._deltas: dict[int, Deltas] = {}
         self._faker_factory = faker_factory
         self._faker: Faker | None = None
 
@@ -179,10 +180,18 @@ class Renderer:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
                 self._json.clear()
+                self._deltas.clear()
             self._cache[key] = out
             if env_free(out):
                 self._json[id(out)] = choices_json(None, out)
+                self._deltas[id(out)] = deltas_json(None, out)
         return out
+
+    def frames(
+        self, env: Envelope, choices: tuple[Choice, ...], usage_: dict[str, Any] | None
+    ) -> list[tuple[bytes, float | None]]:
+        """``sse_frames``, reusing the chunk JSON of cached, envelope-free choices."""
+        return sse_frames(env, choices, usage_, self._deltas.get(id(choices)))
 
     def body(self, env: Envelope, choices: tuple[Choice, ...], usage_: dict[str, Any]) -> bytes:
         """``completion_body``, reusing the ``choices`` JSON of cached, envelope-free choices.
@@ -307,7 +316,7 @@ def _delta(index: int, delta: dict[str, Any], finish: str | None = None) -> dict
 
 
 def stream_deltas(
-    env: Envelope, choices: tuple[Choice, ...]
+    env: Envelope | None, choices: tuple[Choice, ...]
 ) -> list[tuple[list[Any], float | None]]:
     """The ``choices`` array of every chunk, in order, with a scripted delay where one is set."""
     frames: list[tuple[list[Any], float | None]] = [
@@ -323,7 +332,8 @@ def stream_deltas(
         for k, ((call_id, name, _), pieces) in enumerate(
             zip(c.tool_calls, c.argument_pieces, strict=True)
         ):
-            head = {"index": k, "id": env.call_id(call_id, i, k), "type": "function",
+            head = {"index": k, "id": call_id or _require(env).call_id(call_id, i, k),
+                    "type": "function",
                     "function": {"name": name, "arguments": ""}}  # fmt: skip
             frames.append(([_delta(i, {"tool_calls": [head]})], None))
             frames += [
@@ -334,12 +344,25 @@ def stream_deltas(
     return frames
 
 
+Deltas = list[tuple[str, float | None]]
+
+
+def deltas_json(env: Envelope | None, choices: tuple[Choice, ...]) -> Deltas:
+    """The ``choices`` JSON of every chunk, with its scripted delay."""
+    return [
+        (json.dumps(deltas, ensure_ascii=False), d) for deltas, d in stream_deltas(env, choices)
+    ]
+
+
 def sse_frames(
     env: Envelope,
     choices: tuple[Choice, ...],
     usage_: dict[str, Any] | None,
+    rendered: Deltas | None = None,
 ) -> list[tuple[bytes, float | None]]:
-    """Every ``data:`` frame of a stream, ``[DONE]`` excluded, with scripted per-piece delays."""
+    """Every ``data:`` frame of a stream, ``[DONE]`` excluded, with scripted per-piece delays.
+
+    ``rendered`` is ``deltas_json`` done ahead, when the choices do not depend on ``env``."""
     head = json.dumps(
         {"id": env.id, "object": "chat.completion.chunk", "created": env.created,
          "model": env.model, "system_fingerprint": env.system_fingerprint},
@@ -347,8 +370,8 @@ def sse_frames(
     )[:-1]  # fmt: skip
     tail = ',"usage":null}\n\n' if usage_ is not None else "}\n\n"
     out = [
-        (f'data: {head},"choices":{json.dumps(deltas, ensure_ascii=False)}{tail}'.encode(), d)
-        for deltas, d in stream_deltas(env, choices)
+        (f'data: {head},"choices":{deltas}{tail}'.encode(), d)
+        for deltas, d in (rendered if rendered is not None else deltas_json(env, choices))
     ]
     if usage_ is not None:
         out.append((f'data: {head},"choices":[],"usage":{usage_json(usage_)}}}\n\n'.encode(), None))

@@ -96,7 +96,7 @@ async def serve(
     """Serve ``app`` until SIGINT or SIGTERM, then stop gracefully. ``ready(port)`` once bound."""
     runner = make_runner(app)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=4096)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
