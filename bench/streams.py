@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,11 @@ sys.path.insert(0, str(HERE))
 from run import free_port, pinned, platform  # noqa: E402
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -33,56 +39,81 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
+class _Stream(asyncio.Protocol):
+    """One streamed request, timing each content chunk as it arrives (no per-line parsing)."""
+
+    def __init__(self, body: bytes, gaps: list[tuple[float, float]], first: list[float]) -> None:
+        self.body, self.gaps, self.first = body, gaps, first
+        self.last: float | None = None
+        self.ended = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer b\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(self.body), self.body)
+        )
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        if b'"content": "word' in data:
+            if self.last is None:
+                self.first.append(now)
+            else:
+                self.gaps.append((now, now - self.last))
+            self.last = now
+        if b"data: [DONE]" in data:
+            self.transport.close()
+            if not self.ended.done():
+                self.ended.set_result(True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ended.done():
+            self.ended.set_result(False)
+
+
 async def one_stream(
-    port: int, body: bytes, gaps: list[tuple[float, float]], done: list[int]
+    port: int, body: bytes, gaps: list[tuple[float, float]], done: list[int], first: list[float]
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer b\r\n"
-        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-    )
-    last = None
-    try:
-        while line := await reader.readline():
-            if line.startswith(b"data: {") and b'"content": "' in line:
-                now = time.monotonic()
-                if last is not None:
-                    gaps.append((now, now - last))
-                last = now
-            elif line.startswith(b"data: [DONE]"):
-                done[0] += 1
-                break
-    finally:
-        writer.close()
+    loop = asyncio.get_running_loop()
+    _, stream = await loop.create_connection(lambda: _Stream(body, gaps, first), "127.0.0.1", port)
+    if await stream.ended:
+        done[0] += 1
 
 
 async def run(args: argparse.Namespace, port: int, pid: int) -> dict[str, float]:
-    content = " ".join(f"w{i}" for i in range(args.chunks))
     body = json.dumps(
-        {"model": "gpt-4", "stream": True, "messages": [{"role": "user", "content": content}]}
+        {"model": "gpt-4", "stream": True, "messages": [{"role": "user", "content": "go"}]}
     ).encode()
     gaps: list[tuple[float, float]] = []
+    first: list[float] = []
     done = [0]
     peak = 0
     tasks = []
     started = time.monotonic()
     for i in range(args.streams):
-        tasks.append(asyncio.create_task(one_stream(port, body, gaps, done)))
-        if i % 500 == 499:
-            await asyncio.sleep(0.05)  # a ramp, so the accept queue never overflows
+        tasks.append(asyncio.create_task(one_stream(port, body, gaps, done, first)))
+        if i % 10 == 9:  # a steady ramp: clients arrive independently, not in lockstep
+            await asyncio.sleep(args.ramp / args.streams * 10)
     ramped = time.monotonic() - started
+    cpu_start = cpu_seconds(pid)
     while not all(t.done() for t in tasks):
         peak = max(peak, rss_kib(pid))
         await asyncio.sleep(0.25)
+    server_cpu = (cpu_seconds(pid) - cpu_start) / (time.monotonic() - started - ramped)
     failed = sum(1 for t in tasks if t.exception() is not None)
     errors = sorted(abs(g - args.delay) * 1000 for _, g in gaps)
-    settled = started + ramped + args.delay * 2
-    steady = sorted(abs(g - args.delay) * 1000 for t, g in gaps if t > settled)
+    settled = max(first, default=started)  # every stream open and sending
+    steady = sorted(abs(g - args.delay) * 1000 for t, g in gaps if t > settled + args.delay)
     return {
         "streams": args.streams,
         "completed": done[0],
         "failed": failed,
         "ramp_s": ramped,
+        "server_cpu": server_cpu,
+        "all_open_s": settled - started,
         "peak_rss_mib": peak / 1024,
         "gaps": len(gaps),
         "p50_ms": statistics.median(errors) if errors else float("nan"),
@@ -99,11 +130,13 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--delay", type=float, default=0.1)
     parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--ramp", type=float, default=2.0, help="seconds to open them all")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         scenario = Path(tmp) / "slow.yaml"
+        words = "".join(f"word{i} " for i in range(args.chunks))
         scenario.write_text(
-            f"- reply: {{content: '{{{{ last_user }}}}'}}\n  cadence: {{delay: {args.delay}}}\n"
+            f"- reply: {{content: '{words}'}}\n  cadence: {{delay: {args.delay}, chunk: word}}\n"
         )
         port = free_port()
         proc = subprocess.Popen(
@@ -115,7 +148,7 @@ def main() -> int:
             assert proc.stdout is not None
             proc.stdout.readline()
             idle = rss_kib(proc.pid)
-            subprocess.run(["taskset", "-cp", "1", str(__import__("os").getpid())],
+            subprocess.run(["taskset", "-cp", "1", str(os.getpid())],
                            check=False, capture_output=True)  # fmt: skip
             result = asyncio.run(run(args, port, proc.pid))
             result["idle_rss_mib"] = idle / 1024

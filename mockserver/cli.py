@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
     )
     gc.collect()
-    gc.freeze()  # the loaded scenarios live as long as the server: keep them out of GC passes
+    gc.freeze()  # loaded scenarios live as long as the server: no GC pass needs to walk them
 
     def announce(port: int) -> None:
         workers = f" ({args.workers} workers)" if args.workers > 1 else ""
