@@ -42,8 +42,12 @@ check-fixtures: $(STAMP)  ## validate the example scenarios
 
 check: lint check-fixtures test  ## everything CI runs
 
-bench: $(STAMP)  ## throughput against a bare aiohttp handler and aimock (needs wrk, npm)
+bench: $(STAMP)  ## the README's performance figures (needs wrk; npm for aimock; ~6 minutes)
 	$(BIN)/python bench/run.py $(ARGS)
+	$(BIN)/python bench/streams.py --streams 1000 --delay 0.1 --chunks 40
+	$(BIN)/python bench/streams.py --streams 10000 --delay 1 --chunks 30 --ramp 10
+	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/plugin_overhead.py
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
