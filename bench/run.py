@@ -96,9 +96,9 @@ def check(url: str, stream: bool) -> None:
     assert text == REPLY, f"{url} sent {text!r}"
 
 
-def wrk(url: str, stream: bool, seconds: int, connections: int) -> float:
+def wrk(url: str, stream: bool, seconds: int, connections: int, script: str = "post.lua") -> float:
     out = subprocess.run(
-        [*pinned(1), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / "post.lua"), url],
+        [*pinned(1), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / script), url],
         capture_output=True, text=True, env={**os.environ, "BENCH_BODY": body(stream)}, check=True,
     ).stdout  # fmt: skip
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -134,7 +134,8 @@ def scenario_file(folder: Path, extra: int, op: str = "exact") -> Path:
     lines += [
         f"  - {{match: {{last_user: {key % i}}}, reply: {{content: x}}}}" for i in range(extra)
     ]
-    lines += [f"  - match: {{last_user: {USER!r}}}", f"    reply: {{content: {REPLY!r}}}",
+    target = f"{{contains: {USER!r}}}" if op == "contains" else repr(USER)
+    lines += [f"  - match: {{last_user: {target}}}", f"    reply: {{content: {REPLY!r}}}",
               "    cadence: {chunk: 20}"]  # fmt: skip
     path = folder / f"bench-{op}-{extra}.yaml"
     path.write_text("\n".join(lines) + "\n")
@@ -164,13 +165,17 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
             ["node", str(cli), "-p", str(port), "-f", str(fixture), "-c", "20", "--log-level", "silent"], port
         )  # fmt: skip
     servers["mockserver"] = mock(scenario_file(tmp, 9))
+    varied = "mockserver, every body different"
+    servers[varied] = mock(scenario_file(tmp, 9, "contains"))
     runs: dict[str, dict[bool, list[float]]] = {s: {False: [], True: []} for s in servers}
     for _ in range(args.rounds):
         for label, (command, port) in servers.items():
+            script = "varied.lua" if label == varied else "post.lua"
             with server(command, port) as url:
                 for stream in (False, True):
                     check(url, stream)
-                    runs[label][stream].append(wrk(url, stream, args.seconds, args.connections))
+                    figure = wrk(url, stream, args.seconds, args.connections, script)
+                    runs[label][stream].append(figure)
     results = {
         label: {stream: statistics.median(figures) for stream, figures in modes.items()}
         for label, modes in runs.items()

@@ -21,6 +21,7 @@ from .errors import APIError, ScenarioError
 from .journal import Entry, Journal
 from .loader import load_data, load_text
 from .matching import Resolution, ScenarioSet
+from .memo import Memo, Memos
 from .openapi import DOCUMENT
 from .profiles import APIFACTORY, Profile, Settings
 from .ratelimit import Budgets, RateLimit, Ticket
@@ -82,16 +83,22 @@ class State:
     renderer: Renderer = field(default_factory=Renderer)
     fault_counts: dict[Step, int] = field(default_factory=dict)
     budgets: Budgets = field(default_factory=Budgets)
+    memos: Memos = field(default_factory=Memos)
     watcher: Watcher | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     def replace(self, scenarios: Iterable[Scenario]) -> None:
         self.scenarios = ScenarioSet(scenarios, self.options.fallback)
         self.fault_counts.clear()
+        self.memos.clear()
 
-    def reset(self) -> None:
+    def reset_sequences(self) -> None:
         self.scenarios.reset()
         self.fault_counts.clear()
+        self.memos.clear()
+
+    def reset(self) -> None:
+        self.reset_sequences()
         self.budgets.clear()
         self.journal.clear()
 
@@ -232,6 +239,7 @@ async def _respond(
     request_id: str,
     entry: Entry,
     tickets: list[Ticket],
+    memo_key: Any,
 ) -> web.StreamResponse:
     step = resolution.step
     scenario = resolution.scenario
@@ -288,7 +296,10 @@ async def _respond(
         body = state.renderer.body(env, choices, used)
         if kind == "malformed":
             body = body[: len(body) // 2]
-        return web.Response(body=body, headers={**headers, "Content-Type": JSON})
+        headers["Content-Type"] = JSON
+        if _memoizable(resolution, tickets, kind, step.delay + step.cadence.first_delay):
+            _remember(state, memo_key, env.created, body, headers, entry, chat, settings)
+        return web.Response(body=body, headers=headers)
     frames = state.renderer.frames(env, choices, used if chat.include_usage else None)
     scripted = delays(step.cadence, [d for _, d in frames], int(seed[8:16], 16))
     if any(scripted):
@@ -297,8 +308,40 @@ async def _respond(
     headers["Cache-Control"] = "no-cache"
     if kind is None and not any(waits):
         body = b"".join(f for f, _ in frames) + DONE
-        return web.Response(body=body, headers={**headers, "Content-Type": SSE})
+        headers["Content-Type"] = SSE
+        if _memoizable(resolution, tickets, kind, step.delay + sum(scripted)):
+            _remember(state, memo_key, env.created, body, headers, entry, chat, settings)
+        return web.Response(body=body, headers=headers)
     return await _stream(request, state, frames, waits, fault, headers)
+
+
+def _memoizable(
+    resolution: Resolution, tickets: list[Ticket], fault: str | None, delay: float
+) -> bool:
+    """Would the same request get these same bytes again (``created`` aside)?"""
+    return (
+        resolution.stateless
+        and not tickets
+        and fault is None
+        and resolution.step.fault is None
+        and not delay
+    )
+
+
+def _remember(
+    state: State,
+    key: Any,
+    created: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    entry: Entry,
+    chat: ChatRequest,
+    settings: Settings,
+) -> None:
+    memo = Memo(
+        created, body, headers, entry.request_id, chat, entry.scenario or "", settings.adjusted
+    )
+    state.memos.put(key, memo)
 
 
 async def _stream(
@@ -344,6 +387,18 @@ async def _stream(
     return response
 
 
+def _replay(memo: Memo, entry: Entry) -> web.Response:
+    """The answer to a request seen before, byte for byte, journalled like the first."""
+    entry.request_id = memo.request_id
+    entry.body = memo.chat.body
+    entry.chat = memo.chat
+    entry.scenario = memo.scenario
+    entry.step = 0
+    entry.adjusted = memo.adjusted
+    entry.status = 200
+    return web.Response(body=memo.body, headers=memo.headers)
+
+
 async def _read_body(request: web.Request, seconds: float) -> bytes:
     """The body, or a 408 when the client sends it too slowly (a slow-body attack, or a bug)."""
     if request.content.is_eof():
@@ -382,8 +437,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         try:
             raw = await _read_body(request, state.options.body_timeout)
-            entry.request_id = "req_" + digest(raw)
             key = _check_auth(request, state.options.api_keys)
+            names = state.scenarios.header_names
+            memo_key = (raw, *(request.headers.get(n) for n in names)) if names else raw
+            memo = state.memos.get(memo_key, int(entry.time))
+            if memo is not None:
+                return _replay(memo, entry)
+            entry.request_id = "req_" + digest(raw)
             chat = parse_chat_request(raw, request.headers)
             entry.body = chat.body
             entry.chat = chat
@@ -402,7 +462,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 entry.outcome = "rate_limited"
                 raise
             response = await _respond(
-                request, state, chat, settings, resolution, entry.request_id, entry, tickets
+                request,
+                state,
+                chat,
+                settings,
+                resolution,
+                entry.request_id,
+                entry,
+                tickets,
+                memo_key,
             )
         except APIError as err:
             response = _error_response(err, entry.request_id or "req_error")
@@ -529,8 +597,7 @@ async def admin_reset(request: web.Request) -> web.Response:
             code="invalid_value",
         )
     if what in ("all", "sequences"):
-        state.scenarios.reset()
-        state.fault_counts.clear()
+        state.reset_sequences()
     if what in ("all", "limits"):
         state.budgets.clear()
     if what in ("all", "journal"):

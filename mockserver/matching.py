@@ -241,6 +241,8 @@ class Resolution:
     step: Step
     step_index: int
     captures: Captures
+    stateless: bool = False
+    """True when the same request would get the same answer again: no sequence involved."""
 
 
 def _index_key(scenario: Scenario) -> tuple[str, str] | None:
@@ -321,6 +323,12 @@ class ScenarioSet:
         self._substrings = Substrings(self._contains) if self._contains else None
         self._positions: dict[tuple[Scenario, str], int] = {}
         self.models = _model_names(self.scenarios)
+        self.header_names = tuple(
+            sorted(
+                {c.name for s in self.scenarios for c in s.conditions if isinstance(c, HeaderIs)}
+            )
+        )
+        """Headers some condition reads: with the body, they decide which scenario answers."""
 
     def __len__(self) -> int:
         return len(self.scenarios)
@@ -342,20 +350,24 @@ class ScenarioSet:
         return heapq.merge(*groups, key=lambda p: p[0])
 
     def resolve(self, request: ChatRequest) -> Resolution:
+        passed_over = False  # a used-up sequence let a later scenario answer
         for _, scenario in self._candidates(request):
             captures = _check_all(scenario, request)
             if captures is None:
                 continue
             step = self._advance(scenario, request)
             if step is not None:
-                return Resolution(scenario, scenario.steps[step], step, captures)
+                stateless = _stateless(scenario) and not passed_over
+                return Resolution(scenario, scenario.steps[step], step, captures, stateless)
+            passed_over = True
         if self.fallback is not None:
-            return Resolution(self.fallback, self.fallback.steps[0], 0, _NO_CAPTURES)
+            fallback = self.fallback
+            return Resolution(fallback, fallback.steps[0], 0, _NO_CAPTURES, not passed_over)
         raise self.no_match(request)
 
     def _advance(self, scenario: Scenario, request: ChatRequest) -> int | None:
         count = len(scenario.steps)
-        if count == 1:
+        if count == 1 and scenario.after_last is not AfterLast.STOP:
             return 0
         if scenario.conversation_header:
             conversation = request.headers.get(scenario.conversation_header, "")
@@ -392,6 +404,10 @@ class ScenarioSet:
             type="invalid_request_error",
             code="scenario_not_found",
         )
+
+
+def _stateless(scenario: Scenario) -> bool:
+    return len(scenario.steps) == 1 and scenario.after_last is not AfterLast.STOP
 
 
 def _model_names(scenarios: Iterable[Scenario]) -> list[str]:
