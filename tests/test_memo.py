@@ -10,20 +10,10 @@ import pytest
 from mockserver import MockServer
 from mockserver.app import Options
 
+from .conftest import Clock
+
 AUTH = {"Authorization": "Bearer k"}
 BODY = {"model": "gpt-4", "messages": [{"role": "user", "content": "same"}]}
-
-
-class Clock:
-    now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -14,20 +14,9 @@ from mockserver.errors import ScenarioError
 from mockserver.loader import load_text
 from mockserver.ratelimit import RateLimit, duration
 
+from .conftest import Clock
+
 USER = [{"role": "user", "content": "hi"}]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
