@@ -1,4 +1,4 @@
-"""The aiohttp application: routes, the one error middleware, and the chat completions handler.
+"""The aiohttp application: routes, the one error middleware, and the API's handlers.
 
 The handler reads like the data flow: parse and validate, apply the profile, match a scenario,
 render the reply (JSON, or SSE at the scripted cadence), record it in the journal.
@@ -7,103 +7,32 @@ render the reply (JSON, or SSE at the scripted cadence), record it in the journa
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from . import admin
 from .errors import APIError, ScenarioError
 from .journal import Entry, Journal
-from .loader import load_data, load_text
 from .matching import Resolution, ScenarioSet
-from .memo import Memo, Memos
+from .memo import Memo
 from .openapi import DOCUMENT
-from .profiles import APIFACTORY, Profile, Settings
-from .ratelimit import Budgets, RateLimit, Ticket
+from .profiles import Settings
+from .ratelimit import Ticket
 from .reload import Watcher
-from .render import (
-    DONE,
-    Envelope,
-    Renderer,
-    delays,
-    digest,
-    usage,
-)
+from .render import DONE, Envelope, delays, digest, usage
 from .request import ChatRequest, parse_chat_request, parse_json_body
 from .scenario import Fault, Scenario, Step
+from .state import STATE, Options, State
 
 log = logging.getLogger("mockserver")
 
-Sleep = Callable[[float], Awaitable[Any]]
 JSON = "application/json"
 SSE = "text/event-stream"
-ADMIN = "/_mock"
-DEFAULT_MAX_BODY = 8 * 1024 * 1024
-
-
-@dataclass
-class Options:
-    """Server settings shared by the CLI, the pytest plugin and ``MockServer``."""
-
-    profile: Profile = APIFACTORY
-    api_keys: frozenset[str] = frozenset()
-    speed: float = 1.0
-    max_body: int = DEFAULT_MAX_BODY
-    journal_size: int = 1000
-    fallback: Scenario | None = None
-    quiet: bool = True
-    clock: Callable[[], float] = time.time
-    sleep: Sleep = asyncio.sleep
-    keepalive: float = 15.0
-    system_fingerprint: str = "fp_mockserver"
-    rate_limit: RateLimit | None = None
-    watch: tuple[str, ...] = ()
-    reload_interval: float = 0.25
-    idle_timeout: float = 15.0
-    admin_token: str | None = None
-    admin_enabled: bool = True
-    workers: int = 1
-    worker: int | None = None
-    body_timeout: float = 30.0
-    shutdown_timeout: float = 5.0
-
-
-@dataclass
-class State:
-    """Everything the handlers share; one per application."""
-
-    options: Options
-    scenarios: ScenarioSet
-    journal: Journal
-    renderer: Renderer = field(default_factory=Renderer)
-    fault_counts: dict[Step, int] = field(default_factory=dict)
-    budgets: Budgets = field(default_factory=Budgets)
-    memos: Memos = field(default_factory=Memos)
-    watcher: Watcher | None = None
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def replace(self, scenarios: Iterable[Scenario]) -> None:
-        self.scenarios = ScenarioSet(scenarios, self.options.fallback)
-        self.fault_counts.clear()
-        self.memos.clear()
-
-    def reset_sequences(self) -> None:
-        self.scenarios.reset()
-        self.fault_counts.clear()
-        self.memos.clear()
-
-    def reset(self) -> None:
-        self.reset_sequences()
-        self.budgets.clear()
-        self.journal.clear()
-
-
-STATE = web.AppKey("state", State)
 
 
 def _error_response(err: APIError, request_id: str) -> web.Response:
@@ -529,90 +458,6 @@ async def get_model(request: web.Request) -> web.Response:
     return web.json_response(_model(model_id, 0))
 
 
-def _check_admin(request: web.Request, options: Options) -> None:
-    """Admin endpoints change what the mock answers: off or token-guarded beyond loopback."""
-    if options.workers > 1:
-        raise APIError(
-            403,
-            "The admin endpoints are off with --workers > 1: each worker has its own scenarios, "
-            "sequences and journal, so one worker's answer would mislead. Edit the scenario "
-            "files instead (they are reloaded by every worker).",
-            code="admin_per_worker",
-        )
-    if not options.admin_enabled:
-        raise APIError(
-            403,
-            "The admin endpoints are off: mockserver listens beyond loopback and no "
-            "--admin-token was given.",
-            code="admin_disabled",
-        )
-    if options.admin_token is None:
-        return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), options.admin_token.encode()
-    ):
-        raise APIError(
-            401,
-            "The admin endpoints need the admin token: Authorization: Bearer <admin token>.",
-            code="invalid_admin_token",
-        )
-
-
-async def admin_scenarios(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    _check_admin(request, state.options)
-    if request.method in ("PUT", "POST"):
-        raw = await request.read()
-        if request.content_type == JSON:
-            loaded = load_data(parse_json_body(raw), "<admin>")
-        else:
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise APIError(400, "The scenario body is not UTF-8 text.") from None
-            loaded = load_text(text, "<admin>")
-        current = state.scenarios.scenarios if request.method == "POST" else []
-        state.replace([*current, *loaded])
-    listing = [
-        {"name": s.name, "source": s.where, "priority": s.priority, "steps": len(s.steps)}
-        for s in state.scenarios.scenarios
-    ]
-    out: dict[str, Any] = {"scenarios": listing}
-    if state.watcher is not None and state.watcher.error is not None:
-        out["reload_problems"] = [str(p) for p in state.watcher.error.problems]
-    return web.json_response(out)
-
-
-async def admin_reset(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    _check_admin(request, state.options)
-    what = request.query.get("what", "all")
-    if what not in ("all", "sequences", "limits", "journal"):
-        raise APIError(
-            400,
-            f"Invalid value: {what!r}. Supported values are: 'all', 'sequences', 'limits' "
-            "and 'journal'.",
-            param="what",
-            code="invalid_value",
-        )
-    if what in ("all", "sequences"):
-        state.reset_sequences()
-    if what in ("all", "limits"):
-        state.budgets.clear()
-    if what in ("all", "journal"):
-        state.journal.clear()
-    return web.json_response({"reset": what})
-
-
-async def admin_journal(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    _check_admin(request, state.options)
-    if request.method == "DELETE":
-        state.journal.clear()
-    return web.json_response({"entries": [e.to_dict() for e in state.journal]})
-
-
 async def openapi_document(request: web.Request) -> web.Response:
     return web.json_response(DOCUMENT)
 
@@ -637,11 +482,7 @@ def create_app(scenarios: Iterable[Scenario], options: Options | None = None) ->
         app.router.add_post(f"{prefix}/chat/completions", chat_completions)
         app.router.add_get(f"{prefix}/models", list_models)
         app.router.add_get(f"{prefix}/models/{{model}}", get_model)
-    for method in ("GET", "PUT", "POST"):
-        app.router.add_route(method, f"{ADMIN}/scenarios", admin_scenarios)
     app.router.add_get("/openapi.json", openapi_document)
-    app.router.add_post(f"{ADMIN}/reset", admin_reset)
-    for method in ("GET", "DELETE"):
-        app.router.add_route(method, f"{ADMIN}/journal", admin_journal)
+    admin.add_routes(app)
     app.on_shutdown.append(_release_hangs)
     return app

@@ -16,12 +16,13 @@ from dataclasses import replace
 from aiohttp import web
 
 from . import serving
-from .app import DEFAULT_MAX_BODY, Options, create_app
+from .app import create_app
 from .errors import ScenarioError
 from .loader import load_defaults, load_paths
 from .profiles import PROFILES
 from .ratelimit import RateLimit
 from .schema import FILE
+from .state import DEFAULT_MAX_BODY, Options
 
 log = logging.getLogger("mockserver")
 
@@ -189,7 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             def worker_app(index: int) -> web.Application:
                 return create_app(scenarios, replace(options, workers=args.workers, worker=index))
 
-            return serving.serve_workers(worker_app, args.host, args.port, args.workers, announce)
+            return serving.serve_workers(
+                worker_app, args.host, args.port, args.workers, announce, args.shutdown_timeout
+            )
         asyncio.run(
             serving.serve(create_app(scenarios, options), args.host, args.port, ready=announce)
         )

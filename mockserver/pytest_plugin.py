@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .app import Options
 from .errors import ScenarioError
 from .loader import load_paths
 from .scenario import Scenario
 from .server import MockServer
+from .state import Options
 
 if TYPE_CHECKING:
     import openai

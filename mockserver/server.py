@@ -15,11 +15,12 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .app import STATE, Options, State, create_app
+from .app import create_app
 from .journal import Entry
 from .loader import load_data, load_paths, load_text
 from .scenario import Scenario
 from .serving import make_runner
+from .state import STATE, Options, State
 
 T = TypeVar("T")
 ScenarioSource = str | os.PathLike[str] | Mapping[str, Any] | list[Any] | Scenario

@@ -26,8 +26,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from .app import STATE
 from .errors import APIError
+from .state import STATE
 
 log = logging.getLogger("mockserver")
 
@@ -149,9 +149,11 @@ def serve_workers(
     port: int,
     workers: int,
     announce: Callable[[int], None],
+    grace: float = 5.0,
 ) -> int:
     """Run ``workers`` processes, each with its own app, on one port (``SO_REUSEPORT``: the
-    kernel spreads connections between them). SIGTERM or SIGINT stops them all gracefully."""
+    kernel spreads connections between them). SIGTERM or SIGINT stops them all gracefully;
+    any still running ``grace`` + 5 seconds later are killed."""
     if not hasattr(socket, "SO_REUSEPORT"):
         raise OSError("--workers needs SO_REUSEPORT, which this platform lacks")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -191,9 +193,17 @@ def serve_workers(
             log.error("mockserver: a worker did not start")
             return 1
         announce(port)
+        deadline = None
         while any(p.is_alive() for p in procs):
-            multiprocessing.connection.wait([p.sentinel for p in procs if p.is_alive()])
+            multiprocessing.connection.wait([p.sentinel for p in procs if p.is_alive()], 0.5)
             if not stopping and any(p.exitcode is not None for p in procs):
                 log.error("mockserver: a worker exited; stopping the others")
                 stop()
+            if stopping and deadline is None:
+                deadline = time.monotonic() + grace + 5
+            if deadline is not None and time.monotonic() > deadline:
+                log.error("mockserver: workers still running after %.0fs; killing them", grace + 5)
+                for proc in procs:
+                    proc.kill()
+                deadline = float("inf")
         return 0 if stopping and all(p.exitcode == 0 for p in procs) else 1

@@ -146,11 +146,11 @@ def test_workers_share_one_port() -> None:
         }  # a new connection each time: the kernel spreads them over the workers
         admin = httpx.get(url.removesuffix("/v1") + "/_mock/journal")
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=15)
+        _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            print("stderr of the stuck supervisor:", proc.communicate()[1])
     assert seen == {"0", "1"}
     assert (admin.status_code, admin.json()["error"]["code"]) == (403, "admin_per_worker")
     assert proc.returncode == 0

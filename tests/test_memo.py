@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from mockserver import MockServer
-from mockserver.app import Options
+from mockserver import MockServer, Options
 
 from .conftest import Clock
 

@@ -8,8 +8,7 @@ import httpx
 import openai
 import pytest
 
-from mockserver import MockServer
-from mockserver.app import Options
+from mockserver import MockServer, Options
 from mockserver.errors import ScenarioError
 from mockserver.loader import load_text
 from mockserver.ratelimit import RateLimit, duration

@@ -16,8 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mockserver import MockServer
-from mockserver.app import Options
+from mockserver import MockServer, Options
 
 AUTH = {"Authorization": "Bearer k"}
 CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}

@@ -17,8 +17,7 @@ import httpx
 import openai
 import pytest
 
-from mockserver import MockServer
-from mockserver.app import Options
+from mockserver import MockServer, Options
 from mockserver.reload import Watcher
 
 T = TypeVar("T")

@@ -15,8 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.generation import GenerationMode
 
-from mockserver import MockServer
-from mockserver.app import Options
+from mockserver import MockServer, Options
 from mockserver.openapi import DOCUMENT
 
 AUTH = {"Authorization": "Bearer sk-test"}

@@ -1,0 +1,112 @@
+"""The admin endpoints under ``/_mock/``: list and load scenarios, reset state, read the journal.
+
+They change what the mock answers, so beyond loopback they are off unless a token guards them,
+and with several workers they are off (each worker would answer for itself alone).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from aiohttp import web
+
+from .errors import APIError
+from .loader import load_data, load_text
+from .request import parse_json_body
+from .state import STATE, Options
+
+ADMIN = "/_mock"
+JSON = "application/json"
+
+
+def _check_admin(request: web.Request, options: Options) -> None:
+    """Admin endpoints change what the mock answers: off or token-guarded beyond loopback."""
+    if options.workers > 1:
+        raise APIError(
+            403,
+            "The admin endpoints are off with --workers > 1: each worker has its own scenarios, "
+            "sequences and journal, so one worker's answer would mislead. Edit the scenario "
+            "files instead (they are reloaded by every worker).",
+            code="admin_per_worker",
+        )
+    if not options.admin_enabled:
+        raise APIError(
+            403,
+            "The admin endpoints are off: mockserver listens beyond loopback and no "
+            "--admin-token was given.",
+            code="admin_disabled",
+        )
+    if options.admin_token is None:
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), options.admin_token.encode()
+    ):
+        raise APIError(
+            401,
+            "The admin endpoints need the admin token: Authorization: Bearer <admin token>.",
+            code="invalid_admin_token",
+        )
+
+
+async def admin_scenarios(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    _check_admin(request, state.options)
+    if request.method in ("PUT", "POST"):
+        raw = await request.read()
+        if request.content_type == JSON:
+            loaded = load_data(parse_json_body(raw), "<admin>")
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise APIError(400, "The scenario body is not UTF-8 text.") from None
+            loaded = load_text(text, "<admin>")
+        current = state.scenarios.scenarios if request.method == "POST" else []
+        state.replace([*current, *loaded])
+    listing = [
+        {"name": s.name, "source": s.where, "priority": s.priority, "steps": len(s.steps)}
+        for s in state.scenarios.scenarios
+    ]
+    out: dict[str, Any] = {"scenarios": listing}
+    if state.watcher is not None and state.watcher.error is not None:
+        out["reload_problems"] = [str(p) for p in state.watcher.error.problems]
+    return web.json_response(out)
+
+
+async def admin_reset(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    _check_admin(request, state.options)
+    what = request.query.get("what", "all")
+    if what not in ("all", "sequences", "limits", "journal"):
+        raise APIError(
+            400,
+            f"Invalid value: {what!r}. Supported values are: 'all', 'sequences', 'limits' "
+            "and 'journal'.",
+            param="what",
+            code="invalid_value",
+        )
+    if what in ("all", "sequences"):
+        state.reset_sequences()
+    if what in ("all", "limits"):
+        state.budgets.clear()
+    if what in ("all", "journal"):
+        state.journal.clear()
+    return web.json_response({"reset": what})
+
+
+async def admin_journal(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    _check_admin(request, state.options)
+    if request.method == "DELETE":
+        state.journal.clear()
+    return web.json_response({"entries": [e.to_dict() for e in state.journal]})
+
+
+def add_routes(app: web.Application) -> None:
+    for method in ("GET", "PUT", "POST"):
+        app.router.add_route(method, f"{ADMIN}/scenarios", admin_scenarios)
+    app.router.add_post(f"{ADMIN}/reset", admin_reset)
+    for method in ("GET", "DELETE"):
+        app.router.add_route(method, f"{ADMIN}/journal", admin_journal)

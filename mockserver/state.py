@@ -1,0 +1,83 @@
+"""What every handler shares: the server's settings (``Options``) and its live ``State``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .journal import Journal
+from .matching import ScenarioSet
+from .memo import Memos
+from .profiles import APIFACTORY, Profile
+from .ratelimit import Budgets, RateLimit
+from .reload import Watcher
+from .render import Renderer
+from .scenario import Scenario, Step
+
+Sleep = Callable[[float], Awaitable[Any]]
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+
+
+@dataclass
+class Options:
+    """Server settings shared by the CLI, the pytest plugin and ``MockServer``."""
+
+    profile: Profile = APIFACTORY
+    api_keys: frozenset[str] = frozenset()
+    speed: float = 1.0
+    max_body: int = DEFAULT_MAX_BODY
+    journal_size: int = 1000
+    fallback: Scenario | None = None
+    quiet: bool = True
+    clock: Callable[[], float] = time.time
+    sleep: Sleep = asyncio.sleep
+    keepalive: float = 15.0
+    system_fingerprint: str = "fp_mockserver"
+    rate_limit: RateLimit | None = None
+    watch: tuple[str, ...] = ()
+    reload_interval: float = 0.25
+    idle_timeout: float = 15.0
+    admin_token: str | None = None
+    admin_enabled: bool = True
+    workers: int = 1
+    worker: int | None = None
+    body_timeout: float = 30.0
+    shutdown_timeout: float = 5.0
+
+
+@dataclass
+class State:
+    """Everything the handlers share; one per application."""
+
+    options: Options
+    scenarios: ScenarioSet
+    journal: Journal
+    renderer: Renderer = field(default_factory=Renderer)
+    fault_counts: dict[Step, int] = field(default_factory=dict)
+    budgets: Budgets = field(default_factory=Budgets)
+    memos: Memos = field(default_factory=Memos)
+    watcher: Watcher | None = None
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def replace(self, scenarios: Iterable[Scenario]) -> None:
+        self.scenarios = ScenarioSet(scenarios, self.options.fallback)
+        self.fault_counts.clear()
+        self.memos.clear()
+
+    def reset_sequences(self) -> None:
+        self.scenarios.reset()
+        self.fault_counts.clear()
+        self.memos.clear()
+
+    def reset(self) -> None:
+        self.reset_sequences()
+        self.budgets.clear()
+        self.journal.clear()
+
+
+STATE = web.AppKey("state", State)
