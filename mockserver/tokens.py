@@ -38,8 +38,11 @@ def _split_piece(piece: str) -> list[str]:
 
 def split_tokens(text: str) -> list[str]:
     """Split ``text`` into tokens whose concatenation is ``text``."""
+    pieces: list[str] = _PIECE.findall(text)
+    if not text or (max(text) < "\u2e80" and all(len(p) <= _LONG for p in pieces)):
+        return pieces  # the common case: no CJK, no long pieces
     out: list[str] = []
-    for piece in _PIECE.findall(text):
+    for piece in pieces:
         out.extend(_split_piece(piece))
     return out
 

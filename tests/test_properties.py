@@ -43,7 +43,11 @@ small_text = st.text(alphabet="abc ", max_size=12)
 @settings(max_examples=150)
 @given(st.lists(small_text.filter(bool), max_size=12), small_text)
 def test_substrings_finds_exactly_the_patterns_in_the_text(patterns: list[str], text: str) -> None:
-    assert Substrings(patterns).search(text) == {p for p in patterns if p in text}
+    expected = {p for p in patterns if p in text}
+    automaton = Substrings(patterns)
+    automaton._FEW = 0  # the automaton even for a few patterns, not the plain ``in`` loop
+    assert automaton.search(text) == expected
+    assert Substrings(patterns).search(text) == expected
 
 
 conditions = st.one_of(
