@@ -2,14 +2,16 @@
 
 Conditions are pure checks that also say why they failed, so an unmatched request gets a
 report naming its nearest scenarios. Scenarios are indexed by their ``last_user`` condition:
-exact strings in a dict, ``contains`` strings in an Aho-Corasick automaton, so a request only
-checks the scenarios whose text it holds, however many are loaded. The rest are tried in turn.
+exact strings in a dict, ``contains`` strings (and the plain text a ``regex`` requires) in an
+Aho-Corasick automaton, so a request only checks the scenarios whose text it holds, however
+many are loaded. The rest are tried in turn.
 """
 
 from __future__ import annotations
 
 import heapq
 import re
+import re._parser as sre_parser  # type: ignore[import-not-found]
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -246,13 +248,39 @@ class Resolution:
 
 
 def _index_key(scenario: Scenario) -> tuple[str, str] | None:
-    """The scenario's ``last_user`` condition when it is exact or a non-empty ``contains``."""
+    """What indexes the scenario: its exact ``last_user``, or a text its ``last_user`` must
+    contain (a ``contains`` value, or the longest plain run of a ``regex``)."""
     for cond in scenario.conditions:
         if not (isinstance(cond, TextIs) and cond.field == "last_user"):
             continue
-        if cond.match.op == "exact" or (cond.match.op == "contains" and cond.match.value):
-            return cond.match.op, cond.match.value
+        op, value = cond.match.op, cond.match.value
+        if op == "exact" or (op == "contains" and value):
+            return op, value
+        literal = required_literal(value) if op == "regex" else None
+        if literal:
+            return "contains", literal
     return None
+
+
+def required_literal(pattern: str, shortest: int = 3) -> str | None:
+    """The longest run of plain characters every match of ``pattern`` contains, if any.
+
+    Only top-level literals count (not those inside groups, repeats or alternatives), and none
+    under IGNORECASE, so the run is certain to be in any text the pattern matches."""
+    try:
+        parsed = sre_parser.parse(pattern)
+    except Exception:  # private module: any surprise means "no prefilter", never an error
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        return None
+    best, run = "", ""
+    for op, arg in parsed:
+        if op is sre_parser.LITERAL:
+            run += chr(arg)
+        else:
+            best, run = max(best, run, key=len), ""
+    best = max(best, run, key=len)
+    return best if len(best) >= shortest else None
 
 
 Ranked = list[tuple[int, Scenario]]

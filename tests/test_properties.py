@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mockserver import MockServer
 from mockserver.errors import APIError, ScenarioError
 from mockserver.loader import load_data, load_text
-from mockserver.matching import ScenarioSet, Substrings
+from mockserver.matching import ScenarioSet, Substrings, required_literal
 from mockserver.render import usage, usage_json
 from mockserver.request import parse_chat_request
 from mockserver.tokens import count_tokens, split_tokens
@@ -53,7 +53,12 @@ def test_substrings_finds_exactly_the_patterns_in_the_text(patterns: list[str], 
 conditions = st.one_of(
     st.builds(lambda v: {"last_user": v}, small_text),
     st.builds(lambda v: {"last_user": {"contains": v}}, small_text),
-    st.builds(lambda v: {"last_user": {"regex": v}}, st.sampled_from(["^a", "b$", "c+"])),
+    st.builds(
+        lambda v: {"last_user": {"regex": v}},
+        st.sampled_from(
+            ["^a", "b$", "c+", "abc", "ab c+", "(ab|ca)bc", "a.bca", "(?i)ABC", "x?abc"]
+        ),
+    ),
     st.builds(lambda v: {"model": v}, st.sampled_from(["gpt-4", "gpt-*", "o1"])),
 )
 
@@ -196,3 +201,22 @@ def test_usage_json_is_json_dumps(
     }
     used = usage(parse_chat_request(body, {}), (), fixed)
     assert usage_json(used) == json.dumps(used)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literal"),
+    [
+        ("weather in (?P<city>\\w+)", "weather in "),
+        ("^hello world$", "hello world"),
+        ("ab+cde", "cde"),
+        ("(?i)hello", None),
+        ("(?i:abc)def", "def"),
+        ("cat|dog", None),
+        ("a.b", None),
+        ("[", None),
+    ],
+)
+def test_regex_prefilter_takes_only_text_every_match_contains(
+    pattern: str, literal: str | None
+) -> None:
+    assert required_literal(pattern) == literal
