@@ -383,7 +383,7 @@ DONE = b"data: [DONE]\n\n"
 
 def delays(cadence: Cadence, scripted: list[float | None], seed: int) -> list[float]:
     """Scripted seconds before each frame: first_delay, then delay (+/- seeded jitter) each."""
-    if not (cadence.first_delay or cadence.delay or cadence.jitter or any(scripted)):
+    if cadence.instant:
         return [0.0] * len(scripted)
     rng = random.Random(seed) if cadence.jitter else None
     out = []
