@@ -137,13 +137,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not 0 <= args.port <= 65535:
         _parser().error(f"--port must be between 0 and 65535, got {args.port}")
-    if args.workers < 1:
-        _parser().error(f"--workers must be >= 1, got {args.workers}")
-    if args.speed < 0:
-        _parser().error(f"--speed must be >= 0, got {args.speed}")
-    for flag, value in (("--rpm", args.rpm), ("--tpm", args.tpm)):
-        if value is not None and value < 0:
-            _parser().error(f"{flag} must be >= 0, got {value}")
+    minimums = (
+        ("--workers", args.workers, 1),
+        ("--speed", args.speed, 0),
+        ("--rpm", args.rpm, 0),
+        ("--tpm", args.tpm, 0),
+        ("--max-body", args.max_body, 0),
+        ("--journal-size", args.journal_size, 0),
+        ("--idle-timeout", args.idle_timeout, 0),
+        ("--shutdown-timeout", args.shutdown_timeout, 0),
+        ("--reload-interval", args.reload_interval, 0.01),
+    )
+    for flag, value, least in minimums:
+        if value is not None and value < least:
+            _parser().error(f"{flag} must be >= {least}, got {value}")
     try:
         defaults = load_defaults()
         scenarios = load_paths(args.scenarios) if args.scenarios else defaults

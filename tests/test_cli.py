@@ -155,3 +155,22 @@ def test_workers_share_one_port() -> None:
     assert (admin.status_code, admin.json()["error"]["code"]) == (403, "admin_per_worker")
     assert proc.returncode == 0
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "70000"], "--port must be between 0 and 65535, got 70000"),
+        (["--workers", "0"], "--workers must be >= 1, got 0"),
+        (["--speed", "-1"], "--speed must be >= 0, got -1.0"),
+        (["--rpm", "-5"], "--rpm must be >= 0, got -5"),
+        (["--idle-timeout", "-1"], "--idle-timeout must be >= 0, got -1.0"),
+    ],
+)
+def test_bad_serve_flags_are_usage_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", *args])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
