@@ -5,6 +5,7 @@ answered before by a scenario that keeps no state, the reply is the same bytes a
 for ``created``, the current second. Load generators send the same body over and over; those
 requests skip parsing, matching and rendering. Whatever keeps state (sequences, faults, rate
 limits, delays) is never memoized, and any change to the scenarios or their state clears it.
+The memos are bounded in count and in bytes, oldest out first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 from .request import ChatRequest
 
-_SIZE = 1024
+_COUNT = 1024
+_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,18 +33,38 @@ class Memo:
     adjusted: tuple[str, ...]
 
 
+def _size(key: Any, memo: Memo) -> int:
+    raw = key if isinstance(key, bytes) else key[0]
+    return len(raw) * 2 + len(memo.body)  # the request bytes, its parsed copy, the reply
+
+
 class Memos:
-    def __init__(self) -> None:
+    def __init__(self, count: int = _COUNT, size: int = _BYTES) -> None:
         self._memos: dict[Any, Memo] = {}
+        self._count = count
+        self._limit = size
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._memos)
 
     def clear(self) -> None:
         self._memos.clear()
+        self._bytes = 0
 
     def get(self, key: Any, created: int) -> Memo | None:
         memo = self._memos.get(key)
         return memo if memo is not None and memo.created == created else None
 
     def put(self, key: Any, memo: Memo) -> None:
-        if len(self._memos) >= _SIZE and key not in self._memos:
-            self._memos.pop(next(iter(self._memos)))
+        size = _size(key, memo)
+        if size > self._limit // 16:
+            return  # a huge request is rarely repeated, and would crowd out the rest
+        old = self._memos.pop(key, None)
+        if old is not None:
+            self._bytes -= _size(key, old)
+        while self._memos and (len(self._memos) >= self._count or self._bytes + size > self._limit):
+            oldest = next(iter(self._memos))
+            self._bytes -= _size(oldest, self._memos.pop(oldest))
         self._memos[key] = memo
+        self._bytes += size
