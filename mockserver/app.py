@@ -420,7 +420,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         raise
     finally:
         entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        state.journal.record(entry)
+        state.journal.record(entry, len(raw))
         if not state.options.quiet:
             log.info(
                 "%s %s %s scenario=%s %s %.1fms",

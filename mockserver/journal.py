@@ -76,26 +76,36 @@ class Entry:
 
 
 class Journal:
-    def __init__(self, size: int = 1000) -> None:
-        self._entries: deque[Entry] = deque(maxlen=size)
+    """The last ``size`` entries, and no more than ``max_bytes`` of request bodies, oldest out."""
+
+    def __init__(self, size: int = 1000, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._entries: deque[tuple[Entry, int]] = deque()
+        self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._seq = 0
 
     def next_seq(self) -> int:
         self._seq += 1
         return self._seq
 
-    def record(self, entry: Entry) -> None:
-        self._entries.append(entry)
+    def record(self, entry: Entry, weight: int = 0) -> None:
+        """Keep ``entry``; ``weight`` is the size of its request body in bytes."""
+        self._entries.append((entry, weight))
+        self._bytes += weight
+        while self._entries and (len(self._entries) > self._size or self._bytes > self._max_bytes):
+            self._bytes -= self._entries.popleft()[1]
 
     def clear(self) -> None:
         self._entries.clear()
+        self._bytes = 0
 
     def __iter__(self) -> Iterator[Entry]:
-        return iter(list(self._entries))
+        return iter(self.entries)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     @property
     def entries(self) -> list[Entry]:
-        return list(self._entries)
+        return [entry for entry, _ in self._entries]

@@ -230,3 +230,17 @@ def test_bound_wide_warns_and_turns_admin_off() -> None:
     assert chat.status_code == 200
     assert "--host 0.0.0.0 is reachable from other machines" in err
     assert "admin endpoints are off (no --admin-token)" in err
+
+
+def test_the_journal_is_bounded_in_entries_and_bytes() -> None:
+    from mockserver import Entry, Journal
+
+    def entry(seq: int) -> Entry:
+        return Entry(seq=seq, time=0.0, method="POST", path="/", request_id="", raw_headers={})
+
+    by_count, by_bytes = Journal(size=3), Journal(size=100, max_bytes=1_000)
+    for i in range(10):
+        by_count.record(entry(i), 10)
+        by_bytes.record(entry(i), 300)
+    assert [e.seq for e in by_count] == [7, 8, 9]
+    assert [e.seq for e in by_bytes] == [7, 8, 9]  # 900 bytes kept, a fourth would be 1,200
