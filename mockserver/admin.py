@@ -13,11 +13,11 @@ from aiohttp import web
 
 from .errors import APIError
 from .loader import load_data, load_text
-from .request import parse_json_body
+from .render import JSON
+from .request import bearer_token, parse_json_body
 from .state import STATE, Options
 
 ADMIN = "/_mock"
-JSON = "application/json"
 
 
 def _check_admin(request: web.Request, options: Options) -> None:
@@ -39,10 +39,8 @@ def _check_admin(request: web.Request, options: Options) -> None:
         )
     if options.admin_token is None:
         return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), options.admin_token.encode()
-    ):
+    token = bearer_token(request.headers) or ""
+    if not hmac.compare_digest(token.encode(), options.admin_token.encode()):
         raise APIError(
             401,
             "The admin endpoints need the admin token: Authorization: Bearer <admin token>.",
@@ -63,8 +61,10 @@ async def admin_scenarios(request: web.Request) -> web.Response:
             except UnicodeDecodeError:
                 raise APIError(400, "The scenario body is not UTF-8 text.") from None
             loaded = load_text(text, "<admin>")
-        current = state.scenarios.scenarios if request.method == "POST" else []
-        state.replace([*current, *loaded])
+        if request.method == "POST":
+            state.add(loaded)
+        else:
+            state.replace(loaded)
     listing = [
         {"name": s.name, "source": s.where, "priority": s.priority, "steps": len(s.steps)}
         for s in state.scenarios.scenarios

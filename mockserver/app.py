@@ -24,15 +24,12 @@ from .openapi import DOCUMENT
 from .profiles import Settings
 from .ratelimit import Ticket
 from .reload import Watcher
-from .render import DONE, Envelope, delays, digest, usage
-from .request import ChatRequest, parse_chat_request, parse_json_body
+from .render import DONE, JSON, SSE, Envelope, delays, digest, usage
+from .request import ChatRequest, bearer_token, parse_chat_request, parse_json_body
 from .scenario import Fault, Scenario, Step
 from .state import STATE, Options, State
 
 log = logging.getLogger("mockserver")
-
-JSON = "application/json"
-SSE = "text/event-stream"
 
 
 def _error_response(err: APIError, request_id: str) -> web.Response:
@@ -85,15 +82,13 @@ async def json_errors(
 
 def _check_auth(request: web.Request, keys: frozenset[str]) -> str:
     """The request's API key, or the 401 OpenAI sends."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(request.headers)
+    if token is None:
         raise APIError(
             401,
             "You didn't provide an API key. You need to provide your API key in an "
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-            code="invalid_api_key" if header else None,
+            code="invalid_api_key" if request.headers.get("Authorization") else None,
         )
     if keys and token not in keys:
         shown = token[:3] + "*" * 4 + token[-4:] if len(token) > 8 else "***"
@@ -165,14 +160,16 @@ async def _respond(
     chat: ChatRequest,
     settings: Settings,
     resolution: Resolution,
-    request_id: str,
     entry: Entry,
     tickets: list[Ticket],
     memo_key: Any,
 ) -> web.StreamResponse:
     step = resolution.step
     scenario = resolution.scenario
+    request_id = entry.request_id
     seed = digest(scenario.seed, request_id, resolution.step_index)
+    # The same request would get the same bytes again (``created`` aside): nothing stateful.
+    repeatable = resolution.stateless and step.fault is None and not tickets and not step.delay
     fault = step.fault if _fires(step.fault, state, step, seed) else None
     kind = fault.kind if fault else None
     if kind:
@@ -226,8 +223,8 @@ async def _respond(
         if kind == "malformed":
             body = body[: len(body) // 2]
         headers["Content-Type"] = JSON
-        if _memoizable(resolution, tickets, kind, step.delay + step.cadence.first_delay):
-            _remember(state, memo_key, env.created, body, headers, entry, chat, settings)
+        if repeatable and not step.cadence.first_delay:
+            _remember(state, memo_key, env, body, headers, entry, chat)
         return web.Response(body=body, headers=headers)
     frames = state.renderer.frames(env, choices, used if chat.include_usage else None)
     scripted = delays(step.cadence, [d for _, d in frames], int(seed[8:16], 16))
@@ -238,37 +235,23 @@ async def _respond(
     if kind is None and not any(waits):
         body = b"".join(f for f, _ in frames) + DONE
         headers["Content-Type"] = SSE
-        if _memoizable(resolution, tickets, kind, step.delay + sum(scripted)):
-            _remember(state, memo_key, env.created, body, headers, entry, chat, settings)
+        if repeatable and not any(scripted):
+            _remember(state, memo_key, env, body, headers, entry, chat)
         return web.Response(body=body, headers=headers)
     return await _stream(request, state, frames, waits, fault, headers)
-
-
-def _memoizable(
-    resolution: Resolution, tickets: list[Ticket], fault: str | None, delay: float
-) -> bool:
-    """Would the same request get these same bytes again (``created`` aside)?"""
-    return (
-        resolution.stateless
-        and not tickets
-        and fault is None
-        and resolution.step.fault is None
-        and not delay
-    )
 
 
 def _remember(
     state: State,
     key: Any,
-    created: int,
+    env: Envelope,
     body: bytes,
     headers: Mapping[str, str],
     entry: Entry,
     chat: ChatRequest,
-    settings: Settings,
 ) -> None:
     memo = Memo(
-        created, body, headers, entry.request_id, chat, entry.scenario or "", settings.adjusted
+        env.created, body, headers, entry.request_id, chat, entry.scenario or "", entry.adjusted
     )
     state.memos.put(key, memo)
 
@@ -328,17 +311,25 @@ def _replay(memo: Memo, entry: Entry) -> web.Response:
     return web.Response(body=memo.body, headers=memo.headers)
 
 
-async def _read_body(request: web.Request, seconds: float) -> bytes:
-    """The body, or a 408 when the client sends it too slowly (a slow-body attack, or a bug)."""
-    if request.content.is_eof():
-        return await request.read()  # all of it arrived with the headers: nothing to wait for
+async def _read_body(request: web.Request, options: Options) -> bytes:
+    """The body; a 413 over ``max_body``; a 408 when it comes too slowly (an attack, or a bug).
+
+    Either error leaves the rest of the body unread, so the connection is closed after it."""
     try:
-        async with asyncio.timeout(seconds):
+        if request.content.is_eof():
+            return await request.read()  # it all came with the headers: nothing to wait for
+        async with asyncio.timeout(options.body_timeout):
             return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise APIError(
+            413,
+            f"The request body is larger than the limit of {options.max_body} bytes.",
+            code="request_too_large",
+        ) from None
     except TimeoutError:
         raise APIError(
             408,
-            f"The request body did not arrive within {seconds:g} seconds.",
+            f"The request body did not arrive within {options.body_timeout:g} seconds.",
             code="request_timeout",
         ) from None
 
@@ -365,7 +356,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     raw = b""
     try:
         try:
-            raw = await _read_body(request, state.options.body_timeout)
+            raw = await _read_body(request, state.options)
             key = _check_auth(request, state.options.api_keys)
             names = state.scenarios.header_names
             memo_key = (raw, *(request.headers.get(n) for n in names)) if names else raw
@@ -391,19 +382,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 entry.outcome = "rate_limited"
                 raise
             response = await _respond(
-                request,
-                state,
-                chat,
-                settings,
-                resolution,
-                entry.request_id,
-                entry,
-                tickets,
-                memo_key,
+                request, state, chat, settings, resolution, entry, tickets, memo_key
             )
         except APIError as err:
             response = _error_response(err, entry.request_id or "req_error")
-            if err.status == 408:
+            if err.status in (408, 413):
                 response.force_close()
             if entry.body is None:
                 entry.body = _journal_body(raw)

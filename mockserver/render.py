@@ -379,6 +379,8 @@ def sse_frames(
 
 
 DONE = b"data: [DONE]\n\n"
+JSON = "application/json"
+SSE = "text/event-stream"
 
 
 def delays(cadence: Cadence, scripted: list[float | None], seed: int) -> list[float]:

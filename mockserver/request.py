@@ -104,6 +104,13 @@ def _no_constants(name: str) -> None:
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)  # built once: json.loads rebuilds it
 
 
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if there is one."""
+    scheme, _, token = headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def parse_json_body(raw: bytes) -> Any:
     try:
         return _DECODER.decode(raw.decode("utf-8"))

@@ -144,7 +144,7 @@ class MockServer:
     def add(self, *sources: ScenarioSource) -> list[Scenario]:
         """Add scenarios (paths, YAML text or dicts shaped like the YAML), after those loaded."""
         new = scenarios_from(sources)
-        self._call(lambda: self.state.replace([*self.state.scenarios.scenarios, *new]))
+        self._call(lambda: self.state.add(new))
         return new
 
     def replace(self, *sources: ScenarioSource) -> None:

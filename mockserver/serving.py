@@ -27,6 +27,7 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from .errors import APIError
+from .render import JSON
 from .state import STATE
 
 log = logging.getLogger("mockserver")
@@ -52,9 +53,7 @@ class _Protocol(RequestHandler):
             f"Malformed HTTP request: {first_line[:200]}",
             code="request_header_fields_too_large" if too_large else "invalid_http_request",
         )
-        response = web.Response(
-            status=err.status, body=err.body_bytes(), content_type="application/json"
-        )
+        response = web.Response(status=err.status, body=err.body_bytes(), content_type=JSON)
         response.force_close()
         return response
 

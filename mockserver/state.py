@@ -66,10 +66,14 @@ class State:
 
     def replace(self, scenarios: Iterable[Scenario]) -> None:
         self.scenarios = ScenarioSet(scenarios, self.options.fallback)
-        self.fault_counts.clear()
-        self.memos.clear()
+        self.reset_sequences()
+
+    def add(self, scenarios: Iterable[Scenario]) -> None:
+        """After those loaded already: at equal priority, the earlier ones are tried first."""
+        self.replace([*self.scenarios.scenarios, *scenarios])
 
     def reset_sequences(self) -> None:
+        """Sequences rewound, fault counters zeroed, and the replies that depended on them."""
         self.scenarios.reset()
         self.fault_counts.clear()
         self.memos.clear()

@@ -155,6 +155,7 @@ def test_body_over_limit_is_413() -> None:
     with MockServer([{"reply": {"content": "ok"}}], options=Options(max_body=1024)) as s:
         big = {**BODY, "messages": [{"role": "user", "content": "x" * 4096}]}
         response = httpx.post(f"{s.base_url}/chat/completions", json=big, headers=AUTH)
+        assert (s.last.status, s.last.outcome) == (413, "error")  # journalled, like any error
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
 
