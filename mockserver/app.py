@@ -24,7 +24,17 @@ from .openapi import DOCUMENT
 from .profiles import Settings
 from .ratelimit import Ticket
 from .reload import Watcher
-from .render import DONE, JSON, SSE, Envelope, delays, digest, usage
+from .render import (
+    DONE,
+    JSON,
+    SSE,
+    Envelope,
+    completion_body,
+    delays,
+    digest,
+    sse_frames,
+    usage,
+)
 from .request import ChatRequest, bearer_token, parse_chat_request, parse_json_body
 from .scenario import Fault, Scenario, Step
 from .state import STATE, Options, State
@@ -199,7 +209,7 @@ async def _respond(
         )
     assert step.reply is not None
     reply = step.reply
-    choices = state.renderer.choices(
+    rendered = state.renderer.render(
         reply, chat, settings, step.cadence, resolution.captures, int(seed[:8], 16)
     )
     env = Envelope(
@@ -209,7 +219,7 @@ async def _respond(
         system_fingerprint=state.options.system_fingerprint,
         call_id_seed=seed[:16],
     )
-    used = usage(chat, choices, reply.usage)
+    used = usage(chat, rendered.choices, reply.usage)
     if tickets:
         for ticket in tickets:
             ticket.spend(used["total_tokens"])
@@ -219,14 +229,14 @@ async def _respond(
             raise fault.error.to_error(headers)
         if step.cadence.first_delay:
             await _wait(state, step.cadence.first_delay * scale)
-        body = state.renderer.body(env, choices, used)
+        body = completion_body(env, rendered, used)
         if kind == "malformed":
             body = body[: len(body) // 2]
         headers["Content-Type"] = JSON
         if repeatable and not step.cadence.first_delay:
             _remember(state, memo_key, env, body, headers, entry, chat)
         return web.Response(body=body, headers=headers)
-    frames = state.renderer.frames(env, choices, used if chat.include_usage else None)
+    frames = sse_frames(env, rendered, used if chat.include_usage else None)
     scripted = delays(step.cadence, [d for _, d in frames], int(seed[8:16], 16))
     if any(scripted):
         entry.extra["delays"] = scripted

@@ -131,13 +131,25 @@ def build_choice(
     )
 
 
+Deltas = list[tuple[str, float | None]]
+"""The ``choices`` JSON of each chunk of a stream, with its scripted delay."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A reply's choices, with their JSON done ahead when it does not depend on the request's
+    envelope (tool call ids): the ``choices`` array of a completion, and each chunk's."""
+
+    choices: tuple[Choice, ...]
+    choices_json: str | None = None
+    deltas: Deltas | None = None
+
+
 class Renderer:
-    """Builds concrete choices, caching those of template-free replies."""
+    """Builds concrete choices; those of template-free replies once, JSON included."""
 
     def __init__(self, faker_factory: Callable[[], Faker] | None = None) -> None:
-        self._cache: dict[tuple[Any, ...], tuple[Choice, ...]] = {}
-        self._json: dict[int, str] = {}
-        self._deltas: dict[int, Deltas] = {}
+        self._cache: dict[tuple[Any, ...], Rendered] = {}
         self._faker_factory = faker_factory
         self._faker: Faker | None = None
 
@@ -155,7 +167,7 @@ class Renderer:
 
         return get
 
-    def choices(
+    def render(
         self,
         reply: Reply,
         request: ChatRequest,
@@ -163,7 +175,7 @@ class Renderer:
         cadence: Cadence,
         captures: Mapping[str, str],
         seed: int,
-    ) -> tuple[Choice, ...]:
+    ) -> Rendered:
         static = reply.static
         key = (reply, request.n, settings.limit, settings.stop, cadence)
         if static:
@@ -176,29 +188,16 @@ class Renderer:
             build_choice(messages[i % len(messages)], settings, cadence, ctx)
             for i in range(request.n)
         )
-        if static:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-                self._json.clear()
-                self._deltas.clear()
-            self._cache[key] = out
-            if env_free(out):
-                self._json[id(out)] = choices_json(None, out)
-                self._deltas[id(out)] = deltas_json(None, out)
-        return out
-
-    def frames(
-        self, env: Envelope, choices: tuple[Choice, ...], usage_: dict[str, Any] | None
-    ) -> list[tuple[bytes, float | None]]:
-        """``sse_frames``, reusing the chunk JSON of cached, envelope-free choices."""
-        return sse_frames(env, choices, usage_, self._deltas.get(id(choices)))
-
-    def body(self, env: Envelope, choices: tuple[Choice, ...], usage_: dict[str, Any]) -> bytes:
-        """``completion_body``, reusing the ``choices`` JSON of cached, envelope-free choices.
-
-        Keyed by identity: a cached tuple stays alive (and its id unique) until the cache and
-        this table are cleared together."""
-        return completion_body(env, choices, usage_, self._json.get(id(choices)))
+        if not static:
+            return Rendered(out)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        rendered = self._cache[key] = (
+            Rendered(out, choices_json(None, out), deltas_json(None, out))
+            if env_free(out)
+            else Rendered(out)
+        )
+        return rendered
 
 
 def digest(*parts: bytes | str | int) -> str:
@@ -282,11 +281,11 @@ def env_free(choices: tuple[Choice, ...]) -> bool:
     return all(call_id is not None for c in choices for call_id, _, _ in c.tool_calls)
 
 
-def completion_body(
-    env: Envelope, choices: tuple[Choice, ...], usage_: dict[str, Any], rendered: str | None = None
-) -> bytes:
-    """The JSON body of a completion; ``rendered``: ``choices_json`` done ahead, if it could be."""
-    body = rendered if rendered is not None else choices_json(env, choices)
+def completion_body(env: Envelope, rendered: Rendered, usage_: dict[str, Any]) -> bytes:
+    """The JSON body of a completion."""
+    body = rendered.choices_json
+    if body is None:
+        body = choices_json(env, rendered.choices)
     return (
         f'{{"id": "{env.id}", "object": "chat.completion", "created": {env.created}, '
         f'"model": {json.dumps(env.model, ensure_ascii=False)}, "choices": {body}, '
@@ -344,9 +343,6 @@ def stream_deltas(
     return frames
 
 
-Deltas = list[tuple[str, float | None]]
-
-
 def deltas_json(env: Envelope | None, choices: tuple[Choice, ...]) -> Deltas:
     """The ``choices`` JSON of every chunk, with its scripted delay."""
     return [
@@ -355,24 +351,19 @@ def deltas_json(env: Envelope | None, choices: tuple[Choice, ...]) -> Deltas:
 
 
 def sse_frames(
-    env: Envelope,
-    choices: tuple[Choice, ...],
-    usage_: dict[str, Any] | None,
-    rendered: Deltas | None = None,
+    env: Envelope, rendered: Rendered, usage_: dict[str, Any] | None
 ) -> list[tuple[bytes, float | None]]:
-    """Every ``data:`` frame of a stream, ``[DONE]`` excluded, with scripted per-piece delays.
-
-    ``rendered`` is ``deltas_json`` done ahead, when the choices do not depend on ``env``."""
+    """Every ``data:`` frame of a stream, ``[DONE]`` excluded, with scripted per-piece delays."""
+    deltas = rendered.deltas
+    if deltas is None:
+        deltas = deltas_json(env, rendered.choices)
     head = json.dumps(
         {"id": env.id, "object": "chat.completion.chunk", "created": env.created,
          "model": env.model, "system_fingerprint": env.system_fingerprint},
         ensure_ascii=False,
     )[:-1]  # fmt: skip
     tail = ',"usage":null}\n\n' if usage_ is not None else "}\n\n"
-    out = [
-        (f'data: {head},"choices":{deltas}{tail}'.encode(), d)
-        for deltas, d in (rendered if rendered is not None else deltas_json(env, choices))
-    ]
+    out = [(f'data: {head},"choices":{chunk}{tail}'.encode(), d) for chunk, d in deltas]
     if usage_ is not None:
         out.append((f'data: {head},"choices":[],"usage":{usage_json(usage_)}}}\n\n'.encode(), None))
     return out
