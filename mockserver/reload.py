@@ -46,22 +46,22 @@ class Watcher:
         self.interval = interval
         self.error: ScenarioError | None = None
         self._read: list[Path] = []
-        self._seen = snapshot(self.paths)
+        self._seen: Snapshot = {}  # filled by learn_includes, before the first check
         self.ready = asyncio.Event()
 
     def _load(self) -> list[Scenario]:
+        """Load the set, and remember which files it read and how they looked, even on failure."""
         read: list[Path] = []
         try:
             return load_paths(self.paths, read)
         finally:
             self._read = read
+            self._seen = snapshot(self.paths, read)
 
     async def learn_includes(self) -> None:
         """Read the set once in the background to learn which files it includes."""
-        loop = asyncio.get_running_loop()
         with contextlib.suppress(ScenarioError):
-            await loop.run_in_executor(None, self._load)
-        self._seen = await loop.run_in_executor(None, snapshot, self.paths, self._read)
+            await asyncio.get_running_loop().run_in_executor(None, self._load)
         self.ready.set()
 
     async def check(self) -> bool:
@@ -73,11 +73,9 @@ class Watcher:
         try:
             scenarios = await loop.run_in_executor(None, self._load)
         except ScenarioError as err:
-            self._seen = await loop.run_in_executor(None, snapshot, self.paths, self._read)
             self.error = err
             log.error("mockserver: reload failed; still serving the last good set:\n%s", err)
             return False
-        self._seen = await loop.run_in_executor(None, snapshot, self.paths, self._read)
         self.error = None
         self.apply(scenarios)
         log.warning("mockserver: reloaded %d scenario(s)", len(scenarios))
