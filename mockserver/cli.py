@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
     )
     gc.collect()
-    gc.freeze()  # loaded scenarios live as long as the server: no GC pass needs to walk them
+    gc.freeze()  # loaded scenarios live as long as the server (and workers fork from here)
 
     def announce(port: int) -> None:
         workers = f" ({args.workers} workers)" if args.workers > 1 else ""
