@@ -439,7 +439,11 @@ class _Files:
             if Path(pattern).is_absolute() or not any(c in pattern for c in "*?["):
                 found = [file.parent / pattern]
             else:
-                found = sorted(p for p in file.parent.glob(pattern) if p.is_file())
+                try:
+                    found = sorted(p for p in file.parent.glob(pattern) if p.is_file())
+                except ValueError as err:  # e.g. '**' inside a path component
+                    self.problems.append(Problem(*where, f"{pattern!r}: {err}"))
+                    continue
             for target in found:
                 if not target.resolve().is_relative_to(root.resolve()):
                     self.problems.append(

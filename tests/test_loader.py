@@ -120,7 +120,7 @@ def test_includes_cannot_leave_the_scenario_root(tmp_path: Path) -> None:
     (tmp_path / "secret.yaml").write_text("- {name: secret, reply: {content: s}}\n")
     (root / "link.yaml").symlink_to(tmp_path / "secret.yaml")
     (root / "main.yaml").write_text(
-        "include:\n  - ../secret.yaml\n  - /etc/passwd\n  - link.yaml\n  - missing.yaml\n  - 'none/*.yaml'\nscenarios: []\n"
+        "include:\n  - ../secret.yaml\n  - /etc/passwd\n  - link.yaml\n  - missing.yaml\n  - 'none/*.yaml'\n  - 'a/**b'\nscenarios: []\n"
     )
     with pytest.raises(ScenarioError) as caught:
         load_paths([root / "main.yaml"])
@@ -130,6 +130,7 @@ def test_includes_cannot_leave_the_scenario_root(tmp_path: Path) -> None:
         f"{root}/main.yaml:4: include[2]: 'link.yaml' is outside the scenario root {root}",
         f"{root}/main.yaml:5: include[3]: 'missing.yaml': no such file",
         f"{root}/main.yaml:6: include[4]: 'none/*.yaml' matches no file",
+        f"{root}/main.yaml:7: include[5]: 'a/**b': Invalid pattern: '**' can only be an entire path component",
     ]
 
 
