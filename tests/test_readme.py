@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import re
@@ -79,3 +80,21 @@ def test_documented_validation_message(tmp_path: Path, capsys: pytest.CaptureFix
     documented = re.search(r"`(scenarios/weather\.yaml:\d+: .*?)`", README)
     assert documented is not None
     assert f"{tmp_path}/{documented.group(1)}" in capsys.readouterr().err
+
+
+def test_documented_serve_flags_are_the_real_ones() -> None:
+    from mockserver.cli import _parser
+
+    usage = re.search(r"mockserver serve (\[--host.*?)\nmockserver validate", README, re.S)
+    assert usage is not None
+    documented = set(re.findall(r"--[a-z-]+", usage.group(1)))
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    serve = commands.choices["serve"]
+    real = {
+        flag
+        for action in serve._actions
+        if action.help != argparse.SUPPRESS
+        for flag in action.option_strings
+        if flag.startswith("--") and flag != "--help"
+    }
+    assert documented == real
