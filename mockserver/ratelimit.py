@@ -71,8 +71,9 @@ class Ticket:
 class Budgets:
     """The open windows of every declared budget, by API key and model."""
 
-    def __init__(self) -> None:
+    def __init__(self, prune_above: int = 10_000) -> None:
         self._windows: dict[tuple[RateLimit, str, str], _Window] = {}
+        self._prune_above = prune_above
 
     def clear(self) -> None:
         self._windows.clear()
@@ -84,6 +85,8 @@ class Budgets:
         slot = (limit, key, model)
         window = self._windows.get(slot)
         if window is None or now >= window.start + limit.per:
+            if window is None and len(self._windows) >= self._prune_above:
+                self._prune(now)
             window = self._windows[slot] = _Window(start=now)
         ticket = Ticket(limit, window, now)
         if limit.requests is not None and window.requests >= limit.requests:
@@ -94,6 +97,14 @@ class Budgets:
             )
         window.requests += 1
         return ticket
+
+    def _prune(self, now: float) -> None:
+        """Forget windows that have ended: a load test with endless keys or models must not
+        grow this table without bound (an ended window would be opened afresh anyway)."""
+        self._windows = {
+            slot: w for slot, w in self._windows.items() if now < w.start + slot[0].per
+        }
+        self._prune_above = max(self._prune_above, 2 * len(self._windows))
 
 
 def _refusal(

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from mockserver import MockServer, Options
-from mockserver.errors import ScenarioError
+from mockserver.errors import APIError, ScenarioError
 from mockserver.loader import load_text
 from mockserver.ratelimit import RateLimit, duration
 
@@ -123,3 +123,16 @@ def test_rate_limit_needs_a_budget() -> None:
 )
 def test_reset_durations_are_written_like_openai(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_ended_windows_are_forgotten() -> None:
+    from mockserver.ratelimit import Budgets
+
+    budgets = Budgets(prune_above=3)
+    limit = RateLimit(requests=1, per=10)
+    for i in range(3):
+        budgets.admit(limit, f"key{i}", "m", 1, now=0.0)
+    budgets.admit(limit, "late", "m", 1, now=20.0)  # the three others have ended
+    assert len(budgets._windows) == 1
+    with pytest.raises(APIError):
+        budgets.admit(limit, "late", "m", 1, now=21.0)  # the live window is still counted
