@@ -22,6 +22,9 @@ from .request import ChatRequest, field_at, message_text
 from .scenario import AfterLast, Scenario, Step
 
 Captures = Mapping[str, str]
+# Sequence positions kept, oldest conversation forgotten first: endless conversations in a
+# load test must not grow memory without bound.
+_CONVERSATIONS = 100_000
 _NO_CAPTURES: Captures = {}
 
 
@@ -410,6 +413,8 @@ class ScenarioSet:
             )
         key = (scenario, conversation)
         seen = self._positions.get(key, 0)
+        if not seen and len(self._positions) >= _CONVERSATIONS:
+            del self._positions[next(iter(self._positions))]  # the oldest conversation restarts
         self._positions[key] = seen + 1
         if seen < count:
             return seen

@@ -330,3 +330,20 @@ def test_templates_are_data_not_code(mockserver: MockServer, openai_client: open
         model="gpt-4", messages=[{"role": "user", "content": "x"}]
     )
     assert reply.choices[0].message.content == "[] {{ open('/etc/passwd') }} {% x %}"
+
+
+def test_sequence_positions_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mockserver import load_data, matching
+    from mockserver.request import parse_chat_request
+
+    monkeypatch.setattr(matching, "_CONVERSATIONS", 2)
+    scenarios = load_data({"steps": [{"reply": {"content": "1"}}, {"reply": {"content": "2"}}]})
+    sequences = matching.ScenarioSet(scenarios)
+
+    def step(conversation: str) -> int:
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": conversation}]})
+        return sequences.resolve(parse_chat_request(body.encode())).step_index
+
+    assert [step("a"), step("b"), step("a")] == [0, 0, 1]
+    assert step("c") == 0  # a third conversation: the oldest ("a") is forgotten
+    assert [step("b"), step("a")] == [1, 0]
