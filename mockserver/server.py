@@ -18,6 +18,7 @@ from aiohttp import web
 from .app import create_app
 from .journal import Entry
 from .loader import load_data, load_paths, load_text
+from .matching import ScenarioSet
 from .scenario import Scenario
 from .serving import make_runner
 from .state import STATE, Options, State
@@ -62,7 +63,7 @@ class MockServer:
         self.port = port
         self.options = options or Options()
         self._initial = scenarios_from(scenarios)
-        self._ranked_initial: list[Scenario] = []
+        self._initial_set: ScenarioSet | None = None  # the set built from ``_initial``
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -90,6 +91,7 @@ class MockServer:
         ready: Future[None] = Future()
         self._loop = loop
         self._app = create_app(self._initial, self.options)
+        self._initial_set = self._app[STATE].scenarios
 
         async def boot() -> None:
             assert self._app is not None
@@ -155,9 +157,9 @@ class MockServer:
         """Initial scenarios only, sequences rewound, journal empty."""
 
         def reset() -> None:
-            if self.state.scenarios.scenarios != self._ranked_initial:
+            if self.state.scenarios is not self._initial_set:
                 self.state.replace(self._initial)
-                self._ranked_initial = self.state.scenarios.scenarios
+                self._initial_set = self.state.scenarios
             self.state.reset()
 
         self._call(reset)

@@ -20,3 +20,20 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture(scope="session")
+def sdk_imported() -> None:
+    """Make one real request with the openai SDK before any in-process pytester session.
+
+    pytester removes the modules an inner session imported; the SDK's HTTP stack imports part
+    of itself on the first request, so if that happened inside an inner session, the outer
+    one would later hold two copies of its exception classes and mis-map connection errors."""
+    import openai
+
+    from mockserver import MockServer
+
+    with MockServer([{"reply": {"content": "warm"}}]) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        client.close()

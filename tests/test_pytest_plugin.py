@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import openai  # imported here so pytester's inner sessions don't re-import it each time
+import openai
 import pytest
 
 from mockserver import MockServer
+
+pytestmark = pytest.mark.usefixtures("sdk_imported")
 
 INNER = (
     "-p",

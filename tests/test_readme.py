@@ -8,11 +8,12 @@ import io
 import re
 from pathlib import Path
 
-import openai  # noqa: F401 - imported once here so pytester's inner session doesn't re-import it
 import pytest
 
 from mockserver import MockServer, load_paths, load_text
 from mockserver.loader import load_defaults
+
+pytestmark = pytest.mark.usefixtures("sdk_imported")
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
