@@ -31,7 +31,7 @@ from common import REPLY, USER  # noqa: E402
 
 from mockserver.loader import load_paths  # noqa: E402
 from mockserver.matching import ScenarioSet  # noqa: E402
-from mockserver.request import parse_chat_request  # noqa: E402
+from mockserver.protocols.chat import parse_chat  # noqa: E402
 
 AIMOCK_VERSION = "1.43"
 
@@ -210,7 +210,7 @@ def matching(tmp: Path, args: argparse.Namespace) -> None:
         "10,000 contains (automaton)": scenario_file(tmp, 9_999, "contains", "contains"),
         "10,000 regex (prefiltered)": scenario_file(tmp, 9_999, "regex", "contains"),
     }
-    request = parse_chat_request(body(False).encode(), {})
+    request = parse_chat(body(False).encode(), {})
     print("\nmatching alone, in process (ScenarioSet.resolve, best of 5):\n")
     print("| scenarios loaded | µs per request |")
     print("|---|---:|")

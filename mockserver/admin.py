@@ -13,7 +13,7 @@ from aiohttp import web
 
 from .errors import APIError
 from .loader import load_data, load_text
-from .render import JSON
+from .protocols import JSON
 from .request import bearer_token, parse_json_body
 from .state import STATE, Options
 
@@ -93,6 +93,8 @@ async def admin_reset(request: web.Request) -> web.Response:
         state.budgets.clear()
     if what in ("all", "journal"):
         state.journal.clear()
+    if what == "all":
+        state.responses.clear()
     return web.json_response({"reset": what})
 
 

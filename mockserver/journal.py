@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .request import ChatRequest
+    from .request import Request
 
 _SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "openai-organization"})
 
@@ -46,7 +46,12 @@ class Entry:
     outcome: str = "ok"
     duration_ms: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
-    chat: ChatRequest | None = field(default=None, repr=False)
+    api: str = "chat"
+    """Which protocol the request spoke: chat, responses, messages or embeddings."""
+    reply: dict[str, Any] | None = None
+    """What the mock answered: content, reasoning, refusal, tool_calls, finish_reason and
+    usage, or ``{"error": {...}}``."""
+    request: Request | None = field(default=None, repr=False)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -55,20 +60,23 @@ class Entry:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
+        """The conversation as the matcher saw it (chat-shaped, whatever the protocol)."""
+        if self.request is not None:
+            return self.request.messages
         body = self.body
         return body.get("messages", []) if isinstance(body, dict) else []
 
     @property
     def last_user(self) -> str:
         """The text of the last user message ("" for a request that was not valid)."""
-        return self.chat.last_user if self.chat else ""
+        return self.request.last_user if self.request else ""
 
     @property
     def tool_names(self) -> list[str]:
-        return self.chat.tool_names if self.chat else []
+        return self.request.tool_names if self.request else []
 
     def to_dict(self) -> dict[str, Any]:
-        hidden = ("raw_headers", "chat")
+        hidden = ("raw_headers", "request")
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
         out["headers"] = self.headers
         out["adjusted"] = list(self.adjusted)

@@ -18,7 +18,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from .errors import APIError
-from .request import ChatRequest, field_at, message_text
+from .request import Request, field_at, message_text
 from .scenario import AfterLast, Scenario, Step
 
 Captures = Mapping[str, str]
@@ -59,10 +59,10 @@ class TextMatch:
 
 
 class Condition(Protocol):
-    def check(self, request: ChatRequest) -> Captures | None:
+    def check(self, request: Request) -> Captures | None:
         """Regex captures (possibly empty) when the request passes, None when it does not."""
 
-    def explain(self, request: ChatRequest) -> str:
+    def explain(self, request: Request) -> str:
         """What was expected and what the request had, for miss reports."""
 
 
@@ -70,11 +70,11 @@ class Condition(Protocol):
 class ModelIs:
     pattern: str
 
-    def check(self, request: ChatRequest) -> Captures | None:
+    def check(self, request: Request) -> Captures | None:
         ok = request.model == self.pattern or fnmatchcase(request.model, self.pattern)
         return _NO_CAPTURES if ok else None
 
-    def explain(self, request: ChatRequest) -> str:
+    def explain(self, request: Request) -> str:
         return f"model {self.pattern!r}, got {request.model!r}"
 
 
@@ -83,75 +83,84 @@ class TextIs:
     field: str
     match: TextMatch
 
-    def _texts(self, request: ChatRequest) -> Iterable[str]:
+    def _texts(self, request: Request) -> Iterable[str]:
         if self.field == "last_user":
             return (request.last_user,)
         if self.field == "system":
             return (request.system,)
         return (message_text(m) for m in request.messages)
 
-    def check(self, request: ChatRequest) -> Captures | None:
+    def check(self, request: Request) -> Captures | None:
         for text in self._texts(request):
             found = self.match.test(text)
             if found is not None:
                 return found
         return None
 
-    def explain(self, request: ChatRequest) -> str:
+    def explain(self, request: Request) -> str:
         got = request.system if self.field == "system" else request.last_user
         return f"{self.field} {self.match}, got {_short(got)}"
+
+
+def _last_role(request: Request) -> str | None:
+    return request.messages[-1]["role"] if request.messages else None
+
+
+@dataclass(frozen=True)
+class ApiIs:
+    """The protocol the request spoke: chat, responses, messages or embeddings."""
+
+    api: str
+
+    def check(self, request: Request) -> Captures | None:
+        return _NO_CAPTURES if request.api == self.api else None
+
+    def explain(self, request: Request) -> str:
+        return f"api {self.api!r}, got {request.api!r}"
 
 
 @dataclass(frozen=True)
 class LastRole:
     role: str
 
-    def check(self, request: ChatRequest) -> Captures | None:
-        return _NO_CAPTURES if request.messages[-1]["role"] == self.role else None
+    def check(self, request: Request) -> Captures | None:
+        return _NO_CAPTURES if _last_role(request) == self.role else None
 
-    def explain(self, request: ChatRequest) -> str:
-        return f"last_role {self.role!r}, got {request.messages[-1]['role']!r}"
+    def explain(self, request: Request) -> str:
+        return f"last_role {self.role!r}, got {_last_role(request)!r}"
 
 
 @dataclass(frozen=True)
 class ToolsOffered:
     names: tuple[str, ...]
 
-    def check(self, request: ChatRequest) -> Captures | None:
+    def check(self, request: Request) -> Captures | None:
         offered = request.tool_names
         return _NO_CAPTURES if all(n in offered for n in self.names) else None
 
-    def explain(self, request: ChatRequest) -> str:
+    def explain(self, request: Request) -> str:
         return f"tools {list(self.names)}, got {request.tool_names}"
-
-
-def _tool_choice(request: ChatRequest) -> str | None:
-    choice = request.body.get("tool_choice")
-    if isinstance(choice, dict):
-        fn = choice.get("function")
-        return str(fn.get("name")) if isinstance(fn, dict) else None
-    return choice if isinstance(choice, str) else None
 
 
 @dataclass(frozen=True)
 class ToolChoiceIs:
     value: str
 
-    def check(self, request: ChatRequest) -> Captures | None:
-        return _NO_CAPTURES if _tool_choice(request) == self.value else None
+    def check(self, request: Request) -> Captures | None:
+        return _NO_CAPTURES if request.tool_choice == self.value else None
 
-    def explain(self, request: ChatRequest) -> str:
-        return f"tool_choice {self.value!r}, got {_tool_choice(request)!r}"
+    def explain(self, request: Request) -> str:
+        return f"tool_choice {self.value!r}, got {request.tool_choice!r}"
 
 
 @dataclass(frozen=True)
 class StreamIs:
     stream: bool
 
-    def check(self, request: ChatRequest) -> Captures | None:
+    def check(self, request: Request) -> Captures | None:
         return _NO_CAPTURES if request.stream is self.stream else None
 
-    def explain(self, request: ChatRequest) -> str:
+    def explain(self, request: Request) -> str:
         return f"stream {self.stream}, got {request.stream}"
 
 
@@ -159,10 +168,10 @@ class StreamIs:
 class ResponseFormatIs:
     type: str
 
-    def check(self, request: ChatRequest) -> Captures | None:
+    def check(self, request: Request) -> Captures | None:
         return _NO_CAPTURES if (request.response_format or "text") == self.type else None
 
-    def explain(self, request: ChatRequest) -> str:
+    def explain(self, request: Request) -> str:
         return f"response_format {self.type!r}, got {request.response_format!r}"
 
 
@@ -171,11 +180,11 @@ class HeaderIs:
     name: str
     match: TextMatch
 
-    def check(self, request: ChatRequest) -> Captures | None:
+    def check(self, request: Request) -> Captures | None:
         value = request.headers.get(self.name)
         return None if value is None else self.match.test(value)
 
-    def explain(self, request: ChatRequest) -> str:
+    def explain(self, request: Request) -> str:
         return f"header {self.name} {self.match}, got {request.headers.get(self.name)!r}"
 
 
@@ -184,13 +193,13 @@ class BodyField:
     path: str
     value: Any
 
-    def check(self, request: ChatRequest) -> Captures | None:
+    def check(self, request: Request) -> Captures | None:
         got = field_at(request.body, self.path)
         if isinstance(self.value, TextMatch):
             return self.value.test(got) if isinstance(got, str) else None
         return _NO_CAPTURES if got == self.value else None
 
-    def explain(self, request: ChatRequest) -> str:
+    def explain(self, request: Request) -> str:
         shown = self.value if isinstance(self.value, TextMatch) else repr(self.value)
         return f"body.{self.path} {shown}, got {field_at(request.body, self.path)!r}"
 
@@ -214,7 +223,9 @@ def build_conditions(match: Mapping[str, Any]) -> tuple[Condition, ...]:
 
 
 def _build(key: str, spec: Any) -> Iterator[Condition]:
-    if key == "model":
+    if key == "api":
+        yield ApiIs(spec)
+    elif key == "model":
         yield ModelIs(spec)
     elif key in ("last_user", "any_message", "system"):
         yield TextIs(key, text_match(spec))
@@ -372,7 +383,7 @@ class ScenarioSet:
     def reset(self) -> None:
         self._positions.clear()
 
-    def _candidates(self, request: ChatRequest) -> Iterable[tuple[int, Scenario]]:
+    def _candidates(self, request: Request) -> Iterable[tuple[int, Scenario]]:
         """The scenarios that could match, in rank order: indexed hits and the unindexed."""
         text = request.last_user
         groups = [self._scanned] if self._scanned else []
@@ -385,7 +396,7 @@ class ScenarioSet:
             return groups[0]
         return heapq.merge(*groups, key=lambda p: p[0])
 
-    def resolve(self, request: ChatRequest) -> Resolution:
+    def resolve(self, request: Request) -> Resolution:
         passed_over = False  # a used-up sequence let a later scenario answer
         for _, scenario in self._candidates(request):
             captures = _check_all(scenario, request)
@@ -401,7 +412,7 @@ class ScenarioSet:
             return Resolution(fallback, fallback.steps[0], 0, _NO_CAPTURES, not passed_over)
         raise self.no_match(request)
 
-    def _advance(self, scenario: Scenario, request: ChatRequest) -> int | None:
+    def _advance(self, scenario: Scenario, request: Request) -> int | None:
         count = len(scenario.steps)
         if count == 1 and scenario.after_last is not AfterLast.STOP:
             return 0
@@ -424,7 +435,7 @@ class ScenarioSet:
             return count - 1
         return None
 
-    def no_match(self, request: ChatRequest) -> APIError:
+    def no_match(self, request: Request) -> APIError:
         """A 404 naming the nearest scenarios and, for each, the conditions that failed."""
         misses: list[tuple[int, int, Scenario, list[str]]] = []
         for rank, scenario in enumerate(self.scenarios):
@@ -461,7 +472,7 @@ def _model_names(scenarios: Iterable[Scenario]) -> list[str]:
     return sorted(names)
 
 
-def _check_all(scenario: Scenario, request: ChatRequest) -> Captures | None:
+def _check_all(scenario: Scenario, request: Request) -> Captures | None:
     captures: dict[str, str] | None = None
     for cond in scenario.conditions:
         found = cond.check(request)

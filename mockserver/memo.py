@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .request import ChatRequest
+from .protocols import Stored
+from .request import Request
 
 _COUNT = 1024
 _BYTES = 32 * 1024 * 1024
@@ -27,14 +28,16 @@ class Memo:
     created: int
     body: bytes
     headers: Mapping[str, str]
-    request_id: str
-    chat: ChatRequest
+    request: Request
     scenario: str
     adjusted: tuple[str, ...]
+    reply: dict[str, Any] | None = None
+    stored: Stored | None = None
+    """A stored response the reply made: kept again on replay (the store is bounded)."""
 
 
 def _size(key: Any, memo: Memo) -> int:
-    raw = key if isinstance(key, bytes) else key[0]
+    raw = key[1]  # (api, body bytes, headers a condition reads...)
     return len(raw) * 2 + len(memo.body)  # the request bytes, its parsed copy, the reply
 
 

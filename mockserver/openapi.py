@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .request import MAX_N, RESPONSE_FORMATS, ROLES
+from .protocols.chat import MAX_N, RESPONSE_FORMATS, ROLES
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:

@@ -1,19 +1,21 @@
 """Parameter profiles: how a provider treats sampling and length parameters.
 
-A profile is a table of rules. Each rule reads one parameter of the request and either adjusts
-it (recording what it did, so the caller can see it in ``x-mock-adjusted`` and the journal) or
-rejects the request the way that provider does. Adding a provider is adding a table.
+A profile is a table of rules per protocol. Each rule reads one parameter of the request and
+either adjusts it (recording what it did, so the caller can see it in ``x-mock-adjusted`` and the
+journal) or rejects the request the way that provider does. Parameters are read from the
+neutral request's ``params`` (``reasoning.effort`` for Responses' nested one), so a quirk of one
+endpoint stays in that endpoint's table. Adding a provider is adding a table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from .errors import APIError
-from .request import ChatRequest
+from .request import Request
 
 
 @dataclass(frozen=True)
@@ -23,10 +25,12 @@ class Settings:
     limit: int | None = None
     stop: tuple[str, ...] = ()
     adjusted: tuple[str, ...] = ()
+    empty: bool = False
+    """The provider answers with empty content (the relay's Responses effort quirk)."""
 
 
 class Rule(Protocol):
-    def apply(self, request: ChatRequest, params: dict[str, Any], adjusted: list[str]) -> None: ...
+    def apply(self, request: Request, params: dict[str, Any], adjusted: list[str]) -> None: ...
 
 
 def _fmt(value: float) -> str:
@@ -41,7 +45,7 @@ class Clamp:
     low: float
     high: float
 
-    def apply(self, request: ChatRequest, params: dict[str, Any], adjusted: list[str]) -> None:
+    def apply(self, request: Request, params: dict[str, Any], adjusted: list[str]) -> None:
         value = params.get(self.param)
         if value is None:
             return
@@ -59,7 +63,7 @@ class Reject:
     low: float | None
     high: float | None
 
-    def apply(self, request: ChatRequest, params: dict[str, Any], adjusted: list[str]) -> None:
+    def apply(self, request: Request, params: dict[str, Any], adjusted: list[str]) -> None:
         value = params.get(self.param)
         if value is None:
             return
@@ -86,12 +90,45 @@ class Ignore:
     param: str
     values: tuple[Any, ...] | None = None
 
-    def apply(self, request: ChatRequest, params: dict[str, Any], adjusted: list[str]) -> None:
+    def apply(self, request: Request, params: dict[str, Any], adjusted: list[str]) -> None:
         value = params.get(self.param)
         if value is None or (self.values is not None and value not in self.values):
             return
         params[self.param] = None
         adjusted.append(f"{self.param}=ignored")
+
+
+@dataclass(frozen=True)
+class Empty:
+    """These values of the parameter make the provider answer with empty content."""
+
+    param: str
+    values: tuple[Any, ...]
+
+    def apply(self, request: Request, params: dict[str, Any], adjusted: list[str]) -> None:
+        value = params.get(self.param)
+        if value in self.values:
+            params["empty"] = True
+            adjusted.append(f"{self.param}={value}: empty content")
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """Integers below ``low`` are a 400 ``integer_below_min_value`` (OpenAI's length floors)."""
+
+    param: str
+    low: int
+
+    def apply(self, request: Request, params: dict[str, Any], adjusted: list[str]) -> None:
+        value = params.get(self.param)
+        if value is not None and value < self.low:
+            raise APIError(
+                400,
+                f"Invalid '{self.param}': integer below minimum value. Expected a value >= "
+                f"{self.low}, but got {value} instead.",
+                param=self.param,
+                code="integer_below_min_value",
+            )
 
 
 @dataclass(frozen=True)
@@ -102,7 +139,7 @@ class Unsupported:
     models: str
     instead: str | None = None
 
-    def apply(self, request: ChatRequest, params: dict[str, Any], adjusted: list[str]) -> None:
+    def apply(self, request: Request, params: dict[str, Any], adjusted: list[str]) -> None:
         if params.get(self.param) is None or not fnmatchcase(request.model, self.models):
             return
         hint = f" Use '{self.instead}' instead." if self.instead else ""
@@ -114,58 +151,68 @@ class Unsupported:
         )
 
 
-_PARAMS = ("temperature", "top_p", "stop", "max_tokens", "max_completion_tokens")
+_LIMITS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 
-_UNTOUCHED = Settings(limit=None, stop=(), adjusted=())
+_UNTOUCHED = Settings()
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    rules: Sequence[Rule]
+    rules: Mapping[str, Sequence[Rule]]
+    """Rules per protocol (``chat``, ``responses``, ...); a protocol with none is untouched."""
     description: str = ""
 
-    def apply(self, request: ChatRequest) -> Settings:
-        body = request.body
-        if body.keys().isdisjoint(_PARAMS):
+    def apply(self, request: Request) -> Settings:
+        if not request.params:
             return _UNTOUCHED
-        params = {key: body.get(key) for key in _PARAMS}
+        params = dict(request.params)
         adjusted: list[str] = []
-        for rule in self.rules:
+        for rule in self.rules.get(request.api, ()):
             rule.apply(request, params, adjusted)
-        limits = [
-            v for v in (params["max_tokens"], params["max_completion_tokens"]) if v is not None
-        ]
-        stop = params["stop"]
+        limits = [params[k] for k in _LIMITS if params.get(k) is not None]
+        stop = params.get("stop")
         return Settings(
             limit=min(limits) if limits else None,
             stop=(stop,) if isinstance(stop, str) else tuple(s for s in stop or () if s),
             adjusted=tuple(adjusted),
+            empty=bool(params.get("empty")),
         )
 
 
+_OPENAI_SAMPLING = (Reject("temperature", 0, 2), Reject("top_p", 0, 1))
+
 APIFACTORY = Profile(
     "apifactory",
-    (
-        Clamp("temperature", 0, 2),
-        Clamp("top_p", 0, 1),
-        Ignore("stop"),
-        Ignore("max_tokens", values=(0, 1)),
-    ),
-    "the API factory relay: clamps temperature/top_p, ignores stop and max_tokens 0/1",
+    {
+        "chat": (
+            Clamp("temperature", 0, 2),
+            Clamp("top_p", 0, 1),
+            Ignore("stop"),
+            Ignore("max_tokens", values=(0, 1)),
+        ),
+        "responses": (
+            Ignore("max_output_tokens"),
+            Empty("reasoning.effort", ("low", "medium")),
+        ),
+    },
+    "the API factory relay: chat clamps temperature/top_p and ignores stop and max_tokens 0/1; "
+    "responses ignore max_output_tokens, and reasoning.effort low/medium answer empty",
 )
 
 OPENAI = Profile(
     "openai",
-    (
-        Reject("temperature", 0, 2),
-        Reject("top_p", 0, 1),
-        Reject("max_tokens", 1, None),
-        Reject("max_completion_tokens", 1, None),
-        Unsupported("max_tokens", "o[1-9]*", instead="max_completion_tokens"),
-    ),
-    "OpenAI: out-of-range values are 400, stop and max_tokens are honoured",
+    {
+        "chat": (
+            *_OPENAI_SAMPLING,
+            Reject("max_tokens", 1, None),
+            Reject("max_completion_tokens", 1, None),
+            Unsupported("max_tokens", "o[1-9]*", instead="max_completion_tokens"),
+        ),
+        "responses": (*_OPENAI_SAMPLING, Minimum("max_output_tokens", 16)),
+    },
+    "OpenAI: out-of-range values are 400, stop and length limits are honoured",
 )
 
 PROFILES = {p.name: p for p in (APIFACTORY, OPENAI)}

@@ -1,22 +1,22 @@
-"""Reply x request -> the bytes a client receives: a completion body, or SSE frames.
+"""Reply x request -> concrete choices: texts resolved, limits applied, cut into stream pieces.
 
-Pure: ids, clock and randomness come in as arguments. The expensive part (templating,
-stop sequences, truncation, tokenizing, cutting into chunks) is cached for replies that have no
-template, so a repeated request only assembles bytes.
+Knows no wire format (each protocol turns these into its bytes). Pure: ids, clock and
+randomness come in as arguments. The expensive part (templating, stop sequences, truncation,
+tokenizing, cutting into chunks) is cached for replies that have no template, so a repeated
+request only assembles bytes; protocols cache their own JSON of such replies in ``wire``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .profiles import Settings
-from .request import ChatRequest
+from .request import Request
 from .scenario import Cadence, Message, Reply, Text
 from .templates import Context
 from .tokens import count_tokens, split_tokens
@@ -81,6 +81,8 @@ def build_choice(
     reasoning = _resolve(message.reasoning, ctx)
     refusal = _resolve(message.refusal, ctx)
     calls = tuple((c.id, c.name, _resolve(c.arguments, ctx) or "{}") for c in message.tool_calls)
+    if settings.empty:  # a profile quirk: the provider answers, with nothing in it
+        content, reasoning, refusal, calls = "", None, None, ()
     finish = message.finish_reason
     stopped = False
     if settings.stop and content:
@@ -131,18 +133,14 @@ def build_choice(
     )
 
 
-Deltas = list[tuple[str, float | None]]
-"""The ``choices`` JSON of each chunk of a stream, with its scripted delay."""
-
-
 @dataclass(frozen=True)
 class Rendered:
-    """A reply's choices, with their JSON done ahead when it does not depend on the request's
-    envelope (tool call ids): the ``choices`` array of a completion, and each chunk's."""
+    """A reply's concrete choices. ``wire`` is where each protocol keeps what it rendered of
+    them once, when that does not depend on the request (template-free replies are cached)."""
 
     choices: tuple[Choice, ...]
-    choices_json: str | None = None
-    deltas: Deltas | None = None
+    wire: dict[str, Any] = field(default_factory=dict, compare=False)
+    cached: bool = False
 
 
 class Renderer:
@@ -170,14 +168,14 @@ class Renderer:
     def render(
         self,
         reply: Reply,
-        request: ChatRequest,
+        request: Request,
         settings: Settings,
         cadence: Cadence,
         captures: Mapping[str, str],
         seed: int,
     ) -> Rendered:
         static = reply.static
-        key = (reply, request.n, settings.limit, settings.stop, cadence)
+        key = (reply, request.n, settings.limit, settings.stop, settings.empty, cadence)
         if static:
             cached = self._cache.get(key)
             if cached is not None:
@@ -192,11 +190,7 @@ class Renderer:
             return Rendered(out)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
-        rendered = self._cache[key] = (
-            Rendered(out, choices_json(None, out), deltas_json(None, out))
-            if env_free(out)
-            else Rendered(out)
-        )
+        rendered = self._cache[key] = Rendered(out, cached=True)
         return rendered
 
 
@@ -208,33 +202,34 @@ def digest(*parts: bytes | str | int) -> str:
     return h.hexdigest()
 
 
-def usage(request: ChatRequest, choices: tuple[Choice, ...], fixed: Any) -> dict[str, Any]:
-    """OpenAI's usage object; figures the scenario states win over computed ones."""
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one reply, before a protocol names them its way."""
+
+    prompt: int
+    completion: int
+    reasoning: int = 0
+    cached: int = 0
+    cache_write: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+
+def usage(request: Request, choices: tuple[Choice, ...], fixed: Any) -> Usage:
+    """Counted usage; the figures a scenario states win over computed ones."""
     fixed = fixed or {}
     prompt = fixed.get("prompt_tokens")
     if prompt is None:
         prompt = request.prompt_tokens
-    completion = fixed.get("completion_tokens", sum(c.completion_tokens for c in choices))
-    reasoning = fixed.get("reasoning_tokens", sum(c.reasoning_tokens for c in choices))
-    cached = fixed.get("cached_tokens", 0)
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {
-            "cached_tokens": cached,
-            "text_tokens": prompt,
-            "audio_tokens": 0,
-            "image_tokens": 0,
-        },
-        "completion_tokens_details": {
-            "text_tokens": max(0, completion - reasoning),
-            "audio_tokens": 0,
-            "reasoning_tokens": reasoning,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    }
+    return Usage(
+        prompt=prompt,
+        completion=fixed.get("completion_tokens", sum(c.completion_tokens for c in choices)),
+        reasoning=fixed.get("reasoning_tokens", sum(c.reasoning_tokens for c in choices)),
+        cached=fixed.get("cached_tokens", 0),
+        cache_write=fixed.get("cache_write_tokens", 0),
+    )
 
 
 @dataclass(slots=True)
@@ -251,140 +246,25 @@ class Envelope:
         return scripted or f"call_{self.call_id_seed}{choice}{call}"
 
 
-def choices_json(env: Envelope | None, choices: tuple[Choice, ...]) -> str:
-    """The ``choices`` array of a completion, as JSON text."""
-    out = []
-    for i, c in enumerate(choices):
-        message: dict[str, Any] = {"role": "assistant", "content": c.content, "refusal": c.refusal}
-        if c.reasoning is not None:
-            message["reasoning_content"] = c.reasoning
-        if c.tool_calls:
-            message["tool_calls"] = [
-                {"id": call_id or _require(env).call_id(call_id, i, k), "type": "function",
-                 "function": {"name": name, "arguments": args}}
-                for k, (call_id, name, args) in enumerate(c.tool_calls)
-            ]  # fmt: skip
-        out.append(
-            {"index": i, "message": message, "logprobs": None, "finish_reason": c.finish_reason}
-        )
-    return json.dumps(out, ensure_ascii=False)
-
-
-def _require(env: Envelope | None) -> Envelope:
-    if env is None:
-        raise ValueError("these choices need the request's envelope (tool call ids)")
-    return env
-
-
-def env_free(choices: tuple[Choice, ...]) -> bool:
-    """True when no part of the choices depends on the request's envelope (tool call ids)."""
-    return all(call_id is not None for c in choices for call_id, _, _ in c.tool_calls)
-
-
-def completion_body(env: Envelope, rendered: Rendered, usage_: dict[str, Any]) -> bytes:
-    """The JSON body of a completion."""
-    body = rendered.choices_json
-    if body is None:
-        body = choices_json(env, rendered.choices)
-    return (
-        f'{{"id": "{env.id}", "object": "chat.completion", "created": {env.created}, '
-        f'"model": {json.dumps(env.model, ensure_ascii=False)}, "choices": {body}, '
-        f'"usage": {usage_json(usage_)}, '
-        f'"system_fingerprint": {json.dumps(env.system_fingerprint, ensure_ascii=False)}}}'
-    ).encode()
-
-
-def usage_json(u: dict[str, Any]) -> str:
-    """``json.dumps`` of a ``usage()`` object, written out: it is on every reply's path."""
-    p, c = u["prompt_tokens_details"], u["completion_tokens_details"]
-    return (
-        f'{{"prompt_tokens": {u["prompt_tokens"]}, "completion_tokens": '
-        f'{u["completion_tokens"]}, "total_tokens": {u["total_tokens"]}, '
-        f'"prompt_tokens_details": {{"cached_tokens": {p["cached_tokens"]}, '
-        f'"text_tokens": {p["text_tokens"]}, "audio_tokens": {p["audio_tokens"]}, '
-        f'"image_tokens": {p["image_tokens"]}}}, "completion_tokens_details": '
-        f'{{"text_tokens": {c["text_tokens"]}, "audio_tokens": {c["audio_tokens"]}, '
-        f'"reasoning_tokens": {c["reasoning_tokens"]}, "accepted_prediction_tokens": '
-        f'{c["accepted_prediction_tokens"]}, "rejected_prediction_tokens": '
-        f"{c['rejected_prediction_tokens']}}}}}"
-    )
-
-
-def _delta(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-
-
-def stream_deltas(
-    env: Envelope | None, choices: tuple[Choice, ...]
-) -> list[tuple[list[Any], float | None]]:
-    """The ``choices`` array of every chunk, in order, with a scripted delay where one is set."""
-    frames: list[tuple[list[Any], float | None]] = [
-        ([_delta(i, {"role": "assistant", "content": ""}) for i in range(len(choices))], None)
-    ]
-    for i, c in enumerate(choices):
-        frames += [([_delta(i, {"reasoning_content": p})], None) for p in c.reasoning_pieces]
-        delays = c.piece_delays or (None,) * len(c.content_pieces)
-        frames += [
-            ([_delta(i, {"content": p})], d) for p, d in zip(c.content_pieces, delays, strict=True)
-        ]
-        frames += [([_delta(i, {"refusal": p})], None) for p in c.refusal_pieces]
-        for k, ((call_id, name, _), pieces) in enumerate(
-            zip(c.tool_calls, c.argument_pieces, strict=True)
-        ):
-            head = {"index": k, "id": call_id or _require(env).call_id(call_id, i, k),
-                    "type": "function",
-                    "function": {"name": name, "arguments": ""}}  # fmt: skip
-            frames.append(([_delta(i, {"tool_calls": [head]})], None))
-            frames += [
-                ([_delta(i, {"tool_calls": [{"index": k, "function": {"arguments": p}}]})], None)
-                for p in pieces
-            ]
-    frames += [([_delta(i, {}, c.finish_reason)], None) for i, c in enumerate(choices)]
-    return frames
-
-
-def deltas_json(env: Envelope | None, choices: tuple[Choice, ...]) -> Deltas:
-    """The ``choices`` JSON of every chunk, with its scripted delay."""
-    return [
-        (json.dumps(deltas, ensure_ascii=False), d) for deltas, d in stream_deltas(env, choices)
-    ]
-
-
-def sse_frames(
-    env: Envelope, rendered: Rendered, usage_: dict[str, Any] | None
-) -> list[tuple[bytes, float | None]]:
-    """Every ``data:`` frame of a stream, ``[DONE]`` excluded, with scripted per-piece delays."""
-    deltas = rendered.deltas
-    if deltas is None:
-        deltas = deltas_json(env, rendered.choices)
-    head = json.dumps(
-        {"id": env.id, "object": "chat.completion.chunk", "created": env.created,
-         "model": env.model, "system_fingerprint": env.system_fingerprint},
-        ensure_ascii=False,
-    )[:-1]  # fmt: skip
-    tail = ',"usage":null}\n\n' if usage_ is not None else "}\n\n"
-    out = [(f'data: {head},"choices":{chunk}{tail}'.encode(), d) for chunk, d in deltas]
-    if usage_ is not None:
-        out.append((f'data: {head},"choices":[],"usage":{usage_json(usage_)}}}\n\n'.encode(), None))
-    return out
-
-
-DONE = b"data: [DONE]\n\n"
-JSON = "application/json"
-SSE = "text/event-stream"
-
-
-def delays(cadence: Cadence, scripted: list[float | None], seed: int) -> list[float]:
-    """Scripted seconds before each frame: first_delay, then delay (+/- seeded jitter) each."""
+def delays(cadence: Cadence, frames: Sequence[tuple[bool, float | None]], seed: int) -> list[float]:
+    """Scripted seconds before each frame of a stream, given whether it is ``paced`` (carries
+    output) and its own scripted delay: frames that carry no output go at once, the first that
+    does after ``first_delay`` (the time to the first token), each later one after ``delay``
+    (+/- seeded jitter)."""
     if cadence.instant:
-        return [0.0] * len(scripted)
+        return [0.0] * len(frames)
     rng = random.Random(seed) if cadence.jitter else None
     out = []
-    for i, explicit in enumerate(scripted):
+    first = True
+    for paced, explicit in frames:
+        if not paced:
+            out.append(0.0)
+            continue
         wait = (
-            explicit if explicit is not None else (cadence.first_delay if i == 0 else cadence.delay)
+            explicit if explicit is not None else (cadence.first_delay if first else cadence.delay)
         )
-        if rng is not None and i > 0:
+        if rng is not None and not first:
             wait = max(0.0, wait + rng.uniform(-cadence.jitter, cadence.jitter))
+        first = False
         out.append(round(wait, 6))
     return out

@@ -1,4 +1,11 @@
-"""Untrusted request body -> ``ChatRequest``, or an ``APIError`` naming the parameter."""
+"""The neutral request every protocol parses into, and the checks protocols share.
+
+Matching, templates, sequences, profiles, usage and the journal read a ``Request`` and never a
+wire format. Its conversation is a list of messages in the chat shape (``role``, ``content`` as
+text or text parts, ``tool_calls``, ``tool_call_id``), which every protocol maps onto, the way
+LiteLLM maps providers onto OpenAI's: the chat protocol passes its messages through untouched,
+so the commonest request costs no conversion.
+"""
 
 from __future__ import annotations
 
@@ -8,46 +15,41 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .errors import APIError, invalid_type, missing_param
+from .errors import APIError, invalid_type
 from .tokens import count_prompt_tokens
-
-ROLES = ("system", "assistant", "user", "function", "tool", "developer")
-MAX_N = 128
-_ROLES_TEXT = ", ".join(f"'{r}'" for r in ROLES[:-1]) + f", and '{ROLES[-1]}'"
-RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 
 @dataclass(frozen=True)
-class ChatRequest:
-    """A validated chat completions request. ``body`` is the JSON as sent, unknown keys included."""
+class Request:
+    """A validated request. ``body`` is the JSON as sent, unknown keys included."""
 
+    api: str
     body: dict[str, Any]
     model: str
     messages: list[dict[str, Any]]
-    stream: bool
-    include_usage: bool
-    n: int
+    stream: bool = False
+    include_usage: bool = False
+    n: int = 1
     headers: Mapping[str, str] = field(repr=False, default_factory=dict)
-
-    @property
-    def tools(self) -> list[dict[str, Any]]:
-        tools = self.body.get("tools")
-        return tools if isinstance(tools, list) else []
+    tools: list[Any] = field(default_factory=list)
+    tool_choice: str | None = None
+    """``auto``, ``none``, ``required``, or the name of the function the request forces."""
+    response_format: str | None = None
+    """``text``, ``json_object`` or ``json_schema`` (Responses' ``text.format`` included)."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """The sampling and length parameters the request sets, for the profile's rules."""
+    context: tuple[dict[str, Any], ...] = ()
+    """Messages a protocol kept outside the request (a stored previous response's turns)."""
 
     @property
     def tool_names(self) -> list[str]:
-        return [_tool_name(t) for t in self.tools]
+        return [tool_name(t) for t in self.tools]
 
     @cached_property
     def prompt_tokens(self) -> int:
         """Computed once: usage and rate limits both need it."""
-        tools = self.body.get("tools")
+        tools = self.tools
         return count_prompt_tokens(self.messages, json.dumps(tools) if tools else None)
-
-    @property
-    def response_format(self) -> str | None:
-        fmt = self.body.get("response_format")
-        return fmt.get("type") if isinstance(fmt, dict) else None
 
     @property
     def last_user(self) -> str:
@@ -62,8 +64,17 @@ class ChatRequest:
             message_text(m) for m in self.messages if m["role"] in ("system", "developer")
         )
 
+    @property
+    def tool_result(self) -> str:
+        """The text of the last tool result (``{{ tool_result }}``)."""
+        for message in reversed(self.messages):
+            if message["role"] == "tool":
+                return message_text(message, "\n")
+        return ""
 
-def _tool_name(tool: Any) -> str:
+
+def tool_name(tool: Any) -> str:
+    """A tool's name, whether it is chat-shaped (``function.name``) or flat (``name``)."""
     if isinstance(tool, dict):
         fn = tool.get("function")
         if isinstance(fn, dict) and isinstance(fn.get("name"), str):
@@ -73,13 +84,13 @@ def _tool_name(tool: Any) -> str:
     return ""
 
 
-def message_text(message: Mapping[str, Any]) -> str:
+def message_text(message: Mapping[str, Any], joiner: str = "") -> str:
     """The text of a message, whether ``content`` is a string or a list of parts."""
     content = message.get("content")
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
+        return joiner.join(
             p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
         )
     return ""
@@ -123,36 +134,47 @@ def parse_json_body(raw: bytes) -> Any:
         ) from None
 
 
-_NUMBER_PARAMS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
-_INT_PARAMS = ("max_tokens", "max_completion_tokens", "seed", "top_logprobs", "n")
-_BOOL_PARAMS = ("logprobs", "parallel_tool_calls", "store")
+def json_object(raw: bytes) -> dict[str, Any]:
+    body = parse_json_body(raw)
+    if not isinstance(body, dict):
+        raise invalid_type("body", "an object", body)
+    return body
 
 
-def _check_types(body: dict[str, Any]) -> None:
-    for name in _NUMBER_PARAMS:
+def check_types(
+    body: dict[str, Any],
+    numbers: tuple[str, ...] = (),
+    integers: tuple[str, ...] = (),
+    booleans: tuple[str, ...] = (),
+    strings: tuple[str, ...] = (),
+    objects: tuple[str, ...] = (),
+) -> None:
+    """400 naming the first parameter of the wrong JSON type; ``5.0`` counts as an integer."""
+    for name in numbers:
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise invalid_type(name, "a decimal", value)
-    for name in _INT_PARAMS:
+    for name in integers:
         value = body.get(name)
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             body[name] = value = int(value)  # 5.0 is an integer to JSON Schema
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise invalid_type(name, "an integer", value)
-    for name in _BOOL_PARAMS:
+    for name in booleans:
         value = body.get(name)
         if value is not None and not isinstance(value, bool):
             raise invalid_type(name, "a boolean", value)
-    stop = body.get("stop")
-    strings = isinstance(stop, list) and all(isinstance(s, str) for s in stop)
-    if stop is not None and not isinstance(stop, str) and not strings:
-        raise invalid_type("stop", "a string or an array of strings", stop)
-    _check_range(body, "n", 1, MAX_N)
-    _check_range(body, "max_tokens", 0, None)
-    _check_range(body, "max_completion_tokens", 0, None)
+    for name in strings:
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise invalid_type(name, "a string", value)
+    for name in objects:
+        value = body.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise invalid_type(name, "an object", value)
 
 
-def _check_range(body: dict[str, Any], name: str, low: int, high: int | None) -> None:
+def check_range(body: Mapping[str, Any], name: str, low: int, high: int | None) -> None:
     value = body.get(name)
     if value is None:
         return
@@ -171,97 +193,16 @@ def _check_range(body: dict[str, Any], name: str, low: int, high: int | None) ->
     )
 
 
-def _check_tools(body: dict[str, Any]) -> None:
-    tools = body.get("tools")
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise invalid_type("tools", "an array", tools)
-        for i, tool in enumerate(tools):
-            if not isinstance(tool, dict):
-                raise invalid_type(f"tools[{i}]", "an object", tool)
-            if tool.get("type", "function") == "function":
-                fn = tool.get("function")
-                if not isinstance(fn, dict):
-                    raise missing_param(f"tools[{i}].function")
-                if not isinstance(fn.get("name"), str):
-                    raise missing_param(f"tools[{i}].function.name")
-                params = fn.get("parameters")
-                if params is not None and not isinstance(params, dict):
-                    raise invalid_type(f"tools[{i}].function.parameters", "an object", params)
-    choice = body.get("tool_choice")
-    if choice is not None and not isinstance(choice, str | dict):
-        raise invalid_type("tool_choice", "a string or an object", choice)
-    fmt = body.get("response_format")
-    if fmt is not None:
-        if not isinstance(fmt, dict):
-            raise invalid_type("response_format", "an object", fmt)
-        if fmt.get("type") not in RESPONSE_FORMATS:
-            raise APIError(
-                400,
-                f"Invalid value: {fmt.get('type')!r}. Supported values are: 'text', "
-                "'json_object', and 'json_schema'.",
-                param="response_format.type",
-                code="invalid_value",
-            )
-
-
-def _check_messages(messages: Any) -> list[dict[str, Any]]:
-    if messages is None:
-        raise missing_param("messages")
-    if not isinstance(messages, list):
-        raise invalid_type("messages", "an array", messages)
-    if not messages:
-        raise APIError(
-            400,
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
-            "but got an empty array instead.",
-            param="messages",
-            code="empty_array",
-        )
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise invalid_type(f"messages[{i}]", "an object", message)
-        role = message.get("role")
-        if role is None:
-            raise missing_param(f"messages[{i}].role")
-        if role not in ROLES:
-            raise APIError(
-                400,
-                f"Invalid value: {json.dumps(role)}. Supported values are: {_ROLES_TEXT}.",
-                param=f"messages[{i}].role",
-                code="invalid_value",
-            )
-        content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
-            raise invalid_type(f"messages[{i}].content", "a string or an array", content)
-    return messages
-
-
-def parse_chat_request(raw: bytes, headers: Mapping[str, str] | None = None) -> ChatRequest:
-    body = parse_json_body(raw)
-    if not isinstance(body, dict):
-        raise invalid_type("body", "an object", body)
-    model = body.get("model")
-    if model is None:
-        raise missing_param("model")
-    if not isinstance(model, str):
-        raise invalid_type("model", "a string", model)
-    messages = _check_messages(body.get("messages"))
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise invalid_type("stream", "a boolean", stream)
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise invalid_type("stream_options", "an object", options)
-    include_usage = bool(options and options.get("include_usage") is True)
-    _check_types(body)
-    _check_tools(body)
-    return ChatRequest(
-        body=body,
-        model=model,
-        messages=messages,
-        stream=bool(stream),
-        include_usage=include_usage,
-        n=body.get("n") or 1,
-        headers=headers or {},
+def invalid_value(param: str, value: Any, allowed: tuple[str, ...]) -> APIError:
+    shown = ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'"
+    return APIError(
+        400,
+        f"Invalid value: {json.dumps(value)}. Supported values are: {shown}.",
+        param=param,
+        code="invalid_value",
     )
+
+
+def present(body: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The parameters among ``names`` the body sets (not null): what a profile reads."""
+    return {name: body[name] for name in names if body.get(name) is not None}

@@ -40,6 +40,10 @@ _MATCH = {
     "description": "Conditions that must all hold for the scenario to answer.",
     "additionalProperties": False,
     "properties": {
+        "api": {
+            "enum": ["chat", "responses", "messages", "embeddings"],
+            "description": "only requests of this protocol (default: any)",
+        },
         "model": {"type": "string", "description": "exact name or glob (gpt-4*)"},
         "last_user": _TEXT_MATCH,
         "any_message": _TEXT_MATCH,
@@ -78,6 +82,7 @@ _USAGE = {
             "completion_tokens",
             "reasoning_tokens",
             "cached_tokens",
+            "cache_write_tokens",
         )
     },
 }
@@ -159,6 +164,7 @@ FAULTS = (
     "stall",
     "malformed",
     "stream_error",
+    "failed",
     "no_done",
 )
 

@@ -27,7 +27,7 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from .errors import APIError
-from .render import JSON
+from .protocols import JSON
 from .state import STATE
 
 log = logging.getLogger("mockserver")

@@ -14,6 +14,7 @@ from .journal import Journal
 from .matching import ScenarioSet
 from .memo import Memos
 from .profiles import APIFACTORY, Profile
+from .protocols import Stored
 from .ratelimit import Budgets, RateLimit
 from .reload import Watcher
 from .render import Renderer
@@ -38,6 +39,8 @@ class Options:
     sleep: Sleep = asyncio.sleep
     keepalive: float = 15.0
     system_fingerprint: str = "fp_mockserver"
+    responses_usage: str = "responses"
+    """``chat`` names Responses usage as the relay's documented example does (prompt_tokens...)."""
     rate_limit: RateLimit | None = None
     watch: tuple[str, ...] = ()
     reload_interval: float = 0.25
@@ -48,6 +51,40 @@ class Options:
     worker: int | None = None
     body_timeout: float = 30.0
     shutdown_timeout: float = 5.0
+
+
+class ResponseStore:
+    """Stored responses (Responses API ``store``), for ``previous_response_id`` and
+    ``GET /v1/responses/{id}``; the oldest are forgotten past ``count`` or ``size`` bytes."""
+
+    def __init__(self, count: int = 10_000, size: int = 64 * 1024 * 1024) -> None:
+        self._kept: dict[str, Stored] = {}
+        self._count = count
+        self._limit = size
+        self._bytes = 0
+
+    def put(self, stored: Stored) -> None:
+        old = self._kept.pop(stored.id, None)
+        if old is not None:
+            self._bytes -= len(old.body)
+        while self._kept and (len(self._kept) >= self._count or self._bytes > self._limit):
+            self._bytes -= len(self._kept.pop(next(iter(self._kept))).body)
+        self._kept[stored.id] = stored
+        self._bytes += len(stored.body)
+
+    def get(self, id: str) -> Stored | None:
+        return self._kept.get(id)
+
+    def conversation(self, id: str) -> tuple[dict[str, Any], ...] | None:
+        stored = self._kept.get(id)
+        return stored.messages if stored is not None else None
+
+    def clear(self) -> None:
+        self._kept.clear()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 @dataclass
@@ -61,6 +98,7 @@ class State:
     fault_counts: dict[Step, int] = field(default_factory=dict)
     budgets: Budgets = field(default_factory=Budgets)
     memos: Memos = field(default_factory=Memos)
+    responses: ResponseStore = field(default_factory=ResponseStore)
     watcher: Watcher | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -82,6 +120,7 @@ class State:
         self.reset_sequences()
         self.budgets.clear()
         self.journal.clear()
+        self.responses.clear()
 
 
 STATE = web.AppKey("state", State)

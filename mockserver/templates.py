@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .request import ChatRequest, field_at, message_text
+from .request import Request, field_at
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -36,7 +36,7 @@ _REQUEST_NAMES = ("model", "last_user", "system", "tool_name", "tool_result")
 class Context:
     """What a template may read: the request, the regex captures of the match, a seeded Faker."""
 
-    request: ChatRequest
+    request: Request
     captures: Mapping[str, str]
     faker: Callable[[], Faker]
 
@@ -54,10 +54,7 @@ def _resolve(name: str, ctx: Context) -> str:
         names = request.tool_names
         return names[0] if names else ""
     if root == "tool_result":
-        for message in reversed(request.messages):
-            if message["role"] == "tool":
-                return message_text(message)
-        return ""
+        return request.tool_result
     if root == "match":
         return ctx.captures.get(rest, "")
     if root == "request":

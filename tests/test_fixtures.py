@@ -73,8 +73,9 @@ def test_slow_stream_runs_instantly_but_keeps_its_script(
     words = [c.choices[0].delta.content for c in stream if c.choices[0].delta.content]
     assert words[:3] == ["Streaming ", "one ", "word "]
     delays = mockserver.last.extra["delays"]
-    assert delays[0] == 0.5
-    assert all(0.04 <= d <= 0.06 for d in delays[1:]), "50 ms +/- 10 ms of seeded jitter"
+    assert delays[0] == delays[-1] == 0, "the role chunk and the finish chunk carry no text"
+    assert delays[1] == 0.5, "first_delay is the time to the first token"
+    assert all(0.04 <= d <= 0.06 for d in delays[2:-1]), "50 ms +/- 10 ms of seeded jitter"
 
 
 @pytest.mark.mockserver(FIXTURES / "rate_limit_then_success.yaml")
@@ -136,7 +137,8 @@ def test_mid_stream_drop(mockserver: MockServer, openai_client: openai.OpenAI) -
     with pytest.raises(openai.APIConnectionError):  # noqa: PT012 - the error comes mid-iteration
         for chunk in stream:
             received.append(chunk)
-    assert len(received) == 3
+    assert len(received) == 4  # the role chunk, then three pieces of text
+    assert [c.choices[0].delta.content for c in received[1:]] == ["This", " answer", " never"]
     assert mockserver.last.outcome == "fault:drop"
 
 

@@ -53,7 +53,7 @@ def test_every_problem_in_a_file_is_reported() -> None:
         "s.yaml:2: scenarios[0].reply.content: expected a string or null, got 1",
         "s.yaml:3: scenarios[1].error.status: must be >= 400, got 200",
         "s.yaml:4: scenarios[2].fault.kind: 'explode' is not one of 'hang', 'reset', 'drop', "
-        "'stall', 'malformed', 'stream_error', 'no_done'",
+        "'stall', 'malformed', 'stream_error', 'failed', 'no_done'",
     ]
 
 

@@ -31,7 +31,7 @@ def test_the_same_request_gets_the_same_bytes_with_this_seconds_created(
     server.add({"reply": {"content": "Hi {{ fake.name }}"}})
     first, again = post(server), post(server)
     assert first.content == again.content
-    assert first.headers["x-request-id"] == again.headers["x-request-id"]
+    assert first.headers["x-request-id"] != again.headers["x-request-id"]  # one per request
     clock.now += 1
     later = post(server)
     assert later.json()["created"] == 1001
@@ -107,25 +107,25 @@ def test_new_scenarios_forget_old_replies(server: MockServer) -> None:
 
 def test_memos_are_bounded_in_count_and_bytes() -> None:
     from mockserver.memo import Memo, Memos
-    from mockserver.request import parse_chat_request
+    from mockserver.protocols.chat import parse_chat
 
-    chat = parse_chat_request(b'{"model": "m", "messages": [{"role": "user", "content": "x"}]}')
+    chat = parse_chat(b'{"model": "m", "messages": [{"role": "user", "content": "x"}]}')
     memos = Memos(count=3, size=16_000)
 
     def memo(body: bytes) -> Memo:
-        return Memo(1, body, {}, "req", chat, "s", ())
+        return Memo(1, body, {}, chat, "s", ())
 
     for i in range(5):
-        memos.put(b"k%d" % i, memo(b"x" * 100))
+        memos.put(("chat", b"k%d" % i), memo(b"x" * 100))
     assert len(memos) == 3
-    assert memos.get(b"k0", 1) is None
-    assert memos.get(b"k4", 1) is not None
-    memos.put(b"big", memo(b"x" * 1_001))  # over a sixteenth of the budget: not kept
-    assert memos.get(b"big", 1) is None
-    assert memos.get(b"k4", 2) is None  # another second: rendered again
+    assert memos.get(("chat", b"k0"), 1) is None
+    assert memos.get(("chat", b"k4"), 1) is not None
+    memos.put(("chat", b"big"), memo(b"x" * 1_001))  # over a sixteenth of the budget: not kept
+    assert memos.get(("chat", b"big"), 1) is None
+    assert memos.get(("chat", b"k4"), 2) is None  # another second: rendered again
     by_bytes = Memos(count=100, size=16_000)
     for i in range(20):
-        by_bytes.put(b"m%02d" % i, memo(b"x" * 900))  # 906 bytes each: 17 fit in 16,000
+        by_bytes.put(("chat", b"m%02d" % i), memo(b"x" * 900))  # 906 bytes each: 17 fit in 16,000
     assert len(by_bytes) == 17
-    assert by_bytes.get(b"m02", 1) is None
-    assert by_bytes.get(b"m03", 1) is not None
+    assert by_bytes.get(("chat", b"m02"), 1) is None
+    assert by_bytes.get(("chat", b"m03"), 1) is not None

@@ -97,7 +97,9 @@ def test_adjustments_are_journalled() -> None:
 
 
 def test_a_profile_is_a_table() -> None:
-    o_series = Profile("o-series", (*OPENAI.rules, Unsupported("max_tokens", "o1*")))
+    o_series = Profile(
+        "o-series", {"chat": (*OPENAI.rules["chat"], Unsupported("max_tokens", "o1*"))}
+    )
     with MockServer([{"reply": {"content": REPLY}}], options=Options(profile=o_series)) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
         with pytest.raises(openai.BadRequestError) as caught:

@@ -16,8 +16,8 @@ from mockserver import MockServer
 from mockserver.errors import APIError, ScenarioError
 from mockserver.loader import load_data, load_text
 from mockserver.matching import ScenarioSet, Substrings, required_literal
-from mockserver.render import usage, usage_json
-from mockserver.request import parse_chat_request
+from mockserver.protocols.chat import parse_chat, usage_json
+from mockserver.render import usage
 from mockserver.tokens import count_tokens, split_tokens
 
 
@@ -79,7 +79,7 @@ def test_indexes_pick_what_trying_every_scenario_in_order_picks(
         ]
     )
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": text}]}).encode()
-    request = parse_chat_request(body, {})
+    request = parse_chat(body, {})
     ranked = ScenarioSet(scenarios).scenarios
     expected = next(
         (s.name for s in ranked if all(c.check(request) is not None for c in s.conditions)), None
@@ -199,8 +199,25 @@ def test_usage_json_is_json_dumps(
         "reasoning_tokens": reasoning,
         "cached_tokens": cached,
     }
-    used = usage(parse_chat_request(body, {}), (), fixed)
-    assert usage_json(used) == json.dumps(used)
+    used = usage(parse_chat(body, {}), (), fixed)
+    assert json.loads(usage_json(used)) == {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {
+            "cached_tokens": cached,
+            "text_tokens": prompt,
+            "audio_tokens": 0,
+            "image_tokens": 0,
+        },
+        "completion_tokens_details": {
+            "text_tokens": max(0, completion - reasoning),
+            "audio_tokens": 0,
+            "reasoning_tokens": reasoning,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
 
 
 @pytest.mark.parametrize(

@@ -198,7 +198,7 @@ def test_fault_stall_keeps_socket_open(mockserver: MockServer) -> None:
     with pytest.raises(openai.APITimeoutError):  # noqa: PT012 - the error comes mid-iteration
         for chunk in stream:
             received.append(chunk)
-    assert len(received) == 2
+    assert len(received) == 3  # the role chunk, then two pieces of text
 
 
 def test_fault_on_nth_match_only(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
@@ -249,12 +249,13 @@ def test_long_waits_send_comment_keepalives(
                    json={"model": "m", "stream": True,
                          "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
     frames = r.content.decode().split("\n\n")
-    assert frames[:3] == [": keep-alive", ": keep-alive", frames[2]]
-    assert frames[2].startswith("data: ")
+    assert frames[0].startswith('data: {"id"')  # the role chunk goes at once
+    assert frames[1:4] == [": keep-alive", ": keep-alive", frames[3]]
+    assert '"content": "slow"' in frames[3]  # the first token, 25 s in
     assert all(f.startswith(("data: ", ": ")) for f in frames[:-1])
     assert slept == [1.0] * len(slept)  # waits are sliced so a shutdown is noticed within 1 s
-    chunks = [f for f in frames if f.startswith("data: {")]
-    assert len(slept) == 25 + len(chunks) - 1  # first_delay, then one delay between chunks
+    pieces = [f for f in frames if '"delta": {"content": "' in f]
+    assert len(slept) == 25 + len(pieces) - 1  # first_delay, then one delay between pieces
 
 
 def test_admin_endpoints(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
@@ -334,7 +335,7 @@ def test_templates_are_data_not_code(mockserver: MockServer, openai_client: open
 
 def test_sequence_positions_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from mockserver import load_data, matching
-    from mockserver.request import parse_chat_request
+    from mockserver.protocols.chat import parse_chat
 
     monkeypatch.setattr(matching, "_CONVERSATIONS", 2)
     scenarios = load_data({"steps": [{"reply": {"content": "1"}}, {"reply": {"content": "2"}}]})
@@ -342,7 +343,7 @@ def test_sequence_positions_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None
 
     def step(conversation: str) -> int:
         body = json.dumps({"model": "m", "messages": [{"role": "user", "content": conversation}]})
-        return sequences.resolve(parse_chat_request(body.encode())).step_index
+        return sequences.resolve(parse_chat(body.encode())).step_index
 
     assert [step("a"), step("b"), step("a")] == [0, 0, 1]
     assert step("c") == 0  # a third conversation: the oldest ("a") is forgotten

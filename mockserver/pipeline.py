@@ -1,0 +1,485 @@
+"""The request pipeline, written once and driven by a protocol.
+
+read body -> auth -> memo -> parse (protocol) -> profile -> match -> admit (rate limits) ->
+delay -> fault -> render (core) -> write (protocol: JSON, or stream frames at the cadence) ->
+journal. Nothing here knows a wire format: the protocol module does that part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from .errors import APIError
+from .journal import Entry
+from .matching import Resolution
+from .memo import Memo
+from .profiles import Settings
+from .protocols import JSON, Answer, Frame, Protocol
+from .ratelimit import Ticket
+from .render import Choice, Envelope, Usage, delays, digest, usage
+from .request import Request, parse_json_body
+from .scenario import Fault, Scenario, Step
+from .state import STATE, Options, State
+
+log = logging.getLogger("mockserver")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def request_id(state: State, seq: int) -> str:
+    """Unique per request (and per worker), yet repeatable from one run to the next."""
+    return "req_" + digest(state.options.worker or 0, seq)
+
+
+def error_response(
+    protocol: Protocol, err: APIError, rid: str, extra: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=err.status,
+        body=protocol.error_body(err, rid),
+        content_type=JSON,
+        headers={**protocol.headers(rid), **(extra or {}), **err.headers},
+    )
+
+
+def check_auth(protocol: Protocol, request: web.Request, keys: frozenset[str]) -> str:
+    """The request's API key, or the 401 the protocol sends."""
+    token = protocol.api_key(request.headers)
+    if token is None or (keys and token not in keys):
+        raise protocol.auth_error(request.headers, token)
+    return token
+
+
+def _admit(state: State, key: str, req: Request, scenario: Scenario) -> list[Ticket]:
+    """Count the request against the server's budget and the scenario's; 429 when over."""
+    limits = [x for x in (state.options.rate_limit, scenario.rate_limit) if x is not None]
+    if not limits:
+        return []
+    now = state.options.clock()
+    return [state.budgets.admit(x, key, req.model, req.prompt_tokens, now) for x in limits]
+
+
+def _fires(fault: Fault | None, state: State, step: Step, seed: str) -> bool:
+    if fault is None:
+        return False
+    if fault.nth is not None:
+        count = state.fault_counts.get(step, 0) + 1
+        state.fault_counts[step] = count
+        return count == fault.nth
+    if fault.probability is not None:
+        return random.Random(seed).random() < fault.probability
+    return True
+
+
+class _Dropped(Exception):
+    """The scripted fault closed the connection; nothing more is sent."""
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+async def _forever(request: web.Request, state: State) -> None:
+    """A scripted hang: until the client leaves (the handler is cancelled) or the server stops."""
+    await state.closing.wait()
+    _abort(request)
+    raise _Dropped
+
+
+_SLICE = 1.0
+_LATE = 0.001
+
+
+async def _wait(state: State, seconds: float, response: web.StreamResponse | None = None) -> None:
+    """Sleep in slices of at most a second; on an open stream, long waits are broken by SSE
+    comment keep-alives. Once the server is stopping, scripted delays are skipped, so replies
+    in flight finish at once instead of being cut at the shutdown deadline."""
+    interval = state.options.keepalive
+    quiet = 0.0
+    while seconds > 0 and not state.closing.is_set():
+        pause = min(seconds, _SLICE, interval - quiet) if interval > 0 else min(seconds, _SLICE)
+        await state.options.sleep(pause)
+        seconds -= pause
+        quiet += pause
+        if response is not None and interval > 0 and quiet >= interval and seconds > 0:
+            await response.write(b": keep-alive\n\n")
+            quiet = 0.0
+
+
+def summary(choices: tuple[Choice, ...], used: Usage, env: Envelope) -> dict[str, Any]:
+    """What the mock answered, for the journal and the inspector (the first choice)."""
+    c = choices[0]
+    return {
+        "content": c.content,
+        "reasoning": c.reasoning,
+        "refusal": c.refusal,
+        "tool_calls": [
+            {"id": env.call_id(i, 0, k), "name": n, "arguments": a}
+            for k, (i, n, a) in enumerate(c.tool_calls)
+        ],
+        "finish_reason": c.finish_reason,
+        "usage": {
+            "prompt_tokens": used.prompt,
+            "completion_tokens": used.completion,
+            "reasoning_tokens": used.reasoning,
+            "cached_tokens": used.cached,
+            "total_tokens": used.total,
+        },
+    }
+
+
+class Pipeline:
+    """One protocol's handler: ``handle`` serves its routes."""
+
+    def __init__(self, protocol: Protocol) -> None:
+        self.protocol = protocol
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE]
+        protocol = self.protocol
+        started = time.perf_counter()
+        seq = state.journal.next_seq()
+        entry = Entry(
+            seq=seq,
+            time=state.options.clock(),
+            method=request.method,
+            path=request.path,
+            request_id=request_id(state, seq),
+            raw_headers=request.headers,
+            api=protocol.name,
+        )
+        raw = b""
+        try:
+            try:
+                raw = await read_body(request, state.options)
+                key = check_auth(protocol, request, state.options.api_keys)
+                names = state.scenarios.header_names
+                memo_key = (protocol.name, raw, *(request.headers.get(n) for n in names))
+                memo = state.memos.get(memo_key, int(entry.time))
+                if memo is not None:
+                    return self._replay(state, memo, entry)
+                req = protocol.parse(raw, request.headers, state.responses.conversation)
+                entry.body = req.body
+                entry.request = req
+                settings = state.options.profile.apply(req)
+                entry.adjusted = settings.adjusted
+                try:
+                    resolution = state.scenarios.resolve(req)
+                except APIError as miss:
+                    entry.unmatched = miss.message
+                    raise
+                entry.scenario = resolution.scenario.name
+                entry.step = resolution.step_index
+                try:
+                    tickets = _admit(state, key, req, resolution.scenario)
+                except APIError:
+                    entry.outcome = "rate_limited"
+                    raise
+                response = await self._respond(
+                    request, state, req, raw, settings, resolution, entry, tickets, memo_key
+                )
+            except APIError as err:
+                response = error_response(protocol, err, entry.request_id)
+                if err.status in (408, 413):
+                    response.force_close()
+                if entry.body is None:
+                    entry.body = _journal_body(raw)
+                if entry.outcome == "ok":
+                    entry.outcome = "error"
+                entry.reply = {"error": {"status": err.status, "message": err.message,
+                                         "type": err.type, "code": err.code}}  # fmt: skip
+            entry.status = response.status
+            return response
+        except _Dropped:
+            entry.status = 0
+            raise asyncio.CancelledError from None
+        except (ConnectionResetError, asyncio.CancelledError):
+            if entry.outcome == "ok":
+                entry.outcome = "client_disconnected"
+            raise
+        finally:
+            entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            state.journal.record(entry, len(raw))
+            if not state.options.quiet:
+                log_entry(entry)
+
+    def _replay(self, state: State, memo: Memo, entry: Entry) -> web.Response:
+        """The answer to a request seen before, byte for byte, journalled like the first."""
+        entry.body = memo.request.body
+        entry.request = memo.request
+        entry.scenario = memo.scenario
+        entry.step = 0
+        entry.adjusted = memo.adjusted
+        entry.reply = memo.reply
+        entry.status = 200
+        if memo.stored is not None:
+            state.responses.put(memo.stored)
+        headers = {**memo.headers, **self.protocol.headers(entry.request_id)}
+        return web.Response(body=memo.body, headers=headers)
+
+    async def _respond(
+        self,
+        request: web.Request,
+        state: State,
+        req: Request,
+        raw: bytes,
+        settings: Settings,
+        resolution: Resolution,
+        entry: Entry,
+        tickets: list[Ticket],
+        memo_key: Any,
+    ) -> web.StreamResponse:
+        protocol = self.protocol
+        step = resolution.step
+        scenario = resolution.scenario
+        seed = digest(scenario.seed, raw, resolution.step_index)
+        # The same request would get the same bytes again (``created`` aside): nothing stateful.
+        repeatable = (
+            resolution.stateless
+            and step.fault is None
+            and not tickets
+            and not step.delay
+            and not req.context
+        )
+        fault = step.fault if _fires(step.fault, state, step, seed) else None
+        kind = fault.kind if fault else None
+        if kind:
+            entry.outcome = f"fault:{kind}"
+        scale = state.options.speed
+        headers = dict(step.headers)
+        if settings.adjusted:
+            headers["x-mock-adjusted"] = ", ".join(settings.adjusted)
+        if state.options.worker is not None:
+            headers["x-mock-worker"] = str(state.options.worker)
+        if tickets:
+            headers.update(tickets[-1].headers())
+        if kind == "hang" or (kind == "stall" and not req.stream):
+            await _forever(request, state)
+        if kind in ("reset", "drop") and not req.stream:
+            _abort(request)
+            raise _Dropped
+        if step.delay:
+            await _wait(state, step.delay * scale)
+        if step.error is not None:
+            raise step.error.to_error(headers)
+        if step.raw is not None:
+            return web.Response(
+                status=step.raw.status,
+                body=step.raw.body.encode(),
+                headers={**headers, **protocol.headers(entry.request_id),
+                         "Content-Type": step.raw.content_type},
+            )  # fmt: skip
+        assert step.reply is not None
+        reply = step.reply
+        rendered = state.renderer.render(
+            reply, req, settings, step.cadence, resolution.captures, int(seed[:8], 16)
+        )
+        env = Envelope(
+            id=protocol.id_prefix + seed,
+            created=int(state.options.clock()),
+            model=reply.model or req.model,
+            system_fingerprint=state.options.system_fingerprint,
+            call_id_seed=seed[:16],
+        )
+        used = usage(req, rendered.choices, reply.usage)
+        entry.reply = summary(rendered.choices, used, env)
+        for ticket in tickets:
+            ticket.spend(used.total)
+        if tickets:
+            headers.update(tickets[-1].headers())
+        answer = Answer(req, rendered, used, env)
+        if not req.stream:
+            if kind in ("stream_error", "failed") and fault is not None:
+                raise fault.error.to_error(headers)
+            if step.cadence.first_delay:
+                await _wait(state, step.cadence.first_delay * scale)
+            body = protocol.body(answer)
+            stored = self._store(state, answer, body) if kind is None else None
+            if kind == "malformed":
+                body = body[: len(body) // 2]
+            headers["Content-Type"] = JSON
+            if repeatable and not step.cadence.first_delay:
+                self._remember(state, memo_key, body, headers, entry, req, stored)
+            return web.Response(
+                body=body, headers={**headers, **protocol.headers(entry.request_id)}
+            )
+        frames = protocol.frames(answer)
+        scripted = delays(step.cadence, [(f.paced, f.delay) for f in frames], int(seed[8:16], 16))
+        if any(scripted):
+            entry.extra["delays"] = scripted
+        waits = [w * scale for w in scripted]
+        headers["Cache-Control"] = "no-cache"
+        headers["Content-Type"] = protocol.stream_type
+        if kind is None and not any(waits):
+            body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
+            stored = self._store(state, answer, None)
+            if repeatable and not any(scripted):
+                self._remember(state, memo_key, body, headers, entry, req, stored)
+            return web.Response(
+                body=body, headers={**headers, **protocol.headers(entry.request_id)}
+            )
+        if kind is None:
+            self._store(state, answer, None)
+        headers.update(protocol.headers(entry.request_id))
+        return await self._stream(request, state, answer, frames, waits, fault, headers)
+
+    def _store(self, state: State, answer: Answer, body: bytes | None) -> Any:
+        stored = self.protocol.stored(answer, body)
+        if stored is not None:
+            state.responses.put(stored)
+        return stored
+
+    def _remember(
+        self,
+        state: State,
+        key: Any,
+        body: bytes,
+        headers: Mapping[str, str],
+        entry: Entry,
+        req: Request,
+        stored: Any,
+    ) -> None:
+        memo = Memo(
+            created=int(entry.time),
+            body=body,
+            headers=dict(headers),
+            request=req,
+            scenario=entry.scenario or "",
+            adjusted=entry.adjusted,
+            reply=entry.reply,
+            stored=stored,
+        )
+        state.memos.put(key, memo)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        state: State,
+        answer: Answer,
+        frames: list[Frame],
+        waits: list[float],
+        fault: Fault | None,
+        headers: Mapping[str, str],
+    ) -> web.StreamResponse:
+        protocol = self.protocol
+        response = web.StreamResponse(headers=headers)
+        kind = fault.kind if fault else None
+        if kind == "reset":
+            _abort(request)
+            raise _Dropped
+        await response.prepare(request)
+        # Faults strike after ``after_chunks`` pieces of output; framing before them is sent.
+        cut_after = fault.after_chunks if fault is not None and kind != "no_done" else None
+        loop = asyncio.get_running_loop()
+        start, due = loop.time(), 0.0
+        pieces = sent = 0
+        for frame, wait in zip(frames, waits, strict=True):
+            if cut_after is not None and frame.paced and pieces == cut_after:
+                break
+            due += wait
+            if wait:
+                # Against the schedule, not the last write: a late chunk does not delay the rest.
+                late = loop.time() - (start + due - wait)
+                remaining = wait - late if late > _LATE else wait
+                if remaining > 0:
+                    await _wait(state, remaining, response)
+            await response.write(frame.data)
+            sent += 1
+            pieces += frame.paced
+        if kind == "drop":
+            _abort(request)
+            raise _Dropped
+        if kind == "stall":
+            await _forever(request, state)
+        if kind == "malformed":
+            await response.write(protocol.malformed())
+        elif kind in ("stream_error", "failed") and fault is not None:
+            err = fault.error.to_error({})
+            write = protocol.failed if kind == "failed" else protocol.stream_error
+            await response.write(write(err, answer, sent))
+        elif kind != "no_done":
+            await response.write(protocol.end(answer, sent))
+        await response.write_eof()
+        return response
+
+
+async def read_body(request: web.Request, options: Options) -> bytes:
+    """The body; a 413 over ``max_body``; a 408 when it comes too slowly (an attack, or a bug).
+
+    Either error leaves the rest of the body unread, so the connection is closed after it."""
+    try:
+        if request.content.is_eof():
+            return await request.read()  # it all came with the headers: nothing to wait for
+        async with asyncio.timeout(options.body_timeout):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise APIError(
+            413,
+            f"The request body is larger than the limit of {options.max_body} bytes.",
+            code="request_too_large",
+        ) from None
+    except TimeoutError:
+        raise APIError(
+            408,
+            f"The request body did not arrive within {options.body_timeout:g} seconds.",
+            code="request_timeout",
+        ) from None
+
+
+def _journal_body(raw: bytes) -> Any:
+    """A rejected request's body for the journal: its JSON when it has any, else its text."""
+    try:
+        return parse_json_body(raw)
+    except APIError:
+        return raw.decode("utf-8", "replace")
+
+
+def log_entry(entry: Entry) -> None:
+    """One line per request: what came, what answered it (or why nothing did), how it ended."""
+    req = entry.request
+    reason = None
+    if entry.status >= 400 and entry.reply and "error" in entry.reply:
+        reason = entry.reply["error"]["message"]
+    nearest = None
+    if entry.unmatched:
+        _, _, nearest = entry.unmatched.partition(" Nearest: ")
+        nearest = nearest.split(" | ")[0] or None
+    fields = {
+        "method": entry.method,
+        "path": entry.path,
+        "status": entry.status,
+        "api": entry.api,
+        "scenario": entry.scenario,
+        "step": entry.step,
+        "outcome": entry.outcome,
+        "stream": bool(req and req.stream),
+        "reason": reason,
+        "nearest": nearest,
+        "duration_ms": entry.duration_ms,
+        "request_id": entry.request_id,
+    }
+    answered = (
+        f"scenario={entry.scenario}" + (f" step={entry.step}" if entry.step else "")
+        if entry.scenario
+        else "UNMATCHED"
+        if entry.unmatched
+        else "-"
+    )
+    text = (
+        f"{entry.method} {entry.path} {entry.status or '-'} {answered} {entry.outcome}"
+        f"{' stream' if fields['stream'] else ''} {entry.duration_ms:.1f}ms"
+    )
+    if reason and not entry.unmatched:
+        text += f" reason={reason[:200]!r}"
+    if nearest:
+        text += f" nearest={nearest[:200]}"
+    log.info(text, extra={"mock": fields})

@@ -1,0 +1,124 @@
+"""Wire protocols: one module each, and the one interface the pipeline drives them through.
+
+A protocol knows its format and nothing else (the cut LiteLLM makes per provider): it parses
+its request body into the neutral ``Request`` (or raises the error naming ``param``), renders
+a concrete reply into its JSON body or its stream events, and shapes errors. It never touches
+the journal, faults, rate limits, the memo or the clock: the pipeline does, once for all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+from ..errors import APIError
+from ..render import Envelope, Rendered, Usage
+from ..request import Request, bearer_token
+
+JSON = "application/json"
+SSE = "text/event-stream"
+
+
+class Frame(NamedTuple):
+    """One piece of a stream. ``paced`` frames carry output text and wait for the cadence
+    (``delay`` when the scenario scripts this piece's own); the others go out at once."""
+
+    data: bytes
+    paced: bool = False
+    delay: float | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Everything a protocol needs to write one reply."""
+
+    request: Request
+    rendered: Rendered
+    usage: Usage
+    env: Envelope
+
+
+Lookup = Callable[[str], "Sequence[dict[str, Any]] | None"]
+"""The conversation a stored response ended with, by id (``previous_response_id``)."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A reply the protocol wants kept: its id, the conversation it ends, and its body."""
+
+    id: str
+    messages: tuple[dict[str, Any], ...]
+    body: bytes
+
+
+class Protocol:
+    """The interface; the defaults are OpenAI's (Bearer auth, ``{"error": {...}}`` bodies)."""
+
+    name: ClassVar[str]
+    routes: ClassVar[tuple[str, ...]]
+    id_prefix: ClassVar[str]
+    stream_type: ClassVar[str] = SSE
+    needs_reply: ClassVar[bool] = True
+    """False where a request nothing matches still gets an answer (embeddings)."""
+
+    def api_key(self, headers: Mapping[str, str]) -> str | None:
+        return bearer_token(headers)
+
+    def auth_error(self, headers: Mapping[str, str], key: str | None) -> APIError:
+        """The 401 for a request with no usable key (``key`` None) or a key not accepted."""
+        if key is None:
+            return APIError(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                code="invalid_api_key" if headers.get("Authorization") else None,
+            )
+        shown = key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "***"
+        return APIError(401, f"Incorrect API key provided: {shown}.", code="invalid_api_key")
+
+    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+        raise NotImplementedError
+
+    def error_body(self, err: APIError, request_id: str) -> bytes:
+        return err.body_bytes()
+
+    def body(self, answer: Answer) -> bytes:
+        raise NotImplementedError
+
+    def frames(self, answer: Answer) -> list[Frame]:
+        """Every frame of a stream but the last (``end``)."""
+        raise NotImplementedError
+
+    def end(self, answer: Answer, sent: int) -> bytes:
+        """What closes a stream that went well; ``no_done`` leaves it out."""
+        return b""
+
+    def stream_error(self, err: APIError, answer: Answer, sent: int) -> bytes:
+        """An error in the middle of a stream, after ``sent`` frames."""
+        return b"data: " + err.body_bytes() + b"\n\n"
+
+    def failed(self, err: APIError, answer: Answer, sent: int) -> bytes:
+        """How a stream reports that the model failed (the ``failed`` fault)."""
+        return self.stream_error(err, answer, sent)
+
+    def malformed(self) -> bytes:
+        return b'data: {"id": "broken", "choices": [\n\n'
+
+    def stored(self, answer: Answer, body: bytes | None) -> Stored | None:
+        """What to keep of this reply for later requests to refer to; most keep nothing."""
+        return None
+
+    def headers(self, request_id: str) -> dict[str, str]:
+        """Headers every reply of this protocol carries."""
+        return {"x-request-id": request_id}
+
+
+def sse_event(name: str, data: Mapping[str, Any]) -> bytes:
+    """An SSE event with an ``event:`` line, as the Responses and Messages streams send."""
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+API_NAMES = ("chat", "responses", "messages", "embeddings")
+"""The values of a scenario's ``match.api``."""

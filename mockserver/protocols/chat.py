@@ -1,0 +1,307 @@
+"""Chat Completions: ``POST /v1/chat/completions``.
+
+Its messages are already the neutral conversation's shape, so parsing only validates. Replies
+of template-free scenarios have their ``choices`` JSON (and each chunk's) rendered once and
+spliced into each reply's envelope: this is the hot path of every load test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import APIError, invalid_type, missing_param
+from ..render import Choice, Envelope, Usage
+from ..request import (
+    Request,
+    check_range,
+    check_types,
+    invalid_value,
+    json_object,
+    present,
+)
+from . import Answer, Frame, Lookup, Protocol
+
+ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+MAX_N = 128
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+PARAMS = ("temperature", "top_p", "stop", "max_tokens", "max_completion_tokens")
+DONE = b"data: [DONE]\n\n"
+
+_NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+_INTEGERS = ("max_tokens", "max_completion_tokens", "seed", "top_logprobs", "n")
+_BOOLEANS = ("logprobs", "parallel_tool_calls", "store")
+
+
+def _check_stop(body: dict[str, Any]) -> None:
+    stop = body.get("stop")
+    strings = isinstance(stop, list) and all(isinstance(s, str) for s in stop)
+    if stop is not None and not isinstance(stop, str) and not strings:
+        raise invalid_type("stop", "a string or an array of strings", stop)
+
+
+def _check_tools(body: dict[str, Any]) -> list[Any]:
+    tools = body.get("tools")
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise invalid_type("tools", "an array", tools)
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise invalid_type(f"tools[{i}]", "an object", tool)
+        if tool.get("type", "function") == "function":
+            fn = tool.get("function")
+            if not isinstance(fn, dict):
+                raise missing_param(f"tools[{i}].function")
+            if not isinstance(fn.get("name"), str):
+                raise missing_param(f"tools[{i}].function.name")
+            params = fn.get("parameters")
+            if params is not None and not isinstance(params, dict):
+                raise invalid_type(f"tools[{i}].function.parameters", "an object", params)
+    return tools
+
+
+def _tool_choice(body: dict[str, Any]) -> str | None:
+    choice = body.get("tool_choice")
+    if choice is None:
+        return None
+    if isinstance(choice, dict):
+        fn = choice.get("function")
+        return str(fn.get("name")) if isinstance(fn, dict) else None
+    if isinstance(choice, str):
+        return choice
+    raise invalid_type("tool_choice", "a string or an object", choice)
+
+
+def _response_format(body: dict[str, Any]) -> str | None:
+    fmt = body.get("response_format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        raise invalid_type("response_format", "an object", fmt)
+    if fmt.get("type") not in RESPONSE_FORMATS:
+        raise invalid_value("response_format.type", fmt.get("type"), RESPONSE_FORMATS)
+    return str(fmt["type"])
+
+
+def _check_messages(messages: Any) -> list[dict[str, Any]]:
+    if messages is None:
+        raise missing_param("messages")
+    if not isinstance(messages, list):
+        raise invalid_type("messages", "an array", messages)
+    if not messages:
+        raise APIError(
+            400,
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+            "but got an empty array instead.",
+            param="messages",
+            code="empty_array",
+        )
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise invalid_type(f"messages[{i}]", "an object", message)
+        role = message.get("role")
+        if role is None:
+            raise missing_param(f"messages[{i}].role")
+        if role not in ROLES:
+            raise invalid_value(f"messages[{i}].role", role, ROLES)
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise invalid_type(f"messages[{i}].content", "a string or an array", content)
+    return messages
+
+
+def parse_chat(raw: bytes, headers: Mapping[str, str] | None = None) -> Request:
+    """A validated chat completions request, or the 400 OpenAI sends, naming the parameter."""
+    body = json_object(raw)
+    model = body.get("model")
+    if model is None:
+        raise missing_param("model")
+    if not isinstance(model, str):
+        raise invalid_type("model", "a string", model)
+    messages = _check_messages(body.get("messages"))
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise invalid_type("stream", "a boolean", stream)
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise invalid_type("stream_options", "an object", options)
+    check_types(body, _NUMBERS, _INTEGERS, _BOOLEANS)
+    _check_stop(body)
+    check_range(body, "n", 1, MAX_N)
+    check_range(body, "max_tokens", 0, None)
+    check_range(body, "max_completion_tokens", 0, None)
+    return Request(
+        api="chat",
+        body=body,
+        model=model,
+        messages=messages,
+        stream=bool(stream),
+        include_usage=bool(options and options.get("include_usage") is True),
+        n=body.get("n") or 1,
+        headers=headers or {},
+        tools=_check_tools(body),
+        tool_choice=_tool_choice(body),
+        response_format=_response_format(body),
+        params=present(body, PARAMS),
+    )
+
+
+def usage_json(u: Usage) -> str:
+    """OpenAI's chat ``usage`` object, written out: it is on every reply's path."""
+    text = max(0, u.completion - u.reasoning)
+    return (
+        f'{{"prompt_tokens": {u.prompt}, "completion_tokens": {u.completion}, '
+        f'"total_tokens": {u.total}, "prompt_tokens_details": {{"cached_tokens": {u.cached}, '
+        f'"text_tokens": {u.prompt}, "audio_tokens": 0, "image_tokens": 0}}, '
+        f'"completion_tokens_details": {{"text_tokens": {text}, "audio_tokens": 0, '
+        f'"reasoning_tokens": {u.reasoning}, "accepted_prediction_tokens": 0, '
+        f'"rejected_prediction_tokens": 0}}}}'
+    )
+
+
+def usage_object(u: Usage) -> dict[str, Any]:
+    """``usage_json`` as data (the Responses ``chat`` usage style reuses it)."""
+    result: dict[str, Any] = json.loads(usage_json(u))
+    return result
+
+
+def _require(env: Envelope | None) -> Envelope:
+    if env is None:
+        raise ValueError("these choices need the request's envelope (tool call ids)")
+    return env
+
+
+def _env_free(choices: tuple[Choice, ...]) -> bool:
+    """True when no part of the choices depends on the envelope (generated tool call ids)."""
+    return all(call_id is not None for c in choices for call_id, _, _ in c.tool_calls)
+
+
+def choices_json(env: Envelope | None, choices: tuple[Choice, ...]) -> str:
+    """The ``choices`` array of a completion, as JSON text."""
+    out = []
+    for i, c in enumerate(choices):
+        message: dict[str, Any] = {"role": "assistant", "content": c.content, "refusal": c.refusal}
+        if c.reasoning is not None:
+            message["reasoning_content"] = c.reasoning
+        if c.tool_calls:
+            message["tool_calls"] = [
+                {"id": call_id or _require(env).call_id(call_id, i, k), "type": "function",
+                 "function": {"name": name, "arguments": args}}
+                for k, (call_id, name, args) in enumerate(c.tool_calls)
+            ]  # fmt: skip
+        out.append(
+            {"index": i, "message": message, "logprobs": None, "finish_reason": c.finish_reason}
+        )
+    return json.dumps(out, ensure_ascii=False)
+
+
+def _delta(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+
+Deltas = list[tuple[str, bool, float | None]]
+"""The ``choices`` JSON of every chunk, whether it carries output, and its scripted delay."""
+
+
+def _opening(env: Envelope | None, i: int, c: Choice) -> dict[str, Any]:
+    """A choice's first delta: the role, and for a reply that only calls tools, OpenAI's
+    ``content: null`` with the first call's header in the same chunk."""
+    texts = c.content_pieces or c.reasoning_pieces or c.refusal_pieces
+    if c.tool_calls and not texts:
+        call_id, name, _ = c.tool_calls[0]
+        head = {"index": 0, "id": call_id or _require(env).call_id(call_id, i, 0),
+                "type": "function", "function": {"name": name, "arguments": ""}}  # fmt: skip
+        return _delta(i, {"role": "assistant", "content": None, "tool_calls": [head]})
+    return _delta(i, {"role": "assistant", "content": ""})
+
+
+def deltas_json(env: Envelope | None, choices: tuple[Choice, ...]) -> Deltas:
+    opening = [_opening(env, i, c) for i, c in enumerate(choices)]
+    out: Deltas = [(json.dumps(opening, ensure_ascii=False), False, None)]
+
+    def add(delta: dict[str, Any], paced: bool = True, delay: float | None = None) -> None:
+        out.append((json.dumps([delta], ensure_ascii=False), paced, delay))
+
+    for i, c in enumerate(choices):
+        for p in c.reasoning_pieces:
+            add(_delta(i, {"reasoning_content": p}))
+        delays = c.piece_delays or (None,) * len(c.content_pieces)
+        for p, d in zip(c.content_pieces, delays, strict=True):
+            add(_delta(i, {"content": p}), delay=d)
+        for p in c.refusal_pieces:
+            add(_delta(i, {"refusal": p}))
+        headed = "tool_calls" in opening[i]["delta"]
+        for k, ((call_id, name, _), pieces) in enumerate(
+            zip(c.tool_calls, c.argument_pieces, strict=True)
+        ):
+            if k or not headed:
+                head = {"index": k, "id": call_id or _require(env).call_id(call_id, i, k),
+                        "type": "function",
+                        "function": {"name": name, "arguments": ""}}  # fmt: skip
+                add(_delta(i, {"tool_calls": [head]}), paced=False)
+            for p in pieces:
+                add(_delta(i, {"tool_calls": [{"index": k, "function": {"arguments": p}}]}))
+    for i, c in enumerate(choices):
+        add(_delta(i, {}, c.finish_reason), paced=False)
+    return out
+
+
+class Chat(Protocol):
+    name = "chat"
+    routes = ("/chat/completions",)
+    id_prefix = "chatcmpl-"
+
+    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+        return parse_chat(raw, headers)
+
+    def _prepared(self, answer: Answer) -> tuple[str | None, Deltas | None]:
+        """The choices JSON and chunk deltas, done once for a cached template-free reply."""
+        rendered = answer.rendered
+        prepared = rendered.wire.get(self.name)
+        if prepared is None:
+            if not (rendered.cached and _env_free(rendered.choices)):
+                return None, None
+            choices = rendered.choices
+            prepared = rendered.wire[self.name] = (
+                choices_json(None, choices),
+                deltas_json(None, choices),
+            )
+        return prepared
+
+    def body(self, answer: Answer) -> bytes:
+        env = answer.env
+        choices, _ = self._prepared(answer)
+        if choices is None:
+            choices = choices_json(env, answer.rendered.choices)
+        return (
+            f'{{"id": "{env.id}", "object": "chat.completion", "created": {env.created}, '
+            f'"model": {json.dumps(env.model, ensure_ascii=False)}, "choices": {choices}, '
+            f'"usage": {usage_json(answer.usage)}, '
+            f'"system_fingerprint": {json.dumps(env.system_fingerprint, ensure_ascii=False)}}}'
+        ).encode()
+
+    def frames(self, answer: Answer) -> list[Frame]:
+        env = answer.env
+        _, deltas = self._prepared(answer)
+        if deltas is None:
+            deltas = deltas_json(env, answer.rendered.choices)
+        head = json.dumps(
+            {"id": env.id, "object": "chat.completion.chunk", "created": env.created,
+             "model": env.model, "system_fingerprint": env.system_fingerprint},
+            ensure_ascii=False,
+        )[:-1]  # fmt: skip
+        with_usage = answer.request.include_usage
+        tail = ',"usage":null}\n\n' if with_usage else "}\n\n"
+        out = [
+            Frame(f'data: {head},"choices":{chunk}{tail}'.encode(), paced, delay)
+            for chunk, paced, delay in deltas
+        ]
+        if with_usage:
+            usage = usage_json(answer.usage)
+            out.append(Frame(f'data: {head},"choices":[],"usage":{usage}}}\n\n'.encode()))
+        return out
+
+    def end(self, answer: Answer, sent: int) -> bytes:
+        return DONE

@@ -1,0 +1,435 @@
+"""The Responses API: ``POST /v1/responses`` (and ``GET /v1/responses/{id}``).
+
+Input items become the neutral conversation (``instructions`` the system text, function calls
+the assistant's tool calls, their outputs tool results); a reply becomes output items (reasoning,
+then a message or one function call per tool call) and, streamed, the event sequence a real
+server sends, each event numbered from 0. Responses that are stored can be continued with
+``previous_response_id``: the pipeline keeps what ``stored`` returns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import APIError, invalid_type, missing_param
+from ..render import Choice, Usage
+from ..request import Request, check_types, invalid_value, json_object
+from . import Answer, Frame, Lookup, Protocol, Stored
+from .chat import usage_object
+
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+MESSAGE_ROLES = ("user", "assistant", "system", "developer")
+TOOL_CHOICES = ("none", "auto", "required")
+# ``ResponseError.code`` values the openai SDK accepts in ``response.failed``.
+FAILURE_CODES = frozenset(
+    {"server_error", "rate_limit_exceeded", "invalid_prompt", "vector_store_timeout"}
+)
+
+_NUMBERS = ("temperature", "top_p")
+_INTEGERS = ("max_output_tokens", "top_logprobs", "max_tool_calls")
+_BOOLEANS = ("stream", "store", "parallel_tool_calls", "background")
+_STRINGS = ("instructions", "previous_response_id", "user", "safety_identifier")
+_OBJECTS = ("metadata", "reasoning", "text", "stream_options")
+
+
+def _text(content: Any, param: str) -> str | list[dict[str, Any]]:
+    """A message's content as the neutral shape: the string, or its text parts."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise invalid_type(param, "a string or an array", content)
+    parts = []
+    for i, part in enumerate(content):
+        if not isinstance(part, dict):
+            raise invalid_type(f"{param}[{i}]", "an object", part)
+        text = part.get("text", part.get("refusal"))
+        if isinstance(text, str):
+            parts.append({"type": "text", "text": text})
+    return parts
+
+
+def _conversation(items: Any) -> list[dict[str, Any]]:
+    """``input`` as chat-shaped messages; reasoning and item references are skipped."""
+    if isinstance(items, str):
+        return [{"role": "user", "content": items}]
+    if not isinstance(items, list):
+        raise invalid_type("input", "a string or an array", items)
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        where = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise invalid_type(where, "an object", item)
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind == "message":
+            role = item.get("role")
+            if role is None:
+                raise missing_param(f"{where}.role")
+            if role not in MESSAGE_ROLES:
+                raise invalid_value(f"{where}.role", role, MESSAGE_ROLES)
+            if "content" not in item:
+                raise missing_param(f"{where}.content")
+            out.append({"role": role, "content": _text(item["content"], f"{where}.content")})
+        elif kind == "function_call":
+            for key in ("call_id", "name", "arguments"):
+                if not isinstance(item.get(key), str):
+                    raise missing_param(f"{where}.{key}")
+            call = {"id": item["call_id"], "type": "function",
+                    "function": {"name": item["name"], "arguments": item["arguments"]}}  # fmt: skip
+            last = out[-1] if out else None
+            if last is not None and last["role"] == "assistant" and last.get("tool_calls"):
+                last["tool_calls"].append(call)  # parallel calls: one assistant turn
+            else:
+                out.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            if not isinstance(item.get("call_id"), str):
+                raise missing_param(f"{where}.call_id")
+            if "output" not in item:
+                raise missing_param(f"{where}.output")
+            output = item["output"]
+            content = output if isinstance(output, str) else _text(output, f"{where}.output")
+            out.append({"role": "tool", "tool_call_id": item["call_id"], "content": content})
+        elif kind is None:
+            raise missing_param(f"{where}.type")
+        # reasoning, item_reference and other item types: kept in the journal, not matched on
+    return out
+
+
+def _tools(body: dict[str, Any]) -> list[Any]:
+    tools = body.get("tools")
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise invalid_type("tools", "an array", tools)
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise invalid_type(f"tools[{i}]", "an object", tool)
+        if "type" not in tool:
+            raise missing_param(f"tools[{i}].type")
+        if tool["type"] == "function":
+            if not isinstance(tool.get("name"), str):
+                raise missing_param(f"tools[{i}].name")
+            params = tool.get("parameters")
+            if params is not None and not isinstance(params, dict):
+                raise invalid_type(f"tools[{i}].parameters", "an object", params)
+    return tools
+
+
+def _tool_choice(body: dict[str, Any]) -> str | None:
+    choice = body.get("tool_choice")
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        if choice not in TOOL_CHOICES:
+            raise invalid_value("tool_choice", choice, TOOL_CHOICES)
+        return choice
+    if not isinstance(choice, dict):
+        raise invalid_type("tool_choice", "a string or an object", choice)
+    if choice.get("type") == "function":
+        if not isinstance(choice.get("name"), str):
+            raise missing_param("tool_choice.name")
+        return str(choice["name"])
+    if choice.get("type") == "allowed_tools":
+        return str(choice.get("mode", "auto"))
+    return str(choice.get("type"))
+
+
+def _format(body: dict[str, Any]) -> str | None:
+    fmt = (body.get("text") or {}).get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        raise invalid_type("text.format", "an object", fmt)
+    kind = fmt.get("type")
+    if kind not in RESPONSE_FORMATS:
+        raise invalid_value("text.format.type", kind, RESPONSE_FORMATS)
+    if kind == "json_schema":
+        if not isinstance(fmt.get("name"), str):
+            raise missing_param("text.format.name")
+        if not isinstance(fmt.get("schema"), dict):
+            raise missing_param("text.format.schema")
+    return str(kind)
+
+
+def _params(body: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        k: body[k] for k in ("temperature", "top_p", "max_output_tokens") if k in body
+    }
+    effort = (body.get("reasoning") or {}).get("effort")
+    if effort is not None:
+        params["reasoning.effort"] = effort
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def parse_responses(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    body = json_object(raw)
+    model = body.get("model")
+    if model is None:
+        raise missing_param("model")
+    if not isinstance(model, str):
+        raise invalid_type("model", "a string", model)
+    check_types(body, _NUMBERS, _INTEGERS, _BOOLEANS, _STRINGS, _OBJECTS)
+    if body.get("max_output_tokens") is not None and body["max_output_tokens"] < 0:
+        raise APIError(
+            400,
+            "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 0, "
+            f"but got {body['max_output_tokens']} instead.",
+            param="max_output_tokens",
+            code="integer_below_min_value",
+        )
+    if "input" not in body or body["input"] is None:
+        raise missing_param("input")
+    messages = _conversation(body["input"])
+    context: tuple[dict[str, Any], ...] = ()
+    previous = body.get("previous_response_id")
+    if previous is not None:
+        found = lookup(previous)
+        if found is None:
+            raise APIError(
+                400,
+                f"Previous response with id '{previous}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        context = tuple(found)
+    instructions = body.get("instructions")
+    system = [{"role": "system", "content": instructions}] if instructions else []
+    return Request(
+        api="responses",
+        body=body,
+        model=model,
+        messages=[*system, *context, *messages],
+        stream=bool(body.get("stream")),
+        headers=headers,
+        tools=_tools(body),
+        tool_choice=_tool_choice(body),
+        response_format=_format(body),
+        params=_params(body),
+        context=context,
+    )
+
+
+def usage_json(u: Usage, style: str = "responses") -> dict[str, Any]:
+    if style == "chat":  # the relay's documented example body names them as chat does
+        return usage_object(u)
+    return {
+        "input_tokens": u.prompt,
+        "input_tokens_details": {"cached_tokens": u.cached, "cache_write_tokens": u.cache_write},
+        "output_tokens": u.completion,
+        "output_tokens_details": {"reasoning_tokens": u.reasoning},
+        "total_tokens": u.total,
+    }
+
+
+class _Items:
+    """The output items of one choice, with the ids they share between events."""
+
+    def __init__(self, answer: Answer) -> None:
+        env = answer.env
+        self.choice: Choice = answer.rendered.choices[0]
+        self.tag = env.call_id_seed
+        c = self.choice
+        self.status = "incomplete" if c.finish_reason == "length" else "completed"
+        self.calls = [
+            (env.call_id(scripted, 0, k), name, args)
+            for k, (scripted, name, args) in enumerate(c.tool_calls)
+        ]
+        self.has_message = c.refusal is not None or bool(c.content) or not self.calls
+
+    def reasoning(self, done: bool) -> dict[str, Any]:
+        summary = [{"type": "summary_text", "text": self.choice.reasoning}] if done else []
+        return {"id": f"rs_{self.tag}", "type": "reasoning", "summary": summary}
+
+    def part(self, done: bool) -> dict[str, Any]:
+        c = self.choice
+        if c.refusal is not None:
+            return {"type": "refusal", "refusal": c.refusal if done else ""}
+        text = (c.content or "") if done else ""
+        return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+    def message(self, done: bool) -> dict[str, Any]:
+        return {
+            "id": f"msg_{self.tag}",
+            "type": "message",
+            "status": self.status if done else "in_progress",
+            "role": "assistant",
+            "content": [self.part(True)] if done else [],
+        }
+
+    def call(self, k: int, done: bool) -> dict[str, Any]:
+        call_id, name, args = self.calls[k]
+        return {
+            "id": f"fc_{self.tag}{k}",
+            "type": "function_call",
+            "status": "completed" if done else "in_progress",
+            "call_id": call_id,
+            "name": name,
+            "arguments": args if done else "",
+        }
+
+    def output(self) -> list[dict[str, Any]]:
+        out = [self.reasoning(True)] if self.choice.reasoning is not None else []
+        if self.has_message:
+            out.append(self.message(True))
+        out += [self.call(k, True) for k in range(len(self.calls))]
+        return out
+
+
+class Responses(Protocol):
+    name = "responses"
+    routes = ("/responses",)
+    id_prefix = "resp_"
+
+    def __init__(self, usage_style: str = "responses") -> None:
+        self.usage_style = usage_style
+
+    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+        return parse_responses(raw, headers, lookup)
+
+    def response(
+        self, answer: Answer, items: _Items | None, status: str | None = None
+    ) -> dict[str, Any]:
+        """The response object; ``items`` None for the snapshot a stream opens with."""
+        body = answer.request.body
+        env = answer.env
+        done = items is not None
+        if status is None:
+            status = items.status if items is not None else "in_progress"
+        text = body.get("text") or {}
+        reasoning = body.get("reasoning") or {}
+        return {
+            "id": env.id,
+            "object": "response",
+            "created_at": env.created,
+            "status": status,
+            "background": bool(body.get("background", False)),
+            "error": None,
+            "incomplete_details": {"reason": "max_output_tokens"}
+            if status == "incomplete"
+            else None,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": body.get("max_output_tokens"),
+            "max_tool_calls": body.get("max_tool_calls"),
+            "model": env.model,
+            "output": items.output() if items is not None else [],
+            "parallel_tool_calls": body.get("parallel_tool_calls", True),
+            "previous_response_id": body.get("previous_response_id"),
+            "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+            "service_tier": "default",
+            "store": body.get("store", True) is not False,
+            "temperature": body.get("temperature", 1.0),
+            "text": {"format": text.get("format") or {"type": "text"}},
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools") or [],
+            "top_p": body.get("top_p", 1.0),
+            "truncation": body.get("truncation", "disabled"),
+            "usage": usage_json(answer.usage, self.usage_style) if done else None,
+            "user": body.get("user"),
+            "metadata": body.get("metadata") or {},
+        }
+
+    def body(self, answer: Answer) -> bytes:
+        return json.dumps(self.response(answer, _Items(answer)), ensure_ascii=False).encode()
+
+    def frames(self, answer: Answer) -> list[Frame]:
+        items = _Items(answer)
+        c = items.choice
+        out: list[Frame] = []
+
+        def event(kind: str, paced: bool = False, delay: float | None = None, **data: Any) -> None:
+            payload = {"type": kind, "sequence_number": len(out), **data}
+            text = json.dumps(payload, ensure_ascii=False)
+            out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), paced, delay))
+
+        snapshot = self.response(answer, None)
+        event("response.created", response=snapshot)
+        event("response.in_progress", response=snapshot)
+        index = 0
+        if c.reasoning is not None:
+            item = items.reasoning(False)
+            where = {"item_id": item["id"], "output_index": index}
+            event("response.output_item.added", output_index=index, item=item)
+            part = {"type": "summary_text", "text": ""}
+            event("response.reasoning_summary_part.added", **where, summary_index=0, part=part)
+            for piece in c.reasoning_pieces:
+                event("response.reasoning_summary_text.delta", True, **where, summary_index=0,
+                      delta=piece)  # fmt: skip
+            event("response.reasoning_summary_text.done", **where, summary_index=0,
+                  text=c.reasoning)  # fmt: skip
+            part = {"type": "summary_text", "text": c.reasoning}
+            event("response.reasoning_summary_part.done", **where, summary_index=0, part=part)
+            event("response.output_item.done", output_index=index, item=items.reasoning(True))
+            index += 1
+        if items.has_message:
+            item = items.message(False)
+            where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            event("response.output_item.added", output_index=index, item=item)
+            event("response.content_part.added", **where, part=items.part(False))
+            if c.refusal is not None:
+                for piece in c.refusal_pieces:
+                    event("response.refusal.delta", True, **where, delta=piece)
+                event("response.refusal.done", **where, refusal=c.refusal)
+            else:
+                delays = c.piece_delays or (None,) * len(c.content_pieces)
+                for piece, delay in zip(c.content_pieces, delays, strict=True):
+                    event("response.output_text.delta", True, delay, **where, delta=piece,
+                          logprobs=[])  # fmt: skip
+                event("response.output_text.done", **where, text=c.content or "", logprobs=[])
+            event("response.content_part.done", **where, part=items.part(True))
+            event("response.output_item.done", output_index=index, item=items.message(True))
+            index += 1
+        for k, pieces in enumerate(c.argument_pieces):
+            item = items.call(k, False)
+            where = {"item_id": item["id"], "output_index": index}
+            event("response.output_item.added", output_index=index, item=item)
+            for piece in pieces:
+                event("response.function_call_arguments.delta", True, **where, delta=piece)
+            event("response.function_call_arguments.done", **where, arguments=items.calls[k][2])
+            event("response.output_item.done", output_index=index, item=items.call(k, True))
+            index += 1
+        return out
+
+    def end(self, answer: Answer, sent: int) -> bytes:
+        items = _Items(answer)
+        kind = "response.incomplete" if items.status == "incomplete" else "response.completed"
+        return _event(kind, sent, response=self.response(answer, items))
+
+    def stream_error(self, err: APIError, answer: Answer, sent: int) -> bytes:
+        """The documented flat fields, and the nested ``error`` production sends (the SDK raises
+        ``APIError`` on that one only)."""
+        nested = {"type": err.type, "code": err.code, "message": err.message, "param": err.param}
+        return _event(
+            "error", sent, code=err.code, message=err.message, param=err.param, error=nested
+        )
+
+    def failed(self, err: APIError, answer: Answer, sent: int) -> bytes:
+        response = self.response(answer, None, status="failed")
+        code = err.code if err.code in FAILURE_CODES else "server_error"
+        response["error"] = {"code": code, "message": err.message}
+        return _event("response.failed", sent, response=response)
+
+    def malformed(self) -> bytes:
+        return b'event: response.output_text.delta\ndata: {"type": "response.output_text.\n\n'
+
+    def stored(self, answer: Answer, body: bytes | None) -> Stored | None:
+        request = answer.request
+        if request.body.get("store") is False:
+            return None
+        items = _Items(answer)
+        c = items.choice
+        said: dict[str, Any] = {"role": "assistant", "content": c.content}
+        if items.calls:
+            said["tool_calls"] = [
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+                for call_id, name, args in items.calls
+            ]
+        turns = request.messages[1:] if request.body.get("instructions") else request.messages
+        if body is None:
+            body = self.body(answer)
+        return Stored(answer.env.id, (*turns, said), body)
+
+
+def _event(kind: str, sequence: int, **data: Any) -> bytes:
+    payload = json.dumps({"type": kind, "sequence_number": sequence, **data}, ensure_ascii=False)
+    return f"event: {kind}\ndata: {payload}\n\n".encode()
