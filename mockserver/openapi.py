@@ -1,7 +1,7 @@
 """The OpenAPI document the server publishes at ``/openapi.json``.
 
-It describes what this server accepts, no more and no less (the checks in ``request.py``,
-under the default profile), so a schema-driven fuzzer such as schemathesis can hold the server
+It describes what this server accepts, no more and no less (the checks in each protocol
+module, under the default profile), so a schema-driven fuzzer such as schemathesis can hold the server
 to it: valid requests must succeed, invalid ones must get a 4xx error object.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .protocols.chat import MAX_N, RESPONSE_FORMATS, ROLES
+from .protocols.responses import MESSAGE_ROLES, TOOL_CHOICES
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +108,133 @@ CHAT_REQUEST = {
     },
 }
 
+_PARTS = {"type": "array", "items": {"type": "object"}}
+_ITEM_TYPES = ["message", "function_call", "function_call_output"]
+_INPUT_ITEM = {
+    "anyOf": [
+        {
+            "type": "object",
+            "required": ["role", "content"],
+            "properties": {
+                "type": {"const": "message"},
+                "role": {"enum": list(MESSAGE_ROLES)},
+                "content": {"anyOf": [{"type": "string"}, _PARTS]},
+            },
+        },
+        {
+            "type": "object",
+            "required": ["type", "call_id", "name", "arguments"],
+            "properties": {
+                "type": {"const": "function_call"},
+                **{k: {"type": "string"} for k in ("call_id", "name", "arguments")},
+            },
+        },
+        {
+            "type": "object",
+            "required": ["type", "call_id", "output"],
+            "properties": {
+                "type": {"const": "function_call_output"},
+                "call_id": {"type": "string"},
+                "output": {"anyOf": [{"type": "string"}, _PARTS]},
+            },
+        },
+        {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"type": "string", "not": {"enum": _ITEM_TYPES}}},
+            "description": "reasoning, item_reference and other items: journalled, not matched",
+        },
+    ]
+}
+_FLAT_TOOL = {
+    "type": "object",
+    "required": ["type", "name"],
+    "properties": {
+        "type": {"const": "function"},
+        "name": {"type": "string"},
+        "parameters": {"type": ["object", "null"]},
+    },
+}
+_OTHER_FLAT_TOOL = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {"type": {"type": "string", "not": {"const": "function"}}},
+}
+_TEXT_FORMAT = {
+    "anyOf": [
+        {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"enum": ["text", "json_object"]}},
+        },
+        {
+            "type": "object",
+            "required": ["type", "name", "schema"],
+            "properties": {
+                "type": {"const": "json_schema"},
+                "name": {"type": "string"},
+                "schema": {"type": "object"},
+            },
+        },
+        {"type": "null"},
+    ]
+}
+
+RESPONSES_REQUEST = {
+    "type": "object",
+    "required": ["model", "input"],
+    "description": "previous_response_id is accepted too: an unknown id is a 400",
+    "properties": {
+        "model": {"type": "string"},
+        "input": {"anyOf": [{"type": "string"}, {"type": "array", "items": _INPUT_ITEM}]},
+        "instructions": _nullable({"type": "string"}),
+        "stream": _BOOLEAN,
+        "store": _BOOLEAN,
+        "background": _BOOLEAN,
+        "parallel_tool_calls": _BOOLEAN,
+        "temperature": _NUMBER,
+        "top_p": _NUMBER,
+        "max_output_tokens": _nullable({"type": "integer", "minimum": 0}),
+        "top_logprobs": _INTEGER,
+        "max_tool_calls": _INTEGER,
+        "user": _nullable({"type": "string"}),
+        "metadata": _nullable({"type": "object"}),
+        "reasoning": _nullable({"type": "object"}),
+        "stream_options": _nullable({"type": "object"}),
+        "text": _nullable({"type": "object", "properties": {"format": _TEXT_FORMAT}}),
+        "tools": _nullable({"type": "array", "items": {"anyOf": [_FLAT_TOOL, _OTHER_FLAT_TOOL]}}),
+        "tool_choice": {
+            "anyOf": [
+                {"enum": list(TOOL_CHOICES)},
+                {
+                    "type": "object",
+                    "required": ["type", "name"],
+                    "properties": {"type": {"const": "function"}, "name": {"type": "string"}},
+                },
+                {"type": "object", "properties": {"type": {"not": {"const": "function"}}}},
+                {"type": "null"},
+            ]
+        },
+    },
+}
+
+_RESPONSE = {
+    "type": "object",
+    "required": ["id", "object", "created_at", "status", "model", "output", "tools"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "response"},
+        "created_at": {"type": "integer"},
+        "status": {"enum": ["completed", "incomplete", "in_progress", "failed"]},
+        "model": {"type": "string"},
+        "output": {"type": "array", "items": {"type": "object", "required": ["type"]}},
+        "usage": {
+            "type": "object",
+            "required": ["input_tokens", "output_tokens", "total_tokens"],
+        },
+    },
+}
+
 _COMPLETION = {
     "type": "object",
     "required": ["id", "object", "created", "model", "choices"],
@@ -163,6 +291,12 @@ _EVENT = {
     "required": ["data"],
     "properties": {"data": {"type": "string"}, "event": {"const": "message"}},
 }
+_NAMED_EVENT = {
+    "description": "one server-sent event, named (response.created, ...), its data JSON",
+    "type": "object",
+    "required": ["data", "event"],
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
+}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -177,7 +311,7 @@ DOCUMENT: dict[str, Any] = {
     "info": {
         "title": "mockserver",
         "version": "1",
-        "description": "A scripted mock of the OpenAI chat completions API.",
+        "description": "A scripted mock of OpenAI-protocol APIs: chat completions, responses.",
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -185,6 +319,8 @@ DOCUMENT: dict[str, Any] = {
             "Error": _ERROR,
             "ChatRequest": CHAT_REQUEST,
             "ChatCompletion": _COMPLETION,
+            "ResponsesRequest": RESPONSES_REQUEST,
+            "Response": _RESPONSE,
             "Model": _MODEL,
         },
     },
@@ -207,6 +343,32 @@ DOCUMENT: dict[str, Any] = {
                                 "schema": {"$ref": "#/components/schemas/ChatCompletion"}
                             },
                             "text/event-stream": {"schema": _EVENT},
+                        },
+                    },
+                    **_errors(400, 404, 408, 413, 429),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/v1/responses": {
+            "post": {
+                "operationId": "createResponse",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ResponsesRequest"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "the scenario's reply, as JSON or as server-sent events",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Response"}
+                            },
+                            "text/event-stream": {"schema": _NAMED_EVENT},
                         },
                     },
                     **_errors(400, 404, 408, 413, 429),

@@ -92,6 +92,8 @@ def _conversation(items: Any) -> list[dict[str, Any]]:
             out.append({"role": "tool", "tool_call_id": item["call_id"], "content": content})
         elif kind is None:
             raise missing_param(f"{where}.type")
+        elif not isinstance(kind, str):
+            raise invalid_type(f"{where}.type", "a string", kind)
         # reasoning, item_reference and other item types: kept in the journal, not matched on
     return out
 
@@ -107,6 +109,8 @@ def _tools(body: dict[str, Any]) -> list[Any]:
             raise invalid_type(f"tools[{i}]", "an object", tool)
         if "type" not in tool:
             raise missing_param(f"tools[{i}].type")
+        if not isinstance(tool["type"], str):
+            raise invalid_type(f"tools[{i}].type", "a string", tool["type"])
         if tool["type"] == "function":
             if not isinstance(tool.get("name"), str):
                 raise missing_param(f"tools[{i}].name")
@@ -303,7 +307,7 @@ class Responses(Protocol):
             "object": "response",
             "created_at": env.created,
             "status": status,
-            "background": bool(body.get("background", False)),
+            "background": bool(body.get("background")),
             "error": None,
             "incomplete_details": {"reason": "max_output_tokens"}
             if status == "incomplete"
@@ -313,17 +317,17 @@ class Responses(Protocol):
             "max_tool_calls": body.get("max_tool_calls"),
             "model": env.model,
             "output": items.output() if items is not None else [],
-            "parallel_tool_calls": body.get("parallel_tool_calls", True),
+            "parallel_tool_calls": body.get("parallel_tool_calls") is not False,
             "previous_response_id": body.get("previous_response_id"),
             "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
             "service_tier": "default",
             "store": body.get("store", True) is not False,
-            "temperature": body.get("temperature", 1.0),
+            "temperature": _or(body.get("temperature"), 1.0),
             "text": {"format": text.get("format") or {"type": "text"}},
-            "tool_choice": body.get("tool_choice", "auto"),
+            "tool_choice": body.get("tool_choice") or "auto",
             "tools": body.get("tools") or [],
-            "top_p": body.get("top_p", 1.0),
-            "truncation": body.get("truncation", "disabled"),
+            "top_p": _or(body.get("top_p"), 1.0),
+            "truncation": body.get("truncation") or "disabled",
             "usage": usage_json(answer.usage, self.usage_style) if done else None,
             "user": body.get("user"),
             "metadata": body.get("metadata") or {},
@@ -428,6 +432,10 @@ class Responses(Protocol):
         if body is None:
             body = self.body(answer)
         return Stored(answer.env.id, (*turns, said), body)
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _event(kind: str, sequence: int, **data: Any) -> bytes:
