@@ -1,8 +1,8 @@
 """The OpenAPI document the server publishes at ``/openapi.json``.
 
 It describes what this server accepts, no more and no less (the checks in each protocol
-module, under the default profile), so a schema-driven fuzzer such as schemathesis can hold the server
-to it: valid requests must succeed, invalid ones must get a 4xx error object.
+module, under the default profile), so a schema-driven fuzzer such as schemathesis can hold
+the server to it: valid requests must succeed, invalid ones must get a 4xx error object.
 """
 
 from __future__ import annotations

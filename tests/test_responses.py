@@ -64,7 +64,8 @@ def test_stream_and_stream_helper(mockserver: MockServer, openai_client: openai.
     with openai_client.responses.stream(model="m", input="hi") as stream:
         final = stream.get_final_response()
     assert final.output_text == "Streamed words arrive in order."
-    assert final.usage is not None and final.usage.output_tokens == 6
+    assert final.usage is not None
+    assert final.usage.output_tokens == 6
 
 
 class Weather(pydantic.BaseModel):
@@ -141,11 +142,12 @@ def test_unknown_previous_response_and_unstored_ones(
 def test_reasoning_then_text(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
     mockserver.add({"reply": {"reasoning": "Two and two make four.", "content": "4"}})
     response = openai_client.responses.create(model="o4-mini", input="2+2?")
-    reasoning, message = response.output
+    reasoning, _message = response.output
     assert reasoning.type == "reasoning"
     assert reasoning.summary[0].text == "Two and two make four."
     assert response.output_text == "4"
-    assert response.usage is not None and response.usage.output_tokens_details.reasoning_tokens == 6
+    assert response.usage is not None
+    assert response.usage.output_tokens_details.reasoning_tokens == 6
     events = list(openai_client.responses.create(model="o4-mini", input="2+2?", stream=True))
     summary = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
     assert summary == "Two and two make four."
@@ -179,7 +181,8 @@ def test_length_cut_is_incomplete(mockserver: MockServer) -> None:
         assert response.status == "incomplete"
         assert response.incomplete_details is not None
         assert response.incomplete_details.reason == "max_output_tokens"
-        assert response.usage is not None and response.usage.output_tokens == 16
+        assert response.usage is not None
+        assert response.usage.output_tokens == 16
         events = list(
             client.responses.create(model="m", input="x", max_output_tokens=16, stream=True)
         )
@@ -277,7 +280,8 @@ def test_one_scenario_answers_chat_and_responses_alike(
     )
     resp = openai_client.responses.create(model="m", input="the weather?")
     assert chat.choices[0].message.content == resp.output_text == "Sunny, 21 degrees."
-    assert chat.usage is not None and resp.usage is not None
+    assert chat.usage is not None
+    assert resp.usage is not None
     assert (chat.usage.prompt_tokens, chat.usage.completion_tokens, chat.usage.total_tokens) == (
         resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.total_tokens
     )  # fmt: skip
@@ -286,7 +290,8 @@ def test_one_scenario_answers_chat_and_responses_alike(
         model="m", messages=[{"role": "user", "content": "go"}], tools=chat_tools
     )
     resp = openai_client.responses.create(model="m", input="go", tools=[WEATHER_TOOL])
-    chat_call = chat.choices[0].message.tool_calls[0]
+    (chat_call,) = chat.choices[0].message.tool_calls or []
+    assert chat_call.type == "function"
     resp_call = resp.output[0]
     assert resp_call.type == "function_call"
     assert (chat_call.function.name, chat_call.function.arguments) == (
@@ -386,7 +391,7 @@ def test_openai_agents_run_and_run_streamed(mockserver: MockServer) -> None:
         },
     )
 
-    @agents.function_tool
+    @agents.function_tool  # type: ignore[untyped-decorator]
     def get_weather(city: str) -> str:
         """The weather in a city."""
         return f"sunny in {city}"
