@@ -4,10 +4,11 @@ Tests that use embeddings (retrieval, clustering, caching) need vectors that are
 run and on every machine, and that mean something: a query should find the documents that share
 its words. ``embed`` gives both without a model, numpy or the network.
 
-Style ``semantic`` hashes features of the text (normalized words, bigrams of content words,
-character trigrams of content words, so "rain" and "raining" overlap) into a few signed dimensions
-each, then adds a small dense part so that vectors look dense like a real model's. Style ``random``
-is only the dense part: a seeded pseudo-random unit vector per text, unrelated to its meaning.
+Style ``semantic`` hashes features of the text (normalized words, bigrams of content words, and
+the 3- to 6-character prefixes of content words as a cheap stem, so "rain", "raining" and "rained"
+overlap) into a few signed dimensions each, then adds a small dense part so that vectors look
+dense like a real model's. Style ``random`` is only the dense part: a seeded pseudo-random unit
+vector per text, unrelated to its meaning.
 
 Same floats everywhere: hashing is blake2b/SHAKE (``hash()`` is salted per process), bytes are
 read explicitly little-endian, arithmetic is IEEE-754 ``+ * /`` and ``math.sqrt`` in a fixed order,
@@ -71,7 +72,7 @@ _SIGNS = (-1.0, 1.0)
 _WORD = 1.0
 _STOPWORD = 0.0625
 _BIGRAM = 0.25
-_TRIGRAM = 0.09
+_PREFIX = 0.2
 
 _TOKEN = re.compile(r"\w+")
 # Function words carry little meaning; at full weight they would make "how is the weather"
@@ -96,10 +97,9 @@ def _features(text: str) -> dict[str, float]:
             continue
         weights["w" + word] = get("w" + word, 0.0) + _WORD
         content.append(word)
-        padded = f"<{word}>"
-        for i in range(len(padded) - 2):
-            gram = "c" + padded[i : i + 3]
-            weights[gram] = get(gram, 0.0) + _TRIGRAM
+        for end in range(3, min(len(word), 6) + 1):
+            gram = "p" + word[:end]
+            weights[gram] = get(gram, 0.0) + _PREFIX
     for first, second in itertools.pairwise(content):
         bigram = f"b{first} {second}"
         weights[bigram] = get(bigram, 0.0) + _BIGRAM
@@ -171,7 +171,7 @@ def _sparse(text: str, dimensions: int, seed: int) -> dict[int, float]:
 def embed(text: str, dimensions: int, seed: int = 0, style: str = "semantic") -> list[float]:
     """A unit vector of ``dimensions`` floats for ``text``, identical on every run and platform.
 
-    ``semantic``: texts sharing words (or word stems, via character trigrams) have clearly
+    ``semantic``: texts sharing words (or word stems, via word prefixes) have clearly
     higher cosine similarity than unrelated texts. ``random``: seeded noise, unrelated to meaning.
     The empty string gets a valid unit vector too.
     """

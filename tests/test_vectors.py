@@ -118,12 +118,12 @@ def test_golden_values() -> None:
 
 
 GOLDEN_SEMANTIC = [
-    "0x1.a44f28a5d5f76p-4",
-    "-0x1.3bd1124cf6647p-1",
-    "-0x1.680aca507b481p-1",
-    "-0x1.ae9a21550678dp-3",
-    "-0x1.047026f8a147ap-2",
-    "0x1.3277714d78216p-4",
+    "-0x1.ae981f0efb941p-3",
+    "-0x1.69b53d2615cd1p-1",
+    "-0x1.8bf5d67654789p-2",
+    "-0x1.0ab149608b181p-1",
+    "-0x1.f8f6c7ae79010p-7",
+    "-0x1.8292469f6a5d4p-3",
 ]
 GOLDEN_RANDOM = [
     "-0x1.dcaccafe2603dp-3",
