@@ -18,6 +18,8 @@ from .openapi import DOCUMENT
 from .pipeline import Pipeline, check_auth, error_response
 from .protocols import JSON, Protocol
 from .protocols.chat import Chat
+from .protocols.embeddings import Embeddings
+from .protocols.messages import Messages
 from .protocols.responses import Responses
 from .reload import Watcher
 from .render import digest
@@ -141,7 +143,7 @@ async def _release_hangs(app: web.Application) -> None:
 
 def protocols(options: Options) -> list[Protocol]:
     """The protocols a server speaks, each with its routes."""
-    return [Chat(), Responses(options.responses_usage)]
+    return [Chat(), Responses(options.responses_usage), Messages(), Embeddings()]
 
 
 def create_app(scenarios: Iterable[Scenario], options: Options | None = None) -> web.Application:

@@ -28,6 +28,8 @@ class APIError(MockServerError):
     param: str | None = None
     code: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    ticket: Any = field(default=None, repr=False, compare=False)
+    """The rate-limit window a 429 refused, for protocols that describe it their way."""
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

@@ -249,7 +249,16 @@ class _Builder:
             )
         else:
             choices = (self.message(spec, path),)
-        return Reply(choices=choices, usage=spec.get("usage"), model=spec.get("model"))
+        if "embedding" in spec and "embeddings" in spec:
+            self.problem((*path, "embeddings"), "give 'embedding' or 'embeddings', not both")
+        vectors = spec.get("embeddings") or ([spec["embedding"]] if "embedding" in spec else [])
+        return Reply(
+            choices=choices,
+            usage=spec.get("usage"),
+            model=spec.get("model"),
+            embeddings=tuple(tuple(float(x) for x in v) for v in vectors),
+            embedding_style=spec.get("embedding_style", "semantic"),
+        )
 
     def cadence(self, spec: Mapping[str, Any] | None) -> Cadence:
         if not spec:

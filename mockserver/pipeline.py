@@ -25,7 +25,7 @@ from .protocols import JSON, Answer, Frame, Protocol
 from .ratelimit import Ticket
 from .render import Choice, Envelope, Usage, delays, digest, usage
 from .request import Request, parse_json_body
-from .scenario import Fault, Scenario, Step
+from .scenario import Fault, Message, Reply, Scenario, Step
 from .state import STATE, Options, State
 
 log = logging.getLogger("mockserver")
@@ -137,6 +137,13 @@ def summary(choices: tuple[Choice, ...], used: Usage, env: Envelope) -> dict[str
     }
 
 
+_GENERATED_STEP = Step(reply=Reply(choices=(Message(),)))
+GENERATED = Resolution(
+    Scenario("generated", (_GENERATED_STEP,)), _GENERATED_STEP, 0, {}, stateless=True
+)
+"""What answers a request no scenario matches, for protocols that need no script."""
+
+
 class Pipeline:
     """One protocol's handler: ``handle`` serves its routes."""
 
@@ -175,14 +182,19 @@ class Pipeline:
                 try:
                     resolution = state.scenarios.resolve(req)
                 except APIError as miss:
-                    entry.unmatched = miss.message
-                    raise
+                    if not protocol.answers_unmatched:
+                        entry.unmatched = miss.message
+                        raise
+                    resolution = GENERATED
                 entry.scenario = resolution.scenario.name
                 entry.step = resolution.step_index
                 try:
                     tickets = _admit(state, key, req, resolution.scenario)
-                except APIError:
+                except APIError as refused:
                     entry.outcome = "rate_limited"
+                    if refused.ticket is not None:
+                        retry = {k: v for k, v in refused.headers.items() if k.startswith("retry")}
+                        refused.headers = {**protocol.rate_limit_headers(refused.ticket), **retry}
                     raise
                 response = await self._respond(
                     request, state, req, raw, settings, resolution, entry, tickets, memo_key
@@ -261,7 +273,7 @@ class Pipeline:
         if state.options.worker is not None:
             headers["x-mock-worker"] = str(state.options.worker)
         if tickets:
-            headers.update(tickets[-1].headers())
+            headers.update(protocol.rate_limit_headers(tickets[-1]))
         if kind == "hang" or (kind == "stall" and not req.stream):
             await _forever(request, state)
         if kind in ("reset", "drop") and not req.stream:
@@ -295,8 +307,8 @@ class Pipeline:
         for ticket in tickets:
             ticket.spend(used.total)
         if tickets:
-            headers.update(tickets[-1].headers())
-        answer = Answer(req, rendered, used, env)
+            headers.update(protocol.rate_limit_headers(tickets[-1]))
+        answer = Answer(req, rendered, used, env, reply, scenario.seed)
         if not req.stream:
             if kind in ("stream_error", "failed") and fault is not None:
                 raise fault.error.to_error(headers)

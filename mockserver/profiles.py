@@ -57,11 +57,13 @@ class Clamp:
 
 @dataclass(frozen=True)
 class Reject:
-    """Out-of-range values are a 400, as OpenAI answers them."""
+    """Out-of-range values are a 400, as OpenAI answers them (or with ``message``, a format
+    of ``param``, ``low``, ``high`` and ``value``, as another provider words it)."""
 
     param: str
     low: float | None
     high: float | None
+    message: str | None = None
 
     def apply(self, request: Request, params: dict[str, Any], adjusted: list[str]) -> None:
         value = params.get(self.param)
@@ -73,6 +75,11 @@ class Reject:
             bound, side = self.high, f"<= {_fmt(self.high)}"
         else:
             return
+        if self.message is not None:
+            text = self.message.format(
+                param=self.param, low=_fmt(self.low or 0), high=_fmt(self.high or 0), value=value
+            )
+            raise APIError(400, text, param=self.param, code="invalid_value")
         kind = "below minimum" if bound == self.low else "above maximum"
         raise APIError(
             400,
@@ -215,4 +222,19 @@ OPENAI = Profile(
     "OpenAI: out-of-range values are 400, stop and length limits are honoured",
 )
 
-PROFILES = {p.name: p for p in (APIFACTORY, OPENAI)}
+_ANTHROPIC_RANGE = "{param}: range: {low}..{high}"
+
+ANTHROPIC = Profile(
+    "anthropic",
+    {
+        **OPENAI.rules,
+        "messages": (
+            Reject("temperature", 0, 1, _ANTHROPIC_RANGE),
+            Reject("top_p", 0, 1, _ANTHROPIC_RANGE),
+        ),
+    },
+    "Anthropic where it differs: temperature and top_p outside [0, 1] are 400 on messages "
+    "(and OpenAI's rules on the OpenAI routes)",
+)
+
+PROFILES = {p.name: p for p in (APIFACTORY, OPENAI, ANTHROPIC)}

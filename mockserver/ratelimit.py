@@ -124,4 +124,5 @@ def _refusal(
             "retry-after": str(max(math.ceil(wait), 1)),
             "retry-after-ms": str(math.ceil(wait * 1000)),
         },
+        ticket=ticket,
     )

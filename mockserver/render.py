@@ -44,6 +44,8 @@ class Choice:
     refusal_pieces: tuple[str, ...]
     argument_pieces: tuple[tuple[str, ...], ...]
     piece_delays: tuple[float | None, ...] = ()
+    stop_sequence: str | None = None
+    """The stop sequence that cut the content, if one did."""
 
 
 def cut(text: str, chunk: str | int) -> list[str]:
@@ -67,9 +69,13 @@ def _resolve(text: Text | None, ctx: Context | None) -> str | None:
     return text.render(ctx)
 
 
-def _apply_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
-    cuts = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return (text[: min(cuts)], True) if cuts else (text, False)
+def _apply_stop(text: str, stops: tuple[str, ...]) -> tuple[str, str | None]:
+    """The text up to the first stop sequence in it, and that sequence."""
+    cuts = [(i, s) for i, s in ((text.find(s), s) for s in stops) if i >= 0]
+    if not cuts:
+        return text, None
+    at, stop = min(cuts)
+    return text[:at], stop
 
 
 def build_choice(
@@ -84,7 +90,7 @@ def build_choice(
     if settings.empty:  # a profile quirk: the provider answers, with nothing in it
         content, reasoning, refusal, calls = "", None, None, ()
     finish = message.finish_reason
-    stopped = False
+    stopped = None
     if settings.stop and content:
         content, stopped = _apply_stop(content, settings.stop)
     reasoning_tokens = split_tokens(reasoning or "")
@@ -101,7 +107,7 @@ def build_choice(
             calls, tool_tokens, finish = (), 0, "length"
     if finish is None:
         finish = "tool_calls" if calls else "stop"
-    elif stopped and finish == "length":
+    elif stopped is not None and finish == "length":
         finish = "stop"
     pieces = [(text, delay) for text, delay in cadence.chunks]
     if pieces and content is not None and "".join(t for t, _ in pieces) == content:
@@ -130,6 +136,7 @@ def build_choice(
         refusal_pieces=tuple(cut(refusal or "", cadence.chunk)),
         argument_pieces=tuple(tuple(cut(a, cadence.chunk)) for _, _, a in calls),
         piece_delays=delays,
+        stop_sequence=stopped if finish == "stop" else None,
     )
 
 

@@ -40,6 +40,10 @@ class Request:
     """The sampling and length parameters the request sets, for the profile's rules."""
     context: tuple[dict[str, Any], ...] = ()
     """Messages a protocol kept outside the request (a stored previous response's turns)."""
+    inputs: tuple[str, ...] = ()
+    """Texts to embed (embeddings); the first is also ``last_user``."""
+    tokens: int | None = None
+    """Prompt tokens when the protocol counts them its own way (embeddings: the inputs')."""
 
     @property
     def tool_names(self) -> list[str]:
@@ -48,6 +52,8 @@ class Request:
     @cached_property
     def prompt_tokens(self) -> int:
         """Computed once: usage and rate limits both need it."""
+        if self.tokens is not None:
+            return self.tokens
         tools = self.tools
         return count_prompt_tokens(self.messages, json.dumps(tools) if tools else None)
 

@@ -49,6 +49,9 @@ class Reply:
     choices: tuple[Message, ...]
     usage: Mapping[str, int] | None = None
     model: str | None = None
+    embeddings: tuple[tuple[float, ...], ...] = ()
+    """Pinned vectors for embeddings requests: one per input (reused in turn), as written."""
+    embedding_style: str = "semantic"
 
     @cached_property
     def static(self) -> bool:

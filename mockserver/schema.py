@@ -102,6 +102,22 @@ _REPLY = {
         **_MESSAGE,
         "usage": _USAGE,
         "model": {"type": "string"},
+        "embedding": {
+            "type": "array",
+            "items": {"type": "number"},
+            "minItems": 1,
+            "description": "embeddings: this vector for every input, as written",
+        },
+        "embeddings": {
+            "type": "array",
+            "items": {"type": "array", "items": {"type": "number"}, "minItems": 1},
+            "minItems": 1,
+            "description": "embeddings: one vector per input, in order (reused if fewer)",
+        },
+        "embedding_style": {
+            "enum": ["semantic", "random"],
+            "description": "embeddings: generated vectors that reflect meaning (default) or not",
+        },
         "choices": {
             "type": "array",
             "description": "one entry per choice when the request asks for n > 1",

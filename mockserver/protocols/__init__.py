@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 from ..errors import APIError
+from ..ratelimit import Ticket
 from ..render import Envelope, Rendered, Usage
 from ..request import Request, bearer_token
+from ..scenario import Reply
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -38,6 +40,10 @@ class Answer:
     rendered: Rendered
     usage: Usage
     env: Envelope
+    reply: Reply | None = None
+    """The scenario's reply, for protocols whose answer is not text (embeddings)."""
+    seed: int = 0
+    """The scenario's seed: what generated data (vectors) derive from, with the request."""
 
 
 Lookup = Callable[[str], "Sequence[dict[str, Any]] | None"]
@@ -60,8 +66,8 @@ class Protocol:
     routes: ClassVar[tuple[str, ...]]
     id_prefix: ClassVar[str]
     stream_type: ClassVar[str] = SSE
-    needs_reply: ClassVar[bool] = True
-    """False where a request nothing matches still gets an answer (embeddings)."""
+    answers_unmatched: ClassVar[bool] = False
+    """True where a request no scenario matches still gets an answer (embeddings)."""
 
     def api_key(self, headers: Mapping[str, str]) -> str | None:
         return bearer_token(headers)
@@ -88,7 +94,8 @@ class Protocol:
         raise NotImplementedError
 
     def frames(self, answer: Answer) -> list[Frame]:
-        """Every frame of a stream but the last (``end``)."""
+        """Every frame of a stream but the last (``end``); protocols that never stream
+        (embeddings) never get here, since their requests have ``stream`` false."""
         raise NotImplementedError
 
     def end(self, answer: Answer, sent: int) -> bytes:
@@ -113,6 +120,10 @@ class Protocol:
     def headers(self, request_id: str) -> dict[str, str]:
         """Headers every reply of this protocol carries."""
         return {"x-request-id": request_id}
+
+    def rate_limit_headers(self, ticket: Ticket) -> dict[str, str]:
+        """Where a request stands in its rate-limit window."""
+        return ticket.headers()
 
 
 def sse_event(name: str, data: Mapping[str, Any]) -> bytes:

@@ -1,0 +1,397 @@
+"""Anthropic Messages: ``POST /v1/messages``.
+
+Blocks become the neutral conversation: ``system`` the system text, ``tool_result`` blocks tool
+results, an assistant's ``tool_use`` blocks its tool calls, so every condition, template and
+sequence works unchanged. A reply becomes content blocks (``thinking`` with a deterministic
+signature, ``text``, ``tool_use`` with an object ``input``) and, streamed, Anthropic's named
+events; errors take Anthropic's shape, and rate limits its ``anthropic-ratelimit-*`` headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import APIError, describe_type
+from ..ratelimit import Ticket
+from ..render import Usage, digest
+from ..request import Request, json_object
+from . import Answer, Frame, Lookup, Protocol
+
+ROLES = ("user", "assistant", "system")
+TOOL_CHOICES = ("auto", "any", "tool", "none")
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+_KNOWN_TYPES = frozenset(ERROR_TYPES.values())
+_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
+                 "content_filter": "refusal", "function_call": "tool_use"}  # fmt: skip
+
+
+def _invalid(message: str) -> APIError:
+    """Anthropic names the offending field at the start of the message, ``field: problem``."""
+    param = message.partition(":")[0]
+    return APIError(400, message, param=param)
+
+
+def _type_error(field: str, expected: str, value: Any) -> APIError:
+    return _invalid(f"{field}: Input should be {expected}, got {describe_type(value)}")
+
+
+def _block_text(content: Any, field: str) -> str | list[dict[str, Any]]:
+    """Text of a content value: a string, or its text blocks (other blocks are skipped)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise _type_error(field, "a valid string or list", content)
+    parts = []
+    for i, block in enumerate(content):
+        if not isinstance(block, dict):
+            raise _type_error(f"{field}.{i}", "a valid dictionary", block)
+        if block.get("type") == "text" and isinstance(block.get("text"), str):
+            parts.append({"type": "text", "text": block["text"]})
+    return parts
+
+
+def _conversation(messages: Any) -> list[dict[str, Any]]:
+    if messages is None:
+        raise _invalid("messages: Field required")
+    if not isinstance(messages, list):
+        raise _type_error("messages", "a valid list", messages)
+    if not messages:
+        raise _invalid("messages: at least one message is required")
+    out: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        where = f"messages.{i}"
+        if not isinstance(message, dict):
+            raise _type_error(where, "a valid dictionary", message)
+        role = message.get("role")
+        if role not in ROLES:
+            allowed = " or ".join(f"'{r}'" for r in ROLES)
+            raise _invalid(f"{where}.role: Input should be {allowed}")
+        content = message.get("content")
+        if content is None:
+            raise _invalid(f"{where}.content: Field required")
+        if isinstance(content, str):
+            out.append({"role": role, "content": content})
+            continue
+        if not isinstance(content, list):
+            raise _type_error(f"{where}.content", "a valid string or list", content)
+        texts: list[dict[str, Any]] = []
+        calls: list[dict[str, Any]] = []
+        results = 0
+        for k, block in enumerate(content):
+            at = f"{where}.content.{k}"
+            if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+                raise _invalid(f"{at}.type: Field required")
+            kind = block["type"]
+            if kind == "text":
+                if not isinstance(block.get("text"), str):
+                    raise _invalid(f"{at}.text: Field required")
+                texts.append({"type": "text", "text": block["text"]})
+            elif kind == "tool_use":
+                if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
+                    raise _invalid(f"{at}: tool_use blocks need 'id' and 'name'")
+                arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
+                function = {"name": block["name"], "arguments": arguments}
+                calls.append({"id": block["id"], "type": "function", "function": function})
+            elif kind == "tool_result":
+                if not isinstance(block.get("tool_use_id"), str):
+                    raise _invalid(f"{at}.tool_use_id: Field required")
+                result = _block_text(block.get("content", ""), f"{at}.content")
+                out.append(
+                    {"role": "tool", "tool_call_id": block["tool_use_id"], "content": result}
+                )
+                results += 1
+            # image, document, thinking, redacted_thinking...: journalled, not matched on
+        if role == "assistant":
+            said: dict[str, Any] = {"role": "assistant", "content": texts or None}
+            if calls:
+                said["tool_calls"] = calls
+            out.append(said)
+        elif texts or not results:  # a turn of tool results only ends on those results
+            out.append({"role": role, "content": texts})
+    return out
+
+
+def _system(body: dict[str, Any]) -> list[dict[str, Any]]:
+    system = body.get("system")
+    if system is None:
+        return []
+    return [{"role": "system", "content": _block_text(system, "system")}]
+
+
+def _tools(body: dict[str, Any]) -> list[Any]:
+    tools = body.get("tools")
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise _type_error("tools", "a valid list", tools)
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise _invalid(f"tools.{i}.name: Field required")
+        schema = tool.get("input_schema")
+        if tool.get("type") in (None, "custom") and not isinstance(schema, dict):
+            raise _invalid(f"tools.{i}.input_schema: Field required")
+    return tools
+
+
+def _tool_choice(body: dict[str, Any]) -> str | None:
+    choice = body.get("tool_choice")
+    if choice is None:
+        return None
+    if not isinstance(choice, dict) or choice.get("type") not in TOOL_CHOICES:
+        allowed = ", ".join(f"'{c}'" for c in TOOL_CHOICES)
+        raise _invalid(f"tool_choice.type: Input should be one of {allowed}")
+    kind = choice["type"]
+    if kind == "tool":
+        if not isinstance(choice.get("name"), str):
+            raise _invalid("tool_choice.name: Field required")
+        return str(choice["name"])
+    return {"any": "required"}.get(kind, kind)
+
+
+def _check(body: dict[str, Any]) -> None:
+    for name in ("temperature", "top_p"):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise _type_error(name, "a valid number", value)
+    for name in ("top_k", "max_tokens"):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise _type_error(name, "a valid integer", value)
+    stops = body.get("stop_sequences")
+    if stops is not None and not (
+        isinstance(stops, list) and all(isinstance(s, str) for s in stops)
+    ):
+        raise _type_error("stop_sequences", "a valid list of strings", stops)
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):
+        raise _type_error("stream", "a valid boolean", body["stream"])
+    for name in ("metadata", "thinking"):
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            raise _type_error(name, "a valid dictionary", body[name])
+
+
+def parse_messages(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    body = json_object(raw)
+    model = body.get("model")
+    if model is None:
+        raise _invalid("model: Field required")
+    if not isinstance(model, str):
+        raise _type_error("model", "a valid string", model)
+    if body.get("max_tokens") is None:
+        raise _invalid("max_tokens: Field required")
+    _check(body)
+    if body["max_tokens"] < 1:
+        raise _invalid("max_tokens: Input should be greater than or equal to 1")
+    messages = _conversation(body.get("messages"))
+    params: dict[str, Any] = {
+        k: body[k] for k in ("temperature", "top_p", "top_k", "max_tokens") if k in body
+    }
+    if body.get("stop_sequences"):
+        params["stop"] = body["stop_sequences"]
+    return Request(
+        api="messages",
+        body=body,
+        model=model,
+        messages=[*_system(body), *messages],
+        stream=bool(body.get("stream")),
+        headers=headers,
+        tools=_tools(body),
+        tool_choice=_tool_choice(body),
+        params={k: v for k, v in params.items() if v is not None},
+    )
+
+
+def _usage(u: Usage, output: int | None = None) -> dict[str, Any]:
+    return {
+        "input_tokens": u.prompt,
+        "cache_creation_input_tokens": u.cache_write,
+        "cache_read_input_tokens": u.cached,
+        "output_tokens": u.completion if output is None else output,
+    }
+
+
+def _signature(answer: Answer, thinking: str) -> str:
+    """Deterministic, and shaped like a real one (base64 of opaque bytes)."""
+    raw = bytes.fromhex(digest(answer.env.id, thinking) + digest(thinking, answer.env.id))
+    return base64.b64encode(raw).decode()
+
+
+def _input(arguments: str) -> dict[str, Any]:
+    """A tool call's arguments as the object ``tool_use.input`` must be."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return {"arguments": arguments}
+    return value if isinstance(value, dict) else {"arguments": value}
+
+
+def _stop(answer: Answer) -> tuple[str, str | None]:
+    c = answer.rendered.choices[0]
+    if c.refusal is not None:
+        return "refusal", None
+    if c.stop_sequence is not None:
+        return "stop_sequence", c.stop_sequence
+    return _STOP_REASONS.get(c.finish_reason, "end_turn"), None
+
+
+class Messages(Protocol):
+    name = "messages"
+    routes = ("/messages",)
+    id_prefix = "msg_"
+
+    def api_key(self, headers: Mapping[str, str]) -> str | None:
+        key = headers.get("x-api-key", "").strip()
+        if key:
+            return key
+        scheme, _, token = headers.get("Authorization", "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def auth_error(self, headers: Mapping[str, str], key: str | None) -> APIError:
+        if key is None:
+            return APIError(401, "x-api-key header is required", type="authentication_error")
+        return APIError(401, "invalid x-api-key", type="authentication_error")
+
+    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+        return parse_messages(raw, headers, lookup)
+
+    def error_body(self, err: APIError, request_id: str) -> bytes:
+        kind = err.type if err.type in _KNOWN_TYPES else None
+        if kind is None:
+            kind = ERROR_TYPES.get(
+                err.status, "api_error" if err.status >= 500 else "invalid_request_error"
+            )
+        body = {"type": "error", "error": {"type": kind, "message": err.message},
+                "request_id": request_id}  # fmt: skip
+        return json.dumps(body, ensure_ascii=False).encode()
+
+    def headers(self, request_id: str) -> dict[str, str]:
+        return {"request-id": request_id, "x-request-id": request_id}
+
+    def rate_limit_headers(self, ticket: Ticket) -> dict[str, str]:
+        limit, window = ticket.limit, ticket.window
+        reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(window.start + limit.per))
+        out = {}
+        if limit.requests is not None:
+            out["anthropic-ratelimit-requests-limit"] = str(limit.requests)
+            remaining = max(limit.requests - window.requests, 0)
+            out["anthropic-ratelimit-requests-remaining"] = str(remaining)
+            out["anthropic-ratelimit-requests-reset"] = reset
+        if limit.tokens is not None:
+            out["anthropic-ratelimit-tokens-limit"] = str(limit.tokens)
+            out["anthropic-ratelimit-tokens-remaining"] = str(max(limit.tokens - window.tokens, 0))
+            out["anthropic-ratelimit-tokens-reset"] = reset
+        return out
+
+    def _blocks(self, answer: Answer) -> list[dict[str, Any]]:
+        c = answer.rendered.choices[0]
+        out: list[dict[str, Any]] = []
+        if c.reasoning is not None:
+            signature = _signature(answer, c.reasoning)
+            out.append({"type": "thinking", "thinking": c.reasoning, "signature": signature})
+        text = c.refusal if c.refusal is not None else c.content
+        if text is not None and (text or not c.tool_calls):
+            out.append({"type": "text", "text": text})
+        for k, (scripted, name, arguments) in enumerate(c.tool_calls):
+            out.append({"type": "tool_use", "id": self._tool_id(answer, scripted, k), "name": name,
+                        "input": _input(arguments)})  # fmt: skip
+        return out
+
+    def _tool_id(self, answer: Answer, scripted: str | None, k: int) -> str:
+        return scripted or f"toolu_{answer.env.call_id_seed}{k}"
+
+    def _message(self, answer: Answer, content: list[dict[str, Any]], done: bool) -> dict[str, Any]:
+        reason, sequence = _stop(answer) if done else (None, None)
+        return {
+            "id": answer.env.id,
+            "type": "message",
+            "role": "assistant",
+            "model": answer.env.model,
+            "content": content,
+            "stop_reason": reason,
+            "stop_sequence": sequence,
+            "usage": _usage(answer.usage, None if done else 1),
+        }
+
+    def body(self, answer: Answer) -> bytes:
+        message = self._message(answer, self._blocks(answer), done=True)
+        return json.dumps(message, ensure_ascii=False).encode()
+
+    def frames(self, answer: Answer) -> list[Frame]:
+        c = answer.rendered.choices[0]
+        out: list[Frame] = []
+
+        def event(kind: str, paced: bool = False, delay: float | None = None, **data: Any) -> None:
+            text = json.dumps({"type": kind, **data}, ensure_ascii=False)
+            out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), paced, delay))
+
+        event("message_start", message=self._message(answer, [], done=False))
+        index = 0
+
+        def start(block: dict[str, Any]) -> None:
+            event("content_block_start", index=index, content_block=block)
+            if index == 0:
+                event("ping")
+
+        if c.reasoning is not None:
+            start({"type": "thinking", "thinking": "", "signature": ""})
+            for piece in c.reasoning_pieces:
+                event("content_block_delta", True, index=index,
+                      delta={"type": "thinking_delta", "thinking": piece})  # fmt: skip
+            signature = {"type": "signature_delta", "signature": _signature(answer, c.reasoning)}
+            event("content_block_delta", index=index, delta=signature)
+            event("content_block_stop", index=index)
+            index += 1
+        text = c.refusal if c.refusal is not None else c.content
+        if text is not None and (text or not c.tool_calls):
+            start({"type": "text", "text": ""})
+            pieces = c.refusal_pieces if c.refusal is not None else c.content_pieces
+            delays = (
+                c.piece_delays if c.refusal is None and c.piece_delays else (None,) * len(pieces)
+            )
+            for piece, delay in zip(pieces, delays, strict=True):
+                event("content_block_delta", True, delay, index=index,
+                      delta={"type": "text_delta", "text": piece})  # fmt: skip
+            event("content_block_stop", index=index)
+            index += 1
+        for k, ((scripted, name, _), pieces) in enumerate(
+            zip(c.tool_calls, c.argument_pieces, strict=True)
+        ):
+            block = {"type": "tool_use", "id": self._tool_id(answer, scripted, k), "name": name,
+                     "input": {}}  # fmt: skip
+            start(block)
+            event("content_block_delta", index=index,
+                  delta={"type": "input_json_delta", "partial_json": ""})  # fmt: skip
+            for piece in pieces:
+                event("content_block_delta", True, index=index,
+                      delta={"type": "input_json_delta", "partial_json": piece})  # fmt: skip
+            event("content_block_stop", index=index)
+            index += 1
+        reason, sequence = _stop(answer)
+        event("message_delta", delta={"stop_reason": reason, "stop_sequence": sequence},
+              usage=_usage(answer.usage))  # fmt: skip
+        return out
+
+    def end(self, answer: Answer, sent: int) -> bytes:
+        return b'event: message_stop\ndata: {"type": "message_stop"}\n\n'
+
+    def stream_error(self, err: APIError, answer: Answer, sent: int) -> bytes:
+        kind = err.type if err.type in _KNOWN_TYPES else ERROR_TYPES.get(err.status, "api_error")
+        data = json.dumps({"type": "error", "error": {"type": kind, "message": err.message}})
+        return f"event: error\ndata: {data}\n\n".encode()
+
+    def malformed(self) -> bytes:
+        return b'event: content_block_delta\ndata: {"type": "content_block_delta", "index\n\n'
