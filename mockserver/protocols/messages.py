@@ -40,6 +40,15 @@ _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool
                  "content_filter": "refusal", "function_call": "tool_use"}  # fmt: skip
 
 
+def _error_type(err: APIError) -> str:
+    """Anthropic's type for the status, unless the error names a type only Anthropic has
+    (a scenario's ``type: overloaded_error``); OpenAI's defaults give way to the status."""
+    if err.type in _KNOWN_TYPES and err.type != "invalid_request_error":
+        return err.type
+    fallback = "api_error" if err.status >= 500 else "invalid_request_error"
+    return ERROR_TYPES.get(err.status, fallback)
+
+
 def _invalid(message: str) -> APIError:
     """Anthropic names the offending field at the start of the message, ``field: problem``."""
     param = message.partition(":")[0]
@@ -269,12 +278,7 @@ class Messages(Protocol):
         return parse_messages(raw, headers, lookup)
 
     def error_body(self, err: APIError, request_id: str) -> bytes:
-        kind = err.type if err.type in _KNOWN_TYPES else None
-        if kind is None:
-            kind = ERROR_TYPES.get(
-                err.status, "api_error" if err.status >= 500 else "invalid_request_error"
-            )
-        body = {"type": "error", "error": {"type": kind, "message": err.message},
+        body = {"type": "error", "error": {"type": _error_type(err), "message": err.message},
                 "request_id": request_id}  # fmt: skip
         return json.dumps(body, ensure_ascii=False).encode()
 
@@ -389,8 +393,9 @@ class Messages(Protocol):
         return b'event: message_stop\ndata: {"type": "message_stop"}\n\n'
 
     def stream_error(self, err: APIError, answer: Answer, sent: int) -> bytes:
-        kind = err.type if err.type in _KNOWN_TYPES else ERROR_TYPES.get(err.status, "api_error")
-        data = json.dumps({"type": "error", "error": {"type": kind, "message": err.message}})
+        data = json.dumps(
+            {"type": "error", "error": {"type": _error_type(err), "message": err.message}}
+        )
         return f"event: error\ndata: {data}\n\n".encode()
 
     def malformed(self) -> bytes:
