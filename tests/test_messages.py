@@ -103,6 +103,7 @@ def test_thinking_then_text(client: anthropic.Anthropic) -> None:
 @pytest.mark.parametrize("streamed", [False, True])
 def test_tool_use_round_trip(client: anthropic.Anthropic, streamed: bool) -> None:
     ask: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    first: Any
     if streamed:
         with client.messages.stream(model="m", max_tokens=64, messages=ask, tools=TOOLS) as s:
             first = s.get_final_message()
@@ -195,7 +196,7 @@ def test_stream_error_event(server: MockServer, client: anthropic.Anthropic) -> 
     assert caught.value.body == {
         "type": "error",
         "error": {"type": "overloaded_error", "message": "Overloaded"},
-    }  # type: ignore[attr-defined]
+    }
 
 
 def test_rate_limit_headers(server: MockServer, client: anthropic.Anthropic) -> None:
