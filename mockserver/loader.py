@@ -535,6 +535,18 @@ class _Files:
         return out
 
 
+def check_paths(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Scenario], list[Problem]]:
+    """The scenarios of the files without problems, and every problem: what ``validate``
+    needs to report errors and warnings in one run."""
+    files = _Files()
+    scenarios: list[Scenario] = []
+    for path in map(Path, paths):
+        root = path if path.is_dir() else path.parent
+        for file in scenario_files([path]):
+            scenarios.extend(files.load(file, root))
+    return scenarios, [*files.problems, *duplicate_names(scenarios)]
+
+
 def load_paths(
     paths: Iterable[str | os.PathLike[str]], read: list[Path] | None = None
 ) -> list[Scenario]:
