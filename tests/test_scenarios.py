@@ -320,13 +320,7 @@ def test_templates_are_data_not_code(mockserver: MockServer, openai_client: open
         with pytest.raises(ScenarioError) as caught:
             mockserver.add({"reply": {"content": text}})
         assert caught.value.problems[0].message.startswith(refused)
-    mockserver.add(
-        {
-            "reply": {
-                "content": "[{{ request.__class__.__init__ }}] {% x %}"
-            }
-        }
-    )
+    mockserver.add({"reply": {"content": "[{{ request.__class__.__init__ }}] {% x %}"}})
     reply = openai_client.chat.completions.create(
         model="gpt-4", messages=[{"role": "user", "content": "x"}]
     )
