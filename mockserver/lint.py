@@ -130,6 +130,3 @@ def warnings(scenarios: Sequence[Scenario]) -> list[Problem]:
     """Everything worth a warning about a loaded set (it still serves)."""
     return shadowed(scenarios)
 
-
-def is_warning(problem: Problem) -> bool:
-    return problem.message.startswith("warning: ")

@@ -535,15 +535,20 @@ class _Files:
         return out
 
 
-def check_paths(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Scenario], list[Problem]]:
-    """The scenarios of the files without problems, and every problem: what ``validate``
-    needs to report errors and warnings in one run."""
+def _read_all(paths: Iterable[str | os.PathLike[str]]) -> tuple[_Files, list[Scenario]]:
     files = _Files()
     scenarios: list[Scenario] = []
     for path in map(Path, paths):
         root = path if path.is_dir() else path.parent
         for file in scenario_files([path]):
             scenarios.extend(files.load(file, root))
+    return files, scenarios
+
+
+def check_paths(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Scenario], list[Problem]]:
+    """The scenarios of the files without problems, and every problem: what ``validate``
+    needs to report errors and warnings in one run."""
+    files, scenarios = _read_all(paths)
     return scenarios, [*files.problems, *duplicate_names(scenarios)]
 
 
@@ -555,12 +560,7 @@ def load_paths(
     A file may ``include:`` others, relative to itself, but never outside its root: the folder
     it was found in, or the folder of a file named directly. ``read`` collects the files read.
     """
-    files = _Files()
-    scenarios: list[Scenario] = []
-    for path in map(Path, paths):
-        root = path if path.is_dir() else path.parent
-        for file in scenario_files([path]):
-            scenarios.extend(files.load(file, root))
+    files, scenarios = _read_all(paths)
     if read is not None:
         read.extend(files.read)
     problems = [*files.problems, *duplicate_names(scenarios)]
