@@ -129,4 +129,3 @@ def duplicate_names(scenarios: Sequence[Scenario]) -> list[Problem]:
 def warnings(scenarios: Sequence[Scenario]) -> list[Problem]:
     """Everything worth a warning about a loaded set (it still serves)."""
     return shadowed(scenarios)
-
