@@ -332,7 +332,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         where = " ".join(args.scenarios) if args.scenarios else "the built-in demo set"
         _say(f"mockserver listening on {base_url}{workers}")
         _say(f"  scenarios: {len(scenarios)} from {where}")
-        _say(f"  profile:   {args.profile} ({_PROFILE_NOTES.get(args.profile, '')})")
+        note = _PROFILE_NOTES.get(args.profile)
+        _say(f"  profile:   {args.profile}" + (f" ({note})" if note else ""))
         keys = "one of the --api-key keys" if args.api_key else "any API key"
         _say(f"  client:    base_url={base_url!r}, {keys}")
         _say("  Ctrl+C to stop")
