@@ -151,12 +151,20 @@ def mockserver(
     unmatched = str(request.config.getini("mockserver_unmatched"))
     try:
         if marker is not None:
+            failure: str | None
             try:
                 unmatched, options.speed = _marker_settings(marker, unmatched, speed)
-                for arg in marker.args:
-                    server.add(*_load(_resolve(arg, request.node)))
+                added = [s for arg in marker.args for s in _load(_resolve(arg, request.node))]
+                clashes = duplicate_names([*server._initial, *added])
+                if clashes:  # the same rule as within one file: a name is a scenario's identity
+                    raise ScenarioError(clashes)
+                server.add(*added)
             except (ScenarioError, ValueError, OSError) as err:
-                pytest.fail(f"mockserver marker:\n{err}", pytrace=False)
+                failure = f"mockserver marker:\n{err}"
+            else:
+                failure = None
+            if failure:  # outside the except: the report shows the problem, not a chain
+                pytest.fail(failure, pytrace=False)
         yield server
     finally:
         # Also when setup failed: the next test must find the session's settings.

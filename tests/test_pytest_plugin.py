@@ -310,3 +310,25 @@ def test_overriding_options_must_return_options(pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(
         ["*mockserver_options fixture must return mockserver.Options, got dict*"]
     )
+
+
+def test_marker_files_may_not_reuse_a_name(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", hello=SCENARIO, again=SCENARIO.replace("Hello", "Again"))
+    pytester.makeini("[pytest]\nmockserver_scenarios = hello.yaml\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.mockserver("again.yaml")
+        def test_clash(mockserver):
+            pass
+
+        def test_next(mockserver):
+            assert [s.name for s in mockserver.state.scenarios.scenarios] == ["hello"]
+        """
+    )
+    result = pytester.runpytest(*INNER)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*again.yaml:2: the name 'hello' is already used by the scenario at *hello.yaml:2*"]
+    )
