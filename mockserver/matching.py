@@ -446,7 +446,7 @@ class Near:
     """How close a scenario came to matching a request."""
 
     scenario: Scenario
-    failed: list[str]
+    failed: tuple[str, ...]
     """What each failed condition expected and what the request had."""
     held: int
     total: int
@@ -504,9 +504,9 @@ def nearest(scenarios: Iterable[Scenario], request: ChatRequest, limit: int = 3)
     for ratio, held, rank, scenario, failing in pool:
         scores = [_text_closeness(c, request) for c in failing]
         closeness = sum(scores) / len(scores) if scores else 1.0
-        failed = [c.explain(request) for c in failing]
-        if not failed:
-            failed = ["all its steps have been used (after_last: stop)"]
+        failed = tuple(c.explain(request) for c in failing) or (
+            "all its steps have been used (after_last: stop)",
+        )
         near = Near(scenario, failed, held, len(scenario.conditions), closeness)
         ranked.append((ratio, held, closeness, rank, near))
     ranked.sort(key=lambda r: (-r[0], -r[1], -r[2], r[3]))
