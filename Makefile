@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+# Two install steps, each with its stamp: `make run` needs only what serving needs; test and
+# lint tools (a few times as long to install) come with the first target that uses them.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -11,38 +14,44 @@ ARGS ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): pyproject.toml $(RUN_STAMP)
 	$(BIN)/python -m pip install -q -e '.[test]'
-	touch $(STAMP)
+	touch $(TEST_STAMP)
 
-install: $(STAMP)  ## create .venv and install mockserver with its test tools
+install: $(TEST_STAMP)  ## create .venv and install mockserver with its test tools
 
-run: $(STAMP)  ## serve the shipped scenarios on http://127.0.0.1:8000/v1 (ARGS="--port 0 ...")
+run: $(RUN_STAMP)  ## serve the shipped scenarios on http://127.0.0.1:8000/v1 (ARGS="--port 0 ...")
 	$(BIN)/mockserver serve $(ARGS)
 
-test: $(STAMP)  ## run the test suite
+test: $(TEST_STAMP)  ## run the test suite
 	$(BIN)/python -m pytest -q $(ARGS)
 
-soak: $(STAMP)  ## minutes of mixed traffic, memory must stay flat (SOAK_SECONDS=180)
+soak: $(TEST_STAMP)  ## minutes of mixed traffic, memory must stay flat (SOAK_SECONDS=180)
 	$(BIN)/python -m pytest -q -s -m soak tests/test_soak.py
 
-lint: $(STAMP)  ## ruff and mypy, checking only
+lint: $(TEST_STAMP)  ## ruff and mypy, checking only
 	$(BIN)/ruff check mockserver tests bench
 	$(BIN)/ruff format --check mockserver tests bench
 	$(BIN)/mypy
 
-fmt: $(STAMP)  ## format and fix what ruff can
+fmt: $(TEST_STAMP)  ## format and fix what ruff can
 	$(BIN)/ruff format mockserver tests bench
 	$(BIN)/ruff check --fix mockserver tests bench
 
-check-fixtures: $(STAMP)  ## validate the example scenarios
-	$(BIN)/mockserver validate fixtures
+check-fixtures: $(RUN_STAMP)  ## validate the example scenarios (each file is used on its own)
+	@for file in fixtures/*.yaml; do $(BIN)/mockserver validate $$file || exit 1; done
 
 check: lint check-fixtures test  ## everything CI runs
 
-bench: $(STAMP)  ## the README's performance figures (needs wrk; npm for aimock; ~6 minutes)
+bench: $(TEST_STAMP)  ## the README's performance figures (needs wrk; npm for aimock; ~6 minutes)
 	$(BIN)/python bench/run.py $(ARGS)
 	$(BIN)/python bench/streams.py --streams 1000 --delay 0.1 --chunks 40
 	$(BIN)/python bench/streams.py --streams 10000 --delay 1 --chunks 30 --ramp 10

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import gc
 import ipaddress
 import json
@@ -12,13 +14,18 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
+from typing import TextIO
 
 from aiohttp import web
 
 from . import serving
 from .app import create_app
-from .errors import ScenarioError
-from .loader import load_defaults, load_paths
+from .errors import Problem, ScenarioError
+from .lint import warnings
+from .loader import SUFFIXES, check_paths, load_defaults, load_paths, scenario_files
+from .logs import FORMATS, configure
 from .profiles import PROFILES
 from .ratelimit import RateLimit
 from .schema import FILE
@@ -27,20 +34,54 @@ from .state import DEFAULT_MAX_BODY, Options
 log = logging.getLogger("mockserver")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's default in ``--help``, so nobody has to read the source for it; a help
+    text that words its default itself (``default: any key``) is left as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default:" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("mockserver")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mockserver", description="A local mock of the OpenAI chat completions API."
     )
+    parser.add_argument("--version", action="version", version=f"mockserver {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve scenarios over HTTP")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve = sub.add_parser("serve", help="serve scenarios over HTTP", formatter_class=_Help)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind; wider than loopback warns"
+    )
     serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     serve.add_argument(
-        "--scenarios", nargs="+", default=[], metavar="PATH", help="files or folders"
+        "--scenarios",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="scenario files or folders (default: the built-in demo scenarios)",
     )
-    serve.add_argument("--profile", choices=sorted(PROFILES), default="apifactory")
     serve.add_argument(
-        "--api-key", action="append", default=[], metavar="KEY", help="accept only these keys"
+        "--profile",
+        choices=sorted(PROFILES),
+        default="apifactory",
+        help="parameter quirks: 'apifactory' imitates the API factory relay, 'openai' OpenAI",
+    )
+    serve.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="accept only these keys (repeat the flag; default: any key)",
     )
     serve.add_argument(
         "--speed",
@@ -56,10 +97,16 @@ def _parser() -> argparse.ArgumentParser:
         help="answer a request no scenario matches with a 404 error or the default reply",
     )
     serve.add_argument(
-        "--rpm", type=int, metavar="N", help="requests per minute per API key and model"
+        "--rpm",
+        type=int,
+        metavar="N",
+        help="requests per minute per API key and model (default: no limit)",
     )
     serve.add_argument(
-        "--tpm", type=int, metavar="N", help="tokens per minute per API key and model"
+        "--tpm",
+        type=int,
+        metavar="N",
+        help="tokens per minute per API key and model (default: no limit)",
     )
     serve.add_argument(
         "--shutdown-timeout",
@@ -82,29 +129,58 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="N processes on one port (SO_REUSEPORT); each keeps its own sequences and journal",
     )
-    serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES")
-    serve.add_argument("--journal-size", type=int, default=1000, metavar="N")
+    serve.add_argument(
+        "--max-body",
+        type=int,
+        default=DEFAULT_MAX_BODY,
+        metavar="BYTES",
+        help="larger request bodies get a 413",
+    )
+    serve.add_argument(
+        "--journal-size", type=int, default=1000, metavar="N", help="requests the journal keeps"
+    )
     serve.add_argument(
         "--admin-token",
-        default=os.environ.get("MOCKSERVER_ADMIN_TOKEN"),
+        default=None,
         metavar="TOKEN",
-        help="require 'Authorization: Bearer TOKEN' on /_mock/ (env MOCKSERVER_ADMIN_TOKEN); "
-        "without it, /_mock/ is off when --host is not loopback",
+        help="require 'Authorization: Bearer TOKEN' on /_mock/ (default: $MOCKSERVER_ADMIN_TOKEN, "
+        "else none); without it, /_mock/ is off when --host is not loopback",
     )
-    serve.add_argument("--quiet", action="store_true", help="no log line per request")
+    serve.add_argument(
+        "--quiet", action="store_true", help="no log line per request, only warnings and errors"
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="text",
+        help="log lines as text (with a timestamp) or one JSON object per line",
+    )
     serve.add_argument(
         "--no-reload",
         dest="reload",
         action="store_false",
-        help="do not reload --scenarios files when they change",
+        help="do not reload --scenarios files when they change (default: reload)",
     )
     serve.add_argument(
         "--reload-interval", type=float, default=0.25, metavar="SECONDS", help=argparse.SUPPRESS
     )
-    validate = sub.add_parser("validate", help="check scenario files without serving")
-    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate = sub.add_parser(
+        "validate",
+        help="check scenario files without serving",
+        description="Check scenario files: errors exit 1, warnings are printed and exit 0.",
+    )
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
     return parser
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of one command, so its errors print its own usage."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
+    raise KeyError(name)
 
 
 def is_loopback(host: str) -> bool:
@@ -116,27 +192,76 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _report(err: ScenarioError) -> None:
-    for problem in err.problems:
-        print(problem, file=sys.stderr)
+def _say(text: str, file: TextIO | None = None) -> None:
+    """Print, and if the reader has gone (``mockserver schema | head``), stop printing quietly
+    instead of ending in a BrokenPipeError traceback."""
+    out = file if file is not None else sys.stdout
+    try:
+        print(text, file=out, flush=True)
+    except BrokenPipeError:
+        _silence(out)
+
+
+def _silence(stream: TextIO) -> None:
+    """Point ``stream`` at /dev/null, so the flush at exit cannot raise again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
+def _report(problems: Sequence[Problem]) -> None:
+    for problem in problems:
+        _say(str(problem), sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # a write _say did not make (argparse's help, say)
+        _silence(sys.stdout)
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the command's parser, so its usage (not the top level's) shows
+        _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "schema":
-        print(json.dumps(FILE, indent=2))
+        _say(json.dumps(FILE, indent=2))
         return 0
     if args.command == "validate":
-        try:
-            scenarios = load_paths(args.paths)
-        except ScenarioError as err:
-            _report(err)
-            print(f"{len(err.problems)} problem(s)", file=sys.stderr)
-            return 1
-        print(f"ok: {len(scenarios)} scenario(s)")
-        return 0
+        return _validate(args.paths)
+    return _serve(args, _subparser(parser, "serve"))
+
+
+def _validate(paths: Sequence[str]) -> int:
+    """Errors exit 1; warnings (a set that serves, but not as its author thinks) exit 0."""
+    errors: list[Problem] = []
+    for path in paths:
+        if Path(path).is_dir() and next(scenario_files([path]), None) is None:
+            errors.append(
+                Problem(path, None, "", f"no scenario files ({', '.join(SUFFIXES)}) in this folder")
+            )
+    scenarios, problems = check_paths(paths)
+    errors += problems
+    if not scenarios and not errors:
+        errors.append(Problem(", ".join(paths), None, "", "no scenarios in these files"))
+    found = warnings(scenarios)
+    _report(errors)
+    _report(found)
+    tail = f", {len(found)} warning(s)" if found else ""
+    if errors:
+        _say(f"{len(errors)} problem(s){tail}", sys.stderr)
+        return 1
+    _say(f"ok: {len(scenarios)} scenario(s){tail}")
+    return 0
+
+
+def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not 0 <= args.port <= 65535:
-        _parser().error(f"--port must be between 0 and 65535, got {args.port}")
+        parser.error(f"--port must be between 0 and 65535, got {args.port}")
     minimums = (
         ("--workers", args.workers, 1),
         ("--speed", args.speed, 0),
@@ -150,18 +275,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for flag, value, least in minimums:
         if value is not None and value < least:
-            _parser().error(f"{flag} must be >= {least}, got {value}")
+            parser.error(f"{flag} must be >= {least}, got {value}")
+    admin_token = args.admin_token or os.environ.get("MOCKSERVER_ADMIN_TOKEN")
     try:
         defaults = load_defaults()
         scenarios = load_paths(args.scenarios) if args.scenarios else defaults
         fallback = next(s for s in defaults if s.name == "default")
     except ScenarioError as err:
-        _report(err)
+        _report(err.problems)
+        _say(f"{len(err.problems)} problem(s); not serving", sys.stderr)
         return 1
-    logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO)
+    configure(args.log_format, args.quiet)
+    for problem in warnings(scenarios):
+        log.warning("%s", str(problem).replace(": warning: ", ": ", 1))
+    if not scenarios:
+        log.warning(
+            "mockserver: no scenario loaded from %s: every request will get a 404 "
+            "(scenario_not_found) until a scenario file appears there",
+            " ".join(args.scenarios),
+        )
     loopback = is_loopback(args.host)
     if not loopback:
-        admin = "require the admin token" if args.admin_token else "are off (no --admin-token)"
+        admin = "require the admin token" if admin_token else "are off (no --admin-token)"
         log.warning(
             "mockserver: --host %s is reachable from other machines; anyone who can reach it "
             "gets scripted replies, and the /_mock/ admin endpoints %s.",
@@ -180,16 +315,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         reload_interval=args.reload_interval,
         shutdown_timeout=args.shutdown_timeout,
         idle_timeout=args.idle_timeout,
-        admin_token=args.admin_token,
-        admin_enabled=loopback or args.admin_token is not None,
+        admin_token=admin_token,
+        admin_enabled=loopback or admin_token is not None,
         rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
     )
     gc.collect()
     gc.freeze()  # loaded scenarios live as long as the server (and workers fork from here)
+    started = False
 
     def announce(port: int) -> None:
+        nonlocal started
+        started = True
         workers = f" ({args.workers} workers)" if args.workers > 1 else ""
-        print(f"mockserver listening on http://{args.host}:{port}/v1{workers}", flush=True)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        base_url = f"http://{host}:{port}/v1"
+        where = " ".join(args.scenarios) if args.scenarios else "the built-in demo set"
+        _say(f"mockserver listening on {base_url}{workers}")
+        _say(f"  scenarios: {len(scenarios)} from {where}")
+        note = _PROFILE_NOTES.get(args.profile)
+        _say(f"  profile:   {args.profile}" + (f" ({note})" if note else ""))
+        keys = "one of the --api-key keys" if args.api_key else "any API key"
+        _say(f"  client:    base_url={base_url!r}, {keys}")
+        _say("  Ctrl+C to stop")
 
     try:
         if args.workers > 1:
@@ -204,8 +351,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             serving.serve(create_app(scenarios, options), args.host, args.port, ready=announce)
         )
     except OSError as err:
-        print(f"mockserver: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
+        if err.errno == errno.EADDRINUSE:
+            _say(
+                f"mockserver: port {args.port} on {args.host} is already in use (another "
+                f"server, or an earlier mockserver still running). Pick another with "
+                f"--port N, or --port 0 for any free port.",
+                sys.stderr,
+            )
+        else:
+            _say(f"mockserver: cannot listen on {args.host}:{args.port}: {err}", sys.stderr)
         return 1
     finally:
-        print("mockserver stopped", flush=True)
+        if started:
+            _say("mockserver stopped")
     return 0
+
+
+_PROFILE_NOTES = {
+    "apifactory": "the API factory relay's quirks; --profile openai for OpenAI's own behaviour",
+    "openai": "OpenAI's own parameter handling",
+}

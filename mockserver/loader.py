@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from .errors import Problem, ScenarioError
-from .matching import build_conditions
+from .lint import duplicate_names, regex_groups
+from .matching import Condition, build_conditions
 from .ratelimit import RateLimit
 from .scenario import (
     AfterLast,
@@ -31,7 +32,7 @@ from .scenario import (
 )
 from .schema import FILE, SCENARIO_KEYS, format_path, validate
 from .schema import Path as KeyPath
-from .templates import blank_placeholders, compile_template
+from .templates import Template, blank_placeholders, compile_template
 
 SUFFIXES = (".yaml", ".yml", ".json")
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
@@ -189,15 +190,24 @@ class _Builder:
         self.source = source
         self.problems: list[Problem] = []
         self.shared_limit: RateLimit | None = None
+        # Regex groups the scenario being built captures; None when unknown (a bad regex).
+        self.groups: frozenset[str] | None = frozenset()
+        self.flagged: list[KeyPath] = []  # where the schema found problems
 
     def rate_limit(self, spec: Mapping[str, Any] | None, path: KeyPath) -> RateLimit | None:
         if spec is None:
             return None
         if "requests" not in spec and "tokens" not in spec:
-            self.problem(path, "a rate limit needs 'requests' or 'tokens' (or both)")
+            self.problem(
+                path, "a rate limit needs 'requests' or 'tokens' (or both)", structural=True
+            )
         return RateLimit(spec.get("requests"), spec.get("tokens"), float(spec.get("per", 60)))
 
-    def problem(self, path: KeyPath, message: str) -> None:
+    def problem(self, path: KeyPath, message: str, structural: bool = False) -> None:
+        """``structural``: a consequence of the file's shape, dropped when the schema already
+        reported a problem there (a misspelled 'reply' is not also "a step needs a reply")."""
+        if structural and any(p[: len(path)] == path for p in self.flagged):
+            return
         line = self.located.line(path)
         self.problems.append(Problem(self.source, line, format_path(path), message))
 
@@ -205,10 +215,40 @@ class _Builder:
         if value is None:
             return None
         try:
-            return compile_template(value, in_json)
+            compiled = compile_template(value, in_json)
         except ValueError as err:
             self.problem(path, str(err))
             return value
+        literals = [compiled] if isinstance(compiled, str) else compiled.parts[0::2]
+        for literal in literals:
+            start = literal.find("{{")
+            if start >= 0:
+                # Served literally otherwise: an unclosed or garbled placeholder is a typo.
+                piece = literal[start : start + 24]
+                self.problem(
+                    path,
+                    f"{piece!r} is not a placeholder (unclosed '{{{{'?); "
+                    "placeholders are written '{{ name }}'",
+                )
+                break
+        if isinstance(compiled, Template) and self.groups is not None:
+            self.check_groups(compiled, path)
+        return compiled
+
+    def check_groups(self, template: Template, path: KeyPath) -> None:
+        """``{{ match.NAME }}`` must name a group of one of the scenario's regex conditions:
+        otherwise it would always render empty."""
+        assert self.groups is not None
+        for name in template.parts[1::2]:
+            root, _, group = name.partition(".")
+            if root != "match" or group in self.groups:
+                continue
+            if self.groups:
+                known = ", ".join(sorted(self.groups, key=lambda g: (g.isdigit(), g)))
+                why = f"the scenario's regex conditions capture only: {known}"
+            else:
+                why = "the scenario has no regex condition with groups"
+            self.problem(path, f"'{{{{ {name} }}}}' would always be empty: {why}")
 
     def arguments(self, value: Any, path: KeyPath) -> Any:
         if value is None:
@@ -284,9 +324,11 @@ class _Builder:
         kinds = [k for k in ("reply", "error", "raw") if k in spec]
         fault = spec.get("fault")
         if len(kinds) > 1:
-            self.problem((*path, kinds[1]), f"a step has one of reply, error, raw; got {kinds}")
+            self.problem(
+                (*path, kinds[1]), f"a step has one of reply, error, raw; got {kinds}", True
+            )
         elif not kinds and not (fault and fault["kind"] in ("hang", "reset")):
-            self.problem(path, "a step needs one of 'reply', 'error' or 'raw'")
+            self.problem(path, "a step needs one of 'reply', 'error' or 'raw'", structural=True)
         raw = spec.get("raw")
         cadence = self.cadence(spec.get("cadence", defaults.get("cadence")))
         self.check_chunks(spec, cadence, path)
@@ -314,19 +356,30 @@ class _Builder:
             else None,
         )
 
+    def conditions(self, match: Mapping[str, Any], path: KeyPath) -> tuple[Condition, ...]:
+        """Every key's conditions, each key checked on its own so all bad regexes are named."""
+        out: list[Condition] = []
+        self.groups = frozenset()
+        for key, spec in match.items():
+            try:
+                out.extend(build_conditions({key: spec}))
+            except ValueError as err:
+                self.problem((*path, "match", key), err.args[1])
+                self.groups = None
+        if self.groups is not None:
+            self.groups = regex_groups(out)
+        return tuple(out)
+
     def scenario(
         self, spec: Mapping[str, Any], path: KeyPath, defaults: Mapping[str, Any], name: str
     ) -> Scenario:
-        try:
-            conditions = build_conditions(spec.get("match") or {})
-        except ValueError as err:
-            key, message = err.args
-            self.problem((*path, "match", key), message)
-            conditions = ()
+        conditions = self.conditions(spec.get("match") or {}, path)
         if "steps" in spec:
             step_keys = [k for k in ("reply", "error", "raw", "fault") if k in spec]
             if step_keys:
-                self.problem((*path, step_keys[0]), "put it inside a step when 'steps' is used")
+                self.problem(
+                    (*path, step_keys[0]), "put it inside a step when 'steps' is used", True
+                )
             steps = tuple(
                 self.step(s, (*path, "steps", i), {**defaults, **spec})
                 for i, s in enumerate(spec["steps"])
@@ -354,38 +407,62 @@ Includer = Callable[[list[str], _Located], list[Scenario]]
 def _scenarios_in(
     located: _Located, source: str, stem: str, includer: Includer | None = None
 ) -> list[Scenario]:
-    problems = [
-        Problem(source, located.line(p), format_path(p), m) for p, m in validate(located.data, FILE)
-    ]
+    """Build every scenario of one file, reporting all its problems at once: schema problems
+    do not stop the build, so a bad regex or placeholder is named in the same run."""
+    checked = list(validate(located.data, FILE))
+    problems = [Problem(source, located.line(p), format_path(p), m) for p, m in checked]
     data = located.data
     included: list[Scenario] = []
-    if isinstance(data, dict) and data.get("include") and not problems:
+    if isinstance(data, dict) and data.get("include"):
         if includer is None:
             problems.append(
                 Problem(source, located.line(("include",)), "include", "only scenario files "
                         "can include others (paths are relative to the including file)")
             )  # fmt: skip
-        else:
+        elif not any(p[:1] == ("include",) for p, _ in checked):
             included = includer(data["include"], located)
-    if problems:
-        raise ScenarioError(problems)
-    defaults: dict[str, Any] = {}
+    defaults: Any = {}
     base: KeyPath = ()
     if isinstance(data, list):
-        items = data
+        items: Any = data
+    elif isinstance(data, dict):
+        items, defaults, base = data.get("scenarios"), data.get("defaults") or {}, ("scenarios",)
     else:
-        items, defaults, base = data["scenarios"], data.get("defaults") or {}, ("scenarios",)
+        items = None
+    if not isinstance(items, list):  # the schema said why
+        raise ScenarioError(problems)
+    defaults = defaults if isinstance(defaults, dict) else {}
     builder = _Builder(located, source)
-    builder.shared_limit = builder.rate_limit(
-        defaults.get("rate_limit"), ("defaults", "rate_limit")
-    )
-    out = [
-        builder.scenario(item, (*base, i), defaults, f"{stem}[{i}]" if len(items) > 1 else stem)
-        for i, item in enumerate(items)
-    ]
-    if builder.problems:
-        raise ScenarioError(builder.problems)
+    builder.flagged = [p for p, _ in checked]
+    out: list[Scenario] = []
+    try:
+        builder.shared_limit = builder.rate_limit(
+            defaults.get("rate_limit"), ("defaults", "rate_limit")
+        )
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            name = f"{stem}[{i}]" if len(items) > 1 else stem
+            try:
+                out.append(builder.scenario(item, (*base, i), defaults, name))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                if not problems:  # not explained by the schema: a bug, say so loudly
+                    raise
+    except (KeyError, TypeError, ValueError, AttributeError):
+        if not problems:
+            raise
+    problems = _unique([*problems, *builder.problems, *duplicate_names(out)])
+    if problems:
+        raise ScenarioError(problems)
     return included + out
+
+
+def _unique(problems: Iterable[Problem]) -> list[Problem]:
+    """In line order, each once (the schema and the builder may both notice one mistake)."""
+    seen: dict[str, Problem] = {}
+    for problem in problems:
+        seen.setdefault(str(problem), problem)
+    return sorted(seen.values(), key=lambda p: p.line or 0)
 
 
 def load_text(text: str, source: str = "<inline>") -> list[Scenario]:
@@ -467,6 +544,23 @@ class _Files:
         return out
 
 
+def _read_all(paths: Iterable[str | os.PathLike[str]]) -> tuple[_Files, list[Scenario]]:
+    files = _Files()
+    scenarios: list[Scenario] = []
+    for path in map(Path, paths):
+        root = path if path.is_dir() else path.parent
+        for file in scenario_files([path]):
+            scenarios.extend(files.load(file, root))
+    return files, scenarios
+
+
+def check_paths(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Scenario], list[Problem]]:
+    """The scenarios of the files without problems, and every problem: what ``validate``
+    needs to report errors and warnings in one run."""
+    files, scenarios = _read_all(paths)
+    return scenarios, [*files.problems, *duplicate_names(scenarios)]
+
+
 def load_paths(
     paths: Iterable[str | os.PathLike[str]], read: list[Path] | None = None
 ) -> list[Scenario]:
@@ -475,16 +569,12 @@ def load_paths(
     A file may ``include:`` others, relative to itself, but never outside its root: the folder
     it was found in, or the folder of a file named directly. ``read`` collects the files read.
     """
-    files = _Files()
-    scenarios: list[Scenario] = []
-    for path in map(Path, paths):
-        root = path if path.is_dir() else path.parent
-        for file in scenario_files([path]):
-            scenarios.extend(files.load(file, root))
+    files, scenarios = _read_all(paths)
     if read is not None:
         read.extend(files.read)
-    if files.problems:
-        raise ScenarioError(files.problems)
+    problems = [*files.problems, *duplicate_names(scenarios)]
+    if problems:
+        raise ScenarioError(problems)
     return scenarios
 
 

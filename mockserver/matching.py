@@ -9,6 +9,7 @@ many are loaded. The rest are tried in turn.
 
 from __future__ import annotations
 
+import difflib
 import heapq
 import re
 import re._parser as sre_parser  # type: ignore[import-not-found]
@@ -437,14 +438,10 @@ class ScenarioSet:
 
     def no_match(self, request: Request) -> APIError:
         """A 404 naming the nearest scenarios and, for each, the conditions that failed."""
-        misses: list[tuple[int, int, Scenario, list[str]]] = []
-        for rank, scenario in enumerate(self.scenarios):
-            failed = [c.explain(request) for c in scenario.conditions if c.check(request) is None]
-            if not failed:
-                failed = ["all its steps have been used (after_last: stop)"]
-            misses.append((len(failed), rank, scenario, failed))
-        nearest = heapq.nsmallest(3, misses, key=lambda m: (m[0], m[1]))
-        lines = [f"{s.name!r} ({s.where}): {'; '.join(f)}" for _, _, s, f in nearest]
+        lines = [
+            f"{n.scenario.name!r} ({n.scenario.where}): {'; '.join(n.failed)}"
+            for n in nearest(self.scenarios, request)
+        ]
         detail = " Nearest: " + " | ".join(lines) if lines else " No scenarios are loaded."
         return APIError(
             404,
@@ -453,6 +450,78 @@ class ScenarioSet:
             type="invalid_request_error",
             code="scenario_not_found",
         )
+
+
+@dataclass(frozen=True)
+class Near:
+    """How close a scenario came to matching a request."""
+
+    scenario: Scenario
+    failed: tuple[str, ...]
+    """What each failed condition expected and what the request had."""
+    held: int
+    total: int
+    closeness: float = 0.0
+    """Mean similarity (0-1) of the request's text to the failed conditions' text."""
+
+    @property
+    def ratio(self) -> float:
+        return self.held / self.total if self.total else 1.0
+
+
+_COMPARED = 200  # characters compared by difflib: enough to rank, bounded in cost
+_CLOSENESS_POOL = 50  # only the best candidates by count get the (slower) text comparison
+
+
+def _text_closeness(cond: Condition, request: ChatRequest) -> float:
+    """How similar the request's text is to what a failed text condition wanted (difflib)."""
+    if isinstance(cond, TextIs):
+        match, texts = cond.match, list(cond._texts(request))
+    elif isinstance(cond, HeaderIs):
+        match, texts = cond.match, [request.headers.get(cond.name) or ""]
+    elif isinstance(cond, BodyField) and isinstance(cond.value, TextMatch):
+        got = field_at(request.body, cond.path)
+        match, texts = cond.value, [got if isinstance(got, str) else ""]
+    else:
+        return 0.0
+    want = match.value[:_COMPARED]
+    best = 0.0
+    for text in texts or [""]:
+        text = text[:_COMPARED]
+        if match.op != "exact" and len(text) > len(want):
+            # contains/regex: the most similar stretch of the text, not the whole of it
+            sm = difflib.SequenceMatcher(None, text, want, autojunk=False)
+            at = sm.find_longest_match(0, len(text), 0, len(want))
+            start = max(0, at.a - at.b)
+            text = text[start : start + len(want)]
+        best = max(best, difflib.SequenceMatcher(None, want, text, autojunk=False).ratio())
+    return best
+
+
+def nearest(scenarios: Iterable[Scenario], request: ChatRequest, limit: int = 3) -> list[Near]:
+    """The ``limit`` scenarios that came closest to matching ``request``, best first.
+
+    Ranked by the share of their conditions that hold, then how many hold, then how close
+    the request's text is to the text conditions that failed, then try order. A scenario
+    that only a used-up sequence (``after_last: stop``) kept out ranks first."""
+    counted: list[tuple[float, int, int, Scenario, list[Condition]]] = []
+    for rank, scenario in enumerate(scenarios):
+        failing = [c for c in scenario.conditions if c.check(request) is None]
+        total = len(scenario.conditions)
+        held = total - len(failing)
+        counted.append((held / total if total else 1.0, held, rank, scenario, failing))
+    pool = heapq.nsmallest(_CLOSENESS_POOL, counted, key=lambda c: (-c[0], -c[1], c[2]))
+    ranked: list[tuple[float, int, float, int, Near]] = []
+    for ratio, held, rank, scenario, failing in pool:
+        scores = [_text_closeness(c, request) for c in failing]
+        closeness = sum(scores) / len(scores) if scores else 1.0
+        failed = tuple(c.explain(request) for c in failing) or (
+            "all its steps have been used (after_last: stop)",
+        )
+        near = Near(scenario, failed, held, len(scenario.conditions), closeness)
+        ranked.append((ratio, held, closeness, rank, near))
+    ranked.sort(key=lambda r: (-r[0], -r[1], -r[2], r[3]))
+    return [r[4] for r in ranked[:limit]]
 
 
 def _stateless(scenario: Scenario) -> bool:

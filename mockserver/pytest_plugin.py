@@ -1,7 +1,7 @@
 """pytest plugin: one mock server per session (or xdist worker), reset before every test.
 
 Fixtures: ``mockserver`` (the server, reset per test), ``openai_client`` and
-``async_openai_client`` (ready clients, when the ``openai`` package is installed), and
+``async_openai_client`` (ready clients; they need the ``openai`` package), and
 ``mockserver_options`` (override it to change server settings for a whole suite).
 Marker: ``@pytest.mark.mockserver("scenarios.yaml", ..., speed=0.01, unmatched="ignore")``.
 """
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from .errors import ScenarioError
+from .lint import duplicate_names
 from .loader import load_paths
 from .scenario import Scenario
 from .server import MockServer
@@ -40,12 +41,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+UNMATCHED = ("fail", "ignore")
+MARKER_KWARGS = ("speed", "unmatched")
+
+
+def _unmatched(value: object, where: str) -> str:
+    """A typo must not silently turn the unmatched-request check off."""
+    if value not in UNMATCHED:
+        raise ValueError(f"{where}: {value!r} is not one of: {', '.join(map(repr, UNMATCHED))}")
+    return str(value)
+
+
+def _speed(value: object, where: str) -> float:
+    try:
+        speed = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {value!r} is not a number (0: no delays)") from None
+    if not speed >= 0:  # also refuses nan
+        raise ValueError(f"{where}: must be >= 0, got {value!r}")
+    return speed
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "mockserver(*paths, speed=None, unmatched=None): scenario files for this test, "
         "relative to the test file or the rootdir",
     )
+    try:
+        _unmatched(config.getini("mockserver_unmatched"), "ini mockserver_unmatched")
+        _speed(config.getini("mockserver_speed"), "ini mockserver_speed")
+    except ValueError as err:
+        raise pytest.UsageError(str(err)) from None
+
+
+def _marker_settings(marker: pytest.Mark, unmatched: str, speed: float) -> tuple[str, float]:
+    """The marker's ``unmatched`` and ``speed`` (or the given ones), checked before use."""
+    unknown = sorted(set(marker.kwargs) - set(MARKER_KWARGS))
+    if unknown:
+        raise ValueError(
+            f"mockserver marker: unknown argument(s) {', '.join(unknown)}; "
+            f"expected: {', '.join(MARKER_KWARGS)}"
+        )
+    if marker.kwargs.get("unmatched") is not None:
+        unmatched = _unmatched(marker.kwargs["unmatched"], "mockserver marker unmatched=")
+    if marker.kwargs.get("speed") is not None:
+        speed = _speed(marker.kwargs["speed"], "mockserver marker speed=")
+    return unmatched, speed
 
 
 def _load(path: Path) -> list[Scenario]:
@@ -65,16 +107,25 @@ def _resolve(arg: str | os.PathLike[str], item: pytest.Item) -> Path:
 
 @pytest.fixture(scope="session")
 def mockserver_options(pytestconfig: pytest.Config) -> Options:
-    """Settings of the session's server. Override this fixture to change them."""
-    return Options(speed=float(pytestconfig.getini("mockserver_speed")))
+    """Settings of the session's server. Override this fixture to change them: it must return
+    an ``Options``; its ``speed`` is restored after each test a marker changed it for."""
+    return Options(speed=_speed(pytestconfig.getini("mockserver_speed"), "mockserver_speed"))
 
 
 @pytest.fixture(scope="session")
 def _mockserver_session(
     pytestconfig: pytest.Config, mockserver_options: Options
 ) -> Iterator[MockServer]:
+    if not isinstance(mockserver_options, Options):
+        raise pytest.UsageError(
+            "the mockserver_options fixture must return mockserver.Options, got "
+            f"{type(mockserver_options).__name__}"
+        )
     try:
         initial = [s for p in pytestconfig.getini("mockserver_scenarios") for s in _load(Path(p))]
+        clashes = duplicate_names(initial)
+        if clashes:
+            raise ScenarioError(clashes)
     except ScenarioError as err:
         raise pytest.UsageError(f"mockserver_scenarios:\n{err}") from None
     server = MockServer(initial, options=mockserver_options)
@@ -97,19 +148,26 @@ def mockserver(
     speed = options.speed
     server.reset()
     marker = request.node.get_closest_marker("mockserver")
-    unmatched = request.config.getini("mockserver_unmatched")
-    if marker is not None:
-        try:
-            for arg in marker.args:
-                server.add(*_load(_resolve(arg, request.node)))
-        except ScenarioError as err:
-            pytest.fail(f"mockserver marker:\n{err}", pytrace=False)
-        if marker.kwargs.get("speed") is not None:
-            options.speed = float(marker.kwargs["speed"])
-        unmatched = marker.kwargs.get("unmatched") or unmatched
+    unmatched = str(request.config.getini("mockserver_unmatched"))
     try:
+        if marker is not None:
+            failure: str | None
+            try:
+                unmatched, options.speed = _marker_settings(marker, unmatched, speed)
+                added = [s for arg in marker.args for s in _load(_resolve(arg, request.node))]
+                clashes = duplicate_names([*server._initial, *added])
+                if clashes:  # the same rule as within one file: a name is a scenario's identity
+                    raise ScenarioError(clashes)
+                server.add(*added)
+            except (ScenarioError, ValueError, OSError) as err:
+                failure = f"mockserver marker:\n{err}"
+            else:
+                failure = None
+            if failure:  # outside the except: the report shows the problem, not a chain
+                pytest.fail(failure, pytrace=False)
         yield server
     finally:
+        # Also when setup failed: the next test must find the session's settings.
         options.speed = speed
     if unmatched == "fail" and server.unmatched:
         try:
@@ -134,23 +192,49 @@ def _client_settings(server: MockServer) -> dict[str, Any]:
     }
 
 
+def _openai() -> Any:
+    """The ``openai`` package, or a failure that says how to get it: a client fixture that
+    skipped instead would let a whole suite pass without running."""
+    try:
+        import openai
+    except ImportError:
+        pytest.fail(
+            "the openai_client and async_openai_client fixtures need the openai package: "
+            "pip install openai",
+            pytrace=False,
+        )
+    return openai
+
+
 @pytest.fixture
 def openai_client(
     mockserver: MockServer, _mockserver_tls: ssl.SSLContext
 ) -> Iterator[openai.OpenAI]:
     """A sync ``openai.OpenAI`` pointed at the mock, strict about the replies it accepts."""
-    openai = pytest.importorskip("openai")
-    http = openai.DefaultHttpxClient(verify=_mockserver_tls)
-    with openai.OpenAI(**_client_settings(mockserver), http_client=http) as client:
+    sdk = _openai()
+    http = sdk.DefaultHttpxClient(verify=_mockserver_tls)
+    with sdk.OpenAI(**_client_settings(mockserver), http_client=http) as client:
         yield client
 
 
 @pytest.fixture
-async def async_openai_client(
+def async_openai_client(
     mockserver: MockServer, _mockserver_tls: ssl.SSLContext
-) -> AsyncIterator[Any]:
-    """An ``openai.AsyncOpenAI`` pointed at the mock (needs an async test runner)."""
-    openai = pytest.importorskip("openai")
-    http = openai.DefaultAsyncHttpxClient(verify=_mockserver_tls)
-    async with openai.AsyncOpenAI(**_client_settings(mockserver), http_client=http) as client:
-        yield client
+) -> openai.AsyncOpenAI:
+    """An ``openai.AsyncOpenAI`` pointed at the mock, for any async test runner.
+
+    A plain (sync) fixture on purpose: async fixtures need a plugin to run them, and
+    pytest-asyncio's default strict mode ignores ours ("requested an async fixture ... with
+    no plugin or hook that handled it"), while anyio only runs those of its own tests. The
+    client opens its connections on the test's event loop when the test uses it; keep-alive
+    is off, so each connection closes on that loop as its response ends, and nothing is left
+    to close after the loop is gone."""
+    sdk = _openai()
+    import httpx
+
+    http = sdk.DefaultAsyncHttpxClient(
+        verify=_mockserver_tls, limits=httpx.Limits(max_keepalive_connections=0)
+    )
+    return cast(
+        "openai.AsyncOpenAI", sdk.AsyncOpenAI(**_client_settings(mockserver), http_client=http)
+    )

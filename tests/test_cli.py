@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -174,3 +175,133 @@ def test_bad_serve_flags_are_usage_errors(
         main(["serve", *args])
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"mockserver {version('mockserver')}\n"
+
+
+def test_serve_help_documents_every_flag_and_default(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from mockserver.cli import _parser, _subparser
+
+    serve = _subparser(_parser(), "serve")
+    for action in serve._actions:
+        if action.help == argparse.SUPPRESS or "--help" in action.option_strings:
+            continue
+        assert action.help, f"{action.option_strings} has no help"
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("--port PORT 0 picks a free port (default: 8000)", "(default: 1.0)",
+                  "(default: apifactory)", "(default: 127.0.0.1)", "(default: no limit)",
+                  "(default: text)", "(default: 8388608)", "default: any key"):  # fmt: skip
+        assert shown in text
+    assert "(default: None)" not in text
+    assert "(default: [])" not in text
+
+
+def test_a_flag_error_prints_the_serve_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["serve", "--port", "70000"], ["serve", "--sped", "0"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        err = capsys.readouterr().err
+        assert err.startswith("usage: mockserver serve [-h] [--host HOST]"), err
+        assert "mockserver serve: error:" in err
+
+
+def test_the_admin_token_from_the_environment_is_not_shown_in_help(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MOCKSERVER_ADMIN_TOKEN", "s3cret-token")
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "s3cret-token" not in capsys.readouterr().out
+
+
+def test_a_busy_port_says_so(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "mockserver", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"mockserver: port {port} on 127.0.0.1 is already in use (another server, or an "
+        "earlier mockserver still running). Pick another with --port N, or --port 0 for any "
+        "free port.\n"
+    )
+    assert proc.stdout == ""
+
+
+def test_banner_and_a_warning_for_an_empty_scenario_folder(tmp_path: Path) -> None:
+    proc, url = start("--scenarios", str(tmp_path), "--log-format", "json")
+    try:
+        assert proc.stdout is not None
+        banner = [proc.stdout.readline() for _ in range(4)]
+        reply = httpx.post(
+            f"{url}/chat/completions", json=BODY, headers={"Authorization": "Bearer k"}
+        )
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert banner == [
+        f"  scenarios: 0 from {tmp_path}\n",
+        "  profile:   apifactory (the API factory relay's quirks; --profile openai for OpenAI's own behaviour)\n",
+        f"  client:    base_url='{url}', any API key\n",
+        "  Ctrl+C to stop\n",
+    ]
+    assert reply.status_code == 404
+    assert out == "mockserver stopped\n"
+    first = json.loads(err.splitlines()[0])
+    assert first["level"] == "warning"
+    assert first["message"].startswith(
+        f"mockserver: no scenario loaded from {tmp_path}: every request will get a 404"
+    )
+
+
+def test_shadowed_scenarios_are_warned_about_at_start(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(
+        "- {name: all, reply: {content: a}}\n- {name: hidden, match: {model: x}, reply: {content: b}}\n"
+    )
+    proc, _ = start("--scenarios", str(tmp_path))
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert re.fullmatch(
+        rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z WARNING {tmp_path}/s.yaml:2: scenario 'hidden' "
+        r"can never answer: 'all' .*",
+        err.splitlines()[0],
+    ), err
+
+
+@pytest.mark.parametrize(
+    "command", [["schema"], ["validate", "mockserver/defaults.yaml"], ["--help"]]
+)
+def test_a_closed_pipe_is_not_a_traceback(command: list[str]) -> None:
+    """``mockserver schema | head``: the reader leaves before the writer is done."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # before the child writes a byte: every write hits a closed pipe
+    _, err = proc.communicate(timeout=30)
+    assert err == ""
+    assert proc.returncode == 0

@@ -7,10 +7,13 @@ import contextlib
 import io
 import re
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from mockserver import MockServer, load_paths, load_text
+from mockserver import MockServer, Options, load_paths, load_text
+from mockserver.lint import warnings
 from mockserver.loader import load_defaults
 
 pytestmark = pytest.mark.usefixtures("sdk_imported")
@@ -27,18 +30,87 @@ def python_block(marker: str) -> str:
     return found
 
 
+TOOLS = [
+    {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+]
+INCLUDED = {
+    "common/greetings.yaml": "- {name: greeting, match: {last_user: hello}, reply: {content: hi}}\n",
+    "tools/weather.yaml": "- {name: tool-weather, match: {tools: [get_weather]}, reply: {content: t}}\n",
+}
+
+
+def ask(text: str = "anything", **extra: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": text}], **extra}
+
+
+# For every scenario of every README YAML example (by example index), a request it must answer.
+REACHES: dict[int, dict[str, dict[str, Any]]] = {
+    0: {"weather": ask("How is the weather?")},
+    1: {"greeting": ask("hello"), "tool-weather": ask(tools=TOOLS), "project-specific": ask()},
+    2: {
+        "everything-at-once": {
+            "model": "gpt-4o",
+            "messages": [
+                {"role": "system", "content": "You are helpful, and you know Paris."},
+                {"role": "user", "content": "What is the weather in Paris?"},
+            ],
+            "tools": TOOLS,
+            "tool_choice": "auto",
+            "stream": False,
+            "response_format": {"type": "text"},
+            "metadata": {"team": "red"},
+            "headers": {"x-tenant": "acme"},
+        },
+        "catch-all": ask(),
+    },
+    3: {
+        "reasoning": ask(model="deepseek-r1"),
+        "tools": ask(tools=TOOLS),
+        "refusal": ask("something forbidden"),
+        "several-choices": ask(n=2),
+        "cut-short": ask("long"),
+    },
+    4: {"templated": ask("weather in Rome")},
+    5: {"tool-round-trip": ask(tools=TOOLS)},
+    6: {"slow": ask("slow please"), "explicit-chunks": ask("chunks", stream=True)},
+    7: {
+        "rate-limited-then-ok": ask("busy"),
+        "bad-gateway-html": ask("html"),
+        "slow-answer": ask("slow"),
+        "drop": ask("drop", stream=True),
+    },
+    8: {"three-a-minute": ask()},
+}
+
+
+def test_every_yaml_example_is_covered() -> None:
+    assert sorted(REACHES) == list(range(len(blocks("yaml"))))
+
+
 @pytest.mark.parametrize("index", range(len(blocks("yaml"))))
-def test_yaml_examples_load(index: int, tmp_path: Path) -> None:
+def test_yaml_examples_serve_as_written(index: int, tmp_path: Path) -> None:
+    """Each example is served whole; each of its scenarios answers the request meant for it,
+    so none is shadowed by another (and ``validate`` warns about none)."""
     text = blocks("yaml")[index]
-    if "include:" not in text:
-        assert load_text(text, f"README.md#yaml{index}")
-        return
-    for name in ("common/greetings.yaml", "tools/weather.yaml"):
-        (tmp_path / name).parent.mkdir()
-        (tmp_path / name).write_text(f"- {{name: {name}, reply: {{content: x}}}}\n")
-    (tmp_path / "example.yaml").write_text(text)
-    names = [s.name for s in load_paths([tmp_path / "example.yaml"])]
-    assert names == ["common/greetings.yaml", "tools/weather.yaml", "project-specific"]
+    if "include:" in text:
+        for name, content in INCLUDED.items():
+            (tmp_path / name).parent.mkdir()
+            (tmp_path / name).write_text(content)
+        (tmp_path / "example.yaml").write_text(text)
+        scenarios = load_paths([tmp_path / "example.yaml"])
+    else:
+        scenarios = load_text(text, f"README.md#yaml{index}")
+    assert [str(w) for w in warnings(scenarios)] == []
+    wanted = REACHES[index]
+    assert sorted(s.name for s in scenarios) == sorted(wanted)
+    with MockServer(scenarios, options=Options(speed=0)) as server:
+        for name, body in wanted.items():
+            server.reset()
+            headers = {"Authorization": "Bearer sk-readme", **body.pop("headers", {})}
+            body = {"model": "gpt-4", **body}
+            with contextlib.suppress(httpx.TransportError):  # the 'drop' fault may cut it
+                httpx.post(f"{server.base_url}/chat/completions", json=body, headers=headers)
+            assert (name, server.last.scenario) == (name, name)
 
 
 def test_tour_client_against_the_shipped_demo() -> None:
@@ -99,3 +171,20 @@ def test_documented_serve_flags_are_the_real_ones() -> None:
         if flag.startswith("--") and flag != "--help"
     }
     assert documented == real
+
+
+def test_options_override_example(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(python_block("def mockserver_options"))
+    pytester.makepyfile(
+        """
+        from mockserver import OPENAI
+
+        def test_it(mockserver):
+            assert (mockserver.options.profile, mockserver.options.speed) == (OPENAI, 0)
+        """
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:schemathesis",
+        "-p", "no:faker", "-o", "asyncio_default_fixture_loop_scope=function",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)

@@ -316,21 +316,16 @@ def test_templates_are_data_not_code(mockserver: MockServer, openai_client: open
     for text, refused in [
         ("{{ fake.__init__ }}", "unknown fake data '__init__'"),
         ("{{ os.system }}", "unknown placeholder '{{ os.system }}'"),
+        ("{{ open('/etc/passwd') }}", "\"{{ open('/etc/passwd') }\" is not a placeholder"),
     ]:
         with pytest.raises(ScenarioError) as caught:
             mockserver.add({"reply": {"content": text}})
         assert caught.value.problems[0].message.startswith(refused)
-    mockserver.add(
-        {
-            "reply": {
-                "content": "[{{ request.__class__.__init__ }}] {{ open('/etc/passwd') }} {% x %}"
-            }
-        }
-    )
+    mockserver.add({"reply": {"content": "[{{ request.__class__.__init__ }}] {% x %}"}})
     reply = openai_client.chat.completions.create(
         model="gpt-4", messages=[{"role": "user", "content": "x"}]
     )
-    assert reply.choices[0].message.content == "[] {{ open('/etc/passwd') }} {% x %}"
+    assert reply.choices[0].message.content == "[] {% x %}"
 
 
 def test_sequence_positions_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
