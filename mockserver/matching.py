@@ -358,6 +358,7 @@ class ScenarioSet:
                 table.setdefault(key[1], []).append((rank, scenario))
         self._substrings = Substrings(self._contains) if self._contains else None
         self._positions: dict[tuple[Scenario, str], int] = {}
+        self._hits: dict[Scenario, int] = {}
         self.models = _model_names(self.scenarios)
         self.header_names = tuple(
             sorted(
@@ -371,6 +372,7 @@ class ScenarioSet:
 
     def reset(self) -> None:
         self._positions.clear()
+        self._hits.clear()
 
     def _candidates(self, request: ChatRequest) -> Iterable[tuple[int, Scenario]]:
         """The scenarios that could match, in rank order: indexed hits and the unindexed."""
@@ -393,11 +395,13 @@ class ScenarioSet:
                 continue
             step = self._advance(scenario, request)
             if step is not None:
+                self._hits[scenario] = self._hits.get(scenario, 0) + 1
                 stateless = _stateless(scenario) and not passed_over
                 return Resolution(scenario, scenario.steps[step], step, captures, stateless)
             passed_over = True
         if self.fallback is not None:
             fallback = self.fallback
+            self._hits[fallback] = self._hits.get(fallback, 0) + 1
             return Resolution(fallback, fallback.steps[0], 0, _NO_CAPTURES, not passed_over)
         raise self.no_match(request)
 
@@ -442,6 +446,66 @@ class ScenarioSet:
             type="invalid_request_error",
             code="scenario_not_found",
         )
+
+    # Read-only views for the inspector: nothing below advances a sequence or counts a hit.
+
+    def explain(self, request: ChatRequest) -> list[Verdict]:
+        """Every scenario in the order tried, with what it would do for ``request``: answer (with
+        which step), be passed over (used up, or an earlier one answers), or fail (and on which
+        conditions). Checks them all, not only the index's candidates, so each gets its why."""
+        verdicts: list[Verdict] = []
+        answered = False
+        for scenario in self.scenarios:
+            failed = tuple(
+                c.explain(request) for c in scenario.conditions if c.check(request) is None
+            )
+            step = None if failed else self.peek(scenario, request)
+            answers = step is not None and not answered
+            answered = answered or answers
+            verdicts.append(Verdict(scenario, failed, step, answers))
+        return verdicts
+
+    def peek(self, scenario: Scenario, request: ChatRequest) -> int | None:
+        """The step ``scenario`` would answer ``request`` with now (None: used up), like
+        ``_advance`` but without moving the sequence."""
+        count = len(scenario.steps)
+        if count == 1 and scenario.after_last is not AfterLast.STOP:
+            return 0
+        seen = self._positions.get((scenario, self._conversation(scenario, request)), 0)
+        if seen < count:
+            return seen
+        if scenario.after_last is AfterLast.CYCLE:
+            return seen % count
+        return count - 1 if scenario.after_last is AfterLast.REPEAT else None
+
+    def _conversation(self, scenario: Scenario, request: ChatRequest) -> str:
+        if scenario.conversation_header:
+            return request.headers.get(scenario.conversation_header, "")
+        return next((message_text(m) for m in request.messages if m["role"] == "user"), "")
+
+    def hits(self, scenario: Scenario) -> int:
+        """How often ``resolve`` chose ``scenario`` since the set was built or reset."""
+        return self._hits.get(scenario, 0)
+
+    def conversations(self) -> dict[Scenario, list[tuple[str, int]]]:
+        """Per scenario with steps: each conversation it has seen and how many steps it used."""
+        out: dict[Scenario, list[tuple[str, int]]] = {}
+        for (scenario, conversation), seen in self._positions.items():
+            out.setdefault(scenario, []).append((conversation, seen))
+        return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one scenario would do for a request, for ``ScenarioSet.explain``."""
+
+    scenario: Scenario
+    failed: tuple[str, ...]
+    """The conditions the request fails, as ``no_match`` words them; empty when all hold."""
+    step: int | None
+    """The step that would answer if tried (None: failed, or used up with after_last: stop)."""
+    answers: bool
+    """True for the one scenario that would answer: the first whose step is not None."""
 
 
 def _stateless(scenario: Scenario) -> bool:
