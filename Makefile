@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test soak lint fmt typecheck check-fixtures check bench clean
+.PHONY: help install run test soak lint fmt typecheck check-fixtures check bench screenshot clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -36,6 +36,10 @@ lint: $(STAMP)  ## ruff and mypy, checking only
 fmt: $(STAMP)  ## format and fix what ruff can
 	$(BIN)/ruff format mockserver tests bench
 	$(BIN)/ruff check --fix mockserver tests bench
+
+screenshot: $(STAMP)  ## retake docs/inspector.png (and -dark) in headless Chromium (/usr/bin/chromium)
+	MOCKSERVER_SCREENSHOT=docs/inspector.png $(BIN)/python -m pytest -q \
+		tests/test_inspector_browser.py -k test_screenshot
 
 check-fixtures: $(STAMP)  ## validate the example scenarios
 	$(BIN)/mockserver validate fixtures

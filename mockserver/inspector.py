@@ -244,7 +244,6 @@ async def events(request: web.Request) -> web.StreamResponse:
     last = _last_event_id(request)
     subscription = journal.subscribe(BUFFER)
     opening = _opening(state, last)
-    seen = journal.recorded
     request.app[STREAMS][subscription] = request
     response = web.StreamResponse(
         headers={
@@ -269,9 +268,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 position, entry = subscription.items.popleft()
                 if entry is None:
                     frames.append(_frame("cleared", {"missed": False}, position))
-                elif position > seen:
+                else:
                     frames.append(_frame("entry", summary(position, entry), position))
-                seen = max(seen, position)
             if subscription.overflowed:
                 frames.append(
                     _frame(

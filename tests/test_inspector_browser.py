@@ -114,7 +114,7 @@ def test_rows_appear_live_with_their_scenario(browser: Browser, server: MockServ
     expect(rows(page)).to_have_count(2, timeout=WAIT)
     newest, oldest = rows(page).nth(0), rows(page).nth(1)
     assert "greeting" in newest.locator(".cell-scenario").inner_text()
-    assert "stream" in newest.inner_text()
+    assert "SSE" in newest.inner_text()
     assert "weather" in oldest.locator(".cell-scenario").inner_text()
     assert "How is the weather in Paris?" in oldest.inner_text()
     assert "200" in oldest.inner_text()

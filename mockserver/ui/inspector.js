@@ -497,6 +497,12 @@ async function loadScenarios() {
   renderScenarios();
 }
 
+function nextStep(p, afterLast) {
+  if (p.used < p.of) return `next: step ${p.used + 1}`;
+  if (afterLast === "stop") return "used up";
+  return afterLast === "cycle" ? `next: step ${(p.used % p.of) + 1}` : `next: step ${p.of} again`;
+}
+
 function renderScenarios() {
   const data = state.scenarios;
   if (!data) return;
@@ -513,7 +519,7 @@ function renderScenarios() {
       sequence = h("div", {},
         h("div", {}, `${s.steps} steps · after last: ${s.after_last}`),
         h("div", { class: "muted" }, `per ${s.conversation}; ${s.conversations} conversation${s.conversations === 1 ? "" : "s"}`),
-        s.positions.map((p) => h("div", { class: "muted mono" }, `${p.used >= p.of ? "done" : `next step ${p.used + 1}`} · ${JSON.stringify(p.conversation)}`)));
+        s.positions.map((p) => h("div", { class: "muted mono" }, `${nextStep(p, s.after_last)} · ${p.conversation ? JSON.stringify(p.conversation) : "(no conversation key)"}`)));
     }
     return h("tr", {},
       h("td", { class: "num" }, String(s.rank + 1)),
@@ -584,7 +590,7 @@ async function runExplain() {
     out.replaceChildren(h("div", { class: "verdict bad" }, h("div", { class: "big" }, `HTTP ${res.status}`), h("p", {}, data.error ? data.error.message : "")));
     return;
   }
-  out.replaceChildren(...explainView(data));
+  out.replaceChildren(...explainView(data).filter(Boolean));
 }
 
 function explainView(d) {
