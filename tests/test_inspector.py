@@ -91,7 +91,7 @@ class Events:
         return Event(fields["event"], json.loads(fields["data"]), int(raw_id) if raw_id else None)
 
     async def take(self, count: int) -> list[Event]:
-        out = []
+        out: list[Event] = []
         for _ in range(count):
             event = await self.next()
             assert event is not None, f"the stream ended after {out}"

@@ -209,6 +209,7 @@ function onEvent(event) {
     state.lastId = pos;
     if (state.paused) {
       state.held.push(data);
+      if (state.held.length > MAX_ROWS) state.held.shift();
       updatePause();
     } else {
       addRow(data, true);
