@@ -488,6 +488,13 @@ async def explain(request: web.Request) -> web.Response:
 # --- from request to scenario -----------------------------------------------------------------
 
 
+class _Dumper(yaml.SafeDumper):
+    """Lists indented under their key, as the README's examples write them."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
 def scenario_for(entry: Entry) -> str:
     """Scenario YAML that matches what ``entry`` sent; its reply is the mock's, or to fill in."""
     chat = entry.chat
@@ -523,7 +530,9 @@ def scenario_for(entry: Entry) -> str:
                 out["content"] = reply["content"]
         step = {"reply": out}
     scenario = {"name": f"from-request-{entry.seq}", "match": match, **step}
-    text = yaml.safe_dump({"scenarios": [scenario]}, sort_keys=False, allow_unicode=True, width=100)
+    text = yaml.dump(
+        {"scenarios": [scenario]}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+    )
     head = (
         f"# From journal entry #{entry.seq} ({entry.method} {entry.path}): matches what it "
         "sent.\n# Loosen the match (contains, regex) and fill in the reply.\n"

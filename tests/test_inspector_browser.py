@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import openai
 import pytest
 
-from mockserver import MockServer, Options
+from mockserver import MockServer, Options, inspector
+from mockserver.journal import Entry
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -160,6 +161,69 @@ def test_a_script_in_a_message_is_shown_as_text(
     assert page.evaluate("window.pwned") is None
     assert page.evaluate("document.querySelectorAll('script').length") == 1  # the page's own
     assert page.evaluate("document.querySelectorAll('img[src=x]').length") == 0
+    page.close()
+
+
+def test_a_dropped_page_resumes_without_losing_or_doubling_rows(
+    browser: Browser, server: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten entries recorded at once overflow a 2-entry buffer: the server cuts the stream, the
+    page reconnects with Last-Event-ID and gets the rest from the backlog."""
+    monkeypatch.setattr(inspector, "BUFFER", 2)
+    page = open_page(browser, server)
+    resumed_from: list[str | None] = []
+
+    def seen(request: Any) -> None:
+        if "/_mock/events" in request.url:
+            resumed_from.append(request.headers.get("last-event-id"))
+
+    page.on("request", seen)
+    journal = server.state.journal
+
+    def burst() -> None:
+        for n in range(10):
+            journal.record(Entry(journal.next_seq(), 0.0, "POST", f"/burst/{n}", f"r{n}", {}))
+
+    server._call(burst)
+    expect(rows(page)).to_have_count(10, timeout=WAIT)
+    expect(page.locator("#banner")).to_contain_text("fell more than 2 entries behind")
+    page.wait_for_selector("#conn[data-state=live]", timeout=WAIT)
+    seqs = page.locator("#journal tbody tr").evaluate_all("rs => rs.map(r => r.dataset.seq)")
+    assert seqs == [str(n) for n in range(10, 0, -1)]
+    assert resumed_from[0] == "2", "the page resumes after the last entry it got"
+    page.close()
+
+
+def test_reply_and_delays_are_shown_when_recorded(browser: Browser, server: MockServer) -> None:
+    """The pipeline fills ``Entry.reply`` (a neutral summary); the page shows what it holds."""
+    server.add(
+        {
+            "name": "paced",
+            "match": {"last_user": "paced"},
+            "reply": {"content": "One two three."},
+            "cadence": {"first_delay": 0.5, "delay": 0.1},
+        }
+    )
+    page = open_page(browser, server)
+    ask(server, "paced", stream=True).close()
+    summary = {
+        "content": "One two three.",
+        "reasoning": None,
+        "refusal": None,
+        "tool_calls": [{"name": "get_weather", "arguments": '{"city": "<b>Paris</b>"}'}],
+        "finish_reason": "tool_calls",
+        "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13},
+    }
+    server._call(lambda: setattr(server.state.journal.entries[-1], "reply", summary))
+    rows(page).first.click()
+    details = page.locator("#details")
+    expect(details).to_contain_text("Scripted delays", timeout=WAIT)
+    text = details.text_content() or ""
+    assert "first 0.5 s" in text
+    assert "tool call · get_weather" in text
+    assert '{"city": "<b>Paris</b>"}' in text
+    assert "prompt_tokens 9 · completion_tokens 4 · total_tokens 13" in text
+    assert details.locator("b").count() == 0
     page.close()
 
 
