@@ -284,8 +284,12 @@ async def events(request: web.Request) -> web.StreamResponse:
             if frames:
                 await _write(response, subscription, b"".join(frames))
         await response.write_eof()
-    except (ConnectionResetError, TimeoutError):
-        pass  # the viewer left, or could not keep up; it reconnects if it still can
+    except ConnectionResetError:
+        pass  # the viewer left
+    except TimeoutError:
+        # It took no write for WRITE_TIMEOUT seconds: cut it, so no buffer waits on it.
+        if request.transport is not None:
+            request.transport.abort()
     finally:
         journal.unsubscribe(subscription)
         request.app[STREAMS].pop(subscription, None)

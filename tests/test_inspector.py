@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -264,6 +265,37 @@ async def test_a_slow_viewer_is_dropped_not_waited_for(
     resumed = await connect(mock, last=4)
     rest = await resumed.take(7)
     assert [e.id for e in rest[1:]] == [5, 6, 7, 8, 9, 10]
+
+
+async def test_a_stuck_viewer_is_cut_after_the_write_timeout(
+    mock: TestClient[web.Request, web.Application], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A viewer that stops reading: once the socket is full, its write times out and the
+    server cuts it; recording never waited on it."""
+    monkeypatch.setattr(inspector, "WRITE_TIMEOUT", 0.2)
+    monkeypatch.setattr(inspector, "BUFFER", 1_000_000)  # so only the timeout can cut it
+    journal = state_of(mock).journal
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window, never read
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (mock.host, mock.port))
+    await loop.sock_sendall(sock, b"GET /_mock/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    while not journal._subscribers:
+        await asyncio.sleep(0.01)
+    big = "/" + "x" * 65536  # each event carries 64 KiB: the socket fills within a few
+    slowest = 0.0
+    async with asyncio.timeout(10):
+        while journal._subscribers:
+            started = time.perf_counter()
+            for n in range(8):
+                journal.record(Entry(journal.next_seq(), 0.0, "POST", big, f"r{n}", {}))
+            slowest = max(slowest, time.perf_counter() - started)
+            await asyncio.sleep(0.01)
+    while mock.app[inspector.STREAMS]:
+        await asyncio.sleep(0.01)
+    assert slowest < 0.05, "recording waited on the stuck viewer"
+    sock.close()
 
 
 async def test_open_pages_do_not_hold_up_shutdown() -> None:
