@@ -267,6 +267,15 @@ async def test_a_slow_viewer_is_dropped_not_waited_for(
     assert [e.id for e in rest[1:]] == [5, 6, 7, 8, 9, 10]
 
 
+async def until(check: Callable[[], bool]) -> None:
+    """Poll ``check``, for server state that has no event to wait on."""
+    async with asyncio.timeout(5):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.01)
+
+
 async def test_a_stuck_viewer_is_cut_after_the_write_timeout(
     mock: TestClient[web.Request, web.Application], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -281,8 +290,7 @@ async def test_a_stuck_viewer_is_cut_after_the_write_timeout(
     loop = asyncio.get_running_loop()
     await loop.sock_connect(sock, (mock.host, mock.port))
     await loop.sock_sendall(sock, b"GET /_mock/events HTTP/1.1\r\nHost: x\r\n\r\n")
-    while not journal._subscribers:
-        await asyncio.sleep(0.01)
+    await until(lambda: bool(journal._subscribers))
     big = "/" + "x" * 65536  # each event carries 64 KiB: the socket fills within a few
     slowest = 0.0
     async with asyncio.timeout(10):
@@ -292,8 +300,7 @@ async def test_a_stuck_viewer_is_cut_after_the_write_timeout(
                 journal.record(Entry(journal.next_seq(), 0.0, "POST", big, f"r{n}", {}))
             slowest = max(slowest, time.perf_counter() - started)
             await asyncio.sleep(0.01)
-    while mock.app[inspector.STREAMS]:
-        await asyncio.sleep(0.01)
+    await until(lambda: not mock.app[inspector.STREAMS])
     assert slowest < 0.05, "recording waited on the stuck viewer"
     sock.close()
 
