@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -342,7 +343,7 @@ def describe(condition: Any) -> str:
     return repr(condition)
 
 
-def _scenario(scenario: Scenario, rank: int, state: State, seen: list[tuple[str, int]]) -> Any:
+def _scenario(scenario: Scenario, rank: int, hits: int, seen: list[tuple[str, int]]) -> Any:
     steps = len(scenario.steps)
     return {
         "rank": rank,
@@ -359,7 +360,7 @@ def _scenario(scenario: Scenario, rank: int, state: State, seen: list[tuple[str,
             if scenario.conversation_header
             else "first user message"
         ),
-        "hits": state.scenarios.hits(scenario),
+        "hits": hits,
         "conversations": len(seen),
         "positions": [
             {"conversation": c if len(c) <= 80 else c[:79] + "…", "used": n, "of": steps}
@@ -370,23 +371,22 @@ def _scenario(scenario: Scenario, rank: int, state: State, seen: list[tuple[str,
 
 async def scenarios_detail(request: web.Request) -> web.Response:
     """The loaded set in the order tried, with hit counts, sequence positions and the
-    problems of a failed hot reload."""
+    problems of a failed hot reload. Hits are the journal's requests each scenario answered,
+    counted by name as ``assert_called`` does: replies replayed from the memo never reach the
+    matcher, so only the journal sees every one."""
     state = request.app[STATE]
     _check_admin(request, state.options)
+    hits = Counter(entry.scenario for entry in state.journal if entry.scenario is not None)
     seen = state.scenarios.conversations()
+    fallback = state.scenarios.fallback
     out: dict[str, Any] = {
         "scenarios": [
-            _scenario(s, rank, state, seen.get(s, []))
+            _scenario(s, rank, hits[s.name], seen.get(s, []))
             for rank, s in enumerate(state.scenarios.scenarios)
         ],
-        "fallback": (
-            None
-            if state.scenarios.fallback is None
-            else {
-                "name": state.scenarios.fallback.name,
-                "hits": state.scenarios.hits(state.scenarios.fallback),
-            }
-        ),
+        "fallback": None
+        if fallback is None
+        else {"name": fallback.name, "hits": hits[fallback.name]},
         "watching": state.watcher is not None,
         "reload_problems": [],
     }

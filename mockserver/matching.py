@@ -358,7 +358,6 @@ class ScenarioSet:
                 table.setdefault(key[1], []).append((rank, scenario))
         self._substrings = Substrings(self._contains) if self._contains else None
         self._positions: dict[tuple[Scenario, str], int] = {}
-        self._hits: dict[Scenario, int] = {}
         self.models = _model_names(self.scenarios)
         self.header_names = tuple(
             sorted(
@@ -372,7 +371,6 @@ class ScenarioSet:
 
     def reset(self) -> None:
         self._positions.clear()
-        self._hits.clear()
 
     def _candidates(self, request: ChatRequest) -> Iterable[tuple[int, Scenario]]:
         """The scenarios that could match, in rank order: indexed hits and the unindexed."""
@@ -395,13 +393,11 @@ class ScenarioSet:
                 continue
             step = self._advance(scenario, request)
             if step is not None:
-                self._hits[scenario] = self._hits.get(scenario, 0) + 1
                 stateless = _stateless(scenario) and not passed_over
                 return Resolution(scenario, scenario.steps[step], step, captures, stateless)
             passed_over = True
         if self.fallback is not None:
             fallback = self.fallback
-            self._hits[fallback] = self._hits.get(fallback, 0) + 1
             return Resolution(fallback, fallback.steps[0], 0, _NO_CAPTURES, not passed_over)
         raise self.no_match(request)
 
@@ -447,7 +443,7 @@ class ScenarioSet:
             code="scenario_not_found",
         )
 
-    # Read-only views for the inspector: nothing below advances a sequence or counts a hit.
+    # Read-only views for the inspector: nothing below advances a sequence.
 
     def explain(self, request: ChatRequest) -> list[Verdict]:
         """Every scenario in the order tried, with what it would do for ``request``: answer (with
@@ -482,10 +478,6 @@ class ScenarioSet:
         if scenario.conversation_header:
             return request.headers.get(scenario.conversation_header, "")
         return next((message_text(m) for m in request.messages if m["role"] == "user"), "")
-
-    def hits(self, scenario: Scenario) -> int:
-        """How often ``resolve`` chose ``scenario`` since the set was built or reset."""
-        return self._hits.get(scenario, 0)
 
     def conversations(self) -> dict[Scenario, list[tuple[str, int]]]:
         """Per scenario with steps: each conversation it has seen and how many steps it used."""

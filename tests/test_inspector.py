@@ -349,22 +349,39 @@ async def test_explain_names_the_answer_and_every_other_why(
     assert greeting["failed"] == ["model 'gpt-4*', got 'o3'"]
 
 
+async def hits(client: TestClient[web.Request, web.Application]) -> dict[str, int]:
+    data = await (await client.get("/_mock/scenarios/detail")).json()
+    return {s["name"]: s["hits"] for s in data["scenarios"]}
+
+
 async def test_explain_moves_no_sequence_and_counts_no_hit(
     mock: TestClient[web.Request, web.Application],
 ) -> None:
     body = {"model": "gpt-4", "messages": [{"role": "user", "content": "count"}]}
     for _ in range(3):
         assert (await explain(mock, body))["answer"]["step"] == 0
+    assert (await hits(mock))["counting"] == 0
     assert (await chat(mock, "count")).choices[0].message.content == "one"
-    counting = state_of(mock).scenarios.scenarios[1]
-    assert state_of(mock).scenarios.hits(counting) == 1
     assert (await explain(mock, body))["answer"]["step"] == 1
     assert (await chat(mock, "count")).choices[0].message.content == "two"
     used_up = await explain(mock, body)
     assert used_up["answer"] is None
     assert {v["name"]: v["verdict"] for v in used_up["scenarios"]}["counting"] == "used_up"
     assert "no scenario matched" in used_up["unmatched"]
-    assert state_of(mock).scenarios.hits(counting) == 2
+    assert (await hits(mock))["counting"] == 2
+
+
+async def test_hits_count_replayed_replies_too(
+    mock: TestClient[web.Request, web.Application],
+) -> None:
+    """Identical requests within a second are answered from the memo, past the matcher:
+    the count must still be every request the scenario answered, as ``assert_called`` sees."""
+    for _ in range(5):
+        await chat(mock, "weather?")
+    assert len(state_of(mock).memos) == 1, "the memo path is what this test is about"
+    assert (await hits(mock))["weather"] == 5
+    await mock.post("/_mock/reset", params={"what": "journal"})
+    assert (await hits(mock))["weather"] == 0
 
 
 async def test_explain_a_journal_entry_with_its_headers(aiohttp_client: ClientFactory) -> None:
