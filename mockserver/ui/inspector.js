@@ -244,7 +244,8 @@ function addRow(s, fresh) {
       ? h("span", { class: "scenario" }, s.scenario,
           s.step !== null && s.step !== undefined ? h("span", { class: "step" }, ` · step ${s.step + 1}`) : null)
       : h("span", { class: "muted" }, "—");
-  const tr = h("tr", { "data-seq": s.seq, class: fresh ? "fresh" : null, onclick: () => select(s.seq) },
+  const tr = h("tr", { "data-seq": s.seq, class: fresh ? "fresh" : null, tabindex: 0,
+    onclick: () => select(s.seq), onkeydown: (ev) => ev.key === "Enter" && select(s.seq) },
     h("td", { class: "num" }, String(s.seq)),
     h("td", { class: "time" }, fmtTime(s.time).slice(0, 8), h("span", { class: "ms" }, fmtTime(s.time).slice(8))),
     h("td", {}, h("span", { class: "route", title: `${s.method} ${s.path}` },
