@@ -126,6 +126,22 @@ def test_rows_appear_live_with_their_scenario(browser: Browser, server: MockServ
     page.close()
 
 
+def test_pause_holds_rows_and_reset_clears_them(browser: Browser, server: MockServer) -> None:
+    page = open_page(browser, server)
+    ask(server, "weather 1")
+    expect(rows(page)).to_have_count(1, timeout=WAIT)
+    page.click("#pause")
+    ask(server, "weather 2")
+    expect(page.locator("#pause")).to_have_text("Resume (1 new)", timeout=WAIT)
+    assert rows(page).count() == 1
+    page.click("#pause")
+    expect(rows(page)).to_have_count(2, timeout=WAIT)
+    page.select_option("#reset", "journal")
+    expect(rows(page)).to_have_count(0, timeout=WAIT)
+    assert server.journal == []
+    page.close()
+
+
 def test_an_unmatched_request_shows_why(browser: Browser, server: MockServer) -> None:
     page = open_page(browser, server)
     with pytest.raises(openai.NotFoundError):
