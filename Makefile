@@ -9,7 +9,7 @@ TEST_STAMP := $(VENV)/.installed-test
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test soak lint fmt typecheck check-fixtures check bench clean
+.PHONY: help install run test soak lint fmt typecheck check-fixtures check bench screenshot clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -45,6 +45,10 @@ lint: $(TEST_STAMP)  ## ruff and mypy, checking only
 fmt: $(TEST_STAMP)  ## format and fix what ruff can
 	$(BIN)/ruff format mockserver tests bench
 	$(BIN)/ruff check --fix mockserver tests bench
+
+screenshot: $(TEST_STAMP)  ## retake docs/inspector.png (and -dark) in headless Chromium (/usr/bin/chromium)
+	MOCKSERVER_SCREENSHOT=docs/inspector.png $(BIN)/python -m pytest -q \
+		tests/test_inspector_browser.py -k test_screenshot
 
 check-fixtures: $(RUN_STAMP)  ## validate the example scenarios (each file is used on its own)
 	@for file in fixtures/*.yaml; do $(BIN)/mockserver validate $$file || exit 1; done

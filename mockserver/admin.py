@@ -107,8 +107,11 @@ async def admin_journal(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    from . import inspector  # it builds on this module
+
     for method in ("GET", "PUT", "POST"):
         app.router.add_route(method, f"{ADMIN}/scenarios", admin_scenarios)
     app.router.add_post(f"{ADMIN}/reset", admin_reset)
     for method in ("GET", "DELETE"):
         app.router.add_route(method, f"{ADMIN}/journal", admin_journal)
+    inspector.add_routes(app)

@@ -1,11 +1,13 @@
 """The request journal: what each request sent, which scenario answered, and how it ended.
 
 Bounded (oldest entries drop first) so a long load test cannot exhaust memory. Credentials are
-redacted before anything is stored.
+redacted before anything is stored. Live viewers (the inspector) subscribe: each gets a bounded
+buffer that ``record`` fills without waiting, so a slow viewer never slows a request.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -49,8 +51,9 @@ class Entry:
     api: str = "chat"
     """Which protocol the request spoke: chat, responses, messages or embeddings."""
     reply: dict[str, Any] | None = None
-    """What the mock answered: content, reasoning, refusal, tool_calls, finish_reason and
-    usage, or ``{"error": {...}}``."""
+    """What the mock answered, protocol-neutral: ``{"content", "reasoning", "refusal",
+    "tool_calls": [{"id", "name", "arguments"}], "finish_reason", "usage"}`` or
+    ``{"error": {...}}``."""
     request: Request | None = field(default=None, repr=False)
 
     @property
@@ -83,6 +86,43 @@ class Entry:
         return out
 
 
+Recorded = tuple[int, Entry | None]
+"""A subscriber's item: the entry's position in recording order, or ``(position, None)`` when
+the journal was cleared at that position."""
+
+
+class Subscription:
+    """One live viewer's bounded buffer. ``record`` never waits on it: when it is full, the
+    viewer is cut off (``overflowed``) and must resume from its last position."""
+
+    def __init__(self, limit: int) -> None:
+        self.items: deque[Recorded] = deque()
+        self.limit = limit
+        self.overflowed = False
+        self.closed = False
+        self.writing = False
+        self.ready = asyncio.Event()
+
+    def push(self, item: Recorded) -> bool:
+        """False when the buffer is full: the subscriber is then dropped, not waited for."""
+        if len(self.items) >= self.limit:
+            self.overflowed = True
+            self.ready.set()
+            return False
+        self.items.append(item)
+        self.ready.set()
+        return True
+
+    def close(self) -> None:
+        """Wake the viewer for good: the server is stopping."""
+        self.closed = True
+        self.ready.set()
+
+    async def wait(self) -> None:
+        await self.ready.wait()
+        self.ready.clear()
+
+
 class Journal:
     """The last ``size`` entries, and no more than ``max_bytes`` of request bodies, oldest out."""
 
@@ -92,6 +132,11 @@ class Journal:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._seq = 0
+        # Positions in recording order (``seq`` is arrival order; a slow stream records late).
+        self._positions: deque[int] = deque()
+        self.recorded = 0
+        self.cleared_at = 0
+        self._subscribers: set[Subscription] = set()
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -100,13 +145,48 @@ class Journal:
     def record(self, entry: Entry, weight: int = 0) -> None:
         """Keep ``entry``; ``weight`` is the size of its request body in bytes."""
         self._entries.append((entry, weight))
+        self.recorded += 1
+        self._positions.append(self.recorded)
         self._bytes += weight
         while self._entries and (len(self._entries) > self._size or self._bytes > self._max_bytes):
             self._bytes -= self._entries.popleft()[1]
+            self._positions.popleft()
+        if self._subscribers:
+            self._notify((self.recorded, entry))
 
     def clear(self) -> None:
         self._entries.clear()
+        self._positions.clear()
         self._bytes = 0
+        self.cleared_at = self.recorded
+        if self._subscribers:
+            self._notify((self.recorded, None))
+
+    def _notify(self, item: Recorded) -> None:
+        for subscriber in [s for s in self._subscribers if not s.push(item)]:
+            self._subscribers.discard(subscriber)
+
+    def subscribe(self, limit: int = 256) -> Subscription:
+        """A buffer of at most ``limit`` items that every later ``record`` and ``clear`` fills."""
+        subscription = Subscription(limit)
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+
+    def since(self, position: int) -> list[tuple[int, Entry]]:
+        """The entries kept that were recorded after ``position``, oldest first."""
+        return [
+            (p, entry)
+            for p, (entry, _) in zip(self._positions, self._entries, strict=True)
+            if p > position
+        ]
+
+    @property
+    def first_position(self) -> int:
+        """The position of the oldest entry kept (``recorded + 1`` when there is none)."""
+        return self._positions[0] if self._positions else self.recorded + 1
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self.entries)

@@ -451,6 +451,62 @@ class ScenarioSet:
             code="scenario_not_found",
         )
 
+    # Read-only views for the inspector: nothing below advances a sequence.
+
+    def explain(self, request: Request) -> list[Verdict]:
+        """Every scenario in the order tried, with what it would do for ``request``: answer (with
+        which step), be passed over (used up, or an earlier one answers), or fail (and on which
+        conditions). Checks them all, not only the index's candidates, so each gets its why."""
+        verdicts: list[Verdict] = []
+        answered = False
+        for scenario in self.scenarios:
+            failed = tuple(
+                c.explain(request) for c in scenario.conditions if c.check(request) is None
+            )
+            step = None if failed else self.peek(scenario, request)
+            answers = step is not None and not answered
+            answered = answered or answers
+            verdicts.append(Verdict(scenario, failed, step, answers))
+        return verdicts
+
+    def peek(self, scenario: Scenario, request: Request) -> int | None:
+        """The step ``scenario`` would answer ``request`` with now (None: used up), like
+        ``_advance`` but without moving the sequence."""
+        count = len(scenario.steps)
+        if count == 1 and scenario.after_last is not AfterLast.STOP:
+            return 0
+        seen = self._positions.get((scenario, self._conversation(scenario, request)), 0)
+        if seen < count:
+            return seen
+        if scenario.after_last is AfterLast.CYCLE:
+            return seen % count
+        return count - 1 if scenario.after_last is AfterLast.REPEAT else None
+
+    def _conversation(self, scenario: Scenario, request: Request) -> str:
+        if scenario.conversation_header:
+            return request.headers.get(scenario.conversation_header, "")
+        return next((message_text(m) for m in request.messages if m["role"] == "user"), "")
+
+    def conversations(self) -> dict[Scenario, list[tuple[str, int]]]:
+        """Per scenario with steps: each conversation it has seen and how many steps it used."""
+        out: dict[Scenario, list[tuple[str, int]]] = {}
+        for (scenario, conversation), seen in self._positions.items():
+            out.setdefault(scenario, []).append((conversation, seen))
+        return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one scenario would do for a request, for ``ScenarioSet.explain``."""
+
+    scenario: Scenario
+    failed: tuple[str, ...]
+    """The conditions the request fails, as ``no_match`` words them; empty when all hold."""
+    step: int | None
+    """The step that would answer if tried (None: failed, or used up with after_last: stop)."""
+    answers: bool
+    """True for the one scenario that would answer: the first whose step is not None."""
+
 
 @dataclass(frozen=True)
 class Near:
@@ -473,7 +529,7 @@ _COMPARED = 200  # characters compared by difflib: enough to rank, bounded in co
 _CLOSENESS_POOL = 50  # only the best candidates by count get the (slower) text comparison
 
 
-def _text_closeness(cond: Condition, request: ChatRequest) -> float:
+def _text_closeness(cond: Condition, request: Request) -> float:
     """How similar the request's text is to what a failed text condition wanted (difflib)."""
     if isinstance(cond, TextIs):
         match, texts = cond.match, list(cond._texts(request))
@@ -498,7 +554,7 @@ def _text_closeness(cond: Condition, request: ChatRequest) -> float:
     return best
 
 
-def nearest(scenarios: Iterable[Scenario], request: ChatRequest, limit: int = 3) -> list[Near]:
+def nearest(scenarios: Iterable[Scenario], request: Request, limit: int = 3) -> list[Near]:
     """The ``limit`` scenarios that came closest to matching ``request``, best first.
 
     Ranked by the share of their conditions that hold, then how many hold, then how close
