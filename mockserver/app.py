@@ -35,7 +35,7 @@ _HTTP_CODES = {404: "unknown_url", 405: "method_not_allowed", 413: "request_too_
 def _other_id(request: web.Request) -> str:
     """A request id for replies outside the pipeline (errors, models): unique per request."""
     state = request.app[STATE]
-    return "req_" + digest("other", state.options.worker or 0, state.journal.next_seq())
+    return "req_" + digest("other", state.options.worker or 0, next(state.other_ids))
 
 
 @web.middleware

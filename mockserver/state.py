@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,8 @@ class State:
     responses: ResponseStore = field(default_factory=ResponseStore)
     watcher: Watcher | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    other_ids: Iterator[int] = field(default_factory=itertools.count)
+    """Numbers the replies outside the journal (errors, models, admin) for their request ids."""
 
     def replace(self, scenarios: Iterable[Scenario]) -> None:
         self.scenarios = ScenarioSet(scenarios, self.options.fallback)

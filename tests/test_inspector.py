@@ -26,7 +26,7 @@ from aiohttp.test_utils import TestClient
 from mockserver import Options, create_app, inspector, load_data, load_text
 from mockserver.journal import Entry
 from mockserver.matching import ScenarioSet
-from mockserver.request import parse_chat_request
+from mockserver.protocols.chat import parse_chat
 from mockserver.serving import make_runner
 from mockserver.state import STATE, State
 
@@ -408,7 +408,7 @@ async def test_explain_reports_a_rejected_body_and_refuses_bad_input(
     assert rejected["rejected"]["status"] == 400
     assert rejected["rejected"]["param"] == "messages"
     for payload, status in (
-        ({"api": "embeddings", "body": {"input": "x"}}, 400),
+        ({"api": "completions", "body": {"input": "x"}}, 400),
         ({"seq": 12345}, 404),
         ([1, 2], 400),
     ):
@@ -438,7 +438,7 @@ async def test_an_entry_in_full_with_why_it_matched_nothing(
     assert entry["headers"]["Authorization"] == "Bearer ***"
     assert "sk-secret-key" not in await response.text()
     assert entry["body"]["messages"][0]["content"] == "tell me a joke"
-    assert entry["reply"] is None
+    assert entry["reply"]["error"]["code"] == "scenario_not_found"
     assert entry["api"] == "chat"
     nearest = {n["name"]: n["failed"] for n in entry["nearest"]}
     assert nearest["weather"] == ["last_user contains 'weather', got 'tell me a joke'"]
@@ -463,9 +463,9 @@ async def test_an_entry_becomes_scenario_yaml_that_matches_it(
     (scenario,) = load_text(text)
     assert scenario.name == "from-request-1"
     entry = state_of(mock).journal.entries[0]
-    assert entry.chat is not None
-    assert ScenarioSet([scenario]).resolve(entry.chat).scenario is scenario
-    other = parse_chat_request(
+    assert entry.request is not None
+    assert ScenarioSet([scenario]).resolve(entry.request).scenario is scenario
+    other = parse_chat(
         json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}).encode()
     )
     assert ScenarioSet([scenario]).explain(other)[0].failed

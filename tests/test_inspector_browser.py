@@ -235,7 +235,7 @@ def test_reply_and_delays_are_shown_when_recorded(browser: Browser, server: Mock
     details = page.locator("#details")
     expect(details).to_contain_text("Scripted delays", timeout=WAIT)
     text = details.text_content() or ""
-    assert "first 0.5 s" in text
+    assert "first text after 0.5 s" in text
     assert "tool call · get_weather" in text
     assert '{"city": "<b>Paris</b>"}' in text
     assert "prompt_tokens 9 · completion_tokens 4 · total_tokens 13" in text

@@ -12,7 +12,8 @@ from mockserver import MockServer, ScenarioError, load_paths, load_text
 from mockserver.cli import main
 from mockserver.lint import warnings
 from mockserver.matching import nearest
-from mockserver.request import ChatRequest, parse_chat_request
+from mockserver.request import Request
+from mockserver.protocols.chat import parse_chat
 
 pytestmark = pytest.mark.usefixtures("sdk_imported")
 
@@ -169,9 +170,9 @@ def test_validate_of_an_empty_folder_is_an_error(
     assert capsys.readouterr().err == f"{tmp_path}: no scenarios in these files\n1 problem(s)\n"
 
 
-def request(last_user: str) -> ChatRequest:
+def request(last_user: str) -> Request:
     body = {"model": "gpt-4", "messages": [{"role": "user", "content": last_user}]}
-    return parse_chat_request(json.dumps(body).encode())
+    return parse_chat(json.dumps(body).encode())
 
 
 def test_nearest_ranks_by_conditions_held_then_text_closeness() -> None:

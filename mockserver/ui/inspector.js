@@ -448,7 +448,7 @@ function renderDetails(e) {
   if (delays && delays.length) {
     const total = delays.reduce((a, b) => a + b, 0);
     parts.push(section("Scripted delays",
-      h("p", {}, `${delays.length} chunks over ${total.toFixed(3)} s (before --speed): first ${delays[0]} s`),
+      h("p", {}, `${delays.length} frames over ${total.toFixed(3)} s (before --speed): first text after ${delays.find((d) => d > 0) || 0} s`),
       h("pre", { class: "block" }, delays.map((d) => d.toFixed(3)).join("  "))));
   }
   const extra = Object.fromEntries(Object.entries(e.extra || {}).filter(([k]) => k !== "delays"));
