@@ -12,8 +12,8 @@ from mockserver import MockServer, ScenarioError, load_paths, load_text
 from mockserver.cli import main
 from mockserver.lint import warnings
 from mockserver.matching import nearest
-from mockserver.request import Request
 from mockserver.protocols.chat import parse_chat
+from mockserver.request import Request
 
 pytestmark = pytest.mark.usefixtures("sdk_imported")
 
