@@ -29,6 +29,7 @@ from .state import STATE, Options, State
 log = logging.getLogger("mockserver")
 
 _OPENAI = Chat()  # the error shape of routes that are not a protocol's
+_ANTHROPIC = Messages()
 _HTTP_CODES = {404: "unknown_url", 405: "method_not_allowed", 413: "request_too_large"}
 
 
@@ -97,9 +98,18 @@ def _model(model_id: str, created: int) -> dict[str, Any]:
 
 
 async def list_models(request: web.Request) -> web.Response:
+    """OpenAI's model list, or Anthropic's when the client is one (it sends its version)."""
     state = request.app[STATE]
+    names = state.scenarios.models
+    if "anthropic-version" in request.headers:
+        check_auth(_ANTHROPIC, request, state.options.api_keys)
+        data = [{"type": "model", "id": m, "display_name": m,
+                 "created_at": "2025-01-01T00:00:00Z", "lifecycle": "active"}
+                for m in names]  # fmt: skip
+        body = {"data": data, "has_more": False, "first_id": names[0], "last_id": names[-1]}
+        return _logged(request, web.json_response(body))
     check_auth(_OPENAI, request, state.options.api_keys)
-    data = [_model(m, 0) for m in state.scenarios.models]
+    data = [_model(m, 0) for m in names]
     return _logged(request, web.json_response({"object": "list", "data": data}))
 
 

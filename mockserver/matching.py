@@ -586,7 +586,7 @@ def _stateless(scenario: Scenario) -> bool:
 
 def _model_names(scenarios: Iterable[Scenario]) -> list[str]:
     """The models ``/v1/models`` lists: exact names scenarios match or reply with, and gpt-4."""
-    names = {"gpt-4"}
+    names = {"gpt-4", "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"}
     for scenario in scenarios:
         names.update(
             c.pattern

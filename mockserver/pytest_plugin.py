@@ -1,13 +1,15 @@
 """pytest plugin: one mock server per session (or xdist worker), reset before every test.
 
 Fixtures: ``mockserver`` (the server, reset per test), ``openai_client`` and
-``async_openai_client`` (ready clients; they need the ``openai`` package), and
+``async_openai_client`` (ready clients; they need the ``openai`` package), ``anthropic_client``
+(it needs ``anthropic``), and
 ``mockserver_options`` (override it to change server settings for a whole suite).
 Marker: ``@pytest.mark.mockserver("scenarios.yaml", ..., speed=0.01, unmatched="ignore")``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import ssl
 from collections.abc import Iterator
@@ -192,18 +194,19 @@ def _client_settings(server: MockServer) -> dict[str, Any]:
     }
 
 
-def _openai() -> Any:
-    """The ``openai`` package, or a failure that says how to get it: a client fixture that
-    skipped instead would let a whole suite pass without running."""
+def _sdk(package: str, fixtures: str) -> Any:
+    """The SDK package, or a failure that says how to get it: a client fixture that skipped
+    instead would let a whole suite pass without running."""
     try:
-        import openai
+        return importlib.import_module(package)
     except ImportError:
         pytest.fail(
-            "the openai_client and async_openai_client fixtures need the openai package: "
-            "pip install openai",
-            pytrace=False,
+            f"the {fixtures} need the {package} package: pip install {package}", pytrace=False
         )
-    return openai
+
+
+def _openai() -> Any:
+    return _sdk("openai", "openai_client and async_openai_client fixtures")
 
 
 @pytest.fixture
@@ -238,3 +241,14 @@ def async_openai_client(
     return cast(
         "openai.AsyncOpenAI", sdk.AsyncOpenAI(**_client_settings(mockserver), http_client=http)
     )
+
+
+@pytest.fixture
+def anthropic_client(mockserver: MockServer, _mockserver_tls: ssl.SSLContext) -> Iterator[Any]:
+    """A sync ``anthropic.Anthropic`` pointed at the mock's Messages API (its base URL has no
+    ``/v1``: the SDK adds it), strict about replies, no retries."""
+    sdk = _sdk("anthropic", "anthropic_client fixture")
+    http = sdk.DefaultHttpxClient(verify=_mockserver_tls)
+    settings = {**_client_settings(mockserver), "base_url": mockserver.url}
+    with sdk.Anthropic(**settings, http_client=http) as client:
+        yield client

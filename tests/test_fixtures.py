@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -184,3 +185,51 @@ def test_every_fixture_is_tested() -> None:
         if line.startswith("@pytest.mark.mockserver(FIXTURES / ")
     }
     assert tested == {p.name for p in FIXTURES.glob("*.yaml")}
+
+
+@pytest.mark.mockserver(FIXTURES / "retrieval_then_answer.yaml")
+def test_retrieval_then_answer(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    docs = [
+        "Paris weather: sunny, 21 degrees, light wind.",
+        "Beef stew: brown the meat, add carrots, simmer for two hours.",
+        "To speed up a SQL query, add an index on the filtered column.",
+    ]
+    question = "What is the weather like in Paris?"
+    result = openai_client.embeddings.create(
+        model="text-embedding-3-small", input=[question, *docs], encoding_format="float"
+    )
+    query, *vectors = [d.embedding for d in result.data]
+    best = max(
+        range(len(docs)), key=lambda i: sum(a * b for a, b in zip(query, vectors[i], strict=True))
+    )
+    reply = openai_client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "system", "content": docs[best]}, {"role": "user", "content": question}],
+    )
+    assert reply.choices[0].message.content == f"From the forecast: {docs[0]}"
+    assert [e.api for e in mockserver.journal] == ["embeddings", "chat"]
+
+
+@pytest.mark.mockserver(FIXTURES / "claude_tool_round_trip.yaml")
+def test_claude_tool_round_trip(anthropic_client: Any) -> None:
+    tools = [{"name": "get_weather", "description": "Weather in a city.",
+              "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]  # fmt: skip
+    ask = [{"role": "user", "content": "Weather in Paris?"}]
+    first = anthropic_client.messages.create(
+        model="claude-x", max_tokens=200, messages=ask, tools=tools
+    )
+    thinking, call = first.content
+    assert thinking.type == "thinking"
+    assert (call.type, call.name, call.input) == ("tool_use", "get_weather", {"city": "Paris"})
+    history = [
+        *ask,
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}],
+        },
+    ]
+    final = anthropic_client.messages.create(
+        model="claude-x", max_tokens=200, messages=history, tools=tools
+    )
+    assert final.content[0].text == "It is sunny in Paris."

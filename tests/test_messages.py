@@ -267,3 +267,13 @@ def test_stream_bytes(server: MockServer) -> None:
     assert data[3]["delta"] == {"type": "text_delta", "text": "Hi"}
     assert data[6]["usage"]["output_tokens"] == 2
     assert "[DONE]" not in raw
+
+
+def test_models_list_in_each_sdk(server: MockServer, client: anthropic.Anthropic) -> None:
+    ids = [m.id for m in client.models.list()]
+    assert "gpt-4" in ids
+    import openai
+
+    openai_ids = [m.id for m in openai.OpenAI(base_url=server.base_url, api_key="k").models.list()]
+    assert ids == openai_ids
+    assert "text-embedding-3-small" in openai_ids
