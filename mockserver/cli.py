@@ -74,7 +74,15 @@ def _parser() -> argparse.ArgumentParser:
         "--profile",
         choices=sorted(PROFILES),
         default="apifactory",
-        help="parameter quirks: 'apifactory' imitates the API factory relay, 'openai' OpenAI",
+        help="parameter quirks: 'apifactory' imitates the API factory relay, 'openai' OpenAI, "
+        "'anthropic' OpenAI's rules plus Anthropic's on /v1/messages",
+    )
+    serve.add_argument(
+        "--responses-usage",
+        choices=("responses", "chat"),
+        default="responses",
+        help="name Responses API usage as the Responses API does, or as chat does "
+        "(prompt_tokens, ...: the relay's documented example; the openai SDK rejects it)",
     )
     serve.add_argument(
         "--api-key",
@@ -305,6 +313,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
     options = Options(
         profile=PROFILES[args.profile],
+        responses_usage=args.responses_usage,
         api_keys=frozenset(args.api_key),
         speed=args.speed,
         max_body=args.max_body,

@@ -43,7 +43,8 @@ def ask(text: str = "anything", **extra: Any) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}], **extra}
 
 
-# For every scenario of every README YAML example (by example index), a request it must answer.
+# For every scenario of every README YAML example, a request it must answer (keyed by index
+# only to keep them apart: an example is found by the names of its scenarios).
 REACHES: dict[int, dict[str, dict[str, Any]]] = {
     0: {"weather": ask("How is the weather?")},
     1: {"greeting": ask("hello"), "tool-weather": ask(tools=TOOLS), "project-specific": ask()},
@@ -80,11 +81,39 @@ REACHES: dict[int, dict[str, dict[str, Any]]] = {
         "drop": ask("drop", stream=True),
     },
     8: {"three-a-minute": ask()},
+    9: {
+        "claude-weather": {
+            "_path": "/messages",
+            "max_tokens": 50,
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": "weather?"}],
+        }
+    },
+    10: {
+        "pinned": {"_path": "/embeddings", "input": "the pinned text"},
+        "one-per-input": {"_path": "/embeddings", "input": ["a batch", "b"]},
+        "noise": {"_path": "/embeddings", "input": "noise"},
+        "embeddings-down": {"_path": "/embeddings", "input": "fail"},
+    },
 }
 
 
+def _names(index: int) -> list[str]:
+    text = blocks("yaml")[index]
+    included = ["greeting", "tool-weather"] if "include:" in text else []
+    return sorted([*re.findall(r"^  - name: ([\w-]+)", text, re.M), *included])
+
+
+def _reaches(index: int) -> dict[str, dict[str, Any]]:
+    """The requests meant for the scenarios of README example ``index``."""
+    (found,) = [r for r in REACHES.values() if sorted(r) == _names(index)]
+    return {name: dict(body) for name, body in found.items()}
+
+
 def test_every_yaml_example_is_covered() -> None:
-    assert sorted(REACHES) == list(range(len(blocks("yaml"))))
+    assert sorted(sorted(r) for r in REACHES.values()) == sorted(
+        _names(i) for i in range(len(blocks("yaml")))
+    )
 
 
 @pytest.mark.parametrize("index", range(len(blocks("yaml"))))
@@ -101,15 +130,16 @@ def test_yaml_examples_serve_as_written(index: int, tmp_path: Path) -> None:
     else:
         scenarios = load_text(text, f"README.md#yaml{index}")
     assert [str(w) for w in warnings(scenarios)] == []
-    wanted = REACHES[index]
+    wanted = _reaches(index)
     assert sorted(s.name for s in scenarios) == sorted(wanted)
     with MockServer(scenarios, options=Options(speed=0)) as server:
         for name, body in wanted.items():
             server.reset()
             headers = {"Authorization": "Bearer sk-readme", **body.pop("headers", {})}
+            path = body.pop("_path", "/chat/completions")
             body = {"model": "gpt-4", **body}
             with contextlib.suppress(httpx.TransportError):  # the 'drop' fault may cut it
-                httpx.post(f"{server.base_url}/chat/completions", json=body, headers=headers)
+                httpx.post(f"{server.base_url}{path}", json=body, headers=headers)
             assert (name, server.last.scenario) == (name, name)
 
 
@@ -120,7 +150,7 @@ def test_tour_client_against_the_shipped_demo() -> None:
         with contextlib.redirect_stdout(out):
             exec(code.replace("http://127.0.0.1:8000/v1", server.base_url), {})
     greeting = "Hello! I am mockserver, a scripted stand-in for a chat model."
-    assert out.getvalue() == f"{greeting}\n{greeting}"
+    assert out.getvalue() == f"{greeting}\n{greeting}\n{greeting}\n1536\n"
 
 
 def test_pytest_example(pytester: pytest.Pytester) -> None:
@@ -133,6 +163,11 @@ def test_pytest_example(pytester: pytest.Pytester) -> None:
         "-o", "asyncio_default_fixture_loop_scope=function",
     )  # fmt: skip
     result.assert_outcomes(passed=2)
+
+
+def test_agents_example(capsys: pytest.CaptureFixture[str]) -> None:
+    exec(python_block("from agents import"), {})
+    assert capsys.readouterr().out == "Hello from the agent's mock.\n"
 
 
 def test_outside_pytest_example() -> None:
