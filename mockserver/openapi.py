@@ -235,6 +235,187 @@ _RESPONSE = {
     },
 }
 
+_BLOCKS = {
+    "type": "array",
+    "items": {
+        "anyOf": [
+            {
+                "type": "object",
+                "required": ["type", "text"],
+                "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+            },
+            {
+                "type": "object",
+                "required": ["type", "id", "name"],
+                "properties": {
+                    "type": {"const": "tool_use"},
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["type", "tool_use_id"],
+                "properties": {
+                    "type": {"const": "tool_result"},
+                    "tool_use_id": {"type": "string"},
+                    "content": {"anyOf": [{"type": "string"}, _PARTS]},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"type": "string", "not": {"enum": ["text", "tool_use", "tool_result"]}}
+                },
+            },
+        ]
+    },
+}
+MESSAGES_REQUEST = {
+    "type": "object",
+    "required": ["model", "max_tokens", "messages"],
+    "properties": {
+        "model": {"type": "string"},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {
+                    "role": {"enum": ["user", "assistant", "system"]},
+                    "content": {"anyOf": [{"type": "string"}, _BLOCKS]},
+                },
+            },
+        },
+        "system": {"anyOf": [{"type": "string"}, _PARTS, {"type": "null"}]},
+        "temperature": _NUMBER,
+        "top_p": _NUMBER,
+        "top_k": _INTEGER,
+        "stream": _BOOLEAN,
+        "stop_sequences": _nullable({"type": "array", "items": {"type": "string"}}),
+        "metadata": _nullable({"type": "object"}),
+        "thinking": _nullable({"type": "object"}),
+        "tools": _nullable(
+            {
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        {
+                            "type": "object",
+                            "required": ["name", "input_schema"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "type": {"enum": ["custom", None]},
+                                "input_schema": {"type": "object"},
+                            },
+                        },
+                        {
+                            "type": "object",
+                            "required": ["name", "type"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "type": {"type": "string", "not": {"const": "custom"}},
+                            },
+                        },
+                    ]
+                },
+            }
+        ),
+        "tool_choice": {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {"type": {"enum": ["auto", "any", "none"]}},
+                },
+                {
+                    "type": "object",
+                    "required": ["type", "name"],
+                    "properties": {"type": {"const": "tool"}, "name": {"type": "string"}},
+                },
+                {"type": "null"},
+            ]
+        },
+    },
+}
+_MESSAGE_REPLY = {
+    "type": "object",
+    "required": ["id", "type", "role", "model", "content", "stop_reason", "usage"],
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"const": "message"},
+        "role": {"const": "assistant"},
+        "content": {"type": "array", "items": {"type": "object", "required": ["type"]}},
+        "usage": {"type": "object", "required": ["input_tokens", "output_tokens"]},
+    },
+}
+_ANTHROPIC_ERROR = {
+    "type": "object",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
+
+_TOKENS = {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 2048}
+EMBEDDINGS_REQUEST = {
+    "type": "object",
+    "required": ["model", "input"],
+    "properties": {
+        "model": {"type": "string"},
+        "input": {
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 1},
+                    "minItems": 1,
+                    "maxItems": 2048,
+                },
+                _TOKENS,
+                {"type": "array", "items": _TOKENS, "minItems": 1, "maxItems": 2048},
+            ]
+        },
+        "encoding_format": _nullable({"enum": ["float", "base64"]}),
+        "dimensions": {"type": "integer", "minimum": 1, "maximum": 16384},
+        "user": _nullable({"type": "string"}),
+    },
+    "description": "dimensions is refused for text-embedding-ada-002, as OpenAI refuses it",
+}
+_EMBEDDINGS = {
+    "type": "object",
+    "required": ["object", "data", "model", "usage"],
+    "properties": {
+        "object": {"const": "list"},
+        "data": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["object", "index", "embedding"],
+                "properties": {
+                    "object": {"const": "embedding"},
+                    "index": {"type": "integer"},
+                    "embedding": {
+                        "anyOf": [
+                            {"type": "array", "items": {"type": "number"}},
+                            {"type": "string"},
+                        ]
+                    },
+                },
+            },
+        },
+        "usage": {"type": "object", "required": ["prompt_tokens", "total_tokens"]},
+    },
+}
+
 _COMPLETION = {
     "type": "object",
     "required": ["id", "object", "created", "model", "choices"],
@@ -299,9 +480,32 @@ _NAMED_EVENT = {
 }
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    body = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    return {str(s): {"description": "an OpenAI error object", **body} for s in statuses}
+def _errors(*statuses: int, shape: str = "Error") -> dict[str, Any]:
+    body = {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}}}
+    return {str(s): {"description": f"an error object ({shape})", **body} for s in statuses}
+
+
+def _post(operation: str, request: str, reply: str, stream: Any, errors: str) -> dict[str, Any]:
+    content: dict[str, Any] = {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{reply}"}}
+    }
+    if stream is not None:
+        content["text/event-stream"] = {"schema": stream}
+    return {
+        "post": {
+            "operationId": operation,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}
+                },
+            },
+            "responses": {
+                "200": {"description": "the scenario's reply", "content": content},
+                **_errors(400, 404, 408, 413, 429, 401, 431, shape=errors),
+            },
+        }
+    }
 
 
 _AUTH_ERRORS = _errors(401, 431)
@@ -311,7 +515,8 @@ DOCUMENT: dict[str, Any] = {
     "info": {
         "title": "mockserver",
         "version": "1",
-        "description": "A scripted mock of OpenAI-protocol APIs: chat completions, responses.",
+        "description": "A scripted mock of LLM APIs: chat completions, responses, "
+        "Anthropic messages, embeddings.",
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -321,6 +526,11 @@ DOCUMENT: dict[str, Any] = {
             "ChatCompletion": _COMPLETION,
             "ResponsesRequest": RESPONSES_REQUEST,
             "Response": _RESPONSE,
+            "MessagesRequest": MESSAGES_REQUEST,
+            "Message": _MESSAGE_REPLY,
+            "AnthropicError": _ANTHROPIC_ERROR,
+            "EmbeddingsRequest": EMBEDDINGS_REQUEST,
+            "Embeddings": _EMBEDDINGS,
             "Model": _MODEL,
         },
     },
@@ -376,6 +586,12 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/v1/messages": _post(
+            "createMessage", "MessagesRequest", "Message", _NAMED_EVENT, "AnthropicError"
+        ),
+        "/v1/embeddings": _post(
+            "createEmbeddings", "EmbeddingsRequest", "Embeddings", None, "Error"
+        ),
         "/v1/models": {
             "get": {
                 "operationId": "listModels",

@@ -76,6 +76,8 @@ def parse_embeddings(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> 
         )
     if "dimensions" in body:
         dims = body["dimensions"]
+        if isinstance(dims, float) and dims.is_integer() and abs(dims) < 2**53:
+            body["dimensions"] = dims = int(dims)  # 5.0 is an integer to JSON Schema
         if not accepts_dimensions(model):
             raise APIError(400, "This model does not support specifying dimensions.")
         if isinstance(dims, bool) or not isinstance(dims, int):

@@ -152,7 +152,10 @@ def _tools(body: dict[str, Any]) -> list[Any]:
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
             raise _invalid(f"tools.{i}.name: Field required")
         schema = tool.get("input_schema")
-        if tool.get("type") in (None, "custom") and not isinstance(schema, dict):
+        kind = tool.get("type")
+        if kind is not None and not isinstance(kind, str):
+            raise _type_error(f"tools.{i}.type", "a valid string", kind)
+        if kind in (None, "custom") and not isinstance(schema, dict):
             raise _invalid(f"tools.{i}.input_schema: Field required")
     return tools
 
@@ -179,6 +182,8 @@ def _check(body: dict[str, Any]) -> None:
             raise _type_error(name, "a valid number", value)
     for name in ("top_k", "max_tokens"):
         value = body.get(name)
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            body[name] = value = int(value)  # 5.0 is an integer to JSON Schema
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise _type_error(name, "a valid integer", value)
     stops = body.get("stop_sequences")
