@@ -80,6 +80,8 @@ async def json_errors(
 def _logged(request: web.Request, response: web.Response) -> web.Response:
     """Requests outside the protocol routes get a log line too (unknown routes included)."""
     state = request.app[STATE]
+    if "x-request-id" not in response.headers:
+        response.headers["x-request-id"] = _other_id(request)
     if not state.options.quiet and not request.path.startswith("/_mock/"):
         log.info(
             "%s %s %s",
