@@ -217,7 +217,11 @@ def test_unmatched_request_names_nearest_scenario(
 def test_models_list(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
     mockserver.add({"match": {"model": "my-model"}, "reply": {"content": "x"}})
     ids = [m.id for m in openai_client.models.list()]
-    assert ids == ["gpt-4", "my-model"]
+    assert ids == [
+        "gpt-4",
+        "my-model",
+        *(f"text-embedding-{m}" for m in ("3-large", "3-small", "ada-002")),
+    ]
     assert openai_client.models.retrieve("my-model").id == "my-model"
     with pytest.raises(openai.NotFoundError):
         openai_client.models.retrieve("nope")
