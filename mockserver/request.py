@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .errors import APIError, invalid_type
+from .errors import APIError, invalid_type, missing_param
 from .tokens import count_prompt_tokens
 
 
@@ -145,6 +145,17 @@ def json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid_type("body", "an object", body)
     return body
+
+
+def body_and_model(raw: bytes) -> tuple[dict[str, Any], str]:
+    """An OpenAI-protocol body and its ``model``, or the 400 naming what is wrong."""
+    body = json_object(raw)
+    model = body.get("model")
+    if model is None:
+        raise missing_param("model")
+    if not isinstance(model, str):
+        raise invalid_type("model", "a string", model)
+    return body, model
 
 
 def check_types(

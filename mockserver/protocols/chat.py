@@ -15,10 +15,10 @@ from ..errors import APIError, invalid_type, missing_param
 from ..render import Choice, Envelope, Usage
 from ..request import (
     Request,
+    body_and_model,
     check_range,
     check_types,
     invalid_value,
-    json_object,
     present,
 )
 from . import Answer, Frame, Lookup, Protocol
@@ -114,12 +114,7 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
 
 def parse_chat(raw: bytes, headers: Mapping[str, str] | None = None) -> Request:
     """A validated chat completions request, or the 400 OpenAI sends, naming the parameter."""
-    body = json_object(raw)
-    model = body.get("model")
-    if model is None:
-        raise missing_param("model")
-    if not isinstance(model, str):
-        raise invalid_type("model", "a string", model)
+    body, model = body_and_model(raw)
     messages = _check_messages(body.get("messages"))
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import APIError, invalid_type, missing_param
-from ..request import Request, json_object
+from ..request import Request, body_and_model
 from ..tokens import count_tokens
 from ..vectors import accepts_dimensions, embed, native_dimensions, to_base64
 from . import Answer, Lookup, Protocol
@@ -57,12 +57,7 @@ def _texts(value: Any) -> list[str]:
 
 
 def parse_embeddings(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
-    body = json_object(raw)
-    model = body.get("model")
-    if model is None:
-        raise missing_param("model")
-    if not isinstance(model, str):
-        raise invalid_type("model", "a string", model)
+    body, model = body_and_model(raw)
     if "input" not in body:
         raise missing_param("input")
     texts = _texts(body["input"])

@@ -15,11 +15,11 @@ from typing import Any
 
 from ..errors import APIError, invalid_type, missing_param
 from ..render import Choice, Usage
-from ..request import Request, check_types, invalid_value, json_object
+from ..request import Request, body_and_model, check_types, invalid_value
 from . import Answer, Frame, Lookup, Protocol, Stored
 from .chat import usage_object
 
-RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+RESPONSE_FORMATS = ("text", "body_and_model", "json_schema")
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 TOOL_CHOICES = ("none", "auto", "required")
 # ``ResponseError.code`` values the openai SDK accepts in ``response.failed``.
@@ -167,12 +167,7 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_responses(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
-    body = json_object(raw)
-    model = body.get("model")
-    if model is None:
-        raise missing_param("model")
-    if not isinstance(model, str):
-        raise invalid_type("model", "a string", model)
+    body, model = body_and_model(raw)
     check_types(body, _NUMBERS, _INTEGERS, _BOOLEANS, _STRINGS, _OBJECTS)
     if body.get("max_output_tokens") is not None and body["max_output_tokens"] < 0:
         raise APIError(
