@@ -22,8 +22,9 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $(RUN_STAMP)
 
-$(TEST_STAMP): pyproject.toml $(RUN_STAMP)
+$(TEST_STAMP): pyproject.toml tests/node/package-lock.json $(RUN_STAMP)
 	$(BIN)/python -m pip install -q -e '.[test]'
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $(TEST_STAMP)
 
 install: $(TEST_STAMP)  ## create .venv and install mockserver with its test tools
