@@ -36,6 +36,7 @@ from .templates import blank_placeholders, compile_template
 SUFFIXES = (".yaml", ".yml", ".json")
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 _MAX_NODES = 200_000
+_PIECE_KINDS = ("reasoning", "refusal", "arguments")  # cadence chunks other than content
 # libyaml when PyYAML was built with it (the wheels are): composing is 20x faster than pure Python.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
@@ -259,17 +260,51 @@ class _Builder:
             delay=_seconds(spec.get("delay")),
             jitter=_seconds(spec.get("jitter")),
             chunk=spec.get("chunk", "token"),
-            chunks=tuple((c["text"], c.get("delay")) for c in spec.get("chunks", ())),
+            chunks=tuple(
+                (c["text"], c.get("delay")) for c in spec.get("chunks", ()) if "text" in c
+            ),
+            pieces=tuple(
+                (kind, c.get("call", 0), c[kind], c.get("delay"))
+                for c in spec.get("chunks", ())
+                for kind in _PIECE_KINDS
+                if kind in c
+            ),
         )
 
     def check_chunks(self, spec: Mapping[str, Any], cadence: Cadence, path: KeyPath) -> None:
-        content = (spec.get("reply") or {}).get("content")
+        where = (*path, "cadence", "chunks")
+        for i, chunk in enumerate((spec.get("cadence") or {}).get("chunks") or ()):
+            kinds = [k for k in ("text", *_PIECE_KINDS) if k in chunk]
+            if len(kinds) != 1:
+                self.problem(
+                    (*where, i),
+                    f"a chunk has one of text, reasoning, refusal, arguments; got {kinds}",
+                )
+            elif "call" in chunk and kinds != ["arguments"]:
+                self.problem((*where, i, "call"), "'call' goes with 'arguments' only")
+        reply = spec.get("reply") or {}
+        content = reply.get("content")
         spelled = "".join(text for text, _ in cadence.chunks)
         if cadence.chunks and isinstance(content, str) and spelled != content:
-            self.problem(
-                (*path, "cadence", "chunks"),
-                f"the chunks spell {spelled!r}, but reply.content is {content!r}",
-            )
+            self.problem(where, f"the chunks spell {spelled!r}, but reply.content is {content!r}")
+        calls = reply.get("tool_calls") or []
+        for kind, call in sorted({(k, c) for k, c, _, _ in cadence.pieces}):
+            spelled = "".join(t for k, c, t, _ in cadence.pieces if (k, c) == (kind, call))
+            if kind != "arguments":
+                target, name = reply.get(kind), f"reply.{kind}"
+            elif call < len(calls):
+                args = calls[call].get("arguments")
+                target = json.dumps(args) if isinstance(args, dict) else args
+                name = f"reply.tool_calls[{call}].arguments"
+            else:
+                self.problem(
+                    where, f"arguments chunks for call {call}, but the reply has no such call"
+                )
+                continue
+            if isinstance(target, str) and spelled != target:
+                self.problem(
+                    where, f"the {kind} chunks spell {spelled!r}, but {name} is {target!r}"
+                )
 
     def step(self, spec: Mapping[str, Any], path: KeyPath, defaults: Mapping[str, Any]) -> Step:
         kinds = [k for k in ("reply", "error", "raw") if k in spec]
