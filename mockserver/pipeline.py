@@ -21,7 +21,7 @@ from .journal import Entry
 from .matching import Resolution
 from .memo import Memo
 from .profiles import Settings
-from .protocols import JSON, Answer, Frame, Protocol
+from .protocols import JSON, Answer, Frame, Lookup, Protocol
 from .ratelimit import Ticket
 from .render import Choice, Envelope, Usage, delays, digest, usage
 from .request import Request, parse_json_body
@@ -167,16 +167,33 @@ class Pipeline:
                 memo = state.memos.get(memo_key, int(entry.time))
                 if memo is not None:
                     return self._replay(state, memo, entry)
-                req = protocol.parse(raw, request.headers, state.responses.conversation)
+                recorder = state.options.recorder
+                lookup: Lookup = state.responses.conversation
+                if recorder is not None:
+                    lookup = recorder.lenient(lookup)
+                req = protocol.parse(raw, request.headers, lookup)
                 entry.body = req.body
                 entry.request = req
+                if recorder is not None and recorder.forward_all:
+                    response = await recorder.forward(request, protocol, req, raw, entry)
+                    entry.status = response.status
+                    return response
                 settings = state.options.profile.apply(req)
                 entry.adjusted = settings.adjusted
                 try:
                     resolution = state.scenarios.resolve(req)
                 except APIError as miss:
-                    entry.unmatched = miss.message
-                    raise
+                    found = None
+                    if recorder is not None and miss.code == "scenario_not_found":
+                        found = recorder.resolve(req)  # recorded earlier in this run
+                        if found is None:  # record on miss
+                            response = await recorder.forward(request, protocol, req, raw, entry)
+                            entry.status = response.status
+                            return response
+                    if found is None:
+                        entry.unmatched = miss.message
+                        raise
+                    resolution = found
                 entry.scenario = resolution.scenario.name
                 entry.step = resolution.step_index
                 try:
