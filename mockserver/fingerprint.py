@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from .request import Request, field_at
@@ -45,6 +45,9 @@ class Redactor:
 
     def text(self, value: str) -> str:
         return value if self._regex is None else self._regex.sub(REDACTED, value)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return iter(()) if self._regex is None else self._regex.finditer(text)
 
     def data(self, value: Any) -> Any:
         """Every string in ``value`` (keys too) redacted, recursively."""

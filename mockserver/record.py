@@ -125,6 +125,8 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(
     _Literal, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", str(s), style="|")
 )
+
+
 class _Quoted(str):
     """A string written in double quotes (line breaks as ``\\n``), inside one-line mappings."""
 
@@ -182,6 +184,34 @@ def _cadence(pieces: list[Piece]) -> dict[str, Any]:
         chunk["delay"] = gap
         chunks.append(chunk)
     return {"chunks": chunks}
+
+
+def _whole_secrets(pieces: list[Piece], redactor: Redactor) -> list[Piece]:
+    """Pieces merged wherever a redaction pattern spans two or more of them, so redacting each
+    piece redacts the whole text (a secret streamed in three pieces is still a secret). The
+    merged piece arrives when its last part did."""
+    if not redactor:
+        return pieces
+    out: list[Piece] = []
+    for kind, call in dict.fromkeys((p.kind, p.call) for p in pieces):
+        group = [p for p in pieces if (p.kind, p.call) == (kind, call)]
+        text = "".join(p.text for p in group)
+        ends, at = [], 0
+        for p in group:
+            at += len(p.text)
+            ends.append(at)
+        spans = [(m.start(), m.end()) for m in redactor.finditer(text)]
+        merged: list[Piece] = []
+        start = 0
+        for p, end in zip(group, ends, strict=True):
+            inside = any(s < end < e for s, e in spans)  # a secret continues in the next piece
+            if not inside:
+                merged.append(Piece(kind, text[start:end], p.at, call))
+                start = end
+        if "".join(redactor.text(p.text) for p in merged) != redactor.text(text):
+            merged = [Piece(kind, text, group[-1].at, call)]  # context-dependent pattern
+        out += merged
+    return sorted(out, key=lambda p: p.at)
 
 
 def _error(status: int, body: Any) -> dict[str, Any] | None:
@@ -248,14 +278,19 @@ class Recorder:
     async def forward(
         self, request: web.Request, protocol: Protocol, req: Request, raw: bytes, entry: Entry
     ) -> web.StreamResponse:
-        """Relay the request and the reply, then record the exchange."""
+        """Relay the request and the reply as it arrives, then record the exchange.
+
+        The recording is made as soon as the upstream's reply is complete, with no wait in
+        between, so a client that closes on the last event (the SDKs do, on ``[DONE]``) cannot
+        cancel it, while one that leaves mid-stream cancels the handler and records nothing.
+        Only then does the reply end: a client that has its whole answer can stop the recorder
+        without losing the file."""
         url = upstream_url(self.upstream, request.path, request.query_string)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         headers["Accept-Encoding"] = "identity"
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self.connect_timeout, sock_read=self.timeout
         )
-        entry.outcome = "forwarded"
         loop = asyncio.get_running_loop()
         started = loop.time()
         response: web.StreamResponse | None = None
@@ -264,6 +299,25 @@ class Recorder:
         broken = None
         status, content_type = 0, ""
         up_headers: Mapping[str, str] = {}
+
+        def finish() -> None:
+            exchange = _Exchange(
+                status=status,
+                headers=up_headers,
+                content_type=content_type,
+                body=bytes(body),
+                events=splitter.events,
+                elapsed=loop.time() - started,
+                broken=broken,
+            )
+            try:
+                name = self.record(protocol.name, req, exchange)
+            except Exception:  # the client has its answer; a recording problem is only logged
+                log.exception("mockserver record: could not record %s %s", request.method, url)
+                name = None
+            entry.scenario = name
+            entry.outcome = "recorded" if name else "forwarded"
+
         try:
             async with (
                 aiohttp.ClientSession(timeout=timeout, auto_decompress=True) as session,
@@ -284,6 +338,7 @@ class Recorder:
                     broken = "drop"
                 except TimeoutError:
                     broken = "stall"
+                finish()
         except TimeoutError:
             if response is None:
                 raise APIError(
@@ -293,7 +348,9 @@ class Recorder:
                     type="server_error",
                     code="upstream_timeout",
                 ) from None
-            broken = "stall"
+            if entry.outcome == "ok":  # not recorded yet
+                broken = "stall"
+                finish()
         except aiohttp.ClientError as err:
             if response is None:
                 raise APIError(
@@ -302,29 +359,15 @@ class Recorder:
                     type="server_error",
                     code="upstream_unreachable",
                 ) from None
-            broken = "drop"
+            if entry.outcome == "ok":
+                broken = "drop"
+                finish()
         assert response is not None
         if broken is not None:
             if request.transport is not None:
                 request.transport.abort()  # the client sees the break the upstream made
         else:
             await response.write_eof()
-        exchange = _Exchange(
-            status=status,
-            headers=up_headers,
-            content_type=content_type,
-            body=bytes(body),
-            events=splitter.events,
-            elapsed=loop.time() - started,
-            broken=broken,
-        )
-        try:
-            name = self.record(protocol.name, req, exchange)
-        except Exception:  # the client has its answer; a recording problem is only logged
-            log.exception("mockserver record: could not record %s %s", request.method, url)
-            name = None
-        entry.scenario = name
-        entry.outcome = "recorded" if name else "forwarded"
         return response
 
     # --- recording -----------------------------------------------------------------------------
@@ -346,7 +389,7 @@ class Recorder:
             captured = reader.stream(exchange.events)
             step["reply"] = captured.reply()
             if captured.pieces:
-                step["cadence"] = _cadence(captured.pieces)
+                step["cadence"] = _cadence(_whole_secrets(captured.pieces, self._redactor))
             fault = self._fault(captured, exchange.broken)
             if fault is not None:
                 step["fault"] = fault
