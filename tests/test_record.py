@@ -5,7 +5,10 @@ same requests get the same answers. Everything runs on loopback sockets."""
 from __future__ import annotations
 
 import json
+import signal
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -810,3 +813,58 @@ def test_redaction_pattern_for_a_readable_condition() -> None:
     assert not re.search(pattern, "use it please")
     with pytest.raises(ValueError, match="matches the empty string"):
         Redactor(["x*"])
+
+
+def _spawn(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert " on http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.stderr else "")
+    return proc, line.split()[3]
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    return err
+
+
+def test_cli_record_and_serve_record_missing(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    local = tmp_path / "local.yaml"
+    local.write_text("scenarios:\n  - match: {last_user: hi}\n    reply: {content: Local.}\n")
+    with MockServer(UPSTREAM, options=Options(speed=0)) as upstream:
+        proc, url = _spawn("record", "--upstream", upstream.base_url, "--out", str(out))
+        try:
+            with openai.OpenAI(base_url=url, api_key=KEY, max_retries=0) as api:
+                api.chat.completions.create(**CHAT[4])
+                assert httpx.get(f"{url.removesuffix('/v1')}/_mock/journal").status_code == 200
+        finally:
+            err = _stop(proc)
+        assert "recorded" in err
+        assert len(upstream.journal) == 1  # /_mock/ stayed local
+        proc, url = _spawn(
+            "serve", "--scenarios", str(local), "--record-missing",
+            "--upstream", upstream.base_url, "--out", str(out), "--speed", "0",
+        )  # fmt: skip
+        try:
+            with openai.OpenAI(base_url=url, api_key=KEY, max_retries=0) as api:
+                said = [
+                    api.chat.completions.create(
+                        model="gpt-4o", messages=[{"role": "user", "content": text}]
+                    )
+                    .choices[0]
+                    .message.content
+                    for text in ("hi", "Fresh question", "Fresh question")
+                ]
+        finally:
+            _stop(proc)
+        assert said == ["Local.", "You said: Fresh question", "You said: Fresh question"]
+        assert len(upstream.journal) == 2
+    assert len(files(out)) == 2
