@@ -372,8 +372,11 @@ class Recorder:
 
     # --- recording -----------------------------------------------------------------------------
 
-    def step(self, api: str, exchange: _Exchange) -> dict[str, Any] | None:
-        """The scenario step for one exchange; None when there is nothing to replay."""
+    def step(
+        self, api: str, exchange: _Exchange, redactor: Redactor | None = None
+    ) -> dict[str, Any] | None:
+        """The scenario step for one exchange, before redaction (``redactor`` only decides
+        where streamed pieces must be merged); None when there is nothing to replay."""
         status = exchange.status
         if 300 <= status < 400:
             log.warning("mockserver record: the upstream redirected (%d); not followed", status)
@@ -389,7 +392,8 @@ class Recorder:
             captured = reader.stream(exchange.events)
             step["reply"] = captured.reply()
             if captured.pieces:
-                step["cadence"] = _cadence(_whole_secrets(captured.pieces, self._redactor))
+                pieces = _whole_secrets(captured.pieces, redactor or self._redactor)
+                step["cadence"] = _cadence(pieces)
             fault = self._fault(captured, exchange.broken)
             if fault is not None:
                 step["fault"] = fault
@@ -451,22 +455,23 @@ class Recorder:
 
     def record(self, api: str, req: Request, exchange: _Exchange) -> str | None:
         """Write (or extend) the file of this request; the scenario's name, or None."""
-        step = self.step(api, exchange)
+        # The client's own credentials are redacted too, should the upstream echo them.
+        own = [re.escape(c) for c in _credentials(req.headers)]
+        redactor = Redactor([*self._redactor.patterns, *own]) if own else self._redactor
+        step = self.step(api, exchange, redactor)
         if step is None:
             return None
-        step = self._redactor.data(step)
+        step = redactor.data(step)
         digest = request_digest(req, self.fields, self._redactor)
         file = self._files.get(digest)
         if file is None:
             name = f"{api}-{_slug(self._redactor.text(req.last_user))}-{digest[:8]}"
             file = _File(self.out / f"{name}.yaml", name, self.match(req, digest))
             self._files[digest] = file
-        same = [s for s in file.steps if _answer(s) == _answer(step)]
-        if same and not self.forward_all:
-            return file.name
-        if not same:
-            file.steps.append(step)
-        self._write(file, exchange)
+        if any(_answer(s) == _answer(step) for s in file.steps):
+            return file.name  # the same answer again: one step is enough
+        file.steps.append(step)
+        self._write(file)
         return file.name
 
     def _scenario(self, file: _File) -> dict[str, Any]:
@@ -481,7 +486,7 @@ class Recorder:
                 step["reply"]["usage"] = _Flow(usage)
         return scenario
 
-    def _write(self, file: _File, exchange: _Exchange) -> None:
+    def _write(self, file: _File) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         header = (
             f"# Recorded by mockserver from {self.upstream} on {stamp}.\n"
@@ -511,6 +516,21 @@ class Recorder:
     def _remember(self, file: _File, scenarios: list[Scenario]) -> None:
         kept = [s for s in self._set.scenarios if s.name != file.name]
         self._set = ScenarioSet([*kept, *scenarios])
+
+
+_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+
+
+def _credentials(headers: Mapping[str, str]) -> list[str]:
+    """The secrets a client sent in its headers (long enough not to be an ordinary word)."""
+    out = []
+    for name in _CREDENTIAL_HEADERS:
+        value = headers.get(name) or headers.get(name.title()) or ""
+        scheme, _, token = value.partition(" ")
+        secret = token.strip() if token else scheme.strip()
+        if len(secret) >= 8:
+            out.append(secret)
+    return out
 
 
 def _answer(step: Mapping[str, Any]) -> Any:

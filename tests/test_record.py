@@ -25,7 +25,7 @@ from mockserver.fingerprint import REDACTED, Redactor, request_digest
 from mockserver.loader import load_paths, load_text
 from mockserver.protocols.chat import parse_chat
 from mockserver.readers import Event, embeddings_body, messages_body, messages_stream
-from mockserver.record import Recorder
+from mockserver.record import Recorder, _Exchange
 from mockserver.state import Options
 
 KEY = "sk-live-7f3c9a1b2d4e6f8091a2b3c4"
@@ -868,3 +868,52 @@ def test_cli_record_and_serve_record_missing(tmp_path: Path) -> None:
         assert said == ["Local.", "You said: Fresh question", "You said: Fresh question"]
         assert len(upstream.journal) == 2
     assert len(files(out)) == 2
+
+
+def test_an_upstream_echoing_the_key_does_not_leak_it(tmp_path: Path) -> None:
+    rec = Recorder(upstream="http://127.0.0.1:9/v1", out=tmp_path)
+    req = parse_chat(json.dumps(CHAT[0]).encode(), {"Authorization": f"Bearer {KEY}"})
+    error = {"error": {"message": f"Key {KEY} is revoked.", "type": "invalid_request_error"}}
+    plain = _Exchange(401, {}, "application/json", json.dumps(error).encode(), [], 0.01)
+    assert rec.record("chat", req, plain)
+    chunks = [KEY[:5], KEY[5:12], KEY[12:], " is yours."]
+    events = [
+        Event(
+            0.01 * i,
+            None,
+            json.dumps({"model": "m", "choices": [{"index": 0, "delta": {"content": c}}]}),
+        )
+        for i, c in enumerate(chunks)
+    ] + [Event(0.1, None, "[DONE]")]
+    streamed = _Exchange(200, {}, "text/event-stream", b"", events, 0.1)
+    req = parse_chat(
+        json.dumps({**CHAT[0], "stream": True}).encode(), {"Authorization": f"Bearer {KEY}"}
+    )
+    assert rec.record("chat", req, streamed)
+    written = "".join(p.read_text() for p in files(tmp_path))
+    assert KEY not in written
+    assert KEY[5:12] not in written  # a piece of it, streamed apart, is merged and redacted
+    assert f"Key {REDACTED} is revoked." in written
+    assert load_paths([tmp_path])
+
+
+def test_digest_fields_and_hot_reload(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    out.mkdir()
+    watching = Options(speed=0, watch=(str(out),), reload_interval=0.02)
+    with (
+        MockServer([out], options=watching) as replay,
+        MockServer(UPSTREAM, options=Options(speed=0)) as upstream,
+        recorder(upstream, out, fields=("model", "messages")) as rec,
+    ):
+        client(rec).chat.completions.create(**CHAT[4])
+        (path,) = files(out)
+        spec = yaml.safe_load(path.read_text())["scenarios"][0]["match"]["recorded"]
+        assert spec["fields"] == ["model", "messages"]
+        assert replay.state.watcher is not None
+        for _ in range(200):  # the running server picks the new file up
+            if len(replay.state.scenarios):
+                break
+            time.sleep(0.02)
+        streamed = client(replay).chat.completions.create(**CHAT[4], stream=True)
+        assert stream_view(streamed)["content"] == "You said: Tell me a joke"  # stream not in it
