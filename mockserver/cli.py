@@ -194,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
     )
     options = replace(options, recorder=_serve_recorder(args))
+    if options.recorder is not None and not args.scenarios:
+        scenarios = []  # the demo set's catch-all would answer everything: nothing to record
     gc.collect()
     gc.freeze()  # loaded scenarios live as long as the server (and workers fork from here)
 

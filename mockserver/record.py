@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,6 +317,8 @@ class Recorder:
                 name = None
             entry.scenario = name
             entry.outcome = "recorded" if name else "forwarded"
+            if name:
+                entry.extra["recording"] = str(self.out / f"{name}.yaml")
 
         try:
             async with (
@@ -376,45 +378,64 @@ class Recorder:
         self, api: str, exchange: _Exchange, redactor: Redactor | None = None
     ) -> dict[str, Any] | None:
         """The scenario step for one exchange, before redaction (``redactor`` only decides
-        where streamed pieces must be merged); None when there is nothing to replay."""
+        where streamed pieces must be merged); None when there is nothing to replay.
+
+        What a reader cannot make sense of is kept as ``raw``, byte for byte."""
         status = exchange.status
         if 300 <= status < 400:
             log.warning("mockserver record: the upstream redirected (%d); not followed", status)
             return None
         reader = READERS.get(api)
-        error = exchange.status >= 400
-        headers = kept_headers(exchange.headers, error)
-        step: dict[str, Any] = {}
         text = exchange.body.decode("utf-8", "replace")
-        if exchange.content_type == "text/event-stream" and status < 400 and reader is not None:
-            if reader.stream is None:
-                return None
-            captured = reader.stream(exchange.events)
-            step["reply"] = captured.reply()
-            if captured.pieces:
-                pieces = _whole_secrets(captured.pieces, redactor or self._redactor)
-                step["cadence"] = _cadence(pieces)
-            fault = self._fault(captured, exchange.broken)
-            if fault is not None:
-                step["fault"] = fault
-        else:
-            try:
-                data = json.loads(text)
-            except ValueError:
-                data = None
-            if error and _error(status, data) is not None:
+        step: dict[str, Any] = {}
+        sse = exchange.content_type == "text/event-stream"
+        data = None if sse else _json(text)
+        try:
+            if sse and status < 400 and reader is not None and reader.stream is not None:
+                step.update(self._streamed(reader.stream, exchange, redactor or self._redactor))
+            elif status >= 400 and _error(status, data) is not None:
                 step["error"] = _error(status, data)
             elif data is not None and status == 200 and reader is not None:
                 step["reply"] = reader.body(data).reply()
                 if exchange.elapsed >= 0.001:
                     step["delay"] = round(exchange.elapsed, 3)
-            else:
-                raw: dict[str, Any] = {"status": status, "body": text}
-                if exchange.content_type != "application/json":
-                    raw["content_type"] = exchange.content_type
-                step["raw"] = raw
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            log.warning("mockserver record: kept a %s reply as raw (%r)", api, err)
+            step = {}
+        if not step:
+            raw: dict[str, Any] = {"status": status, "body": text}
+            if exchange.content_type != "application/json":
+                raw["content_type"] = exchange.content_type
+            step["raw"] = raw
+        headers = kept_headers(exchange.headers, status >= 400)
         if headers:
             step["headers"] = headers
+        return step
+
+    def _streamed(
+        self, read: Callable[[list[Event]], Captured], exchange: _Exchange, redactor: Redactor
+    ) -> dict[str, Any]:
+        """A stream's reply, rhythm and fault. Events before one whose data is not JSON are
+        read, and the broken one becomes the ``malformed`` fault."""
+        events = exchange.events
+        bad = next(
+            (
+                i
+                for i, e in enumerate(events)
+                if e.data.strip() != "[DONE]" and _json(e.data) is None
+            ),
+            None,
+        )
+        captured = read(events if bad is None else events[:bad])
+        step: dict[str, Any] = {"reply": captured.reply()}
+        if captured.pieces:
+            step["cadence"] = _cadence(_whole_secrets(captured.pieces, redactor))
+        if bad is not None:
+            step["fault"] = {"kind": "malformed", "after_chunks": len(captured.pieces)}
+        else:
+            fault = self._fault(captured, exchange.broken)
+            if fault is not None:
+                step["fault"] = fault
         return step
 
     @staticmethod
@@ -531,6 +552,14 @@ def _credentials(headers: Mapping[str, str]) -> list[str]:
         if len(secret) >= 8:
             out.append(secret)
     return out
+
+
+def _json(text: str) -> Any:
+    """The JSON value of ``text``, or None when it is not JSON."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _answer(step: Mapping[str, Any]) -> Any:

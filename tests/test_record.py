@@ -305,7 +305,8 @@ def test_record_on_miss(tmp_path: Path) -> None:
         assert len(upstream.journal) == 1
         assert [e.outcome for e in rec.journal] == ["ok", "recorded", "ok"]
         assert rec.journal[2].scenario == rec.journal[1].scenario
-    assert len(files(out)) == 1
+        recording = Path(rec.journal[1].extra["recording"])
+    assert files(out) == [recording]
 
 
 def test_serve_record_missing_flags() -> None:
@@ -435,6 +436,12 @@ def test_errors_are_recorded(tmp_path: Path) -> None:
                 "error": {"status": 500, "message": "Model overloaded."},
             },
         },
+        {
+            "match": {"last_user": "garbled"},
+            "reply": {"content": "one two three"},
+            "cadence": {"chunk": "word"},
+            "fault": {"kind": "malformed", "after_chunks": 2},
+        },
     ]
 
     def ask(text: str, **kw: Any) -> dict[str, Any]:
@@ -458,6 +465,15 @@ def test_errors_are_recorded(tmp_path: Path) -> None:
         with pytest.raises(openai.APIError) as broken:
             list(client(server).chat.completions.create(**ask("broken", stream=True)))
         seen.append(broken.value.message)
+        garbled: list[str] = []
+
+        def read_garbled() -> None:
+            for chunk in client(server).chat.completions.create(**ask("garbled", stream=True)):
+                garbled.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
+
+        with pytest.raises(ValueError, match="Expecting value|Unterminated|Expecting"):
+            read_garbled()
+        seen.append("".join(garbled))
         return seen
 
     with (
@@ -491,6 +507,8 @@ def test_errors_are_recorded(tmp_path: Path) -> None:
     assert by_name["drop"]["fault"] == {"kind": "drop", "after_chunks": 2}
     assert by_name["broken"]["fault"]["kind"] == "stream_error"
     assert by_name["broken"]["fault"]["error"]["message"] == "Model overloaded."
+    assert by_name["garbled"]["fault"] == {"kind": "malformed", "after_chunks": 2}
+    assert recorded[4] == "one two "  # the pieces before the broken event
 
 
 def test_no_credential_reaches_a_file_and_redact_works(tmp_path: Path) -> None:
