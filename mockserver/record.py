@@ -31,7 +31,7 @@ from aiohttp import web
 from .errors import APIError, ScenarioError
 from .fingerprint import DEFAULT_FIELDS, Redactor, request_digest
 from .journal import Entry
-from .loader import load_text
+from .loader import load_data, load_text
 from .matching import Resolution, ScenarioSet
 from .protocols import Lookup, Protocol
 from .readers import PIECE_ORDER, READERS, Captured, Event, Piece
@@ -495,12 +495,13 @@ class Recorder:
         self._write(file)
         return file.name
 
-    def _scenario(self, file: _File) -> dict[str, Any]:
+    def _scenario(self, file: _File, steps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        steps = file.steps if steps is None else steps
         scenario: dict[str, Any] = {"name": file.name, "priority": PRIORITY, "match": file.match}
-        if len(file.steps) == 1:
-            scenario.update(file.steps[0])
+        if len(steps) == 1:
+            scenario.update(steps[0])
         else:
-            scenario["steps"] = file.steps
+            scenario["steps"] = steps
         for step in [scenario, *scenario.get("steps", ())]:
             usage = (step.get("reply") or {}).get("usage")
             if usage:
@@ -520,10 +521,9 @@ class Recorder:
             text = _dump(data)
         text = header + text
         try:
-            scenarios = load_text(text, str(file.path))
+            load_text(text, str(file.path))
         except ScenarioError as err:
             log.error("mockserver record: %s does not load, written anyway:\n%s", file.path, err)
-            scenarios = []
         self.out.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = file.path.with_name(f".{file.path.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -532,10 +532,20 @@ class Recorder:
         os.chmod(tmp, 0o600)
         os.replace(tmp, file.path)
         log.info("mockserver record: %s (%d step(s))", file.path, len(file.steps))
-        self._remember(file, scenarios)
+        self._remember(file)
 
-    def _remember(self, file: _File, scenarios: list[Scenario]) -> None:
+    def _remember(self, file: _File) -> None:
+        """Answer this request from its recording for the rest of the run, with its good
+        answers only: a 429 recorded on the way must not answer the client's retry, which is
+        forwarded (and recorded as the next step) instead."""
         kept = [s for s in self._set.scenarios if s.name != file.name]
+        good = [s for s in file.steps if "reply" in s and "fault" not in s]
+        scenarios: list[Scenario] = []
+        if good:
+            try:
+                scenarios = load_data([self._scenario(file, good)], str(file.path))
+            except ScenarioError:
+                scenarios = []  # already logged by _write
         self._set = ScenarioSet([*kept, *scenarios])
 
 

@@ -935,3 +935,33 @@ def test_digest_fields_and_hot_reload(tmp_path: Path) -> None:
             time.sleep(0.02)
         streamed = client(replay).chat.completions.create(**CHAT[4], stream=True)
         assert stream_view(streamed)["content"] == "You said: Tell me a joke"  # stream not in it
+
+
+def test_record_on_miss_retries_past_a_recorded_error(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    limited = [
+        {
+            "match": {"last_user": "busy"},
+            "steps": [
+                {"error": {"status": 429}, "headers": {"retry-after-ms": "1"}},
+                {"reply": {"content": "OK now."}},
+            ],
+        }
+    ]
+    ask = {"model": "gpt-4o", "messages": [{"role": "user", "content": "busy"}]}
+    with (
+        MockServer(limited, options=Options(speed=0)) as upstream,
+        recorder(upstream, out, scenarios=[{"match": {"last_user": "x"}, "reply": {}}]) as rec,
+    ):
+        api = client(rec, retries=1)
+        assert api.chat.completions.create(**ask).choices[0].message.content == "OK now."
+        assert api.chat.completions.create(**ask).choices[0].message.content == "OK now."
+        assert [e.status for e in upstream.journal] == [429, 200]  # the third stayed local
+        assert [(e.status, e.outcome) for e in rec.journal] == [
+            (429, "recorded"),
+            (200, "recorded"),
+            (200, "ok"),
+        ]
+    (path,) = files(out)
+    steps = yaml.safe_load(path.read_text())["scenarios"][0]["steps"]
+    assert [next(iter(s)) for s in steps] == ["error", "reply"]
