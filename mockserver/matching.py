@@ -225,6 +225,11 @@ class Recorded:
         )
 
 
+def recorded(scenario: Scenario) -> bool:
+    """True for a recording (it pins its request with ``match.recorded``)."""
+    return any(isinstance(c, Recorded) for c in scenario.conditions)
+
+
 def _recorded(spec: str | Mapping[str, Any]) -> Recorded:
     if isinstance(spec, str):
         return Recorded(spec)

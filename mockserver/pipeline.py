@@ -18,7 +18,7 @@ from aiohttp import web
 
 from .errors import APIError
 from .journal import Entry
-from .matching import Resolution
+from .matching import Resolution, recorded
 from .memo import Memo
 from .profiles import Settings
 from .protocols import JSON, Answer, Frame, Lookup, Protocol
@@ -196,6 +196,10 @@ class Pipeline:
                     resolution = found
                 entry.scenario = resolution.scenario.name
                 entry.step = resolution.step_index
+                if (settings.limit is not None or settings.stop or settings.empty) and recorded(
+                    resolution.scenario
+                ):  # the upstream already applied them: a recording replays verbatim
+                    settings = Settings(adjusted=settings.adjusted)
                 try:
                     tickets = _admit(state, key, req, resolution.scenario)
                 except APIError:

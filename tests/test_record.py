@@ -23,6 +23,7 @@ from mockserver import MockServer
 from mockserver.cli import main
 from mockserver.fingerprint import REDACTED, Redactor, request_digest
 from mockserver.loader import load_paths, load_text
+from mockserver.profiles import OPENAI
 from mockserver.protocols.chat import parse_chat
 from mockserver.readers import Event, embeddings_body, messages_body, messages_stream
 from mockserver.record import Recorder, _Exchange
@@ -965,3 +966,19 @@ def test_record_on_miss_retries_past_a_recorded_error(tmp_path: Path) -> None:
     (path,) = files(out)
     steps = yaml.safe_load(path.read_text())["scenarios"][0]["steps"]
     assert [next(iter(s)) for s in steps] == ["error", "reply"]
+
+
+def test_a_recording_replays_verbatim_whatever_the_limits(tmp_path: Path) -> None:
+    """The upstream applied max_tokens already; the replay must not cut the recorded answer
+    again with the mock's own token counts (here: recorded through the relay profile, which
+    ignores max_tokens=1, replayed under the openai profile, which would honour it)."""
+    out = tmp_path / "rec"
+    ask = {**CHAT[2], "stream": False, "max_tokens": 1}
+    with (
+        MockServer(UPSTREAM, options=Options(speed=0)) as upstream,
+        recorder(upstream, out) as rec,
+    ):
+        recorded = chat_view(client(rec).chat.completions.create(**ask))
+    assert recorded["choices"][0]["message"]["tool_calls"]
+    with MockServer([out], options=Options(speed=0, profile=OPENAI)) as replay:
+        assert chat_view(client(replay).chat.completions.create(**ask)) == recorded
