@@ -214,6 +214,28 @@ def _whole_secrets(pieces: list[Piece], redactor: Redactor) -> list[Piece]:
     return sorted(out, key=lambda p: p.at)
 
 
+def _spelling(captured: Captured) -> list[Piece]:
+    """The pieces of each text that spell it exactly (the loader insists); a text whose pieces
+    do not (a protocol that joins parts differently in its final object) is left to the
+    ``chunk`` setting rather than making the file invalid."""
+    if len(captured.choices) != 1:
+        return []
+    message = captured.choices[0]
+    calls = message.get("tool_calls") or []
+    spelled: dict[tuple[str, int], str] = {}
+    for p in captured.pieces:
+        spelled[p.kind, p.call] = spelled.get((p.kind, p.call), "") + p.text
+    good = set()
+    for (kind, call), text in spelled.items():
+        if kind == "arguments":
+            target = calls[call]["arguments"] if call < len(calls) else None
+        else:
+            target = message.get("content" if kind == "text" else kind)
+        if target == text:
+            good.add((kind, call))
+    return [p for p in captured.pieces if (p.kind, p.call) in good]
+
+
 def _error(status: int, body: Any) -> dict[str, Any] | None:
     """An error object (OpenAI's, or Anthropic's ``{type: error, error: {...}}``) as a
     scenario ``error``; None when the body is not one."""
@@ -428,8 +450,9 @@ class Recorder:
         )
         captured = read(events if bad is None else events[:bad])
         step: dict[str, Any] = {"reply": captured.reply()}
-        if captured.pieces:
-            step["cadence"] = _cadence(_whole_secrets(captured.pieces, redactor))
+        pieces = _spelling(captured)
+        if pieces:
+            step["cadence"] = _cadence(_whole_secrets(pieces, redactor))
         if bad is not None:
             step["fault"] = {"kind": "malformed", "after_chunks": len(captured.pieces)}
         else:

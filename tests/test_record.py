@@ -982,3 +982,30 @@ def test_a_recording_replays_verbatim_whatever_the_limits(tmp_path: Path) -> Non
     assert recorded["choices"][0]["message"]["tool_calls"]
     with MockServer([out], options=Options(speed=0, profile=OPENAI)) as replay:
         assert chat_view(client(replay).chat.completions.create(**ask)) == recorded
+
+
+def test_pieces_that_do_not_spell_their_text_are_left_out(tmp_path: Path) -> None:
+    """Two reasoning summary parts: the final object joins them with a blank line, the deltas
+    do not; the file must still load (the reasoning is then cut by the chunk setting)."""
+    rec = Recorder(upstream="http://127.0.0.1:9/v1", out=tmp_path)
+    req = parse_chat(json.dumps(CHAT[0]).encode())
+    final = {"model": "o3", "status": "completed", "output": [
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "A."},
+                                          {"type": "summary_text", "text": "B."}]},
+        {"type": "message", "content": [{"type": "output_text", "text": "Hi"}]}]}  # fmt: skip
+    events = [
+        Event(
+            0.1, None, json.dumps({"type": "response.reasoning_summary_text.delta", "delta": "A."})
+        ),
+        Event(
+            0.2, None, json.dumps({"type": "response.reasoning_summary_text.delta", "delta": "B."})
+        ),
+        Event(0.3, None, json.dumps({"type": "response.output_text.delta", "delta": "Hi"})),
+        Event(0.4, None, json.dumps({"type": "response.completed", "response": final})),
+    ]
+    assert rec.record("responses", req, _Exchange(200, {}, "text/event-stream", b"", events, 0.4))
+    (scenario,) = load_paths([tmp_path])
+    chunks = yaml.safe_load(files(tmp_path)[0].read_text())["scenarios"][0]["cadence"]["chunks"]
+    assert chunks == [{"text": "Hi", "delay": 0.3}]
+    assert scenario.steps[0].reply is not None
+    assert scenario.steps[0].reply.choices[0].reasoning == "A.\n\nB."
