@@ -1009,3 +1009,40 @@ def test_pieces_that_do_not_spell_their_text_are_left_out(tmp_path: Path) -> Non
     assert chunks == [{"text": "Hi", "delay": 0.3}]
     assert scenario.steps[0].reply is not None
     assert scenario.steps[0].reply.choices[0].reasoning == "A.\n\nB."
+
+
+def test_responses_conversation_by_previous_response_id(tmp_path: Path) -> None:
+    """Turns chained by previous_response_id replay too: the upstream's response ids are not
+    the replay's, so a digest covers the turn's own input, not the stored turns before it."""
+    out = tmp_path / "rec"
+    agent = [
+        {"match": {"last_role": "user"}, "reply": {"tool_calls": [
+            {"id": "call_w", "name": "get_weather", "arguments": {"city": "Paris"}}]}},
+        {"match": {"last_role": "tool"}, "reply": {"content": "It is {{ tool_result }}."}},
+    ]  # fmt: skip
+    tools = [{"type": "function", "name": "get_weather", "parameters": {}}]
+
+    def converse(server: MockServer) -> list[Any]:
+        api = client(server)
+        first = api.responses.create(model="gpt-4o", input="Weather in Paris?", tools=tools)
+        call = first.output[0]
+        assert call.type == "function_call"
+        second = api.responses.create(
+            model="gpt-4o",
+            previous_response_id=first.id,
+            input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+            tools=tools,
+        )
+        return [responses_view(first), responses_view(second)]
+
+    with (
+        MockServer(agent, options=Options(speed=0)) as upstream,
+        recorder(upstream, out) as rec,
+    ):
+        recorded = converse(rec)
+    assert recorded[1]["output"][0]["content"][0]["text"] == "It is sunny."
+    with MockServer([out], options=Options(speed=0)) as replay:
+        replayed = converse(replay)
+    for turn in (*recorded, *replayed):
+        turn.pop("previous_response_id")  # an id: the upstream's, then the replay's
+    assert replayed == recorded
