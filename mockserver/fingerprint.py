@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from .request import Request, field_at
+from .request import Request, field_at, message_text
 
 DEFAULT_FIELDS = ("model", "messages", "tools", "tool_choice", "response_format", "n", "stream")
 """What a recording's digest covers unless it says otherwise; any other name is a dotted path
@@ -81,11 +81,41 @@ class Redactor:
 
 
 def conversation(request: Request) -> list[dict[str, Any]]:
-    """The messages the request itself carried: turns a protocol pulled in from elsewhere (a
-    stored response's, by ``previous_response_id``) are left out, since their ids differ
-    between the recording run (upstream ids) and a replay (the mock's own)."""
+    """The messages the request itself carried, each reduced to what a conversation says.
+
+    Turns a protocol pulled in from elsewhere (a stored response's, by
+    ``previous_response_id``) are left out, since their ids differ between the recording run
+    (upstream ids) and a replay (the mock's own). Within a message only the role, text, tool
+    calls and tool result id count: an app that sends back the assistant message it got keeps
+    whatever extra fields its provider added (``annotations``, ``audio``, nulls), and a replay
+    by the mock would not add the same ones."""
     kept = {id(m) for m in request.context}
-    return [m for m in request.messages if id(m) not in kept]
+    return [_essential(m) for m in request.messages if id(m) not in kept]
+
+
+def _essential(message: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.get("role")}
+    content = message.get("content")
+    if isinstance(content, list):
+        texts = [p for p in content if isinstance(p, dict) and p.get("type") in ("text", None)]
+        if len(texts) == len(content):
+            content = message_text(message)
+        else:
+            content = [{k: v for k, v in p.items() if v is not None} for p in content]
+    if content:
+        out["content"] = content
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        out["tool_calls"] = [
+            {"id": c.get("id"), "name": field_at(c, "function.name"),
+             "arguments": field_at(c, "function.arguments")}
+            if isinstance(c, dict) else c
+            for c in calls
+        ]  # fmt: skip
+    for key in ("tool_call_id", "name"):
+        if message.get(key) is not None:
+            out[key] = message[key]
+    return out
 
 
 def _value(request: Request, name: str) -> Any:

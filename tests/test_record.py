@@ -364,6 +364,18 @@ def test_digest_tells_requests_apart_and_ignores_volatile_fields() -> None:
     assert len({base, *different}) == 1 + len(different)
     volatile = digest(user="u-1", metadata={"a": "b"}, seed=7, stream_options=None, temperature=1)
     assert volatile == base
+    # What an app sends back of the assistant's message may carry provider extras.
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    plain = [{"role": "user", "content": "hi"},
+             {"role": "assistant", "content": None, "tool_calls": [call]},
+             {"role": "tool", "tool_call_id": "call_1", "content": "42"}]  # fmt: skip
+    echoed = [{"role": "user", "content": [{"type": "text", "text": "hi"}]},
+              {"role": "assistant", "content": None, "refusal": None, "annotations": [],
+               "audio": None, "reasoning_content": "hm", "tool_calls": [call]},
+              {"role": "tool", "tool_call_id": "call_1", "content": "42"}]  # fmt: skip
+    assert digest(messages=plain) == digest(messages=echoed)
+    other_call = [*plain[:1], {**plain[1], "tool_calls": [{**call, "id": "call_2"}]}, plain[2]]
+    assert digest(messages=plain) != digest(messages=other_call)
     fields = ("model", "messages", "temperature")
     hot = parse_chat(
         b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 1}'
