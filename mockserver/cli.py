@@ -290,6 +290,8 @@ def _make_recorder(args: argparse.Namespace, forward_all: bool) -> Recorder:
     error = _parser().error
     if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", args.upstream or ""):
         error(f"--upstream must be an http:// or https:// URL, got {args.upstream!r}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        error(f"--out must be a folder, and {args.out} is a file")
     if args.upstream_timeout <= 0:
         error(f"--upstream-timeout must be > 0, got {args.upstream_timeout}")
     fields = DEFAULT_FIELDS

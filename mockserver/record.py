@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import yaml
@@ -276,9 +277,13 @@ class Recorder:
     _files: dict[str, _File] = field(default_factory=dict, init=False)
     _set: ScenarioSet = field(default_factory=lambda: ScenarioSet([]), init=False)
     _redactor: Redactor = field(init=False)
+    _where: str = field(init=False)
 
     def __post_init__(self) -> None:
         self._redactor = Redactor(self.redact)  # ValueError for a bad pattern
+        url = urlsplit(self.upstream)  # for the files: no user, password or query (keys)
+        host = f"{url.hostname}:{url.port}" if url.port else url.hostname
+        self._where = self._redactor.text(f"{url.scheme}://{host}{url.path}")
         self.fields = tuple(self.fields)
         if not self.fields:
             raise ValueError("the digest needs at least one field")
@@ -534,7 +539,7 @@ class Recorder:
     def _write(self, file: _File) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         header = (
-            f"# Recorded by mockserver from {self.upstream} on {stamp}.\n"
+            f"# Recorded by mockserver from {self._where} on {stamp}.\n"
             "# match.recorded pins the exact request (model, conversation, tools, ...): drop it\n"
             "# to answer any request with this last user message.\n"
         )

@@ -1058,3 +1058,13 @@ def test_responses_conversation_by_previous_response_id(tmp_path: Path) -> None:
     for turn in (*recorded, *replayed):
         turn.pop("previous_response_id")  # an id: the upstream's, then the replay's
     assert replayed == recorded
+
+
+def test_the_upstream_url_is_written_without_credentials(tmp_path: Path) -> None:
+    rec = Recorder(upstream="https://me:pw-secret@llm.example:8443/v1?key=q-secret", out=tmp_path)
+    req = parse_chat(json.dumps(CHAT[0]).encode())
+    body = json.dumps({"model": "m", "choices": [{"message": {"content": "ok"}}]}).encode()
+    assert rec.record("chat", req, _Exchange(200, {}, "application/json", body, [], 0.2))
+    text = files(tmp_path)[0].read_text()
+    assert "from https://llm.example:8443/v1 on" in text
+    assert "secret" not in text
