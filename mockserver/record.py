@@ -338,14 +338,12 @@ class Recorder:
                 broken=broken,
             )
             try:
-                name = self.record(protocol.name, req, exchange)
+                name = self.record(protocol.name, req, exchange, entry)
             except Exception:  # the client has its answer; a recording problem is only logged
                 log.exception("mockserver record: could not record %s %s", request.method, url)
                 name = None
             entry.scenario = name
             entry.outcome = "recorded" if name else "forwarded"
-            if name:
-                entry.extra["recording"] = str(self.out / f"{name}.yaml")
 
         try:
             async with (
@@ -502,8 +500,11 @@ class Recorder:
         match["recorded"] = digest if len(spec) == 1 else spec
         return match
 
-    def record(self, api: str, req: Request, exchange: _Exchange) -> str | None:
-        """Write (or extend) the file of this request; the scenario's name, or None."""
+    def record(
+        self, api: str, req: Request, exchange: _Exchange, entry: Entry | None = None
+    ) -> str | None:
+        """Write (or extend) the file of this request; the scenario's name, or None. The
+        journal ``entry`` learns what was answered (as written) and the file."""
         # The client's own credentials are redacted too, should the upstream echo them.
         own = [re.escape(c) for c in _credentials(req.headers)]
         redactor = Redactor([*self._redactor.patterns, *own]) if own else self._redactor
@@ -517,6 +518,9 @@ class Recorder:
             name = f"{api}-{_slug(self._redactor.text(req.last_user))}-{digest[:8]}"
             file = _File(self.out / f"{name}.yaml", name, self.match(req, digest))
             self._files[digest] = file
+        if entry is not None:
+            entry.reply = step.get("reply") or {"error": step.get("error") or step.get("raw")}
+            entry.extra["recording"] = str(file.path)
         if any(_answer(s) == _answer(step) for s in file.steps):
             return file.name  # the same answer again: one step is enough
         file.steps.append(step)

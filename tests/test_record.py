@@ -307,6 +307,8 @@ def test_record_on_miss(tmp_path: Path) -> None:
         assert [e.outcome for e in rec.journal] == ["ok", "recorded", "ok"]
         assert rec.journal[2].scenario == rec.journal[1].scenario
         recording = Path(rec.journal[1].extra["recording"])
+        assert rec.journal[1].reply is not None
+        assert rec.journal[1].reply["content"] == "You said: Tell me a joke"
     assert files(out) == [recording]
 
 
