@@ -190,6 +190,7 @@ class _Builder:
         self.source = source
         self.problems: list[Problem] = []
         self.shared_limit: RateLimit | None = None
+        self.literal = False  # the reply being built says ``templates: false``
 
     def rate_limit(self, spec: Mapping[str, Any] | None, path: KeyPath) -> RateLimit | None:
         if spec is None:
@@ -203,8 +204,8 @@ class _Builder:
         self.problems.append(Problem(self.source, line, format_path(path), message))
 
     def text(self, value: Any, path: KeyPath, in_json: bool = False) -> Any:
-        if value is None:
-            return None
+        if value is None or self.literal:
+            return value
         try:
             return compile_template(value, in_json)
         except ValueError as err:
@@ -216,7 +217,7 @@ class _Builder:
             return "{}"
         text = json.dumps(value) if isinstance(value, dict) else value
         try:
-            json.loads(blank_placeholders(text))
+            json.loads(text if self.literal else blank_placeholders(text))
         except ValueError:
             hint = " (placeholders go inside JSON strings)" if "{{" in text else ""
             self.problem(
@@ -244,6 +245,7 @@ class _Builder:
         )
 
     def reply(self, spec: Mapping[str, Any], path: KeyPath) -> Reply:
+        self.literal = spec.get("templates") is False
         if "choices" in spec:
             choices = tuple(
                 self.message(c, (*path, "choices", i)) for i, c in enumerate(spec["choices"])

@@ -63,6 +63,8 @@ class Captured:
         elif self.choices:
             out["choices"] = self.choices
         out.update(self.extra)
+        if "{{" in json.dumps(out):
+            out["templates"] = False  # recorded text is literal, whatever braces it holds
         if self.usage is not None:
             out["usage"] = self.usage
         if self.model is not None:

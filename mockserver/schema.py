@@ -119,6 +119,10 @@ _REPLY = {
         **_MESSAGE,
         "usage": _USAGE,
         "model": {"type": "string"},
+        "templates": {
+            "type": "boolean",
+            "description": "false: texts are literal, {{ }} included (recordings say so)",
+        },
         "choices": {
             "type": "array",
             "description": "one entry per choice when the request asks for n > 1",

@@ -21,6 +21,7 @@ import yaml
 
 from mockserver import MockServer
 from mockserver.cli import main
+from mockserver.errors import ScenarioError
 from mockserver.fingerprint import REDACTED, Redactor, request_digest
 from mockserver.loader import load_paths, load_text
 from mockserver.profiles import OPENAI
@@ -1070,3 +1071,19 @@ def test_the_upstream_url_is_written_without_credentials(tmp_path: Path) -> None
     text = files(tmp_path)[0].read_text()
     assert "from https://llm.example:8443/v1 on" in text
     assert "secret" not in text
+
+
+def test_recorded_braces_stay_literal(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    jinja = [{"reply": {"content": "Write {{ user.name }} and {{ model }}.", "templates": False}}]
+    with (
+        MockServer(jinja, options=Options(speed=0)) as upstream,
+        recorder(upstream, out) as rec,
+    ):
+        said = client(rec).chat.completions.create(**CHAT[0]).choices[0].message.content
+    assert said == "Write {{ user.name }} and {{ model }}."
+    assert "templates: false" in files(out)[0].read_text()
+    with MockServer([out], options=Options(speed=0)) as replay:
+        assert client(replay).chat.completions.create(**CHAT[0]).choices[0].message.content == said
+    with pytest.raises(ScenarioError, match="unknown placeholder"):
+        load_text("- reply: {content: 'Write {{ user.name }}'}")
