@@ -258,23 +258,22 @@ def test_replay_keeps_the_rhythm(tmp_path: Path) -> None:
     (path,) = files(out)
     chunks = yaml.safe_load(path.read_text())["scenarios"][0]["cadence"]["chunks"]
     assert len(chunks) == 7
-    assert 0.1 <= chunks[0]["delay"] <= 0.2  # the time to the first piece
-    assert all(0.02 <= c["delay"] <= 0.08 for c in chunks[1:])
+    assert 0.1 <= chunks[0]["delay"] <= 0.3  # the time to the first piece
+    assert all(0.01 <= c["delay"] <= 0.15 for c in chunks[1:])
     schedule = [sum(c["delay"] for c in chunks[: i + 1]) for i in range(len(chunks))]
 
     with MockServer([out], options=Options(speed=1)) as replay:
         api = client(replay)
         list(api.chat.completions.create(**body))  # warm the client and the connection
+        start = time.perf_counter()  # a chunk cannot come before its delay has passed since
         stream = api.chat.completions.create(**body)
-        start = time.perf_counter()  # the headers are in: the replay's clock starts
         arrivals = []
         for chunk in stream:
             delta = chunk.choices[0].delta if chunk.choices else None
             if delta and (delta.content or (delta.model_extra or {}).get("reasoning_content")):
                 arrivals.append(time.perf_counter() - start)
         late = [round(got - due, 4) for got, due in zip(arrivals, schedule, strict=True)]
-        print("lateness of each chunk (s):", late)
-        assert all(-0.002 <= x <= 0.025 for x in late), late
+        assert all(0 <= x <= 0.025 for x in late), late
 
     slept: list[float] = []
 
