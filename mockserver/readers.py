@@ -268,7 +268,10 @@ def responses_body(body: Any) -> Captured:
                     content.append(part["text"])
         elif kind == "function_call":
             calls.append(_call(item.get("call_id"), item.get("name"), item.get("arguments")))
-    finish = "length" if body.get("status") == "incomplete" else None
+    finish = None
+    if body.get("status") == "incomplete":
+        reason = _get(body, "incomplete_details", "reason")
+        finish = "content_filter" if reason == "content_filter" else "length"
     message = _message(
         "".join(content) if content or not (calls or refusal) else None,
         "\n\n".join(reasoning) if reasoning else None,
