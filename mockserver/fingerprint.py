@@ -58,7 +58,8 @@ class Redactor:
         if isinstance(value, list):
             return [self.data(v) for v in value]
         if isinstance(value, dict):
-            return {self.data(k): self.data(v) for k, v in value.items()}
+            out = {self.data(k): self.data(v) for k, v in value.items()}
+            return out if type(value) is dict else type(value)(out)  # keep subclasses' styles
         return value
 
     def pattern_for(self, text: str) -> str | None:

@@ -244,6 +244,7 @@ def test_recorded_file_is_readable(tmp_path: Path) -> None:
     assert "".join(c.get("reasoning", "") for c in chunks) == "The user wants the weather."
     assert "".join(c.get("text", "") for c in chunks) == "Sunny in Paris,\n21 degrees."
     assert "content: |-\n      Sunny in Paris,\n      21 degrees." in text  # a block, not "\n"
+    assert "\n    - {reasoning: The, delay: " in text  # one line per piece
 
 
 def test_replay_keeps_the_rhythm(tmp_path: Path) -> None:
