@@ -365,6 +365,13 @@ class Recorder:
                     broken = "drop"
                 except TimeoutError:
                     broken = "stall"
+                except (asyncio.CancelledError, ConnectionResetError):
+                    # The client left. After the stream's last event (an SDK closes on [DONE]
+                    # or on an error event, maybe before the upstream's end arrives) the
+                    # exchange is whole and is recorded; before it, nothing is.
+                    if stream and self._ended(protocol.name, splitter.events):
+                        finish()
+                    raise
                 finish()
         except TimeoutError:
             if response is None:
@@ -396,6 +403,18 @@ class Recorder:
         else:
             await response.write_eof()
         return response
+
+    @staticmethod
+    def _ended(api: str, events: list[Event]) -> bool:
+        """True when a stream's events so far end it: its closing event, or an error event."""
+        reader = READERS.get(api)
+        if reader is None or reader.stream is None or not events:
+            return False
+        try:
+            captured = reader.stream(events)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            return False
+        return captured.complete or captured.error is not None
 
     # --- recording -----------------------------------------------------------------------------
 

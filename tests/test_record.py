@@ -4,11 +4,15 @@ same requests get the same answers. Everything runs on loopback sockets."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
 import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +22,7 @@ import httpx
 import openai
 import pytest
 import yaml
+from aiohttp import web
 
 from mockserver import MockServer
 from mockserver.cli import main
@@ -334,9 +339,6 @@ def test_serve_record_missing_flags() -> None:
 
 
 def _usage_error(argv: list[str]) -> str:
-    import contextlib
-    import io
-
     err = io.StringIO()
     with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -610,29 +612,33 @@ def test_client_leaving_mid_stream_saves_nothing(tmp_path: Path) -> None:
     assert not out.exists() or not files(out)
 
 
-def test_redirects_are_not_followed(tmp_path: Path) -> None:
-    from aiohttp import web
-
-    from mockserver.serving import make_runner  # noqa: F401  (the same server stack)
-
-    async def moved(request: web.Request) -> web.Response:
-        raise web.HTTPFound("http://example.invalid/v1/chat/completions")
-
+@contextlib.contextmanager
+def raw_upstream(handler: Any) -> Iterator[str]:
+    """A bare aiohttp server answering POST /v1/chat/completions with ``handler``, for upstream
+    behaviour a mockserver cannot script; yields its base URL."""
     app = web.Application()
-    app.router.add_post("/v1/chat/completions", moved)
-    import asyncio
-    import threading
-
+    app.router.add_post("/v1/chat/completions", handler)
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)
     loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        rec = Recorder(upstream=f"http://127.0.0.1:{port}/v1", out=tmp_path / "rec")
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def test_redirects_are_not_followed(tmp_path: Path) -> None:
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://example.invalid/v1/chat/completions")
+
+    with raw_upstream(moved) as url:
+        rec = Recorder(upstream=url, out=tmp_path / "rec")
         with MockServer([], options=Options(recorder=rec)) as server:
             reply = httpx.post(
                 f"{server.base_url}/chat/completions",
@@ -641,11 +647,41 @@ def test_redirects_are_not_followed(tmp_path: Path) -> None:
             )
         assert reply.status_code == 302
         assert not (tmp_path / "rec").exists()
+
+
+def test_a_client_closing_on_done_keeps_the_recording(tmp_path: Path) -> None:
+    """The SDK stops reading at [DONE]; the upstream may close its stream later."""
+    release = threading.Event()
+
+    async def lingering(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for piece in ("Hel", "lo"):
+            chunk = {"model": "m", "choices": [{"index": 0, "delta": {"content": piece}}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        # The upstream keeps its connection open a while after [DONE].
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 5)
+        return response
+
+    out = tmp_path / "rec"
+    try:
+        with raw_upstream(lingering) as url:
+            rec = Recorder(upstream=url, out=out)
+            with MockServer([], options=Options(recorder=rec)) as server:
+                api = client(server)
+                said = stream_view(api.chat.completions.create(**{**CHAT[0], "stream": True}))
+                for _ in range(200):
+                    if server.journal:
+                        break
+                    time.sleep(0.01)
+                assert said["content"] == "Hello"
+                assert server.journal[0].outcome == "recorded"
+                release.set()
     finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+        release.set()
+    (path,) = files(out)
+    assert yaml.safe_load(path.read_text())["scenarios"][0]["reply"]["content"] == "Hello"
 
 
 # --- readers for protocols other engineers are adding: unit tests on captured JSON ----------
