@@ -3,6 +3,9 @@
 read body -> auth -> memo -> parse (protocol) -> profile -> match -> admit (rate limits) ->
 delay -> fault -> render (core) -> write (protocol: JSON, or stream frames at the cadence) ->
 journal. Nothing here knows a wire format: the protocol module does that part.
+
+With a recorder (``mockserver record``, ``serve --record-missing``), the parsed request is
+forwarded to a real upstream instead of matched (every request), or when nothing matched.
 """
 
 from __future__ import annotations
