@@ -67,12 +67,16 @@ class Redactor:
         condition on a redacted text; None when it cannot be built (then the digest alone
         decides)."""
         assert self._regex is not None
-        secret = "(?:" + "|".join(f"(?:{p})" for p in self.patterns) + ")"
+        secret = "(?:" + "|".join(self.patterns) + ")"
+
+        def plain(part: str) -> str:
+            return re.escape(part).replace("\\ ", " ")  # spaces need no escape (no VERBOSE)
+
         out, at = [r"\A"], 0
         for found in self._regex.finditer(text):
-            out += [re.escape(text[at : found.start()]), secret]
+            out += [plain(text[at : found.start()]), secret]
             at = found.end()
-        out += [re.escape(text[at:]), r"\Z"]
+        out += [plain(text[at:]), r"\Z"]
         pattern = "".join(out)
         try:
             re.compile(pattern)
