@@ -11,23 +11,26 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from aiohttp import web
 
 from . import serving
 from .app import create_app
 from .errors import Problem, ScenarioError
+from .fingerprint import DEFAULT_FIELDS
 from .lint import warnings
 from .loader import SUFFIXES, check_paths, load_defaults, load_paths, scenario_files
 from .logs import FORMATS, configure
 from .profiles import PROFILES
 from .ratelimit import RateLimit
+from .record import Recorder
 from .schema import FILE
 from .state import DEFAULT_MAX_BODY, Options
 
@@ -172,6 +175,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--reload-interval", type=float, default=0.25, metavar="SECONDS", help=argparse.SUPPRESS
     )
+    _recording_flags(serve, record=False)
+    _record_parser(sub)
     validate = sub.add_parser(
         "validate",
         help="check scenario files without serving",
@@ -241,6 +246,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "validate":
         return _validate(args.paths)
+    if args.command == "record":
+        return _record(args)
     return _serve(args, _subparser(parser, "serve"))
 
 
@@ -328,6 +335,9 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         admin_enabled=loopback or admin_token is not None,
         rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
     )
+    options = replace(options, recorder=_serve_recorder(args))
+    if options.recorder is not None and not args.scenarios:
+        scenarios = []  # the demo set's catch-all would answer everything: nothing to record
     gc.collect()
     gc.freeze()  # loaded scenarios live as long as the server (and workers fork from here)
     started = False
@@ -379,4 +389,176 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 _PROFILE_NOTES = {
     "apifactory": "the API factory relay's quirks; --profile openai for OpenAI's own behaviour",
     "openai": "OpenAI's own parameter handling",
+    "anthropic": "OpenAI's parameter handling, and Anthropic's ranges on /v1/messages",
 }
+
+
+# --- Recording: `mockserver record`, and `serve --record-missing` -------------------------------
+
+
+def _recording_flags(parser: argparse.ArgumentParser, record: bool) -> None:
+    group = parser.add_argument_group("recording" if record else "recording (--record-missing)")
+    if not record:
+        group.add_argument(
+            "--record-missing",
+            action="store_true",
+            help="forward requests no scenario answers to --upstream and record them in --out",
+        )
+    group.add_argument(
+        "--upstream",
+        required=record,
+        metavar="URL",
+        help="the real API's base URL, as a client would use it (https://api.openai.com/v1; "
+        "default: none, so nothing is forwarded)",
+    )
+    group.add_argument(
+        "--out", required=record, metavar="DIR", help="where recordings go (default: none)"
+    )
+    group.add_argument(
+        "--redact",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="replace matches in everything recorded (and before the request digest); "
+        "repeatable (default: nothing is replaced)",
+    )
+    group.add_argument(
+        "--digest-fields",
+        metavar="A,B,...",
+        help="what a recording's digest covers (default: " + ",".join(DEFAULT_FIELDS) + ")",
+    )
+    group.add_argument(
+        "--upstream-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long the upstream may stay silent before a 504 (or a recorded stall)",
+    )
+
+
+def _record_parser(sub: Any) -> None:
+    record = sub.add_parser(
+        "record",
+        help="proxy to a real API and write the exchanges as scenario files",
+        formatter_class=_Help,
+    )
+    record.add_argument("--host", default="127.0.0.1", help="where the proxy listens")
+    record.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    record.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="answer what these match locally; forward and record only the rest",
+    )
+    record.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other than loopback (the proxy uses its clients' credentials)",
+    )
+    record.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="multiply the delays of scenarios answered locally",
+    )
+    record.add_argument("--quiet", action="store_true", help="no log line per request")
+    _recording_flags(record, record=True)
+
+
+def _make_recorder(args: argparse.Namespace, forward_all: bool) -> Recorder:
+    """The recorder the flags describe; exits with a clear message when they are wrong."""
+    error = _parser().error
+    if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", args.upstream or ""):
+        error(f"--upstream must be an http:// or https:// URL, got {args.upstream!r}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        error(f"--out must be a folder, and {args.out} is a file")
+    if args.upstream_timeout <= 0:
+        error(f"--upstream-timeout must be > 0, got {args.upstream_timeout}")
+    fields = DEFAULT_FIELDS
+    if args.digest_fields is not None:
+        fields = tuple(f.strip() for f in args.digest_fields.split(",") if f.strip())
+        if not fields:
+            error("--digest-fields needs at least one field")
+    for pattern in args.redact:
+        if len(pattern) >= 8 and re.escape(pattern) == pattern:
+            log.warning(
+                "mockserver: --redact %r looks like a secret itself; recorded files carry their "
+                "patterns, so prefer a pattern such as 'sk-[A-Za-z0-9_-]+'",
+                pattern[:4] + "...",
+            )
+    try:
+        return Recorder(
+            upstream=args.upstream,
+            out=Path(args.out),
+            forward_all=forward_all,
+            redact=args.redact,
+            fields=fields,
+            timeout=args.upstream_timeout,
+        )
+    except ValueError as err:
+        error(str(err))
+        raise  # unreachable: error() exits
+
+
+def _serve_recorder(args: argparse.Namespace) -> Recorder | None:
+    """`serve --record-missing`: checked here so `serve` without it is unchanged."""
+    if not args.record_missing:
+        if args.upstream or args.out or args.redact or args.digest_fields:
+            _parser().error("--upstream, --out, --redact and --digest-fields need --record-missing")
+        return None
+    if not (args.upstream and args.out):
+        _parser().error("--record-missing needs --upstream URL and --out DIR")
+    if args.workers != 1:
+        _parser().error("--record-missing records from one process: use --workers 1")
+    if args.unmatched == "default":
+        _parser().error("--record-missing forwards what no scenario matches: drop --unmatched")
+    return _make_recorder(args, forward_all=False)
+
+
+def _record(args: argparse.Namespace) -> int:
+    """`mockserver record`: a loopback proxy that records (every request, or the misses of
+    --scenarios)."""
+    if not 0 <= args.port <= 65535:
+        _parser().error(f"--port must be between 0 and 65535, got {args.port}")
+    if args.speed < 0:
+        _parser().error(f"--speed must be >= 0, got {args.speed}")
+    if not is_loopback(args.host) and not args.allow_remote:
+        _parser().error(
+            f"--host {args.host} is not loopback: anyone who reaches it could use the proxy; "
+            "pass --allow-remote if that is what you want"
+        )
+    recorder = _make_recorder(args, forward_all=not args.scenarios)
+    try:
+        scenarios = load_paths(args.scenarios) if args.scenarios else []
+    except ScenarioError as err:
+        _report(err.problems)
+        _say(f"{len(err.problems)} problem(s); not recording", sys.stderr)
+        return 1
+    configure("text", args.quiet)
+    options = Options(
+        speed=args.speed,
+        quiet=args.quiet,
+        watch=tuple(args.scenarios),
+        recorder=recorder,
+        admin_enabled=is_loopback(args.host),
+    )
+
+    def announce(port: int) -> None:
+        mode = "misses of --scenarios" if args.scenarios else "every request"
+        _say(
+            f"mockserver recording on http://{args.host}:{port}/v1 -> {args.upstream} "
+            f"({mode}) into {args.out}"
+        )
+
+    try:
+        asyncio.run(
+            serving.serve(create_app(scenarios, options), args.host, args.port, ready=announce)
+        )
+    except OSError as err:
+        _say(f"mockserver: cannot listen on {args.host}:{args.port}: {err}", sys.stderr)
+        return 1
+    finally:
+        _say("mockserver stopped")
+    return 0

@@ -37,6 +37,7 @@ from .templates import Template, blank_placeholders, compile_template
 SUFFIXES = (".yaml", ".yml", ".json")
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 _MAX_NODES = 200_000
+_PIECE_KINDS = ("reasoning", "refusal", "arguments")  # cadence chunks other than content
 # libyaml when PyYAML was built with it (the wheels are): composing is 20x faster than pure Python.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
@@ -193,6 +194,7 @@ class _Builder:
         # Regex groups the scenario being built captures; None when unknown (a bad regex).
         self.groups: frozenset[str] | None = frozenset()
         self.flagged: list[KeyPath] = []  # where the schema found problems
+        self.literal = False  # the reply being built says ``templates: false``
 
     def rate_limit(self, spec: Mapping[str, Any] | None, path: KeyPath) -> RateLimit | None:
         if spec is None:
@@ -212,8 +214,8 @@ class _Builder:
         self.problems.append(Problem(self.source, line, format_path(path), message))
 
     def text(self, value: Any, path: KeyPath, in_json: bool = False) -> Any:
-        if value is None:
-            return None
+        if value is None or self.literal:
+            return value
         try:
             compiled = compile_template(value, in_json)
         except ValueError as err:
@@ -255,7 +257,7 @@ class _Builder:
             return "{}"
         text = json.dumps(value) if isinstance(value, dict) else value
         try:
-            json.loads(blank_placeholders(text))
+            json.loads(text if self.literal else blank_placeholders(text))
         except ValueError:
             hint = " (placeholders go inside JSON strings)" if "{{" in text else ""
             self.problem(
@@ -283,6 +285,7 @@ class _Builder:
         )
 
     def reply(self, spec: Mapping[str, Any], path: KeyPath) -> Reply:
+        self.literal = spec.get("templates") is False
         if "choices" in spec:
             choices = tuple(
                 self.message(c, (*path, "choices", i)) for i, c in enumerate(spec["choices"])
@@ -308,17 +311,51 @@ class _Builder:
             delay=_seconds(spec.get("delay")),
             jitter=_seconds(spec.get("jitter")),
             chunk=spec.get("chunk", "token"),
-            chunks=tuple((c["text"], c.get("delay")) for c in spec.get("chunks", ())),
+            chunks=tuple(
+                (c["text"], c.get("delay")) for c in spec.get("chunks", ()) if "text" in c
+            ),
+            pieces=tuple(
+                (kind, c.get("call", 0), c[kind], c.get("delay"))
+                for c in spec.get("chunks", ())
+                for kind in _PIECE_KINDS
+                if kind in c
+            ),
         )
 
     def check_chunks(self, spec: Mapping[str, Any], cadence: Cadence, path: KeyPath) -> None:
-        content = (spec.get("reply") or {}).get("content")
+        where = (*path, "cadence", "chunks")
+        for i, chunk in enumerate((spec.get("cadence") or {}).get("chunks") or ()):
+            kinds = [k for k in ("text", *_PIECE_KINDS) if k in chunk]
+            if len(kinds) != 1:
+                self.problem(
+                    (*where, i),
+                    f"a chunk has one of text, reasoning, refusal, arguments; got {kinds}",
+                )
+            elif "call" in chunk and kinds != ["arguments"]:
+                self.problem((*where, i, "call"), "'call' goes with 'arguments' only")
+        reply = spec.get("reply") or {}
+        content = reply.get("content")
         spelled = "".join(text for text, _ in cadence.chunks)
         if cadence.chunks and isinstance(content, str) and spelled != content:
-            self.problem(
-                (*path, "cadence", "chunks"),
-                f"the chunks spell {spelled!r}, but reply.content is {content!r}",
-            )
+            self.problem(where, f"the chunks spell {spelled!r}, but reply.content is {content!r}")
+        calls = reply.get("tool_calls") or []
+        for kind, call in sorted({(k, c) for k, c, _, _ in cadence.pieces}):
+            spelled = "".join(t for k, c, t, _ in cadence.pieces if (k, c) == (kind, call))
+            if kind != "arguments":
+                target, name = reply.get(kind), f"reply.{kind}"
+            elif call < len(calls):
+                args = calls[call].get("arguments")
+                target = json.dumps(args) if isinstance(args, dict) else args
+                name = f"reply.tool_calls[{call}].arguments"
+            else:
+                self.problem(
+                    where, f"arguments chunks for call {call}, but the reply has no such call"
+                )
+                continue
+            if isinstance(target, str) and spelled != target:
+                self.problem(
+                    where, f"the {kind} chunks spell {spelled!r}, but {name} is {target!r}"
+                )
 
     def step(self, spec: Mapping[str, Any], path: KeyPath, defaults: Mapping[str, Any]) -> Step:
         kinds = [k for k in ("reply", "error", "raw") if k in spec]

@@ -14,11 +14,12 @@ import heapq
 import re
 import re._parser as sre_parser  # type: ignore[import-not-found]
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from .errors import APIError
+from .fingerprint import DEFAULT_FIELDS, Redactor, cached_digest
 from .request import Request, field_at, message_text
 from .scenario import AfterLast, Scenario, Step
 
@@ -205,6 +206,41 @@ class BodyField:
         return f"body.{self.path} {shown}, got {field_at(request.body, self.path)!r}"
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A recording's request, exactly: the digest of its canonical form (``fingerprint``),
+    computed with the fields and redaction patterns the recording was made with."""
+
+    digest: str
+    fields: tuple[str, ...] = DEFAULT_FIELDS
+    redactor: Redactor = field(default_factory=Redactor)
+
+    def check(self, request: Request) -> Captures | None:
+        ok = cached_digest(request, self.fields, self.redactor) == self.digest
+        return _NO_CAPTURES if ok else None
+
+    def explain(self, request: Request) -> str:
+        got = cached_digest(request, self.fields, self.redactor)
+        return (
+            f"recorded request {self.digest[:12]}, got {got[:12]} (model, conversation, tools...)"
+        )
+
+
+def recorded(scenario: Scenario) -> bool:
+    """True for a recording (it pins its request with ``match.recorded``)."""
+    return any(isinstance(c, Recorded) for c in scenario.conditions)
+
+
+def _recorded(spec: str | Mapping[str, Any]) -> Recorded:
+    if isinstance(spec, str):
+        return Recorded(spec)
+    try:
+        redactor = Redactor(spec.get("redact") or ())
+    except ValueError as err:
+        raise ValueError("recorded", str(err)) from None
+    return Recorded(spec["digest"], tuple(spec.get("fields") or DEFAULT_FIELDS), redactor)
+
+
 def text_match(spec: str | Mapping[str, str]) -> TextMatch:
     if isinstance(spec, str):
         return TextMatch("exact", spec)
@@ -243,6 +279,8 @@ def _build(key: str, spec: Any) -> Iterator[Condition]:
     elif key == "headers":
         for name, value in spec.items():
             yield HeaderIs(name, text_match(value))
+    elif key == "recorded":
+        yield _recorded(spec)
     elif key == "body":
         for path, value in spec.items():
             is_text = isinstance(value, dict) and len(value) == 1

@@ -3,6 +3,9 @@
 read body -> auth -> memo -> parse (protocol) -> profile -> match -> admit (rate limits) ->
 delay -> fault -> render (core) -> write (protocol: JSON, or stream frames at the cadence) ->
 journal. Nothing here knows a wire format: the protocol module does that part.
+
+With a recorder (``mockserver record``, ``serve --record-missing``), the parsed request is
+forwarded to a real upstream instead of matched (every request), or when nothing matched.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from aiohttp import web
 
 from .errors import APIError
 from .journal import Entry
-from .matching import Resolution
+from .matching import Resolution, recorded
 from .memo import Memo
 from .profiles import Settings
-from .protocols import JSON, Answer, Frame, Protocol
+from .protocols import JSON, Answer, Frame, Lookup, Protocol
 from .ratelimit import Ticket
 from .render import Choice, Envelope, Usage, delays, digest, usage
 from .request import Request, parse_json_body
@@ -174,20 +177,41 @@ class Pipeline:
                 memo = state.memos.get(memo_key, int(entry.time))
                 if memo is not None:
                     return self._replay(state, memo, entry)
-                req = protocol.parse(raw, request.headers, state.responses.conversation)
+                recorder = state.options.recorder
+                lookup: Lookup = state.responses.conversation
+                if recorder is not None:
+                    lookup = recorder.lenient(lookup)
+                req = protocol.parse(raw, request.headers, lookup)
                 entry.body = req.body
                 entry.request = req
+                if recorder is not None and recorder.forward_all:
+                    response = await recorder.forward(request, protocol, req, raw, entry)
+                    entry.status = response.status
+                    return response
                 settings = state.options.profile.apply(req)
                 entry.adjusted = settings.adjusted
                 try:
                     resolution = state.scenarios.resolve(req)
                 except APIError as miss:
-                    if not protocol.answers_unmatched:
+                    found = None
+                    if recorder is not None and miss.code == "scenario_not_found":
+                        found = recorder.resolve(req)  # recorded earlier in this run
+                        if found is None:  # record on miss
+                            response = await recorder.forward(request, protocol, req, raw, entry)
+                            entry.status = response.status
+                            return response
+                    if found is None and protocol.answers_unmatched:
+                        found = GENERATED
+                    if found is None:
                         entry.unmatched = miss.message
                         raise
-                    resolution = GENERATED
+                    resolution = found
                 entry.scenario = resolution.scenario.name
                 entry.step = resolution.step_index
+                if (settings.limit is not None or settings.stop or settings.empty) and recorded(
+                    resolution.scenario
+                ):  # the upstream already applied them: a recording replays verbatim
+                    settings = Settings(adjusted=settings.adjusted)
                 try:
                     tickets = _admit(state, key, req, resolution.scenario)
                 except APIError as refused:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,17 @@ class Choice:
     piece_delays: tuple[float | None, ...] = ()
     stop_sequence: str | None = None
     """The stop sequence that cut the content, if one did."""
+    reasoning_delays: tuple[float | None, ...] = ()
+    refusal_delays: tuple[float | None, ...] = ()
+    argument_delays: tuple[tuple[float | None, ...], ...] = ()
+    """Each piece's own scripted delay, when the cadence lists explicit pieces (else empty)."""
+
+
+def paced(
+    pieces: Sequence[str], delays: Sequence[float | None]
+) -> Iterator[tuple[str, float | None]]:
+    """Pieces with their own delays (None: the cadence's), for the protocols' stream loops."""
+    return zip(pieces, delays or (None,) * len(pieces), strict=True)
 
 
 def cut(text: str, chunk: str | int) -> list[str]:
@@ -118,6 +129,9 @@ def build_choice(
             content_tokens if cadence.chunk == "token" else cut(content or "", cadence.chunk)
         )
         delays = ()
+    reasoning_pieces, reasoning_delays = _explicit(cadence, "reasoning", 0, reasoning)
+    refusal_pieces, refusal_delays = _explicit(cadence, "refusal", 0, refusal)
+    arguments = [_explicit(cadence, "arguments", k, a) for k, (_, _, a) in enumerate(calls)]
     return Choice(
         content=content,
         reasoning=reasoning,
@@ -130,14 +144,34 @@ def build_choice(
         + tool_tokens,
         reasoning_tokens=len(reasoning_tokens),
         content_pieces=content_pieces,
-        reasoning_pieces=tuple(
+        reasoning_pieces=reasoning_pieces
+        or tuple(
             reasoning_tokens if cadence.chunk == "token" else cut(reasoning or "", cadence.chunk)
         ),
-        refusal_pieces=tuple(cut(refusal or "", cadence.chunk)),
-        argument_pieces=tuple(tuple(cut(a, cadence.chunk)) for _, _, a in calls),
+        refusal_pieces=refusal_pieces or tuple(cut(refusal or "", cadence.chunk)),
+        argument_pieces=tuple(
+            pieces or tuple(cut(a, cadence.chunk))
+            for (pieces, _), (_, _, a) in zip(arguments, calls, strict=True)
+        ),
         piece_delays=delays,
         stop_sequence=stopped if finish == "stop" else None,
+        reasoning_delays=reasoning_delays,
+        refusal_delays=refusal_delays,
+        argument_delays=tuple(d for _, d in arguments) if any(d for _, d in arguments) else (),
     )
+
+
+def _explicit(
+    cadence: Cadence, kind: str, call: int, text: str | None
+) -> tuple[tuple[str, ...], tuple[float | None, ...]]:
+    """The cadence's explicit pieces of one text and their delays, when they spell it exactly
+    (a limit or stop sequence that cut the text falls back to the ``chunk`` setting)."""
+    if not cadence.pieces or not text:
+        return (), ()
+    mine = [(t, d) for k, c, t, d in cadence.pieces if k == kind and c == call]
+    if not mine or "".join(t for t, _ in mine) != text:
+        return (), ()
+    return tuple(t for t, _ in mine), tuple(d for _, d in mine)
 
 
 @dataclass(frozen=True)

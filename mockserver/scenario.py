@@ -91,11 +91,16 @@ class Cadence:
     jitter: float = 0.0
     chunk: str | int = "token"
     chunks: tuple[tuple[str, float | None], ...] = ()
+    pieces: tuple[tuple[str, int, str, float | None], ...] = ()
+    """Explicit pieces of the other texts: (``reasoning``, ``refusal`` or ``arguments``, the
+    tool call's index, text, delay); recordings keep every piece's own delay this way."""
 
     @property
     def instant(self) -> bool:
-        return not (self.first_delay or self.delay or self.jitter) and all(
-            d is None or d == 0 for _, d in self.chunks
+        return (
+            not (self.first_delay or self.delay or self.jitter)
+            and all(d is None or d == 0 for _, d in self.chunks)
+            and all(d is None or d == 0 for *_, d in self.pieces)
         )
 
 

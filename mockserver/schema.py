@@ -55,6 +55,23 @@ _MATCH = {
         "response_format": {"enum": ["text", "json_object", "json_schema"]},
         "headers": {"type": "object", "additionalProperties": _TEXT_MATCH},
         "body": {"type": "object", "description": "dotted path -> value or text match"},
+        "recorded": {
+            "description": "a recorded request, exactly: the digest of its canonical form",
+            "x-expected": "a digest, or a mapping with digest and optionally fields, redact",
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["digest"],
+                    "properties": {
+                        "digest": {"type": "string"},
+                        "fields": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                        "redact": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            ],
+        },
     },
 }
 
@@ -118,6 +135,10 @@ _REPLY = {
             "enum": ["semantic", "random"],
             "description": "embeddings: generated vectors that reflect meaning (default) or not",
         },
+        "templates": {
+            "type": "boolean",
+            "description": "false: texts are literal, {{ }} included (recordings say so)",
+        },
         "choices": {
             "type": "array",
             "description": "one entry per choice when the request asks for n > 1",
@@ -154,8 +175,16 @@ _RAW = {
 _CHUNK = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["text"],
-    "properties": {"text": {"type": "string"}, "delay": _DELAY},
+    "x-expected": "one of text, reasoning, refusal, arguments (with call), and a delay",
+    "minProperties": 1,
+    "properties": {
+        "text": {"type": "string", "description": "a piece of reply.content"},
+        "reasoning": {"type": "string", "description": "a piece of reply.reasoning"},
+        "refusal": {"type": "string", "description": "a piece of reply.refusal"},
+        "arguments": {"type": "string", "description": "a piece of a tool call's arguments"},
+        "call": {"type": "integer", "minimum": 0, "description": "which tool call (0)"},
+        "delay": _DELAY,
+    },
 }
 
 _CADENCE = {

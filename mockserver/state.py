@@ -7,7 +7,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -20,6 +20,9 @@ from .ratelimit import Budgets, RateLimit
 from .reload import Watcher
 from .render import Renderer
 from .scenario import Scenario, Step
+
+if TYPE_CHECKING:
+    from .record import Recorder
 
 Sleep = Callable[[float], Awaitable[Any]]
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
@@ -52,6 +55,9 @@ class Options:
     worker: int | None = None
     body_timeout: float = 30.0
     shutdown_timeout: float = 5.0
+    recorder: Recorder | None = None
+    """Forwards requests to an upstream and records them (``mockserver record``, and
+    ``serve --record-missing``): all of them, or those no scenario answers."""
 
 
 class ResponseStore:

@@ -45,7 +45,7 @@ def ask(text: str = "anything", **extra: Any) -> dict[str, Any]:
 
 # For every scenario of every README YAML example, a request it must answer (keyed by index
 # only to keep them apart: an example is found by the names of its scenarios).
-REACHES: dict[int, dict[str, dict[str, Any]]] = {
+REACHES: dict[float, dict[str, dict[str, Any]]] = {
     0: {"weather": ask("How is the weather?")},
     1: {"greeting": ask("hello"), "tool-weather": ask(tools=TOOLS), "project-specific": ask()},
     2: {
@@ -81,6 +81,11 @@ REACHES: dict[int, dict[str, dict[str, Any]]] = {
         "drop": ask("drop", stream=True),
     },
     8: {"three-a-minute": ask()},
+    8.5: {
+        "chat-how-is-the-weather-51219f15": {
+            "model": "gpt-4o", "messages": [{"role": "user", "content": "How is the weather?"}]
+        }
+    },
     9: {
         "claude-weather": {
             "_path": "/messages",
@@ -101,7 +106,7 @@ REACHES: dict[int, dict[str, dict[str, Any]]] = {
 def _names(index: int) -> list[str]:
     text = blocks("yaml")[index]
     included = ["greeting", "tool-weather"] if "include:" in text else []
-    return sorted([*re.findall(r"^  - name: ([\w-]+)", text, re.M), *included])
+    return sorted([*re.findall(r"^(?:  )?- name: ([\w-]+)", text, re.M), *included])
 
 
 def _reaches(index: int) -> dict[str, dict[str, Any]]:

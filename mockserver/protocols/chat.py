@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import APIError, invalid_type, missing_param
-from ..render import Choice, Envelope, Usage
+from ..render import Choice, Envelope, Usage, paced
 from ..request import (
     Request,
     body_and_model,
@@ -220,13 +220,12 @@ def deltas_json(env: Envelope | None, choices: tuple[Choice, ...]) -> Deltas:
         out.append((json.dumps([delta], ensure_ascii=False), paced, delay))
 
     for i, c in enumerate(choices):
-        for p in c.reasoning_pieces:
-            add(_delta(i, {"reasoning_content": p}))
-        delays = c.piece_delays or (None,) * len(c.content_pieces)
-        for p, d in zip(c.content_pieces, delays, strict=True):
+        for p, d in paced(c.reasoning_pieces, c.reasoning_delays):
+            add(_delta(i, {"reasoning_content": p}), delay=d)
+        for p, d in paced(c.content_pieces, c.piece_delays):
             add(_delta(i, {"content": p}), delay=d)
-        for p in c.refusal_pieces:
-            add(_delta(i, {"refusal": p}))
+        for p, d in paced(c.refusal_pieces, c.refusal_delays):
+            add(_delta(i, {"refusal": p}), delay=d)
         headed = "tool_calls" in opening[i]["delta"]
         for k, ((call_id, name, _), pieces) in enumerate(
             zip(c.tool_calls, c.argument_pieces, strict=True)
@@ -236,8 +235,11 @@ def deltas_json(env: Envelope | None, choices: tuple[Choice, ...]) -> Deltas:
                         "type": "function",
                         "function": {"name": name, "arguments": ""}}  # fmt: skip
                 add(_delta(i, {"tool_calls": [head]}), paced=False)
-            for p in pieces:
-                add(_delta(i, {"tool_calls": [{"index": k, "function": {"arguments": p}}]}))
+            own = c.argument_delays[k] if c.argument_delays else ()
+            for p, d in paced(pieces, own):
+                add(
+                    _delta(i, {"tool_calls": [{"index": k, "function": {"arguments": p}}]}), delay=d
+                )
     for i, c in enumerate(choices):
         add(_delta(i, {}, c.finish_reason), paced=False)
     return out

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import APIError, invalid_type, missing_param
-from ..render import Choice, Usage
+from ..render import Choice, Usage, paced
 from ..request import Request, body_and_model, check_types, invalid_value
 from . import Answer, Frame, Lookup, Protocol, Stored
 from .chat import usage_object
@@ -351,9 +351,9 @@ class Responses(Protocol):
             event("response.output_item.added", output_index=index, item=item)
             part = {"type": "summary_text", "text": ""}
             event("response.reasoning_summary_part.added", **where, summary_index=0, part=part)
-            for piece in c.reasoning_pieces:
-                event("response.reasoning_summary_text.delta", True, **where, summary_index=0,
-                      delta=piece)  # fmt: skip
+            for piece, delay in paced(c.reasoning_pieces, c.reasoning_delays):
+                event("response.reasoning_summary_text.delta", True, delay, **where,
+                      summary_index=0, delta=piece)  # fmt: skip
             event("response.reasoning_summary_text.done", **where, summary_index=0,
                   text=c.reasoning)  # fmt: skip
             part = {"type": "summary_text", "text": c.reasoning}
@@ -366,12 +366,11 @@ class Responses(Protocol):
             event("response.output_item.added", output_index=index, item=item)
             event("response.content_part.added", **where, part=items.part(False))
             if c.refusal is not None:
-                for piece in c.refusal_pieces:
-                    event("response.refusal.delta", True, **where, delta=piece)
+                for piece, delay in paced(c.refusal_pieces, c.refusal_delays):
+                    event("response.refusal.delta", True, delay, **where, delta=piece)
                 event("response.refusal.done", **where, refusal=c.refusal)
             else:
-                delays = c.piece_delays or (None,) * len(c.content_pieces)
-                for piece, delay in zip(c.content_pieces, delays, strict=True):
+                for piece, delay in paced(c.content_pieces, c.piece_delays):
                     event("response.output_text.delta", True, delay, **where, delta=piece,
                           logprobs=[])  # fmt: skip
                 event("response.output_text.done", **where, text=c.content or "", logprobs=[])
@@ -382,8 +381,9 @@ class Responses(Protocol):
             item = items.call(k, False)
             where = {"item_id": item["id"], "output_index": index}
             event("response.output_item.added", output_index=index, item=item)
-            for piece in pieces:
-                event("response.function_call_arguments.delta", True, **where, delta=piece)
+            own = c.argument_delays[k] if c.argument_delays else ()
+            for piece, delay in paced(pieces, own):
+                event("response.function_call_arguments.delta", True, delay, **where, delta=piece)
             event("response.function_call_arguments.done", **where, arguments=items.calls[k][2])
             event("response.output_item.done", output_index=index, item=items.call(k, True))
             index += 1
