@@ -415,3 +415,11 @@ def test_openai_agents_run_and_run_streamed(mockserver: MockServer) -> None:
     assert mockserver.journal[0].body["reasoning"] == {"effort": "none"}  # the default model's
     second = mockserver.journal[1].body["input"]
     assert [i.get("type") for i in second] == [None, "function_call", "function_call_output"]
+
+
+@pytest.mark.parametrize("kind", ["text", "json_object"])
+def test_text_formats_are_matched(mockserver: MockServer, kind: str) -> None:
+    mockserver.add({"match": {"response_format": kind}, "reply": {"content": "{}"}})
+    r = post(mockserver, {"model": "m", "input": "x", "text": {"format": {"type": kind}}})
+    assert r.status_code == 200
+    assert r.json()["text"] == {"format": {"type": kind}}

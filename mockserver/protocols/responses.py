@@ -19,7 +19,7 @@ from ..request import Request, body_and_model, check_types, invalid_value
 from . import Answer, Frame, Lookup, Protocol, Stored
 from .chat import usage_object
 
-RESPONSE_FORMATS = ("text", "body_and_model", "json_schema")
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 TOOL_CHOICES = ("none", "auto", "required")
 # ``ResponseError.code`` values the openai SDK accepts in ``response.failed``.
