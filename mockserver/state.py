@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -19,6 +19,9 @@ from .ratelimit import Budgets, RateLimit
 from .reload import Watcher
 from .render import Renderer
 from .scenario import Scenario, Step
+
+if TYPE_CHECKING:
+    from .shared import Shared
 
 Sleep = Callable[[float], Awaitable[Any]]
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
@@ -100,6 +103,8 @@ class State:
     memos: Memos = field(default_factory=Memos)
     responses: ResponseStore = field(default_factory=ResponseStore)
     watcher: Watcher | None = None
+    shared: Shared | None = None
+    """The owner of the state that decides answers when several processes serve (else None)."""
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     def replace(self, scenarios: Iterable[Scenario]) -> None:

@@ -1,0 +1,150 @@
+"""The shared store keeps the promises of one process: the same flows, through HTTP, against
+one process with its state in-process, the same through the async ``Shared`` path
+(``LocalShared``), and (further down) several processes sharing one owner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from mockserver import MockServer
+from mockserver.shared import LocalShared
+
+AUTH = {"Authorization": "Bearer sk-test"}
+SCENARIOS = """
+scenarios:
+  - name: talk
+    match: {last_user: {contains: talk}}
+    steps:
+      - reply: {content: "step 1"}
+      - reply: {content: "step 2"}
+      - reply: {content: "step 3"}
+  - name: budget
+    match: {last_user: {contains: budget}}
+    rate_limit: {requests: 3, per: 60}
+    reply: {content: "within budget"}
+  - name: flaky
+    match: {last_user: {contains: flaky}}
+    fault: {kind: malformed, nth: 2}
+    reply: {content: "fine"}
+  - name: plain
+    reply: {content: "plain"}
+"""
+
+
+def chat(url: str, text: str, **headers: str) -> httpx.Response:
+    body = {"model": "gpt-4", "messages": [{"role": "user", "content": text}]}
+    return httpx.post(f"{url}/v1/chat/completions", json=body, headers={**AUTH, **headers})
+
+
+def content(reply: httpx.Response) -> Any:
+    assert reply.status_code == 200, reply.text
+    return reply.json()["choices"][0]["message"]["content"]
+
+
+@pytest.fixture(params=["in-process", "local-shared"])
+def server(request: pytest.FixtureRequest) -> Iterator[str]:
+    shared = LocalShared() if request.param == "local-shared" else None
+    with MockServer([SCENARIOS], shared=shared) as mock:
+        yield mock.url
+
+
+def check_conversation(url: str) -> None:
+    assert [content(chat(url, "talk to me")) for _ in range(4)] == [
+        "step 1", "step 2", "step 3", "step 3"
+    ]  # fmt: skip
+    assert content(chat(url, "talk again")) == "step 1"  # another conversation
+
+
+def check_budget(url: str, calls: int = 6) -> None:
+    statuses = [chat(url, f"budget {i}").status_code for i in range(calls)]
+    assert statuses.count(200) == 3, statuses
+    assert statuses.count(429) == calls - 3
+
+
+def check_nth_fault(url: str, calls: int = 4) -> None:
+    bodies = [chat(url, "flaky").text for _ in range(calls)]
+    whole = [body.endswith("}") for body in bodies]  # the fault cuts the body in half
+    assert whole == [True, False] + [True] * (calls - 2)
+
+
+def check_admin(url: str, calls: int = 6) -> None:
+    admin = f"{url}/_mock"
+    assert httpx.post(f"{admin}/reset").json() == {"reset": "all"}
+    for i in range(calls):
+        content(chat(url, f"hello {i}"))
+    entries = httpx.get(f"{admin}/journal").json()["entries"]
+    assert [e["body"]["messages"][0]["content"] for e in entries] == [
+        f"hello {i}" for i in range(calls)
+    ]
+    put = httpx.put(f"{admin}/scenarios", content="- {name: new, reply: {content: replaced}}\n")
+    assert [s["name"] for s in put.json()["scenarios"]] == ["new"]
+    assert {content(chat(url, f"x {i}")) for i in range(calls)} == {"replaced"}
+    assert httpx.delete(f"{admin}/journal").json() == {"entries": []}
+
+
+def check_previous_response(url: str) -> None:
+    first = httpx.post(
+        f"{url}/v1/responses", json={"model": "gpt-4", "input": "talk to me, responses"},
+        headers=AUTH,
+    )  # fmt: skip
+    assert first.status_code == 200, first.text
+    rid = first.json()["id"]
+    for _ in range(3):  # whichever process answers, it finds the stored response
+        again = httpx.get(f"{url}/v1/responses/{rid}", headers=AUTH)
+        assert again.status_code == 200, again.text
+    follow = httpx.post(
+        f"{url}/v1/responses",
+        json={"model": "gpt-4", "input": "and then?", "previous_response_id": rid},
+        headers=AUTH,
+    )
+    assert follow.status_code == 200, follow.text
+
+
+def test_conversation_steps_in_order(server: str) -> None:
+    check_conversation(server)
+
+
+def test_budget_admits_its_requests(server: str) -> None:
+    check_budget(server)
+
+
+def test_nth_fault_fires_once(server: str) -> None:
+    check_nth_fault(server)
+
+
+def test_admin_and_journal(server: str) -> None:
+    check_admin(server)
+
+
+def test_previous_response_id(server: str) -> None:
+    check_previous_response(server)
+
+
+def test_reset_rewinds_shared_sequences(server: str) -> None:
+    assert content(chat(server, "talk")) == "step 1"
+    httpx.post(f"{server}/_mock/reset?what=sequences")
+    assert content(chat(server, "talk")) == "step 1"
+
+
+def test_the_shared_path_keeps_nothing_in_process() -> None:
+    """With a store, positions, windows, counters and stored responses are the store's."""
+    shared = LocalShared()
+    with MockServer([SCENARIOS], shared=shared) as mock:
+        check_conversation(mock.url)
+        check_budget(mock.url)
+        check_nth_fault(mock.url)
+        check_previous_response(mock.url)
+        state = mock.state
+        assert not state.scenarios._positions
+        assert not state.fault_counts
+        assert not state.budgets._windows
+        assert len(state.responses) == 0
+    tables = shared.tables
+    assert len(tables.positions) == 2 + 1  # two chat conversations, one Responses one
+    assert list(tables.faults.values()) == [4]
+    assert len(tables.windows) == 1
+    assert len(tables.responses) == 2
