@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from . import serving
+from . import serving, supervisor
 from .app import create_app
 from .errors import ScenarioError
 from .loader import load_defaults, load_paths
@@ -80,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="N processes on one port (SO_REUSEPORT); each keeps its own sequences and journal",
+        help="N processes on one port (SO_REUSEPORT) that answer as one: the supervisor owns "
+        "sequences, budgets, fault counters and stored responses",
     )
     serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES")
     serve.add_argument("--journal-size", type=int, default=1000, metavar="N")
@@ -193,13 +194,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.workers > 1:
+            owner = supervisor.Socket()
 
             def worker_app(index: int) -> web.Application:
-                return create_app(scenarios, replace(options, workers=args.workers, worker=index))
+                worker = replace(options, workers=args.workers, worker=index)
+                return create_app(scenarios, worker, supervisor.SupervisorClient(owner.path))
 
-            return serving.serve_workers(
-                worker_app, args.host, args.port, args.workers, announce, args.shutdown_timeout
-            )
+            try:
+                return serving.serve_workers(
+                    worker_app, args.host, args.port, args.workers, announce,
+                    args.shutdown_timeout, forked=supervisor.Owner(owner.listener).start,
+                )  # fmt: skip
+            finally:
+                owner.close()
         asyncio.run(
             serving.serve(create_app(scenarios, options), args.host, args.port, ready=announce)
         )

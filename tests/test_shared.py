@@ -4,7 +4,12 @@ one process with its state in-process, the same through the async ``Shared`` pat
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -148,3 +153,109 @@ def test_the_shared_path_keeps_nothing_in_process() -> None:
     assert list(tables.faults.values()) == [4]
     assert len(tables.windows) == 1
     assert len(tables.responses) == 2
+
+
+# Several processes: ``serve --workers N``, a real supervisor, real sockets.
+
+
+def start_serve(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--quiet", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("mockserver listening on "):
+        proc.kill()
+        raise AssertionError(f"serve did not start: {line!r} {proc.communicate()[1]}")
+    return proc, line.split()[3].removesuffix("/v1")
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM, and the process must stop cleanly; its stderr."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def scenario_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("shared") / "scenarios.yaml"
+    path.write_text(SCENARIOS)
+    return path
+
+
+@pytest.fixture(params=[2, 3])
+def workers(request: pytest.FixtureRequest, scenario_file: Path) -> Iterator[str]:
+    proc, url = start_serve("--workers", str(request.param), "--scenarios", str(scenario_file))
+    try:
+        yield url
+    finally:
+        if proc.poll() is None:
+            stop(proc)
+
+
+def test_workers_conversation_steps_in_order(workers: str) -> None:
+    seen = {chat(workers, "hello").headers["x-mock-worker"] for _ in range(20)}
+    assert len(seen) > 1  # a new connection each time: the kernel spreads them
+    check_conversation(workers)
+
+
+def test_workers_budget_admits_n_in_total(workers: str) -> None:
+    check_budget(workers, calls=9)
+
+
+def test_workers_nth_fault_fires_once(workers: str) -> None:
+    check_nth_fault(workers, calls=8)
+
+
+def test_workers_admin_and_journal_see_every_request(workers: str) -> None:
+    check_admin(workers, calls=12)
+
+
+def test_workers_previous_response_id(workers: str) -> None:
+    check_previous_response(workers)
+
+
+def test_workers_reset_reaches_every_worker(workers: str) -> None:
+    for _ in range(6):
+        content(chat(workers, "talk"))
+    httpx.post(f"{workers}/_mock/reset?what=sequences")
+    assert content(chat(workers, "talk")) == "step 1"
+
+
+def test_workers_concurrent_conversation_counts_every_request(scenario_file: Path) -> None:
+    """Many clients at once over keep-alive connections: no position is lost or repeated."""
+    proc, url = start_serve("--workers", "2", "--scenarios", str(scenario_file))
+    try:
+        httpx.put(
+            f"{url}/_mock/scenarios",
+            content="- {name: n, after_last: stop, steps: "
+            + str([{"reply": {"content": str(i)}} for i in range(40)])
+            + "}\n",
+        ).raise_for_status()
+
+        async def many() -> list[str]:
+            async def one() -> str:
+                async with httpx.AsyncClient() as client:  # its own connection
+                    body = {"model": "gpt-4", "messages": [{"role": "user", "content": "go"}]}
+                    reply = await client.post(f"{url}/v1/chat/completions", json=body, headers=AUTH)
+                    return str(content(reply))
+
+            return list(await asyncio.gather(*(one() for _ in range(40))))
+
+        answers = asyncio.run(many())
+        assert sorted(answers, key=int) == [str(i) for i in range(40)]
+        assert chat(url, "go").status_code == 404  # all 40 steps used, by both workers
+        workers = {e["worker"] for e in httpx.get(f"{url}/_mock/journal").json()["entries"]}
+        assert workers == {0, 1}
+    finally:
+        stop(proc)
