@@ -17,11 +17,12 @@ from aiohttp import web
 
 from . import serving, supervisor
 from .app import create_app
-from .errors import ScenarioError
+from .errors import APIError, ScenarioError
 from .loader import load_defaults, load_paths
 from .profiles import PROFILES
 from .ratelimit import RateLimit
 from .schema import FILE
+from .shared import Shared
 from .state import DEFAULT_MAX_BODY, Options
 
 log = logging.getLogger("mockserver")
@@ -83,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         help="N processes on one port (SO_REUSEPORT) that answer as one: the supervisor owns "
         "sequences, budgets, fault counters and stored responses",
     )
+    serve.add_argument(
+        "--state",
+        metavar="URL",
+        help="keep sequences, budgets, fault counters, stored responses and the journal in "
+        "Redis (redis://HOST:PORT/DB), shared by every replica that names it",
+    )
     serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES")
     serve.add_argument("--journal-size", type=int, default=1000, metavar="N")
     serve.add_argument(
@@ -122,6 +129,24 @@ def _report(err: ScenarioError) -> None:
         print(problem, file=sys.stderr)
 
 
+def _store(url: str | None) -> Shared | None:
+    from .store_redis import RedisShared
+
+    return RedisShared(url) if url is not None else None
+
+
+def _store_reachable(url: str) -> bool:
+    """Fail closed: a configured store that does not answer means the server does not start."""
+    from .store_redis import RedisShared
+
+    try:
+        asyncio.run(RedisShared.check(url))
+    except (APIError, RuntimeError, ValueError) as err:
+        print(f"mockserver: cannot use the state store {url}: {err}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "schema":
@@ -152,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag, value, least in minimums:
         if value is not None and value < least:
             _parser().error(f"{flag} must be >= {least}, got {value}")
+    if args.state is not None and not args.state.startswith(("redis://", "rediss://", "unix://")):
+        _parser().error(f"--state must be a redis://, rediss:// or unix:// URL, got {args.state}")
     try:
         defaults = load_defaults()
         scenarios = load_paths(args.scenarios) if args.scenarios else defaults
@@ -185,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         admin_enabled=loopback or args.admin_token is not None,
         rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
     )
+    if args.state is not None and not _store_reachable(args.state):
+        return 1
     gc.collect()
     gc.freeze()  # loaded scenarios live as long as the server (and workers fork from here)
 
@@ -198,18 +227,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             def worker_app(index: int) -> web.Application:
                 worker = replace(options, workers=args.workers, worker=index)
-                return create_app(scenarios, worker, supervisor.SupervisorClient(owner.path))
+                store = _store(args.state) or supervisor.SupervisorClient(owner.path)
+                return create_app(scenarios, worker, store)
 
+            forked = supervisor.Owner(owner.listener).start if args.state is None else None
             try:
                 return serving.serve_workers(
                     worker_app, args.host, args.port, args.workers, announce,
-                    args.shutdown_timeout, forked=supervisor.Owner(owner.listener).start,
+                    args.shutdown_timeout, forked=forked,
                 )  # fmt: skip
             finally:
                 owner.close()
-        asyncio.run(
-            serving.serve(create_app(scenarios, options), args.host, args.port, ready=announce)
-        )
+        app = create_app(scenarios, options, _store(args.state))
+        asyncio.run(serving.serve(app, args.host, args.port, ready=announce))
     except OSError as err:
         print(f"mockserver: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
         return 1

@@ -5,10 +5,11 @@ one process with its state in-process, the same through the async ``Shared`` pat
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,52 +58,67 @@ def server(request: pytest.FixtureRequest) -> Iterator[str]:
         yield mock.url
 
 
-def check_conversation(url: str) -> None:
-    assert [content(chat(url, "talk to me")) for _ in range(4)] == [
+Urls = str | Sequence[str]
+
+
+def rotate(urls: Urls) -> Callable[[], str]:
+    """Each call the next of several servers (replicas that must behave as one)."""
+    turn = itertools.cycle([urls] if isinstance(urls, str) else urls)
+    return lambda: next(turn)
+
+
+def check_conversation(urls: Urls) -> None:
+    url = rotate(urls)
+    assert [content(chat(url(), "talk to me")) for _ in range(4)] == [
         "step 1", "step 2", "step 3", "step 3"
     ]  # fmt: skip
-    assert content(chat(url, "talk again")) == "step 1"  # another conversation
+    assert content(chat(url(), "talk again")) == "step 1"  # another conversation
 
 
-def check_budget(url: str, calls: int = 6) -> None:
-    statuses = [chat(url, f"budget {i}").status_code for i in range(calls)]
+def check_budget(urls: Urls, calls: int = 6) -> None:
+    url = rotate(urls)
+    statuses = [chat(url(), f"budget {i}").status_code for i in range(calls)]
     assert statuses.count(200) == 3, statuses
     assert statuses.count(429) == calls - 3
 
 
-def check_nth_fault(url: str, calls: int = 4) -> None:
-    bodies = [chat(url, "flaky").text for _ in range(calls)]
+def check_nth_fault(urls: Urls, calls: int = 4) -> None:
+    url = rotate(urls)
+    bodies = [chat(url(), "flaky").text for _ in range(calls)]
     whole = [body.endswith("}") for body in bodies]  # the fault cuts the body in half
     assert whole == [True, False] + [True] * (calls - 2)
 
 
-def check_admin(url: str, calls: int = 6) -> None:
-    admin = f"{url}/_mock"
-    assert httpx.post(f"{admin}/reset").json() == {"reset": "all"}
+def check_admin(urls: Urls, calls: int = 6) -> None:
+    url = rotate(urls)
+    assert httpx.post(f"{url()}/_mock/reset").json() == {"reset": "all"}
     for i in range(calls):
-        content(chat(url, f"hello {i}"))
-    entries = httpx.get(f"{admin}/journal").json()["entries"]
+        content(chat(url(), f"hello {i}"))
+    entries = httpx.get(f"{url()}/_mock/journal").json()["entries"]
     assert [e["body"]["messages"][0]["content"] for e in entries] == [
         f"hello {i}" for i in range(calls)
     ]
-    put = httpx.put(f"{admin}/scenarios", content="- {name: new, reply: {content: replaced}}\n")
+    put = httpx.put(
+        f"{url()}/_mock/scenarios", content="- {name: new, reply: {content: replaced}}\n"
+    )
     assert [s["name"] for s in put.json()["scenarios"]] == ["new"]
-    assert {content(chat(url, f"x {i}")) for i in range(calls)} == {"replaced"}
-    assert httpx.delete(f"{admin}/journal").json() == {"entries": []}
+    assert {content(chat(url(), f"x {i}")) for i in range(calls)} == {"replaced"}
+    assert httpx.delete(f"{url()}/_mock/journal").json() == {"entries": []}
 
 
-def check_previous_response(url: str) -> None:
+def check_previous_response(urls: Urls) -> None:
+    url = rotate(urls)
     first = httpx.post(
-        f"{url}/v1/responses", json={"model": "gpt-4", "input": "talk to me, responses"},
+        f"{url()}/v1/responses", json={"model": "gpt-4", "input": "talk to me, responses"},
         headers=AUTH,
     )  # fmt: skip
     assert first.status_code == 200, first.text
     rid = first.json()["id"]
     for _ in range(3):  # whichever process answers, it finds the stored response
-        again = httpx.get(f"{url}/v1/responses/{rid}", headers=AUTH)
+        again = httpx.get(f"{url()}/v1/responses/{rid}", headers=AUTH)
         assert again.status_code == 200, again.text
     follow = httpx.post(
-        f"{url}/v1/responses",
+        f"{url()}/v1/responses",
         json={"model": "gpt-4", "input": "and then?", "previous_response_id": rid},
         headers=AUTH,
     )
