@@ -96,6 +96,9 @@ class RedisShared(Shared):
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
         self._journal_size = 1000
+        self._batch: list[str] = []
+        self._flushed: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _connect(self) -> Redis:
         try:
@@ -113,6 +116,9 @@ class RedisShared(Shared):
         self._journal_size = max(state.options.journal_size, 1)
         self.client = self._connect()
         await self._do(self.client.ping())
+        self._admit = self.client.register_script(_ADMIT)
+        self._spend = self.client.register_script(_SPEND)
+        self._advance = self.client.register_script(_ADVANCE)
         self._pubsub = self.client.pubsub()
         await self._do(self._pubsub.subscribe(self._key("events")))
         self._listener = asyncio.create_task(self._listen())
@@ -157,7 +163,7 @@ class RedisShared(Shared):
 
     async def advance(self, key: str) -> int:
         hits = await self._do(
-            self._redis().eval(_ADVANCE, 1, self._key("pos"), key, _POSITIONS_SECONDS)
+            self._advance(keys=[self._key("pos")], args=[key, _POSITIONS_SECONDS])
         )
         return int(hits) - 1
 
@@ -168,21 +174,15 @@ class RedisShared(Shared):
         requests = -1 if limit.requests is None else limit.requests
         tokens = -1 if limit.tokens is None else limit.tokens
         start, used, spent, refused = await self._do(
-            self._redis().eval(
-                _ADMIT,
-                1,
-                self._key("rl", slot),
-                limit.per,
-                repr(now),
-                requests,
-                tokens,
-                prompt_tokens,
+            self._admit(
+                keys=[self._key("rl", slot)],
+                args=[limit.per, repr(now), requests, tokens, prompt_tokens],
             )
         )
         return Window(float(_text(start)), int(used), int(spent), _text(refused))
 
     async def spend(self, slot: str, start: float, tokens: int) -> None:
-        await self._do(self._redis().eval(_SPEND, 1, self._key("rl", slot), repr(start), tokens))
+        await self._do(self._spend(keys=[self._key("rl", slot)], args=[repr(start), tokens]))
 
     async def put_response(self, stored: Stored) -> None:
         key = self._key("resp", stored.id)
@@ -199,16 +199,35 @@ class RedisShared(Shared):
         return Stored(id, tuple(json.loads(messages)), data)
 
     async def record(self, entry: Entry) -> None:
+        """Entries recorded in the same turn of the loop go in one pipeline (under load, one
+        round trip for many requests); each caller returns once its entry is in Redis."""
         item = entry.to_dict()
         item["worker"] = self.state.options.worker if self.state is not None else None
-        await self._do(
-            self._redis().xadd(
-                self._key("journal"),
-                {"e": json.dumps(item, default=str)},
-                maxlen=self._journal_size,
-                approximate=False,
+        self._batch.append(json.dumps(item, default=str))
+        if self._flushed is None:
+            self._flushed = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await asyncio.shield(self._flushed)
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the handlers that are ready add their entries
+        batch, flushed = self._batch, self._flushed
+        self._batch, self._flushed = [], None
+        assert flushed is not None
+        pipe = self._redis().pipeline(transaction=False)
+        for item in batch:
+            pipe.xadd(
+                self._key("journal"), {"e": item}, maxlen=self._journal_size, approximate=False
             )
-        )
+        try:
+            await self._do(pipe.execute())
+        except Exception as err:
+            flushed.set_exception(err)
+            flushed.exception()  # retrieved here too: no "never retrieved" warning
+        else:
+            flushed.set_result(None)
 
     async def journal(self) -> list[dict[str, Any]]:
         rows = await self._do(self._redis().xrange(self._key("journal"))) or []

@@ -239,7 +239,8 @@ class SupervisorClient(Shared):
 
     async def journal(self) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = await self._call("journal")
-        return entries
+        size = self.state.options.journal_size if self.state is not None else len(entries)
+        return entries[-size:] if size else []
 
 
 class Socket:

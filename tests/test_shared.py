@@ -9,6 +9,7 @@ import itertools
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -273,5 +274,33 @@ def test_workers_concurrent_conversation_counts_every_request(scenario_file: Pat
         assert chat(url, "go").status_code == 404  # all 40 steps used, by both workers
         workers = {e["worker"] for e in httpx.get(f"{url}/_mock/journal").json()["entries"]}
         assert workers == {0, 1}
+    finally:
+        stop(proc)
+
+
+def test_workers_reload_edited_files_each(tmp_path: Path) -> None:
+    """Every worker watches the files: an edit reaches all of them, and sequences start afresh
+    (positions are named by the set's digest)."""
+    path = tmp_path / "scenarios.yaml"
+    path.write_text(SCENARIOS)
+    proc, url = start_serve("--workers", "2", "--scenarios", str(path), "--reload-interval", "0.05")
+    try:
+        assert [content(chat(url, "talk")) for _ in range(2)] == ["step 1", "step 2"]
+        path.write_text(SCENARIOS.replace("step 1", "first, edited"))
+        deadline = time.monotonic() + 10
+        fresh = 0
+        while True:  # new conversations, on new connections, until every worker has reloaded
+            answers = [content(chat(url, f"talk {fresh + i}")) for i in range(8)]
+            fresh += 8
+            if set(answers) == {"first, edited"}:
+                break
+            assert time.monotonic() < deadline, answers
+            time.sleep(0.05)
+        time.sleep(0.3)  # six reload intervals: the other worker has looked too
+        assert [content(chat(url, "talk")) for _ in range(3)] == [
+            "first, edited",
+            "step 2",
+            "step 3",
+        ]
     finally:
         stop(proc)
