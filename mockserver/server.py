@@ -166,6 +166,9 @@ class MockServer:
             self.state.reset()
 
         self._call(reset)
+        if self.shared is not None and self._loop is not None:
+            done = asyncio.run_coroutine_threadsafe(self.shared.reset("all"), self._loop)
+            done.result(timeout=10)
 
     @property
     def journal(self) -> list[Entry]:

@@ -18,6 +18,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .protocols import Stored
@@ -119,6 +120,10 @@ class RedisShared(Shared):
         self._admit = self.client.register_script(_ADMIT)
         self._spend = self.client.register_script(_SPEND)
         self._advance = self.client.register_script(_ADVANCE)
+        # A number for this process among all that share the store, so request ids stay
+        # unique across replicas and ``x-mock-worker`` tells which one answered.
+        number = await self._do(self.client.incr(self._key("processes")))
+        state.options = replace(state.options, worker=int(number) - 1)
         self._pubsub = self.client.pubsub()
         await self._do(self._pubsub.subscribe(self._key("events")))
         self._listener = asyncio.create_task(self._listen())
