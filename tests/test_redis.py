@@ -144,7 +144,9 @@ def test_reset_clears_all(replicas: list[str], redis_server: RedisServer) -> Non
     check_nth_fault(replicas)  # counting from 1 again
 
 
-def test_redis_stopped_mid_run_gives_503s(replicas: list[str], redis_server: RedisServer) -> None:
+def test_redis_stopped_mid_run_gives_503s_until_it_is_back(
+    replicas: list[str], redis_server: RedisServer
+) -> None:
     a, b = replicas
     assert content(chat(a, "talk")) == "step 1"
     redis_server.stop()
@@ -154,6 +156,8 @@ def test_redis_stopped_mid_run_gives_503s(replicas: list[str], redis_server: Red
         assert reply.json()["error"]["code"] == "state_store_unavailable"
     gone = httpx.get(f"{a}/_mock/journal")
     assert gone.status_code == 503
+    redis_server.start()  # back, empty (no persistence): both replicas use it again
+    assert [content(chat(url, "talk")) for url in (a, b)] == ["step 1", "step 2"]
 
 
 def test_unreachable_store_refuses_to_start(tmp_path: Path) -> None:
