@@ -223,21 +223,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.workers > 1:
-            owner = supervisor.Socket()
+            # The supervisor owns the workers' shared state, unless Redis does (--state).
+            owner = supervisor.Socket() if args.state is None else None
 
             def worker_app(index: int) -> web.Application:
                 worker = replace(options, workers=args.workers, worker=index)
-                store = _store(args.state) or supervisor.SupervisorClient(owner.path)
+                store = _store(args.state) if owner is None else owner.client()
                 return create_app(scenarios, worker, store)
 
-            forked = supervisor.Owner(owner.listener).start if args.state is None else None
             try:
                 return serving.serve_workers(
                     worker_app, args.host, args.port, args.workers, announce,
-                    args.shutdown_timeout, forked=forked,
+                    args.shutdown_timeout, forked=owner.serve if owner else None,
                 )  # fmt: skip
             finally:
-                owner.close()
+                if owner is not None:
+                    owner.close()
         app = create_app(scenarios, options, _store(args.state))
         asyncio.run(serving.serve(app, args.host, args.port, ready=announce))
     except OSError as err:

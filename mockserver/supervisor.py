@@ -254,6 +254,14 @@ class Socket:
         os.chmod(self.path, 0o600)
         self.listener.listen(128)
 
+    def serve(self) -> None:
+        """In the supervisor, once the workers are forked: own the state, answer them."""
+        Owner(self.listener).start()
+
+    def client(self) -> SupervisorClient:
+        """In a worker: the ``Shared`` that asks the supervisor."""
+        return SupervisorClient(self.path)
+
     def close(self) -> None:
         self.listener.close()
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -185,3 +185,14 @@ def test_workers_on_redis(redis_server: RedisServer, tmp_path: Path) -> None:
         assert redis_server.client().xlen("mockserver:journal") == 12
     finally:
         stop(proc)
+
+
+def test_state_must_be_a_redis_url() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mockserver", "serve", "--state", "memcached://x:1"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert (
+        "--state must be a redis://, rediss:// or unix:// URL, got memcached://x:1" in proc.stderr
+    )
