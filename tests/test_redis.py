@@ -6,6 +6,7 @@ never skip, when they cannot: a skipped test would hide that nothing was shown.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -17,9 +18,17 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from hypothesis import given, settings
+
+from mockserver.app import create_app
+from mockserver.state import STATE
+from mockserver.store_redis import RedisShared
 
 from .test_shared import (
+    LIMIT,
     SCENARIOS,
+    Call,
+    calls,
     chat,
     check_admin,
     check_budget,
@@ -27,6 +36,8 @@ from .test_shared import (
     check_nth_fault,
     check_previous_response,
     content,
+    local_outcomes,
+    shared_outcomes,
     start_serve,
     stop,
 )
@@ -196,3 +207,29 @@ def test_state_must_be_a_redis_url() -> None:
     assert (
         "--state must be a redis://, rediss:// or unix:// URL, got memcached://x:1" in proc.stderr
     )
+
+
+@pytest.fixture(scope="module")
+def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@settings(max_examples=40, deadline=None)
+@given(script=calls)
+def test_redis_script_admits_as_budgets_do(module_redis: RedisServer, script: list[Call]) -> None:
+    """The Lua budget window against the in-process rule, on the same calls."""
+    module_redis.client().flushdb()
+
+    async def run() -> list[tuple[str, int, int]]:
+        store = RedisShared(module_redis.url)
+        await store.start(create_app([])[STATE])
+        try:
+            return await shared_outcomes(store, LIMIT, script)
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == local_outcomes(LIMIT, script)

@@ -16,9 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mockserver import MockServer
-from mockserver.shared import LocalShared
+from mockserver.errors import APIError
+from mockserver.ratelimit import Budgets, RateLimit
+from mockserver.shared import LocalShared, Shared
 
 AUTH = {"Authorization": "Bearer sk-test"}
 SCENARIOS = """
@@ -304,3 +308,54 @@ def test_workers_reload_edited_files_each(tmp_path: Path) -> None:
         ]
     finally:
         stop(proc)
+
+
+# The owners' budget rule is the in-process one.
+
+Call = tuple[int, int, float, int]  # which slot, prompt tokens, seconds later, tokens spent
+calls = st.lists(
+    st.tuples(
+        st.integers(0, 2), st.integers(0, 40), st.sampled_from([0.0, 0.5, 7.0]),
+        st.integers(0, 30),
+    ),
+    max_size=40,
+)  # fmt: skip
+
+
+def local_outcomes(limit: RateLimit, script: list[Call]) -> list[tuple[str, int, int]]:
+    budgets, now, out = Budgets(), 1000.0, []
+    for slot, prompt, later, spent in script:
+        now += later
+        try:
+            ticket = budgets.admit(limit, f"key{slot}", "gpt-4", prompt, now)
+        except APIError as refusal:
+            out.append((refusal.type, -1, -1))
+            continue
+        ticket.spend(spent)
+        out.append(("", ticket.window.requests, ticket.window.tokens))
+    return out
+
+
+async def shared_outcomes(
+    shared: Shared, limit: RateLimit, script: list[Call]
+) -> list[tuple[str, int, int]]:
+    now, out = 1000.0, []
+    for slot, prompt, later, spent in script:
+        now += later
+        window = await shared.admit(f"slot{slot}", limit, prompt, now)
+        if window.refused:
+            out.append((window.refused, -1, -1))
+            continue
+        await shared.spend(f"slot{slot}", window.start, spent)
+        out.append(("", window.requests, window.tokens + spent))
+    return out
+
+
+LIMIT = RateLimit(requests=4, tokens=100, per=1.0)
+
+
+@given(calls)
+def test_tables_admit_as_budgets_do(script: list[Call]) -> None:
+    assert asyncio.run(shared_outcomes(LocalShared(), LIMIT, script)) == local_outcomes(
+        LIMIT, script
+    )
