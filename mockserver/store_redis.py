@@ -126,6 +126,11 @@ class RedisShared(Shared):
         state.options = replace(state.options, worker=int(number) - 1)
         self._pubsub = self.client.pubsub()
         await self._do(self._pubsub.subscribe(self._key("events")))
+        # Scenarios sent through the admin API before this process started: it adopts them,
+        # so a replica that joins (or restarts) answers like the others.
+        for sent in await self._do(self.client.lrange(self._key("scenarios"), 0, -1)):
+            method, payload = json.loads(sent)
+            apply_scenarios(state, method, payload)
         self._listener = asyncio.create_task(self._listen())
 
     async def close(self) -> None:
@@ -264,7 +269,12 @@ class RedisShared(Shared):
     async def scenarios(self, method: str, payload: Any) -> None:
         assert self.state is not None
         apply_scenarios(self.state, method, payload)
-        await self._do(self._delete("pos", "faults"))
+        pipe = self._redis().pipeline(transaction=True)
+        if method != "POST":
+            pipe.delete(self._key("scenarios"))
+        pipe.rpush(self._key("scenarios"), json.dumps([method, payload]))
+        pipe.delete(self._key("pos"), self._key("faults"))
+        await self._do(pipe.execute())
         await self._announce({"op": "scenarios", "method": method, "payload": payload})
 
     async def _announce(self, event: dict[str, Any]) -> None:

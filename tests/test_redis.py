@@ -155,6 +155,21 @@ def test_reset_clears_all(replicas: list[str], redis_server: RedisServer) -> Non
     check_nth_fault(replicas)  # counting from 1 again
 
 
+def test_a_replica_that_starts_later_adopts_admin_scenarios(
+    replicas: list[str], redis_server: RedisServer
+) -> None:
+    a, _ = replicas
+    httpx.put(f"{a}/_mock/scenarios", content="- {name: sent, reply: {content: via admin}}\n")
+    httpx.post(f"{a}/_mock/scenarios", content="- {name: more, reply: {content: more}}\n")
+    proc, late = start_serve("--state", redis_server.url)
+    try:
+        listing = httpx.get(f"{late}/_mock/scenarios").json()["scenarios"]
+        assert [s["name"] for s in listing] == ["sent", "more"]
+        assert content(chat(late, "hi")) == "via admin"
+    finally:
+        stop(proc)
+
+
 def test_redis_stopped_mid_run_gives_503s_until_it_is_back(
     replicas: list[str], redis_server: RedisServer
 ) -> None:
