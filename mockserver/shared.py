@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import APIError
+from .loader import load_data, load_text
 from .matching import (
     _NO_CAPTURES,
     Resolution,
@@ -37,6 +38,7 @@ from .protocols import Protocol, Stored
 from .ratelimit import RateLimit, Ticket, _refusal, _Window
 from .request import Request
 from .scenario import Scenario
+from .state import ResponseStore
 
 if TYPE_CHECKING:
     from .journal import Entry
@@ -181,8 +183,6 @@ class Tables:
         self.faults: dict[str, int] = {}
         self.windows: dict[str, _Window] = {}
         self._window_ends: dict[str, float] = {}
-        from .state import ResponseStore
-
         self.responses = ResponseStore()
 
     def advance(self, key: str) -> int:
@@ -284,8 +284,6 @@ def reset_local(state: State, what: str) -> None:
 
 def apply_scenarios(state: State, method: str, payload: Any) -> None:
     """Load admin-sent scenarios (YAML text or JSON data) into this process."""
-    from .loader import load_data, load_text
-
     loaded = (
         load_text(payload, "<admin>") if isinstance(payload, str) else load_data(payload, "<admin>")
     )
