@@ -47,9 +47,9 @@ def pinned(cpu: int) -> list[str]:
 
 
 @contextmanager
-def server(command: list[str], port: int) -> Iterator[str]:
+def server(command: list[str], port: int, pin: bool = True) -> Iterator[str]:
     proc = subprocess.Popen(
-        [*pinned(0), *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*(pinned(0) if pin else []), *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     try:
@@ -237,12 +237,91 @@ def matching(tmp: Path, args: argparse.Namespace) -> None:
         print(f"| {label} | {shown} | {median:,.0f} | {median / base - 1:+.1%} |")
 
 
+def sequence_file(folder: Path) -> Path:
+    """One scenario with two steps: every request advances its conversation's position."""
+    path = folder / "bench-sequence.yaml"
+    path.write_text(
+        "scenarios:\n"
+        f"  - match: {{last_user: {{contains: {USER!r}}}}}\n"
+        "    after_last: cycle\n"
+        f"    steps: [{{reply: {{content: {REPLY!r}}}}}, {{reply: {{content: {REPLY!r}}}}}]\n"
+    )
+    return path
+
+
+@contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A throwaway redis-server for the shared-store rows (None when it is not installed)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def scaling(tmp: Path, args: argparse.Namespace) -> None:
+    """What sharing state costs: one process against ``--workers 2`` (the supervisor owns the
+    state) and against Redis (``--state``). Servers are not pinned here (two workers need two
+    CPUs); wrk is, to CPU 1, so on a 2-CPU machine the workers compete with it.
+
+    ``repeated``: one body over and over (a memo hit, no shared state touched). ``sequence``:
+    every body different and every request advances a conversation (one shared operation)."""
+    loads = {
+        "repeated": (scenario_file(tmp, 9), "post.lua"),
+        "sequence": (sequence_file(tmp), "varied.lua"),
+    }
+    with redis_server() as redis_url:
+        setups: dict[str, list[str]] = {"1 process": [], "--workers 2": ["--workers", "2"]}
+        if redis_url is None:
+            print("\n(redis-server is not installed: the --state rows are left out)")
+        else:
+            setups["1 process, --state redis"] = ["--state", redis_url]
+            setups["--workers 2, --state redis"] = ["--workers", "2", "--state", redis_url]
+        runs: dict[str, dict[str, list[float]]] = {s: {k: [] for k in loads} for s in setups}
+        for _ in range(args.rounds):
+            for label, extra in setups.items():
+                for load, (path, script) in loads.items():
+                    command, port = mock(path)
+                    with server([*command, *extra], port, pin=False) as url:
+                        check(url, False)
+                        figure = wrk(url, False, args.seconds, args.connections, script)
+                        runs[label][load].append(figure)
+    print(f"\nscaling, plain requests/s, median of {args.rounds} interleaved rounds of "
+          f"{args.seconds}s, wrk -t1 -c{args.connections}, {os.cpu_count()} CPUs, {platform()}\n")  # fmt: skip
+    print("| server | repeated body | vs 1 process | sequence step | vs 1 process |")
+    print("|---|---:|---:|---:|---:|")
+    base = {load: statistics.median(runs["1 process"][load]) for load in loads}
+    for label, by_load in runs.items():
+        cells = []
+        for load in loads:
+            median = statistics.median(by_load[load])
+            cells += [f"{median:,.0f}", f"{median / base[load]:.2f}x"]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians shown")
-    parser.add_argument("--suite", choices=("all", "throughput", "matching"), default="all")
+    parser.add_argument(
+        "--suite", choices=("all", "throughput", "matching", "scaling"), default="all"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("make bench needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -252,6 +331,8 @@ def main() -> int:
         throughput(tmp, args)
     if args.suite in ("all", "matching"):
         matching(tmp, args)
+    if args.suite in ("all", "scaling"):
+        scaling(tmp, args)
     return 0
 
 

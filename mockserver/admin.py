@@ -1,7 +1,7 @@
 """The admin endpoints under ``/_mock/``: list and load scenarios, reset state, read the journal.
 
 They change what the mock answers, so beyond loopback they are off unless a token guards them,
-and with several workers they are off (each worker would answer for itself alone).
+and with several processes they act on all of them through the shared store.
 """
 
 from __future__ import annotations
@@ -22,14 +22,6 @@ ADMIN = "/_mock"
 
 def _check_admin(request: web.Request, options: Options) -> None:
     """Admin endpoints change what the mock answers: off or token-guarded beyond loopback."""
-    if options.workers > 1:
-        raise APIError(
-            403,
-            "The admin endpoints are off with --workers > 1: each worker has its own scenarios, "
-            "sequences and journal, so one worker's answer would mislead. Edit the scenario "
-            "files instead (they are reloaded by every worker).",
-            code="admin_per_worker",
-        )
     if not options.admin_enabled:
         raise APIError(
             403,
@@ -61,7 +53,10 @@ async def admin_scenarios(request: web.Request) -> web.Response:
             except UnicodeDecodeError:
                 raise APIError(400, "The scenario body is not UTF-8 text.") from None
             loaded = load_text(text, "<admin>")
-        if request.method == "POST":
+        if state.shared is not None:  # checked here, then loaded by every process
+            payload = parse_json_body(raw) if request.content_type == JSON else text
+            await state.shared.scenarios(request.method, payload)
+        elif request.method == "POST":
             state.add(loaded)
         else:
             state.replace(loaded)
@@ -87,6 +82,9 @@ async def admin_reset(request: web.Request) -> web.Response:
             param="what",
             code="invalid_value",
         )
+    if state.shared is not None:
+        await state.shared.reset(what)
+        return web.json_response({"reset": what})
     if what in ("all", "sequences"):
         state.reset_sequences()
     if what in ("all", "limits"):
@@ -101,6 +99,10 @@ async def admin_reset(request: web.Request) -> web.Response:
 async def admin_journal(request: web.Request) -> web.Response:
     state = request.app[STATE]
     _check_admin(request, state.options)
+    if state.shared is not None:
+        if request.method == "DELETE":
+            await state.shared.reset("journal")
+        return web.json_response({"entries": await state.shared.journal()})
     if request.method == "DELETE":
         state.journal.clear()
     return web.json_response({"entries": [e.to_dict() for e in state.journal]})

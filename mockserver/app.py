@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +24,7 @@ from .protocols.responses import Responses
 from .reload import Watcher
 from .render import digest
 from .scenario import Scenario
+from .shared import Shared
 from .state import STATE, Options, State
 
 log = logging.getLogger("mockserver")
@@ -134,7 +135,10 @@ async def get_response(request: web.Request) -> web.Response:
     state = request.app[STATE]
     response_id = request.match_info["id"]
     check_auth(_OPENAI, request, state.options.api_keys)
-    stored = state.responses.get(response_id)
+    if state.shared is None:
+        stored = state.responses.get(response_id)
+    else:
+        stored = await state.shared.get_response(response_id)
     if stored is None:
         raise APIError(
             404,
@@ -149,6 +153,13 @@ async def openapi_document(request: web.Request) -> web.Response:
     return web.json_response(DOCUMENT)
 
 
+async def _connected(state: State, shared: Shared) -> AsyncIterator[None]:
+    """For ``app.cleanup_ctx``: connect to the shared store before serving (or fail to start)."""
+    await shared.start(state)
+    yield
+    await shared.close()
+
+
 async def _release_hangs(app: web.Application) -> None:
     app[STATE].closing.set()
 
@@ -158,15 +169,21 @@ def protocols(options: Options) -> list[Protocol]:
     return [Chat(), Responses(options.responses_usage), Messages(), Embeddings()]
 
 
-def create_app(scenarios: Iterable[Scenario], options: Options | None = None) -> web.Application:
-    """The mock as an aiohttp application. ``app[STATE]`` holds its scenarios and journal."""
+def create_app(
+    scenarios: Iterable[Scenario], options: Options | None = None, shared: Shared | None = None
+) -> web.Application:
+    """The mock as an aiohttp application. ``app[STATE]`` holds its scenarios and journal;
+    ``shared`` keeps the state that decides answers when several processes serve."""
     options = options or Options()
     app = web.Application(middlewares=[json_errors], client_max_size=options.max_body)
     state = app[STATE] = State(
         options=options,
         scenarios=ScenarioSet(scenarios, options.fallback),
         journal=Journal(options.journal_size),
+        shared=shared,
     )
+    if shared is not None:
+        app.cleanup_ctx.append(lambda _: _connected(state, shared))
     if options.watch:
         watcher = state.watcher = Watcher(options.watch, state.replace, options.reload_interval)
         app.cleanup_ctx.append(lambda _: watcher.running())

@@ -21,9 +21,9 @@ from typing import Any, TextIO
 
 from aiohttp import web
 
-from . import serving
+from . import serving, supervisor
 from .app import create_app
-from .errors import Problem, ScenarioError
+from .errors import APIError, Problem, ScenarioError
 from .fingerprint import DEFAULT_FIELDS
 from .lint import warnings
 from .loader import SUFFIXES, check_paths, load_defaults, load_paths, scenario_files
@@ -32,6 +32,7 @@ from .profiles import PROFILES
 from .ratelimit import RateLimit
 from .record import Recorder
 from .schema import FILE
+from .shared import Shared
 from .state import DEFAULT_MAX_BODY, Options
 
 log = logging.getLogger("mockserver")
@@ -138,7 +139,14 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="N processes on one port (SO_REUSEPORT); each keeps its own sequences and journal",
+        help="N processes on one port (SO_REUSEPORT) that answer as one: the supervisor owns "
+        "sequences, budgets, fault counters and stored responses",
+    )
+    serve.add_argument(
+        "--state",
+        metavar="URL",
+        help="keep sequences, budgets, fault counters, stored responses and the journal in "
+        "Redis (redis://HOST:PORT/DB), shared by every replica that names it",
     )
     serve.add_argument(
         "--max-body",
@@ -228,6 +236,24 @@ def _report(problems: Sequence[Problem]) -> None:
         _say(str(problem), sys.stderr)
 
 
+def _store(url: str | None) -> Shared | None:
+    from .store_redis import RedisShared
+
+    return RedisShared(url) if url is not None else None
+
+
+def _store_reachable(url: str) -> bool:
+    """Fail closed: a configured store that does not answer means the server does not start."""
+    from .store_redis import RedisShared
+
+    try:
+        asyncio.run(RedisShared.check(url))
+    except (APIError, RuntimeError, ValueError) as err:
+        print(f"mockserver: cannot use the state store {url}: {err}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -291,6 +317,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for flag, value, least in minimums:
         if value is not None and value < least:
             parser.error(f"{flag} must be >= {least}, got {value}")
+    if args.state is not None and not args.state.startswith(("redis://", "rediss://", "unix://")):
+        parser.error(f"--state must be a redis://, rediss:// or unix:// URL, got {args.state}")
     admin_token = args.admin_token or os.environ.get("MOCKSERVER_ADMIN_TOKEN")
     try:
         defaults = load_defaults()
@@ -338,6 +366,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     options = replace(options, recorder=_serve_recorder(args))
     if options.recorder is not None and not args.scenarios:
         scenarios = []  # the demo set's catch-all would answer everything: nothing to record
+    if args.state is not None and not _store_reachable(args.state):
+        return 1
     gc.collect()
     gc.freeze()  # loaded scenarios live as long as the server (and workers fork from here)
     started = False
@@ -359,16 +389,24 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     try:
         if args.workers > 1:
+            # The supervisor owns the workers' shared state, unless Redis does (--state).
+            owner = supervisor.Socket() if args.state is None else None
 
             def worker_app(index: int) -> web.Application:
-                return create_app(scenarios, replace(options, workers=args.workers, worker=index))
+                worker = replace(options, workers=args.workers, worker=index)
+                store = _store(args.state) if owner is None else owner.client()
+                return create_app(scenarios, worker, store)
 
-            return serving.serve_workers(
-                worker_app, args.host, args.port, args.workers, announce, args.shutdown_timeout
-            )
-        asyncio.run(
-            serving.serve(create_app(scenarios, options), args.host, args.port, ready=announce)
-        )
+            try:
+                return serving.serve_workers(
+                    worker_app, args.host, args.port, args.workers, announce,
+                    args.shutdown_timeout, forked=owner.serve if owner else None,
+                )  # fmt: skip
+            finally:
+                if owner is not None:
+                    owner.close()
+        app = create_app(scenarios, options, _store(args.state))
+        asyncio.run(serving.serve(app, args.host, args.port, ready=announce))
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
             _say(

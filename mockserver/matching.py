@@ -452,27 +452,14 @@ class ScenarioSet:
         raise self.no_match(request)
 
     def _advance(self, scenario: Scenario, request: Request) -> int | None:
-        count = len(scenario.steps)
-        if count == 1 and scenario.after_last is not AfterLast.STOP:
+        if _stateless(scenario):
             return 0
-        if scenario.conversation_header:
-            conversation = request.headers.get(scenario.conversation_header, "")
-        else:
-            conversation = next(
-                (message_text(m) for m in request.messages if m["role"] == "user"), ""
-            )
-        key = (scenario, conversation)
+        key = (scenario, conversation(scenario, request))
         seen = self._positions.get(key, 0)
         if not seen and len(self._positions) >= _CONVERSATIONS:
             del self._positions[next(iter(self._positions))]  # the oldest conversation restarts
         self._positions[key] = seen + 1
-        if seen < count:
-            return seen
-        if scenario.after_last is AfterLast.CYCLE:
-            return seen % count
-        if scenario.after_last is AfterLast.REPEAT:
-            return count - 1
-        return None
+        return step_after(scenario, seen)
 
     def no_match(self, request: Request) -> APIError:
         """A 404 naming the nearest scenarios and, for each, the conditions that failed."""
@@ -620,6 +607,26 @@ def nearest(scenarios: Iterable[Scenario], request: Request, limit: int = 3) -> 
 
 def _stateless(scenario: Scenario) -> bool:
     return len(scenario.steps) == 1 and scenario.after_last is not AfterLast.STOP
+
+
+def conversation(scenario: Scenario, request: Request) -> str:
+    """Which conversation a request continues: a header the scenario names, or the first
+    user message."""
+    if scenario.conversation_header:
+        return request.headers.get(scenario.conversation_header, "")
+    return next((message_text(m) for m in request.messages if m["role"] == "user"), "")
+
+
+def step_after(scenario: Scenario, seen: int) -> int | None:
+    """The step that answers after ``seen`` earlier requests of a conversation (None: used up)."""
+    count = len(scenario.steps)
+    if seen < count:
+        return seen
+    if scenario.after_last is AfterLast.CYCLE:
+        return seen % count
+    if scenario.after_last is AfterLast.REPEAT:
+        return count - 1
+    return None
 
 
 def _model_names(scenarios: Iterable[Scenario]) -> list[str]:

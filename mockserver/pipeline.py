@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import shared as sharing
 from .errors import APIError
 from .journal import Entry
 from .matching import Resolution, recorded
@@ -175,13 +176,19 @@ class Pipeline:
                 names = state.scenarios.header_names
                 memo_key = (protocol.name, raw, *(request.headers.get(n) for n in names))
                 memo = state.memos.get(memo_key, int(entry.time))
+                shared = state.shared  # None: one process, its state in-process, no awaits
                 if memo is not None:
+                    if shared is not None and memo.stored is not None:
+                        await shared.put_response(memo.stored)
                     return self._replay(state, memo, entry)
                 recorder = state.options.recorder
-                lookup: Lookup = state.responses.conversation
-                if recorder is not None:
-                    lookup = recorder.lenient(lookup)
-                req = protocol.parse(raw, request.headers, lookup)
+                if shared is None:
+                    lookup: Lookup = state.responses.conversation
+                    if recorder is not None:
+                        lookup = recorder.lenient(lookup)
+                    req = protocol.parse(raw, request.headers, lookup)
+                else:
+                    req = await sharing.parse(protocol, raw, request.headers, shared)
                 entry.body = req.body
                 entry.request = req
                 if recorder is not None and recorder.forward_all:
@@ -191,7 +198,10 @@ class Pipeline:
                 settings = state.options.profile.apply(req)
                 entry.adjusted = settings.adjusted
                 try:
-                    resolution = state.scenarios.resolve(req)
+                    if shared is None:
+                        resolution = state.scenarios.resolve(req)
+                    else:
+                        resolution = await sharing.resolve(state, shared, req)
                 except APIError as miss:
                     found = None
                     if recorder is not None and miss.code == "scenario_not_found":
@@ -213,7 +223,10 @@ class Pipeline:
                 ):  # the upstream already applied them: a recording replays verbatim
                     settings = Settings(adjusted=settings.adjusted)
                 try:
-                    tickets = _admit(state, key, req, resolution.scenario)
+                    if shared is None:
+                        tickets = _admit(state, key, req, resolution.scenario)
+                    else:
+                        tickets = await sharing.admit(state, shared, key, req, resolution.scenario)
                 except APIError as refused:
                     entry.outcome = "rate_limited"
                     if refused.ticket is not None:
@@ -247,6 +260,8 @@ class Pipeline:
             state.journal.record(entry, len(raw))
             if not state.options.quiet:
                 log_entry(entry)
+            if state.shared is not None and state.shared.pushes_journal:
+                await sharing.record(state.shared, entry)
 
     def _replay(self, state: State, memo: Memo, entry: Entry) -> web.Response:
         """The answer to a request seen before, byte for byte, journalled like the first."""
@@ -257,7 +272,7 @@ class Pipeline:
         entry.adjusted = memo.adjusted
         entry.reply = memo.reply
         entry.status = 200
-        if memo.stored is not None:
+        if memo.stored is not None and state.shared is None:
             state.responses.put(memo.stored)
         headers = {**memo.headers, **self.protocol.headers(entry.request_id)}
         return web.Response(body=memo.body, headers=headers)
@@ -286,7 +301,12 @@ class Pipeline:
             and not step.delay
             and not req.context
         )
-        fault = step.fault if _fires(step.fault, state, step, seed) else None
+        shared = state.shared
+        if shared is not None and step.fault is not None and step.fault.nth is not None:
+            fires = await sharing.fires_nth(state, shared, resolution, step.fault.nth)
+        else:
+            fires = _fires(step.fault, state, step, seed)
+        fault = step.fault if fires else None
         kind = fault.kind if fault else None
         if kind:
             entry.outcome = f"fault:{kind}"
@@ -330,6 +350,8 @@ class Pipeline:
         entry.reply = summary(rendered.choices, used, env)
         for ticket in tickets:
             ticket.spend(used.total)
+        if shared is not None and tickets:
+            await sharing.spend(shared, tickets, used.total)
         if tickets:
             headers.update(protocol.rate_limit_headers(tickets[-1]))
         answer = Answer(req, rendered, used, env, reply, scenario.seed)
@@ -340,6 +362,8 @@ class Pipeline:
                 await _wait(state, step.cadence.first_delay * scale)
             body = protocol.body(answer)
             stored = self._store(state, answer, body) if kind is None else None
+            if shared is not None and stored is not None:
+                await shared.put_response(stored)
             if kind == "malformed":
                 body = body[: len(body) // 2]
             headers["Content-Type"] = JSON
@@ -358,19 +382,23 @@ class Pipeline:
         if kind is None and not any(waits):
             body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
             stored = self._store(state, answer, None)
+            if shared is not None and stored is not None:
+                await shared.put_response(stored)
             if repeatable and not any(scripted):
                 self._remember(state, memo_key, body, headers, entry, req, stored)
             return web.Response(
                 body=body, headers={**headers, **protocol.headers(entry.request_id)}
             )
         if kind is None:
-            self._store(state, answer, None)
+            stored = self._store(state, answer, None)
+            if shared is not None and stored is not None:
+                await shared.put_response(stored)
         headers.update(protocol.headers(entry.request_id))
         return await self._stream(request, state, answer, frames, waits, fault, headers)
 
     def _store(self, state: State, answer: Answer, body: bytes | None) -> Any:
         stored = self.protocol.stored(answer, body)
-        if stored is not None:
+        if stored is not None and state.shared is None:
             state.responses.put(stored)
         return stored
 

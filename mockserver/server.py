@@ -21,6 +21,7 @@ from .loader import load_data, load_paths, load_text
 from .matching import ScenarioSet
 from .scenario import Scenario
 from .serving import make_runner
+from .shared import Shared
 from .state import STATE, Options, State
 
 T = TypeVar("T")
@@ -58,10 +59,12 @@ class MockServer:
         host: str = "127.0.0.1",
         port: int = 0,
         options: Options | None = None,
+        shared: Shared | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.options = options or Options()
+        self.shared = shared
         self._initial = scenarios_from(scenarios)
         self._initial_set: ScenarioSet | None = None  # the set built from ``_initial``
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -90,7 +93,7 @@ class MockServer:
         loop = asyncio.new_event_loop()
         ready: Future[None] = Future()
         self._loop = loop
-        self._app = create_app(self._initial, self.options)
+        self._app = create_app(self._initial, self.options, self.shared)
         self._initial_set = self._app[STATE].scenarios
 
         async def boot() -> None:
@@ -163,6 +166,9 @@ class MockServer:
             self.state.reset()
 
         self._call(reset)
+        if self.shared is not None and self._loop is not None:
+            done = asyncio.run_coroutine_threadsafe(self.shared.reset("all"), self._loop)
+            done.result(timeout=10)
 
     @property
     def journal(self) -> list[Entry]:

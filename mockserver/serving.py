@@ -148,10 +148,12 @@ def serve_workers(
     workers: int,
     announce: Callable[[int], None],
     grace: float = 5.0,
+    forked: Callable[[], None] | None = None,
 ) -> int:
     """Run ``workers`` processes, each with its own app, on one port (``SO_REUSEPORT``: the
     kernel spreads connections between them). SIGTERM or SIGINT stops them all gracefully;
-    any still running ``grace`` + 5 seconds later are killed."""
+    any still running ``grace`` + 5 seconds later are killed. ``forked`` runs in the
+    supervisor once they are forked (where threads may start: the owner of shared state)."""
     if not hasattr(socket, "SO_REUSEPORT"):
         raise OSError("--workers needs SO_REUSEPORT, which this platform lacks")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -172,6 +174,8 @@ def serve_workers(
         procs = [context.Process(target=child, args=(i,), daemon=True) for i in range(workers)]
         for proc in procs:
             proc.start()
+        if forked is not None:
+            forked()
         stopping = False
 
         def stop(*_: object) -> None:

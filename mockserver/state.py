@@ -23,6 +23,7 @@ from .scenario import Scenario, Step
 
 if TYPE_CHECKING:
     from .record import Recorder
+    from .shared import Shared
 
 Sleep = Callable[[float], Awaitable[Any]]
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
@@ -107,6 +108,8 @@ class State:
     memos: Memos = field(default_factory=Memos)
     responses: ResponseStore = field(default_factory=ResponseStore)
     watcher: Watcher | None = None
+    shared: Shared | None = None
+    """The owner of the state that decides answers when several processes serve (else None)."""
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     other_ids: Iterator[int] = field(default_factory=itertools.count)
     """Numbers the replies outside the journal (errors, models, admin) for their request ids."""

@@ -83,7 +83,8 @@ REACHES: dict[float, dict[str, dict[str, Any]]] = {
     8: {"three-a-minute": ask()},
     8.5: {
         "chat-how-is-the-weather-51219f15": {
-            "model": "gpt-4o", "messages": [{"role": "user", "content": "How is the weather?"}]
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "How is the weather?"}],
         }
     },
     9: {
