@@ -146,7 +146,8 @@ def _parser() -> argparse.ArgumentParser:
         "--state",
         metavar="URL",
         help="keep sequences, budgets, fault counters, stored responses and the journal in "
-        "Redis (redis://HOST:PORT/DB), shared by every replica that names it",
+        "Redis (redis://HOST:PORT/DB), shared by every replica that names it (default: none: "
+        "each process keeps its own, or with --workers the supervisor does)",
     )
     serve.add_argument(
         "--max-body",

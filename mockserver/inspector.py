@@ -99,6 +99,21 @@ def parse_request(
     return _PROTOCOLS[api].parse(raw, headers, lookup)
 
 
+def _check_inspector(request: web.Request) -> None:
+    """The admin rules, and off with several processes: its live view is one process's
+    journal, and a page showing one worker's share of the traffic would mislead."""
+    state = request.app[STATE]
+    _check_admin(request, state.options)
+    if state.options.workers > 1 or state.shared is not None:
+        raise APIError(
+            403,
+            "The inspector is off with several workers or a shared --state: its live view "
+            "would show one process's share of the traffic. GET /_mock/journal gathers every "
+            "process's entries.",
+            code="admin_per_worker",
+        )
+
+
 # --- the page ---------------------------------------------------------------------------------
 
 
@@ -186,7 +201,7 @@ async def journal_entry(request: web.Request) -> web.Response:
     """One entry in full: body, headers (redacted), reply, delays, and for an unmatched one,
     why each of the nearest scenarios (as loaded now) failed."""
     state = request.app[STATE]
-    _check_admin(request, state.options)
+    _check_inspector(request)
     entry = _find(state.journal, _seq(request))
     out = entry.to_dict()
     out["model"] = _model(entry)
@@ -252,7 +267,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     """The journal, live. Subscribing and reading the backlog happen with no await between,
     so every entry is in exactly one of them."""
     state = request.app[STATE]
-    _check_admin(request, state.options)
+    _check_inspector(request)
     journal = state.journal
     last = _last_event_id(request)
     subscription = journal.subscribe(BUFFER)
@@ -387,7 +402,7 @@ async def scenarios_detail(request: web.Request) -> web.Response:
     counted by name as ``assert_called`` does: replies replayed from the memo never reach the
     matcher, so only the journal sees every one."""
     state = request.app[STATE]
-    _check_admin(request, state.options)
+    _check_inspector(request)
     hits = Counter(entry.scenario for entry in state.journal if entry.scenario is not None)
     seen = state.scenarios.conversations()
     fallback = state.scenarios.fallback
@@ -495,7 +510,7 @@ def explain_request(state: State, api: str, raw: bytes, headers: Mapping[str, st
 
 async def explain(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    _check_admin(request, state.options)
+    _check_inspector(request)
     payload = parse_json_body(await request.read())
     api, raw, headers = _explain_input(payload, state.journal)
     return _json(explain_request(state, api, raw, headers))
@@ -560,7 +575,7 @@ def scenario_for(entry: Entry) -> str:
 
 async def entry_scenario(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    _check_admin(request, state.options)
+    _check_inspector(request)
     entry = _find(state.journal, _seq(request))
     return web.Response(
         text=scenario_for(entry),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -36,4 +39,24 @@ def sdk_imported() -> None:
     with MockServer([{"reply": {"content": "warm"}}]) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        client.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close the ``openai.OpenAI`` clients a test leaves open when it ends: otherwise their
+    sockets are found by the garbage collector in a later test, whose run then fails on the
+    ResourceWarning (warnings are errors here) though it did nothing wrong."""
+    import openai
+
+    opened: list[openai.OpenAI] = []
+    original = openai.OpenAI.__init__
+
+    def init(self: openai.OpenAI, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(openai.OpenAI, "__init__", init)
+    yield
+    for client in opened:
         client.close()

@@ -51,8 +51,8 @@ def test_the_sdk_default_is_base64_which_strict_validation_rejects(
     without strict validation decodes base64 itself."""
     with pytest.raises(openai.APIResponseValidationError):
         openai_client.embeddings.create(model="text-embedding-3-small", input="hello")
-    plain = openai.OpenAI(base_url=mockserver.base_url, api_key="k", max_retries=0)
-    decoded = plain.embeddings.create(model="text-embedding-3-small", input="hello")
+    with openai.OpenAI(base_url=mockserver.base_url, api_key="k", max_retries=0) as plain:
+        decoded = plain.embeddings.create(model="text-embedding-3-small", input="hello")
     floats = openai_client.embeddings.create(
         model="text-embedding-3-small", input="hello", encoding_format="float"
     )

@@ -81,8 +81,8 @@ def test_slow_stream_runs_instantly_but_keeps_its_script(
 
 @pytest.mark.mockserver(FIXTURES / "rate_limit_then_success.yaml")
 def test_rate_limit_then_success(mockserver: MockServer) -> None:
-    client = openai.OpenAI(base_url=mockserver.base_url, api_key="k", max_retries=2)
-    reply = client.chat.completions.create(model="gpt-4", messages=USER)
+    with openai.OpenAI(base_url=mockserver.base_url, api_key="k", max_retries=2) as client:
+        reply = client.chat.completions.create(model="gpt-4", messages=USER)
     assert reply.choices[0].message.content == "Answered after the rate limit cleared."
     assert [e.status for e in mockserver.journal] == [429, 200]
 
@@ -145,9 +145,11 @@ def test_mid_stream_drop(mockserver: MockServer, openai_client: openai.OpenAI) -
 
 @pytest.mark.mockserver(FIXTURES / "timeout.yaml")
 def test_timeout(mockserver: MockServer) -> None:
-    client = openai.OpenAI(base_url=mockserver.base_url, api_key="k", max_retries=0, timeout=0.2)
-    with pytest.raises(openai.APITimeoutError):
-        client.chat.completions.create(model="gpt-4", messages=USER)
+    with (
+        openai.OpenAI(base_url=mockserver.base_url, api_key="k", max_retries=0, timeout=0.2) as c,
+        pytest.raises(openai.APITimeoutError),
+    ):
+        c.chat.completions.create(model="gpt-4", messages=USER)
 
 
 @pytest.mark.mockserver(FIXTURES / "refusal.yaml")

@@ -274,6 +274,7 @@ def test_models_list_in_each_sdk(server: MockServer, client: anthropic.Anthropic
     assert "gpt-4" in ids
     import openai
 
-    openai_ids = [m.id for m in openai.OpenAI(base_url=server.base_url, api_key="k").models.list()]
+    with openai.OpenAI(base_url=server.base_url, api_key="k") as other:
+        openai_ids = [m.id for m in other.models.list()]
     assert ids == openai_ids
     assert "text-embedding-3-small" in openai_ids

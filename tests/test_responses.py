@@ -173,10 +173,12 @@ def test_refusal(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
 def test_length_cut_is_incomplete(mockserver: MockServer) -> None:
     options = Options(profile=OPENAI, speed=0)
     scenario = {"reply": {"content": "one two three four five six seven eight nine ten " * 3}}
-    with MockServer([scenario], options=options) as server:
-        client = openai.OpenAI(
+    with (
+        MockServer([scenario], options=options) as server,
+        openai.OpenAI(
             base_url=server.base_url, api_key="k", _strict_response_validation=True
-        )
+        ) as client,
+    ):
         response = client.responses.create(model="m", input="x", max_output_tokens=16)
         assert response.status == "incomplete"
         assert response.incomplete_details is not None
