@@ -1123,3 +1123,64 @@ def test_recorded_braces_stay_literal(tmp_path: Path) -> None:
         assert client(replay).chat.completions.create(**CHAT[0]).choices[0].message.content == said
     with pytest.raises(ScenarioError, match="unknown placeholder"):
         load_text("- reply: {content: 'Write {{ user.name }}'}")
+
+
+CLAUDE_UPSTREAM: list[dict[str, Any]] = [
+    {"name": "claude-tool", "match": {"api": "messages", "tools": ["get_weather"]},
+     "reply": {"reasoning": "I should look it up.",
+               "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
+               "usage": {"prompt_tokens": 21, "completion_tokens": 9, "cached_tokens": 3}}},
+    {"name": "claude-text", "match": {"api": "messages"},
+     "reply": {"content": "Bonjour from Claude.", "model": "claude-x-2026"}},
+]  # fmt: skip
+CLAUDE_TOOLS: list[Any] = [
+    {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {}}}}
+]
+
+
+def test_messages_and_embeddings_record_then_replay_offline(tmp_path: Path) -> None:
+    """The anthropic SDK (plain and streamed) and embeddings: same answers with the upstream
+    gone, vectors included."""
+    import anthropic
+
+    def run(server: MockServer) -> list[Any]:
+        out: list[Any] = []
+        with anthropic.Anthropic(base_url=server.url, api_key=KEY, max_retries=0) as claude:
+            ask = [{"role": "user", "content": "Weather in Paris?"}]
+            plain = claude.messages.create(model="claude-x", max_tokens=99, messages=ask)
+            out.append(plain.model_dump(exclude={"id"}))
+            tool = claude.messages.create(
+                model="claude-x", max_tokens=99, messages=ask, tools=CLAUDE_TOOLS
+            )
+            out.append(tool.model_dump(exclude={"id"}))
+            with claude.messages.stream(
+                model="claude-x", max_tokens=99, messages=ask, tools=CLAUDE_TOOLS
+            ) as stream:
+                out.append(stream.get_final_message().model_dump(exclude={"id"}))
+        vectors = client(server).embeddings.create(
+            model="text-embedding-3-small", input=["sunny in Paris", "beef stew"],
+            encoding_format="float", dimensions=8,
+        )  # fmt: skip
+        out.append(vectors.model_dump())
+        return out
+
+    out = tmp_path / "recorded"
+    with MockServer(CLAUDE_UPSTREAM, options=Options(speed=0)) as upstream:
+        with recorder(upstream, out) as rec:
+            recorded = run(rec)
+            assert [e.outcome for e in rec.journal] == ["recorded"] * 4
+        assert [e.api for e in upstream.journal] == ["messages"] * 3 + ["embeddings"]
+    assert main(["validate", str(out)]) == 0
+    with MockServer([out], options=Options(speed=0)) as replay:
+        replayed = run(replay)
+        assert not replay.unmatched
+        assert [e.api for e in replay.journal] == ["messages"] * 3 + ["embeddings"]
+        assert "generated" not in [e.scenario for e in replay.journal]
+    assert replayed == recorded
+    assert recorded[0]["content"] == [
+        {"type": "text", "text": "Bonjour from Claude.", "citations": None}
+    ]
+    assert recorded[0]["model"] == "claude-x-2026"
+    assert [b["type"] for b in recorded[1]["content"]] == ["thinking", "tool_use"]
+    assert recorded[1]["usage"]["cache_read_input_tokens"] == 3
+    assert len(recorded[3]["data"][0]["embedding"]) == 8
