@@ -114,9 +114,17 @@ class MockServer:
             ready.set_result(None)
             loop.run_forever()
 
-        self._thread = threading.Thread(target=run, name="mockserver", daemon=True)
-        self._thread.start()
-        ready.result(timeout=10)
+        thread = self._thread = threading.Thread(target=run, name="mockserver", daemon=True)
+        thread.start()
+        try:
+            ready.result(timeout=10)
+        except BaseException:  # it did not start (a busy port, an unreachable store)
+            if thread.is_alive():
+                loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()
+            self._loop = self._thread = None
+            raise
         return self
 
     def stop(self) -> None:

@@ -275,7 +275,7 @@ def test_several_workers_are_said_plainly(browser: Browser) -> None:
         page.goto(f"{server.url}/_mock/ui")
         banner = page.locator("#banner")
         banner.locator("text=Several workers").wait_for(timeout=WAIT)
-        assert "each worker has its own" in banner.inner_text()
+        assert "one process's share" in banner.inner_text()
         page.close()
 
 
