@@ -62,7 +62,7 @@ def test_marker_fixture_and_client(pytester: pytest.Pytester) -> None:
             assert reply.choices[0].message.content == "async"
         """
     )
-    result = pytester.runpytest(*INNER, "-o", "asyncio_mode=auto")
+    result = pytester.runpytest_subprocess(*INNER, "-o", "asyncio_mode=auto")
     result.assert_outcomes(passed=4)
 
 
@@ -182,7 +182,7 @@ def test_anyio_users_get_the_async_client(pytester: pytest.Pytester) -> None:
             assert reply.choices[0].message.content == "from anyio"
         """
     )
-    pytester.runpytest(*INNER, "-o", "asyncio_mode=strict").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess(*INNER, "-o", "asyncio_mode=strict").assert_outcomes(passed=1)
 
 
 def test_async_client_under_strict_mode(pytester: pytest.Pytester) -> None:
@@ -207,7 +207,7 @@ def test_async_client_under_strict_mode(pytester: pytest.Pytester) -> None:
             assert text == "one two three"
         """
     )
-    result = pytester.runpytest(*INNER, "-W", "error", "-o", "asyncio_mode=strict")
+    result = pytester.runpytest_subprocess(*INNER, "-W", "error", "-o", "asyncio_mode=strict")
     result.assert_outcomes(passed=2)
 
 
