@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import re
 import re._parser as sre_parser  # type: ignore[import-not-found]
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -368,7 +369,8 @@ class ScenarioSet:
                 table = self._exact if key[0] == "exact" else self._contains
                 table.setdefault(key[1], []).append((rank, scenario))
         self._substrings = Substrings(self._contains) if self._contains else None
-        self._positions: dict[tuple[Scenario, str], int] = {}
+        # Ordered: forgetting the oldest of a plain dict walks past every slot freed before it.
+        self._positions: OrderedDict[tuple[Scenario, str], int] = OrderedDict()
         self.models = _model_names(self.scenarios)
         self.header_names = tuple(
             sorted(
@@ -425,7 +427,7 @@ class ScenarioSet:
         key = (scenario, conversation)
         seen = self._positions.get(key, 0)
         if not seen and len(self._positions) >= _CONVERSATIONS:
-            del self._positions[next(iter(self._positions))]  # the oldest conversation restarts
+            self._positions.popitem(last=False)  # the oldest conversation restarts
         self._positions[key] = seen + 1
         if seen < count:
             return seen

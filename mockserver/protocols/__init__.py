@@ -20,6 +20,10 @@ from ..request import Request, bearer_token
 JSON = "application/json"
 SSE = "text/event-stream"
 
+dumps = json.JSONEncoder(ensure_ascii=False).encode
+"""``json.dumps(value, ensure_ascii=False)``, the same text, without the encoder that
+``json.dumps`` builds on every call given any argument (4 µs, more than a short value costs)."""
+
 
 class Frame(NamedTuple):
     """One piece of a stream. ``paced`` frames carry output text and wait for the cadence
@@ -117,7 +121,7 @@ class Protocol:
 
 def sse_event(name: str, data: Mapping[str, Any]) -> bytes:
     """An SSE event with an ``event:`` line, as the Responses and Messages streams send."""
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+    return f"event: {name}\ndata: {dumps(data)}\n\n".encode()
 
 
 API_NAMES = ("chat", "responses", "messages", "embeddings")

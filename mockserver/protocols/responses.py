@@ -9,14 +9,13 @@ server sends, each event numbered from 0. Responses that are stored can be conti
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import APIError, invalid_type, missing_param
 from ..render import Choice, Usage
 from ..request import Request, check_types, invalid_value, json_object
-from . import Answer, Frame, Lookup, Protocol, Stored
+from . import Answer, Frame, Lookup, Protocol, Stored, dumps
 from .chat import usage_object
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
@@ -334,7 +333,7 @@ class Responses(Protocol):
         }
 
     def body(self, answer: Answer) -> bytes:
-        return json.dumps(self.response(answer, _Items(answer)), ensure_ascii=False).encode()
+        return dumps(self.response(answer, _Items(answer))).encode()
 
     def frames(self, answer: Answer) -> list[Frame]:
         items = _Items(answer)
@@ -343,7 +342,7 @@ class Responses(Protocol):
 
         def event(kind: str, paced: bool = False, delay: float | None = None, **data: Any) -> None:
             payload = {"type": kind, "sequence_number": len(out), **data}
-            text = json.dumps(payload, ensure_ascii=False)
+            text = dumps(payload)
             out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), paced, delay))
 
         snapshot = self.response(answer, None)
@@ -439,5 +438,5 @@ def _or(value: Any, default: Any) -> Any:
 
 
 def _event(kind: str, sequence: int, **data: Any) -> bytes:
-    payload = json.dumps({"type": kind, "sequence_number": sequence, **data}, ensure_ascii=False)
+    payload = dumps({"type": kind, "sequence_number": sequence, **data})
     return f"event: {kind}\ndata: {payload}\n\n".encode()
