@@ -74,11 +74,19 @@ async def drive(port: int, prepared: list[bytes]) -> None:
 
 async def main_async(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp())
-    app = create_app(load_paths([scenario_file(tmp, 9, "contains")]), Options(speed=0))
+    if args.bare:
+        import bare
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", bare.chat)
+        app.router.add_post("/v1/responses", bare.responses)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    else:
+        app = create_app(load_paths([scenario_file(tmp, 9, "contains")]), Options(speed=0))
+        runner = make_runner(app)
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 50, 1_000_000_000)  # as ``serve`` sets it
-    runner = make_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -102,7 +110,8 @@ async def main_async(args: argparse.Namespace) -> None:
             print(per_request(out.getvalue(), args.n))
     mode = "streamed" if args.stream else "plain"
     bodies = "the same body" if args.same else "every body different"
-    print(f"{args.api} {mode}, {bodies}, {args.turns} earlier turns: "
+    who = "bare aiohttp" if args.bare else "mockserver"
+    print(f"{who}: {args.api} {mode}, {bodies}, {args.turns} earlier turns: "
           f"{best / args.n * 1e6:.1f} µs CPU per request (best of {args.repeat} x {args.n})")  # fmt: skip
     await runner.cleanup()
 
@@ -129,6 +138,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=500, help="requests sent before measuring")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--bare", action="store_true", help="the bare aiohttp handler instead")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     if args.profile:

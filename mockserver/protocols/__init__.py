@@ -34,9 +34,10 @@ class Frame(NamedTuple):
     delay: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Answer:
-    """Everything a protocol needs to write one reply."""
+    """Everything a protocol needs to write one reply (one per request: not frozen, which
+    would set each field through ``object.__setattr__``)."""
 
     request: Request
     rendered: Rendered
