@@ -100,6 +100,7 @@ def check(url: str, stream: bool, api: str = "chat") -> None:
         url,
         content=body(stream, api),
         headers={"Authorization": "Bearer bench", "Content-Type": "application/json"},
+        timeout=60,  # a busy machine: the server may still be draining the last run
     )
     r.raise_for_status()
     if stream:

@@ -250,9 +250,10 @@ def _build(key: str, spec: Any) -> Iterator[Condition]:
             yield BodyField(path, text_match(value) if is_text else value)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Resolution:
-    """The outcome of matching: the scenario, the step that answers, and regex captures."""
+    """The outcome of matching: the scenario, the step that answers, and regex captures (one
+    per request: not frozen, which would set each field through ``object.__setattr__``)."""
 
     scenario: Scenario
     step: Step

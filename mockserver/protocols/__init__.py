@@ -49,9 +49,10 @@ Lookup = Callable[[str], "Sequence[dict[str, Any]] | None"]
 """The conversation a stored response ended with, by id (``previous_response_id``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Stored:
-    """A reply the protocol wants kept: its id, the conversation it ends, and its body."""
+    """A reply the protocol wants kept: its id, the conversation it ends, and its body (one
+    per stored response: not frozen, which would set each field through ``object.__setattr__``)."""
 
     id: str
     messages: tuple[dict[str, Any], ...]
