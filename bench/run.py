@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -56,6 +57,8 @@ def server(command: list[str], port: int) -> Iterator[str]:
         for _ in range(200):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                if proc.poll() is not None:  # it could not bind: something else answered
+                    raise OSError
                 break
             except OSError:
                 if proc.poll() is not None:
@@ -203,12 +206,22 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
     runs: dict[str, dict[Key, list[float]]] = {s: {} for s in servers}
     for _ in range(args.rounds):
         for label, (command, port) in servers.items():
-            with server(command, port) as url:
-                for api, bodies in ROWS:
+            for api, bodies in ROWS:
+                # A new process per row (the bare handler once hung after a streamed run),
+                # on a new port (another process may have taken the last one meanwhile).
+                fresh = free_port()
+                started = [str(fresh) if part == str(port) else part for part in command]
+                with server(started, fresh) as url:
                     for stream in (False, True):
-                        check(route(url, api), stream, api)
-                        figure = wrk(route(url, api), stream, args.seconds, args.connections,
-                                     SCRIPTS[bodies], api)  # fmt: skip
+                        try:
+                            check(route(url, api), stream, api)
+                            figure = wrk(route(url, api), stream, args.seconds, args.connections,
+                                         SCRIPTS[bodies], api)  # fmt: skip
+                        except (httpx.HTTPError, RuntimeError) as err:
+                            print(
+                                f"{label} {api} {bodies} stream={stream}: {err!r}", file=sys.stderr
+                            )
+                            figure = math.nan  # shown as nan; the other rows still count
                         runs[label].setdefault((api, bodies, stream), []).append(figure)
     results = {
         label: {key: statistics.median(figures) for key, figures in modes.items()}
