@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -56,6 +57,8 @@ def server(command: list[str], port: int, pin: bool = True) -> Iterator[str]:
         for _ in range(200):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                if proc.poll() is not None:  # it could not bind: something else answered
+                    raise OSError
                 break
             except OSError:
                 if proc.poll() is not None:
@@ -71,35 +74,59 @@ def server(command: list[str], port: int, pin: bool = True) -> Iterator[str]:
             proc.wait()
 
 
-def body(stream: bool) -> str:
-    return json.dumps(
-        {"model": "gpt-4", "messages": [{"role": "user", "content": USER}], "stream": stream}
+def body(stream: bool, api: str = "chat") -> str:
+    """The request: one user message, in the chat or the Responses shape."""
+    turn = [{"role": "user", "content": USER}]
+    if api == "responses":
+        return json.dumps({"model": "gpt-4", "input": turn, "stream": stream})
+    return json.dumps({"model": "gpt-4", "messages": turn, "stream": stream})
+
+
+def route(url: str, api: str) -> str:
+    return url.replace("/chat/completions", "/responses") if api == "responses" else url
+
+
+def _streamed_text(api: str, text: str) -> str:
+    if api == "responses":
+        events = (json.loads(line[6:]) for line in text.split("\n") if line.startswith("data: {"))
+        return "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    return "".join(
+        (json.loads(line[6:])["choices"] or [{}])[0].get("delta", {}).get("content") or ""
+        for line in text.split("\n")
+        if line.startswith("data: {")
     )
 
 
-def check(url: str, stream: bool) -> None:
+def check(url: str, stream: bool, api: str = "chat") -> None:
     """Each server must really send the reply before its speed means anything."""
     r = httpx.post(
         url,
-        content=body(stream),
+        content=body(stream, api),
         headers={"Authorization": "Bearer bench", "Content-Type": "application/json"},
+        timeout=60,  # a busy machine: the server may still be draining the last run
     )
     r.raise_for_status()
     if stream:
-        text = "".join(
-            (json.loads(line[6:])["choices"] or [{}])[0].get("delta", {}).get("content") or ""
-            for line in r.text.split("\n")
-            if line.startswith("data: {")
-        )
+        text = _streamed_text(api, r.text)
+    elif api == "responses":
+        message = next(item for item in r.json()["output"] if item["type"] == "message")
+        text = message["content"][0]["text"]
     else:
         text = r.json()["choices"][0]["message"]["content"]
     assert text == REPLY, f"{url} sent {text!r}"
 
 
-def wrk(url: str, stream: bool, seconds: int, connections: int, script: str = "post.lua") -> float:
+def wrk(
+    url: str,
+    stream: bool,
+    seconds: int,
+    connections: int,
+    script: str = "post.lua",
+    api: str = "chat",
+) -> float:
     out = subprocess.run(
         [*pinned(1), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / script), url],
-        capture_output=True, text=True, env={**os.environ, "BENCH_BODY": body(stream)}, check=True,
+        capture_output=True, text=True, env={**os.environ, "BENCH_BODY": body(stream, api)}, check=True,
     ).stdout  # fmt: skip
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
@@ -151,7 +178,16 @@ def mock(path: Path) -> tuple[list[str], int]:
     return [*MOCK, "--port", str(port), "--scenarios", str(path)], port
 
 
+# (api, bodies): the rows of the throughput tables, each run plain and streamed.
+ROWS = (("chat", "varied"), ("responses", "varied"), ("chat", "same"), ("responses", "same"))
+SCRIPTS = {"varied": "varied.lua", "same": "post.lua"}
+
+
 def throughput(tmp: Path, args: argparse.Namespace) -> None:
+    """Every server, every row, plain and streamed; rounds interleaved so drift hits all alike.
+
+    ``varied`` rows send a new user message on every request (``varied.lua``), as real load
+    does; ``same`` rows send one body over and over, as most load generators do."""
     fixture = tmp / "aimock.json"
     fixture.write_text(
         json.dumps({"fixtures": [{"match": {"userMessage": USER}, "response": {"content": REPLY}}]})
@@ -165,38 +201,55 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
         servers[f"aimock {AIMOCK_VERSION}"] = (
             ["node", str(cli), "-p", str(port), "-f", str(fixture), "-c", "20", "--log-level", "silent"], port
         )  # fmt: skip
-    servers["mockserver"] = mock(scenario_file(tmp, 9))
-    varied = "mockserver, every body different"
-    servers[varied] = mock(scenario_file(tmp, 9, "contains"))
-    runs: dict[str, dict[bool, list[float]]] = {s: {False: [], True: []} for s in servers}
+    servers["mockserver"] = mock(scenario_file(tmp, 9, "contains"))
+    Key = tuple[str, str, bool]  # api, bodies, streamed
+    runs: dict[str, dict[Key, list[float]]] = {s: {} for s in servers}
     for _ in range(args.rounds):
         for label, (command, port) in servers.items():
-            script = "varied.lua" if label == varied else "post.lua"
-            with server(command, port) as url:
-                for stream in (False, True):
-                    check(url, stream)
-                    figure = wrk(url, stream, args.seconds, args.connections, script)
-                    runs[label][stream].append(figure)
+            for api, bodies in ROWS:
+                # A new process per row (the bare handler once hung after a streamed run),
+                # on a new port (another process may have taken the last one meanwhile).
+                fresh = free_port()
+                started = [str(fresh) if part == str(port) else part for part in command]
+                with server(started, fresh) as url:
+                    for stream in (False, True):
+                        try:
+                            check(route(url, api), stream, api)
+                            figure = wrk(route(url, api), stream, args.seconds, args.connections,
+                                         SCRIPTS[bodies], api)  # fmt: skip
+                        except (httpx.HTTPError, RuntimeError) as err:
+                            print(
+                                f"{label} {api} {bodies} stream={stream}: {err!r}", file=sys.stderr
+                            )
+                            figure = math.nan  # shown as nan; the other rows still count
+                        runs[label].setdefault((api, bodies, stream), []).append(figure)
     results = {
-        label: {stream: statistics.median(figures) for stream, figures in modes.items()}
+        label: {key: statistics.median(figures) for key, figures in modes.items()}
         for label, modes in runs.items()
     }
-    bare = results["bare aiohttp"]
-    peer = results.get(f"aimock {AIMOCK_VERSION}")
     print(f"\nrequests/s, median of {args.rounds} interleaved rounds, wrk -t1 -c{args.connections} "
-          f"-d{args.seconds}s, {os.cpu_count()} CPUs, {platform()}\n")  # fmt: skip
-    print(
-        "| server | plain | streamed (16 events) | plain vs bare | streamed vs bare | plain vs aimock | streamed vs aimock |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, r in results.items():
-        vs_peer = (
-            (f"{r[False] / peer[False]:.2f}x", f"{r[True] / peer[True]:.2f}x")
-            if peer
-            else ("-", "-")
-        )
-        print(f"| {label} | {r[False]:,.0f} | {r[True]:,.0f} | {r[False] / bare[False]:.2f}x | "
-              f"{r[True] / bare[True]:.2f}x | {vs_peer[0]} | {vs_peer[1]} |")  # fmt: skip
+          f"-d{args.seconds}s, {os.cpu_count()} CPUs, {platform()}")  # fmt: skip
+    peer = f"aimock {AIMOCK_VERSION}"
+    for bodies, title in (("varied", "every body different"), ("same", "the same body each time")):
+        print(f"\n{title}:\n")
+        print("| server | route | plain | streamed | plain vs bare | streamed vs bare | "
+              "plain vs aimock | streamed vs aimock |")  # fmt: skip
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for label, r in results.items():
+            for api in ("chat", "responses"):
+                plain, streamed = r[(api, bodies, False)], r[(api, bodies, True)]
+                bare = results["bare aiohttp"]
+                ratios = [plain / bare[(api, bodies, False)], streamed / bare[(api, bodies, True)]]
+                if peer in results:
+                    ratios += [plain / results[peer][(api, bodies, False)],
+                               streamed / results[peer][(api, bodies, True)]]  # fmt: skip
+                shown = [f"{x:.2f}x" for x in ratios] + ["-"] * (4 - len(ratios))
+                print(f"| {label} | {api} | {plain:,.0f} | {streamed:,.0f} | {' | '.join(shown)} |")
+    print("\nrounds (plain, streamed):")
+    for label, modes in runs.items():
+        for (api, bodies, stream), figures in modes.items():
+            kind = "streamed" if stream else "plain"
+            print(f"  {label} {api} {bodies} {kind}: " + ", ".join(f"{f:,.0f}" for f in figures))
 
 
 def matching(tmp: Path, args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ import difflib
 import heapq
 import re
 import re._parser as sre_parser  # type: ignore[import-not-found]
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -288,9 +289,10 @@ def _build(key: str, spec: Any) -> Iterator[Condition]:
             yield BodyField(path, text_match(value) if is_text else value)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Resolution:
-    """The outcome of matching: the scenario, the step that answers, and regex captures."""
+    """The outcome of matching: the scenario, the step that answers, and regex captures (one
+    per request: not frozen, which would set each field through ``object.__setattr__``)."""
 
     scenario: Scenario
     step: Step
@@ -407,7 +409,8 @@ class ScenarioSet:
                 table = self._exact if key[0] == "exact" else self._contains
                 table.setdefault(key[1], []).append((rank, scenario))
         self._substrings = Substrings(self._contains) if self._contains else None
-        self._positions: dict[tuple[Scenario, str], int] = {}
+        # Ordered: forgetting the oldest of a plain dict walks past every slot freed before it.
+        self._positions: OrderedDict[tuple[Scenario, str], int] = OrderedDict()
         self.models = _model_names(self.scenarios)
         self.header_names = tuple(
             sorted(
@@ -457,7 +460,7 @@ class ScenarioSet:
         key = (scenario, conversation(scenario, request))
         seen = self._positions.get(key, 0)
         if not seen and len(self._positions) >= _CONVERSATIONS:
-            del self._positions[next(iter(self._positions))]  # the oldest conversation restarts
+            self._positions.popitem(last=False)  # the oldest conversation restarts
         self._positions[key] = seen + 1
         return step_after(scenario, seen)
 

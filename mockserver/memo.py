@@ -6,10 +6,15 @@ for ``created``, the current second. Load generators send the same body over and
 requests skip parsing, matching and rendering. Whatever keeps state (sequences, faults, rate
 limits, delays) is never memoized, and any change to the scenarios or their state clears it.
 The memos are bounded in count and in bytes, oldest out first.
+
+A body is memoized the second time it comes, not the first: under real load (a new user
+message on every request) most bodies never come again, and remembering each would cost an
+insert and an eviction per request for nothing.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +24,7 @@ from .request import Request
 
 _COUNT = 1024
 _BYTES = 32 * 1024 * 1024
+_SEEN = 8 * _COUNT
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +48,34 @@ def _size(key: Any, memo: Memo) -> int:
 
 
 class Memos:
-    def __init__(self, count: int = _COUNT, size: int = _BYTES) -> None:
-        self._memos: dict[Any, Memo] = {}
+    def __init__(self, count: int = _COUNT, size: int = _BYTES, seen: int = _SEEN) -> None:
+        # Ordered: dropping the oldest of a plain dict walks past every slot freed before it.
+        self._memos: OrderedDict[Any, Memo] = OrderedDict()
         self._count = count
         self._limit = size
         self._bytes = 0
+        self._seen: set[int] = set()
+        self._seen_limit = seen
 
     def __len__(self) -> int:
         return len(self._memos)
 
     def clear(self) -> None:
         self._memos.clear()
+        self._seen.clear()
         self._bytes = 0
+
+    def again(self, key: Any) -> bool:
+        """True when ``key`` was offered before (since the last few thousand new ones): only
+        then is its reply worth remembering. Hashes only, forgotten all at once when full; a
+        collision merely memoizes a body seen once."""
+        mark = hash(key)
+        if mark in self._seen:
+            return True
+        if len(self._seen) >= self._seen_limit:
+            self._seen.clear()
+        self._seen.add(mark)
+        return False
 
     def get(self, key: Any, created: int) -> Memo | None:
         memo = self._memos.get(key)
@@ -67,7 +89,7 @@ class Memos:
         if old is not None:
             self._bytes -= _size(key, old)
         while self._memos and (len(self._memos) >= self._count or self._bytes + size > self._limit):
-            oldest = next(iter(self._memos))
-            self._bytes -= _size(oldest, self._memos.pop(oldest))
+            oldest, dropped = self._memos.popitem(last=False)
+            self._bytes -= _size(oldest, dropped)
         self._memos[key] = memo
         self._bytes += size

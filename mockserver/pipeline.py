@@ -412,6 +412,8 @@ class Pipeline:
         req: Request,
         stored: Any,
     ) -> None:
+        if not state.memos.again(key):
+            return  # most bodies come once: remember those that come twice
         memo = Memo(
             created=int(entry.time),
             body=body,

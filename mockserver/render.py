@@ -243,9 +243,10 @@ def digest(*parts: bytes | str | int) -> str:
     return h.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Usage:
-    """Token counts of one reply, before a protocol names them its way."""
+    """Token counts of one reply, before a protocol names them its way (one per request: not
+    frozen, which would set each field through ``object.__setattr__``)."""
 
     prompt: int
     completion: int

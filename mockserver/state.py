@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -66,7 +67,9 @@ class ResponseStore:
     ``GET /v1/responses/{id}``; the oldest are forgotten past ``count`` or ``size`` bytes."""
 
     def __init__(self, count: int = 10_000, size: int = 64 * 1024 * 1024) -> None:
-        self._kept: dict[str, Stored] = {}
+        # Ordered: dropping the oldest of a plain dict walks past every slot freed before it
+        # (15 µs a request at 10,000 responses, on every request once the store is full).
+        self._kept: OrderedDict[str, Stored] = OrderedDict()
         self._count = count
         self._limit = size
         self._bytes = 0
@@ -76,7 +79,7 @@ class ResponseStore:
         if old is not None:
             self._bytes -= len(old.body)
         while self._kept and (len(self._kept) >= self._count or self._bytes > self._limit):
-            self._bytes -= len(self._kept.pop(next(iter(self._kept))).body)
+            self._bytes -= len(self._kept.popitem(last=False)[1].body)
         self._kept[stored.id] = stored
         self._bytes += len(stored.body)
 

@@ -39,7 +39,7 @@ def _split_piece(piece: str) -> list[str]:
 def split_tokens(text: str) -> list[str]:
     """Split ``text`` into tokens whose concatenation is ``text``."""
     pieces: list[str] = _PIECE.findall(text)
-    if not text or (max(text) < "\u2e80" and all(len(p) <= _LONG for p in pieces)):
+    if not text or (max(text) < "\u2e80" and max(map(len, pieces)) <= _LONG):
         return pieces  # the common case: no CJK, no long pieces
     out: list[str] = []
     for piece in pieces:

@@ -21,7 +21,7 @@ from ..request import (
     invalid_value,
     present,
 )
-from . import Answer, Frame, Lookup, Protocol
+from . import Answer, Frame, Lookup, Protocol, dumps
 
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 MAX_N = 128
@@ -189,7 +189,7 @@ def choices_json(env: Envelope | None, choices: tuple[Choice, ...]) -> str:
         out.append(
             {"index": i, "message": message, "logprobs": None, "finish_reason": c.finish_reason}
         )
-    return json.dumps(out, ensure_ascii=False)
+    return dumps(out)
 
 
 def _delta(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -214,10 +214,10 @@ def _opening(env: Envelope | None, i: int, c: Choice) -> dict[str, Any]:
 
 def deltas_json(env: Envelope | None, choices: tuple[Choice, ...]) -> Deltas:
     opening = [_opening(env, i, c) for i, c in enumerate(choices)]
-    out: Deltas = [(json.dumps(opening, ensure_ascii=False), False, None)]
+    out: Deltas = [(dumps(opening), False, None)]
 
     def add(delta: dict[str, Any], paced: bool = True, delay: float | None = None) -> None:
-        out.append((json.dumps([delta], ensure_ascii=False), paced, delay))
+        out.append((dumps([delta]), paced, delay))
 
     for i, c in enumerate(choices):
         for p, d in paced(c.reasoning_pieces, c.reasoning_delays):
@@ -274,9 +274,9 @@ class Chat(Protocol):
             choices = choices_json(env, answer.rendered.choices)
         return (
             f'{{"id": "{env.id}", "object": "chat.completion", "created": {env.created}, '
-            f'"model": {json.dumps(env.model, ensure_ascii=False)}, "choices": {choices}, '
+            f'"model": {dumps(env.model)}, "choices": {choices}, '
             f'"usage": {usage_json(answer.usage)}, '
-            f'"system_fingerprint": {json.dumps(env.system_fingerprint, ensure_ascii=False)}}}'
+            f'"system_fingerprint": {dumps(env.system_fingerprint)}}}'
         ).encode()
 
     def frames(self, answer: Answer) -> list[Frame]:
@@ -284,10 +284,9 @@ class Chat(Protocol):
         _, deltas = self._prepared(answer)
         if deltas is None:
             deltas = deltas_json(env, answer.rendered.choices)
-        head = json.dumps(
+        head = dumps(
             {"id": env.id, "object": "chat.completion.chunk", "created": env.created,
-             "model": env.model, "system_fingerprint": env.system_fingerprint},
-            ensure_ascii=False,
+             "model": env.model, "system_fingerprint": env.system_fingerprint}
         )[:-1]  # fmt: skip
         with_usage = answer.request.include_usage
         tail = ',"usage":null}\n\n' if with_usage else "}\n\n"

@@ -9,14 +9,13 @@ server sends, each event numbered from 0. Responses that are stored can be conti
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import APIError, invalid_type, missing_param
-from ..render import Choice, Usage, paced
+from ..render import Choice, Usage
 from ..request import Request, body_and_model, check_types, invalid_value
-from . import Answer, Frame, Lookup, Protocol, Stored
+from . import Answer, Frame, Lookup, Protocol, Stored, dumps
 from .chat import usage_object
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
@@ -329,7 +328,7 @@ class Responses(Protocol):
         }
 
     def body(self, answer: Answer) -> bytes:
-        return json.dumps(self.response(answer, _Items(answer)), ensure_ascii=False).encode()
+        return dumps(self.response(answer, _Items(answer))).encode()
 
     def frames(self, answer: Answer) -> list[Frame]:
         items = _Items(answer)
@@ -338,8 +337,24 @@ class Responses(Protocol):
 
         def event(kind: str, paced: bool = False, delay: float | None = None, **data: Any) -> None:
             payload = {"type": kind, "sequence_number": len(out), **data}
-            text = json.dumps(payload, ensure_ascii=False)
+            text = dumps(payload)
             out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), paced, delay))
+
+        def deltas(
+            kind: str,
+            shared: dict[str, Any],
+            pieces: Sequence[str],
+            delays: Sequence[float | None] = (),
+            after: str = "",
+        ) -> None:
+            """``event(kind, True, delay, **shared, delta=piece)`` per piece, then the fields in
+            ``after``: the same bytes, but what all the deltas share is encoded once, not once a
+            piece (encoding the whole event was most of the cost of a streamed reply)."""
+            head = f'{{"type": "{kind}", "sequence_number": '
+            middle = f', {dumps(shared)[1:-1]}, "delta": '
+            for piece, delay in zip(pieces, delays or (None,) * len(pieces), strict=True):
+                text = f"{head}{len(out)}{middle}{dumps(piece)}{after}}}"
+                out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), True, delay))
 
         snapshot = self.response(answer, None)
         event("response.created", response=snapshot)
@@ -351,9 +366,8 @@ class Responses(Protocol):
             event("response.output_item.added", output_index=index, item=item)
             part = {"type": "summary_text", "text": ""}
             event("response.reasoning_summary_part.added", **where, summary_index=0, part=part)
-            for piece, delay in paced(c.reasoning_pieces, c.reasoning_delays):
-                event("response.reasoning_summary_text.delta", True, delay, **where,
-                      summary_index=0, delta=piece)  # fmt: skip
+            deltas("response.reasoning_summary_text.delta", {**where, "summary_index": 0},
+                   c.reasoning_pieces, c.reasoning_delays)  # fmt: skip
             event("response.reasoning_summary_text.done", **where, summary_index=0,
                   text=c.reasoning)  # fmt: skip
             part = {"type": "summary_text", "text": c.reasoning}
@@ -366,13 +380,11 @@ class Responses(Protocol):
             event("response.output_item.added", output_index=index, item=item)
             event("response.content_part.added", **where, part=items.part(False))
             if c.refusal is not None:
-                for piece, delay in paced(c.refusal_pieces, c.refusal_delays):
-                    event("response.refusal.delta", True, delay, **where, delta=piece)
+                deltas("response.refusal.delta", where, c.refusal_pieces, c.refusal_delays)
                 event("response.refusal.done", **where, refusal=c.refusal)
             else:
-                for piece, delay in paced(c.content_pieces, c.piece_delays):
-                    event("response.output_text.delta", True, delay, **where, delta=piece,
-                          logprobs=[])  # fmt: skip
+                deltas("response.output_text.delta", where, c.content_pieces, c.piece_delays,
+                       ', "logprobs": []')  # fmt: skip
                 event("response.output_text.done", **where, text=c.content or "", logprobs=[])
             event("response.content_part.done", **where, part=items.part(True))
             event("response.output_item.done", output_index=index, item=items.message(True))
@@ -382,8 +394,7 @@ class Responses(Protocol):
             where = {"item_id": item["id"], "output_index": index}
             event("response.output_item.added", output_index=index, item=item)
             own = c.argument_delays[k] if c.argument_delays else ()
-            for piece, delay in paced(pieces, own):
-                event("response.function_call_arguments.delta", True, delay, **where, delta=piece)
+            deltas("response.function_call_arguments.delta", where, pieces, own)
             event("response.function_call_arguments.done", **where, arguments=items.calls[k][2])
             event("response.output_item.done", output_index=index, item=items.call(k, True))
             index += 1
@@ -434,5 +445,5 @@ def _or(value: Any, default: Any) -> Any:
 
 
 def _event(kind: str, sequence: int, **data: Any) -> bytes:
-    payload = json.dumps({"type": kind, "sequence_number": sequence, **data}, ensure_ascii=False)
+    payload = dumps({"type": kind, "sequence_number": sequence, **data})
     return f"event: {kind}\ndata: {payload}\n\n".encode()

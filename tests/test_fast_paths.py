@@ -1,0 +1,189 @@
+"""Every cache and fast path on the request path gives the bytes the plain path gives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mockserver import MockServer, Options
+from mockserver.memo import Memos
+from mockserver.protocols import Stored, dumps
+from mockserver.state import ResponseStore
+from mockserver.tokens import split_tokens
+
+from .conftest import Clock
+
+AUTH = {"Authorization": "Bearer k"}
+SERVER_TESTS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_the_shared_encoder_writes_what_json_dumps_writes(value: Any) -> None:
+    assert dumps(value) == json.dumps(value, ensure_ascii=False)
+
+
+@given(st.text())
+def test_the_plain_text_shortcut_cuts_tokens_as_the_piece_by_piece_check(text: str) -> None:
+    from mockserver.tokens import _PIECE, _split_piece
+
+    assert split_tokens(text) == [p for piece in _PIECE.findall(text) for p in _split_piece(piece)]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MockServer]:
+    with MockServer(options=Options(clock=Clock())) as server:
+        yield server
+
+
+texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60)
+chunks = st.sampled_from(["token", "word", "char", 1, 7, 20])
+
+
+def _events(raw: str) -> list[tuple[str, str]]:
+    blocks = raw.split("\n\n")
+    assert blocks[-1] == ""
+    out = []
+    for block in blocks[:-1]:
+        name, data = block.split("\n")
+        out.append((name.removeprefix("event: "), data.removeprefix("data: ")))
+    return out
+
+
+# The order of the fields of each delta event, as ``event(kind, **where, delta=...)`` puts them.
+DELTA_FIELDS = {
+    "response.output_text.delta": ["item_id", "output_index", "content_index", "delta", "logprobs"],
+    "response.refusal.delta": ["item_id", "output_index", "content_index", "delta"],
+    "response.reasoning_summary_text.delta": ["item_id", "output_index", "summary_index", "delta"],
+    "response.function_call_arguments.delta": ["item_id", "output_index", "delta"],
+}
+
+
+@SERVER_TESTS
+@given(
+    content=texts,
+    reasoning=st.none() | texts.filter(bool),
+    refusal=st.none() | texts.filter(bool),
+    arguments=st.lists(texts, max_size=2),
+    chunk=chunks,
+)
+def test_responses_stream_events_are_json_dumps_of_their_payloads(
+    server: MockServer,
+    content: str,
+    reasoning: str | None,
+    refusal: str | None,
+    arguments: list[str],
+    chunk: str | int,
+) -> None:
+    """Delta events are spliced from JSON encoded once per stream; each must still be exactly
+    ``json.dumps`` of its payload, its fields in the order the generic event writer uses."""
+    reply: dict[str, Any] = {"content": content}
+    if reasoning is not None:
+        reply["reasoning"] = reasoning
+    if refusal is not None:
+        reply["refusal"] = refusal
+    if arguments:
+        reply["tool_calls"] = [{"name": "f", "arguments": {"text": a}} for a in arguments]
+    server.replace({"reply": reply, "cadence": {"chunk": chunk}})
+    body = {"model": "m", "input": "hi", "stream": True, "store": False}
+    r = httpx.post(f"{server.base_url}/responses", json=body, headers=AUTH)
+    assert r.status_code == 200
+    said: dict[str, str] = {}
+    for i, (kind, data) in enumerate(_events(r.content.decode())):
+        payload = json.loads(data)
+        assert data == json.dumps(payload, ensure_ascii=False)
+        assert (payload["type"], payload["sequence_number"]) == (kind, i)
+        if kind in DELTA_FIELDS:
+            assert list(payload)[2:] == DELTA_FIELDS[kind]
+            said[kind] = said.get(kind, "") + payload["delta"]
+    if refusal is not None:
+        assert said.get("response.refusal.delta", "") == refusal
+    elif content:
+        assert said["response.output_text.delta"] == content
+
+
+@SERVER_TESTS
+@given(
+    content=texts, chunk=chunks, stream=st.booleans(), api=st.sampled_from(["chat", "responses"])
+)
+def test_a_memoized_reply_is_the_rendered_reply(
+    server: MockServer, content: str, chunk: str | int, stream: bool, api: str
+) -> None:
+    """A body is rendered the first and second time, replayed from the memo after that: all
+    alike, and alike on a server that never saw it."""
+    scenario = {"reply": {"content": content}, "cadence": {"chunk": chunk}}
+    server.replace(scenario)
+    turn = [{"role": "user", "content": content or "x"}]
+    if api == "chat":
+        body: dict[str, Any] = {"model": "m", "messages": turn, "stream": stream}
+    else:
+        body = {"model": "m", "input": turn, "stream": stream, "store": False}
+    path = "/chat/completions" if api == "chat" else "/responses"
+
+    def post(to: MockServer) -> bytes:
+        r = httpx.post(f"{to.base_url}{path}", json=body, headers=AUTH)
+        assert r.status_code == 200
+        return r.content
+
+    state = server.state
+    first, second = post(server), post(server)
+    assert len(state.memos) == 1
+    third = post(server)
+    assert first == second == third
+    with MockServer([scenario], options=Options(clock=Clock())) as fresh:
+        assert post(fresh) == first
+
+
+def test_a_body_is_memoized_the_second_time_it_comes(clock: Clock) -> None:
+    with MockServer([{"reply": {"content": "hi"}}], options=Options(clock=clock)) as server:
+        for i in range(5):
+            body = {"model": "m", "messages": [{"role": "user", "content": f"new {i}"}]}
+            httpx.post(f"{server.base_url}/chat/completions", json=body, headers=AUTH)
+        assert len(server.state.memos) == 0  # every body new: nothing remembered
+        httpx.post(f"{server.base_url}/chat/completions", json=body, headers=AUTH)
+        assert len(server.state.memos) == 1
+        assert [e.status for e in server.journal] == [200] * 6
+
+
+def test_the_seen_set_is_bounded() -> None:
+    memos = Memos(seen=3)
+    assert [memos.again(("chat", b"%d" % i)) for i in range(3)] == [False] * 3
+    assert memos.again(("chat", b"0"))
+    assert not memos.again(("chat", b"3"))  # full: forgotten at once, then this one kept
+    assert not memos.again(("chat", b"0"))
+    memos.clear()
+    assert not memos.again(("chat", b"3"))
+
+
+def test_stored_responses_drop_the_oldest_first() -> None:
+    store = ResponseStore(count=3, size=1_000)
+    for i in range(5):
+        store.put(Stored(f"resp_{i}", (), b"x" * 10))
+    assert [store.get(f"resp_{i}") is not None for i in range(5)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    store.put(Stored("resp_2", (), b"y" * 10))  # put again: now the newest
+    store.put(Stored("resp_5", (), b"x" * 10))
+    assert store.get("resp_3") is None
+    assert store.get("resp_2") is not None
+    by_bytes = ResponseStore(count=100, size=25)
+    for i in range(4):
+        by_bytes.put(Stored(f"r{i}", (), b"x" * 10))
+    assert len(by_bytes) == 3
