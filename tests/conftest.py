@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,3 +62,19 @@ def _close_sdk_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     for client in opened:
         client.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Close an event loop a synchronous test left as the main thread's current loop (a
+    library's ``asyncio.get_event_loop()`` makes one and never closes it): otherwise the
+    garbage collector finds it in a later test, whose run then fails on the ResourceWarning."""
+    yield
+    if inspect.iscoroutinefunction(getattr(request, "function", None)):
+        return  # an async test's loop is its runner's to close
+    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
+    loop = getattr(local, "_loop", None)
+    if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_running():
+        if not loop.is_closed():
+            loop.close()
+        asyncio.set_event_loop(None)
