@@ -15,6 +15,7 @@ from .errors import APIError
 from .loader import load_data, load_text
 from .protocols import JSON
 from .request import bearer_token, parse_json_body
+from .shared import reset_local
 from .state import STATE, Options
 
 ADMIN = "/_mock"
@@ -84,15 +85,8 @@ async def admin_reset(request: web.Request) -> web.Response:
         )
     if state.shared is not None:
         await state.shared.reset(what)
-        return web.json_response({"reset": what})
-    if what in ("all", "sequences"):
-        state.reset_sequences()
-    if what in ("all", "limits"):
-        state.budgets.clear()
-    if what in ("all", "journal"):
-        state.journal.clear()
-    if what == "all":
-        state.responses.clear()
+    else:
+        reset_local(state, what)
     return web.json_response({"reset": what})
 
 
