@@ -16,7 +16,11 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 def planned(target: str, venv: Path) -> list[str]:
     """The commands ``make`` would run for ``target`` on a machine without ``venv``."""
     proc = subprocess.run(
-        ["make", "-n", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, timeout=30
+        ["make", "--no-print-directory", "-n", target, f"VENV={venv}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.splitlines()

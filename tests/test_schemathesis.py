@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.generation import GenerationMode
@@ -31,6 +32,14 @@ def server() -> Iterator[MockServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def session() -> Iterator[requests.Session]:
+    """One HTTP session for every case, closed at the end: a session per case was left for
+    the garbage collector, whose socket warnings then failed whatever test ran at the time."""
+    with requests.Session() as session:
+        yield session
+
+
 def test_the_document_is_published(server: MockServer) -> None:
     assert httpx.get(f"{server.url}/openapi.json").json() == DOCUMENT
 
@@ -38,6 +47,6 @@ def test_the_document_is_published(server: MockServer) -> None:
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_server_keeps_to_its_published_document(
-    case: schemathesis.Case[Any], server: MockServer
+    case: schemathesis.Case[Any], server: MockServer, session: requests.Session
 ) -> None:
-    case.call_and_validate(base_url=server.url, headers=AUTH)
+    case.call_and_validate(base_url=server.url, headers=AUTH, session=session)
