@@ -180,6 +180,7 @@ def create_app(
         options=options,
         scenarios=ScenarioSet(scenarios, options.fallback),
         journal=Journal(options.journal_size),
+        protocols={p.name: p for p in protocols(options)},
         shared=shared,
     )
     if shared is not None:
@@ -187,10 +188,12 @@ def create_app(
     if options.watch:
         watcher = state.watcher = Watcher(options.watch, state.replace, options.reload_interval)
         app.cleanup_ctx.append(lambda _: watcher.running())
+    for protocol in state.protocols.values():
+        handle = Pipeline(protocol).handle
+        for route in protocol.routes:
+            for prefix in ("/v1", ""):
+                app.router.add_post(prefix + route, handle)
     for prefix in ("/v1", ""):
-        for protocol in protocols(options):
-            for route in protocol.routes:
-                app.router.add_post(prefix + route, Pipeline(protocol).handle)
         app.router.add_get(f"{prefix}/responses/{{id}}", get_response)
         app.router.add_get(f"{prefix}/models", list_models)
         app.router.add_get(f"{prefix}/models/{{model}}", get_model)

@@ -38,11 +38,7 @@ from .matching import (
     ToolsOffered,
     Verdict,
 )
-from .protocols import API_NAMES, Lookup
-from .protocols.chat import Chat
-from .protocols.embeddings import Embeddings
-from .protocols.messages import Messages
-from .protocols.responses import Responses
+from .protocols import Lookup, Protocol
 from .request import Request, parse_json_body
 from .scenario import Scenario
 from .state import STATE, State
@@ -52,8 +48,6 @@ BUFFER = 256
 """Entries a viewer may fall behind by before it is disconnected (it then resumes)."""
 WRITE_TIMEOUT = 10.0
 """Seconds a viewer may take to accept one write before it is disconnected."""
-APIS = API_NAMES
-_PROTOCOLS = {p.name: p for p in (Chat(), Responses(), Messages(), Embeddings())}
 _TYPES = {
     ".html": "text/html",
     ".js": "text/javascript",
@@ -86,17 +80,23 @@ def _nothing_stored(_: str) -> None:
 
 
 def parse_request(
-    api: str, raw: bytes, headers: Mapping[str, str], lookup: Lookup = _nothing_stored
+    protocols: Mapping[str, Protocol],
+    api: str,
+    raw: bytes,
+    headers: Mapping[str, str],
+    lookup: Lookup = _nothing_stored,
 ) -> Request:
-    """A body as the matcher reads it. The one place to switch to per-protocol parsing."""
-    if api not in APIS:
+    """A body as the matcher reads it, parsed by the server's own protocol for ``api``."""
+    protocol = protocols.get(api)
+    if protocol is None:
+        names = ", ".join(map(repr, protocols))
         raise APIError(
             400,
-            f"Invalid value: {api!r}. Supported values are: {', '.join(map(repr, APIS))}.",
+            f"Invalid value: {api!r}. Supported values are: {names}.",
             param="api",
             code="invalid_value",
         )
-    return _PROTOCOLS[api].parse(raw, headers, lookup)
+    return protocol.parse(raw, headers, lookup)
 
 
 def _check_inspector(request: web.Request) -> None:
@@ -472,7 +472,9 @@ def _explain_input(payload: Any, journal: Journal) -> tuple[str, bytes, Mapping[
 def explain_request(state: State, api: str, raw: bytes, headers: Mapping[str, str]) -> Any:
     """Which scenario would answer, and why each other would not; changes no state."""
     try:
-        chat = parse_request(api, raw, CIMultiDict(headers), state.responses.conversation)
+        chat = parse_request(
+            state.protocols, api, raw, CIMultiDict(headers), state.responses.conversation
+        )
         settings = state.options.profile.apply(chat)
     except APIError as err:
         if err.param == "api":

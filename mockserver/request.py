@@ -161,6 +161,14 @@ def body_and_model(raw: bytes) -> tuple[dict[str, Any], str]:
     return body, model
 
 
+def integral(body: dict[str, Any], name: str) -> Any:
+    """``body[name]``, with a whole float made an int: 5.0 is an integer to JSON Schema."""
+    value = body.get(name)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        body[name] = value = int(value)
+    return value
+
+
 def check_types(
     body: dict[str, Any],
     numbers: tuple[str, ...] = (),
@@ -175,9 +183,7 @@ def check_types(
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise invalid_type(name, "a decimal", value)
     for name in integers:
-        value = body.get(name)
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            body[name] = value = int(value)  # 5.0 is an integer to JSON Schema
+        value = integral(body, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise invalid_type(name, "an integer", value)
     for name in booleans:

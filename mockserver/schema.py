@@ -11,6 +11,8 @@ import difflib
 from collections.abc import Iterator
 from typing import Any
 
+from .protocols import API_NAMES
+
 Path = tuple[str | int, ...]
 
 _TEXT_MATCH: dict[str, Any] = {
@@ -41,7 +43,7 @@ _MATCH = {
     "additionalProperties": False,
     "properties": {
         "api": {
-            "enum": ["chat", "responses", "messages", "embeddings"],
+            "enum": list(API_NAMES),
             "description": "only requests of this protocol (default: any)",
         },
         "model": {"type": "string", "description": "exact name or glob (gpt-4*)"},

@@ -16,7 +16,7 @@ from .journal import Journal
 from .matching import ScenarioSet
 from .memo import Memos
 from .profiles import APIFACTORY, Profile
-from .protocols import Stored
+from .protocols import Protocol, Stored
 from .ratelimit import Budgets, RateLimit
 from .reload import Watcher
 from .render import Renderer
@@ -105,6 +105,8 @@ class State:
     options: Options
     scenarios: ScenarioSet
     journal: Journal
+    protocols: dict[str, Protocol] = field(default_factory=dict)
+    """The protocols the server speaks, by name: its routes, and what explain parses with."""
     renderer: Renderer = field(default_factory=Renderer)
     fault_counts: dict[Step, int] = field(default_factory=dict)
     budgets: Budgets = field(default_factory=Budgets)

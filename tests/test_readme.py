@@ -79,6 +79,7 @@ REACHES: dict[float, dict[str, dict[str, Any]]] = {
         "bad-gateway-html": ask("html"),
         "slow-answer": ask("slow"),
         "drop": ask("drop", stream=True),
+        "model-failed": {"_path": "/responses", "input": "this will fail", "stream": True},
     },
     8: {"three-a-minute": ask()},
     8.5: {

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import APIError, invalid_type, missing_param
-from ..request import Request, body_and_model
+from ..request import Request, body_and_model, integral
 from ..tokens import count_tokens
 from ..vectors import accepts_dimensions, embed, native_dimensions, to_base64
 from . import Answer, Lookup, Protocol
@@ -70,9 +70,7 @@ def parse_embeddings(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> 
             code="invalid_value",
         )
     if "dimensions" in body:
-        dims = body["dimensions"]
-        if isinstance(dims, float) and dims.is_integer() and abs(dims) < 2**53:
-            body["dimensions"] = dims = int(dims)  # 5.0 is an integer to JSON Schema
+        dims = integral(body, "dimensions")
         if not accepts_dimensions(model):
             raise APIError(400, "This model does not support specifying dimensions.")
         if isinstance(dims, bool) or not isinstance(dims, int):

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import APIError, describe_type
 from ..ratelimit import Ticket
 from ..render import Usage, digest
-from ..request import Request, json_object
+from ..request import Request, integral, json_object
 from . import Answer, Frame, Lookup, Protocol
 
 ROLES = ("user", "assistant", "system")
@@ -181,9 +181,7 @@ def _check(body: dict[str, Any]) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise _type_error(name, "a valid number", value)
     for name in ("top_k", "max_tokens"):
-        value = body.get(name)
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            body[name] = value = int(value)  # 5.0 is an integer to JSON Schema
+        value = integral(body, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise _type_error(name, "a valid integer", value)
     stops = body.get("stop_sequences")
