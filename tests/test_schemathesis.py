@@ -46,6 +46,7 @@ def test_the_document_is_published(server: MockServer) -> None:
     assert httpx.get(f"{server.url}/openapi.json").json() == DOCUMENT
 
 
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # schemathesis' own sockets, see below
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_server_keeps_to_its_published_document(
