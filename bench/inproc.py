@@ -7,7 +7,8 @@ and ``time.process_time`` does not count the time other processes hold the CPU: 
 figure to compare before and after a change on a busy machine. ``--profile`` prints cProfile's
 functions by own time, per request.
 
-    python bench/inproc.py [--api chat|responses] [--stream] [--same] [-n 5000] [--profile]
+    python bench/inproc.py [--api chat|responses] [--stream] [--same] [-n 5000] [--connections 8]
+        [--profile]
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ async def drive(port: int, prepared: list[bytes]) -> None:
     writer.close()
 
 
+async def drive_all(port: int, prepared: list[bytes], connections: int) -> None:
+    """``connections`` clients at once, each sending its share one request after another."""
+    await asyncio.gather(*(drive(port, prepared[i::connections]) for i in range(connections)))
+
+
 async def main_async(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp())
     if args.bare:
@@ -91,7 +97,9 @@ async def main_async(args: argparse.Namespace) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    await drive(port, requests(args.api, args.stream, args.same, args.warmup, args.turns))
+    await drive_all(
+        port, requests(args.api, args.stream, args.same, args.warmup, args.turns), args.connections
+    )
     best = float("inf")
     for _ in range(args.repeat):
         prepared = requests(args.api, args.stream, args.same, args.n, args.turns)
@@ -99,7 +107,7 @@ async def main_async(args: argparse.Namespace) -> None:
         started = time.process_time()
         if profile:
             profile.enable()
-        await drive(port, prepared)
+        await drive_all(port, prepared, args.connections)
         if profile:
             profile.disable()
         best = min(best, time.process_time() - started)
@@ -137,6 +145,7 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=500, help="requests sent before measuring")
+    parser.add_argument("--connections", type=int, default=1, help="clients at once")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--bare", action="store_true", help="the bare aiohttp handler instead")
     parser.add_argument("--top", type=int, default=30)

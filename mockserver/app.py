@@ -15,14 +15,13 @@ from .errors import APIError, ScenarioError
 from .journal import Journal
 from .matching import ScenarioSet
 from .openapi import DOCUMENT
-from .pipeline import Pipeline, check_auth, error_response
+from .pipeline import Pipeline, check_auth, error_response, request_id
 from .protocols import JSON, Protocol
 from .protocols.chat import Chat
 from .protocols.embeddings import Embeddings
 from .protocols.messages import Messages
 from .protocols.responses import Responses
 from .reload import Watcher
-from .render import digest
 from .scenario import Scenario
 from .shared import Shared
 from .state import STATE, Options, State
@@ -37,7 +36,7 @@ _HTTP_CODES = {404: "unknown_url", 405: "method_not_allowed", 413: "request_too_
 def _other_id(request: web.Request) -> str:
     """A request id for replies outside the pipeline (errors, models): unique per request."""
     state = request.app[STATE]
-    return "req_" + digest("other", state.options.worker or 0, next(state.other_ids))
+    return request_id(state.options.worker, next(state.other_ids), lane=1)
 
 
 @web.middleware
@@ -189,7 +188,7 @@ def create_app(
         watcher = state.watcher = Watcher(options.watch, state.replace, options.reload_interval)
         app.cleanup_ctx.append(lambda _: watcher.running())
     for protocol in state.protocols.values():
-        handle = Pipeline(protocol).handle
+        handle = Pipeline(protocol, state).handle
         for route in protocol.routes:
             for prefix in ("/v1", ""):
                 app.router.add_post(prefix + route, handle)

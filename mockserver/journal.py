@@ -29,7 +29,7 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One request as the journal keeps it."""
 

@@ -30,16 +30,23 @@ from .ratelimit import Ticket
 from .render import Choice, Envelope, Usage, delays, digest, usage
 from .request import Request, parse_json_body
 from .scenario import Fault, Message, Reply, Scenario, Step
-from .state import STATE, Options, State
+from .state import Options, State
 
 log = logging.getLogger("mockserver")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def request_id(state: State, seq: int) -> str:
-    """Unique per request (and per worker), yet repeatable from one run to the next."""
-    return "req_" + digest(state.options.worker or 0, seq)
+_SCRAMBLE = 0x9E3779B97F4A7C15F39CC061  # odd: multiplying by it mod 2**96 is a bijection
+_ID_SPACE = (1 << 96) - 1
+
+
+def request_id(worker: int | None, seq: int, lane: int = 0) -> str:
+    """Unique per request, per worker and per ``lane`` (pipeline replies, other replies), yet
+    repeatable from one run to the next; scrambled, since an id is not an order. A multiply,
+    not a hash: it is on every request's path."""
+    n = ((worker or 0) << 72 | lane << 64 | seq) * _SCRAMBLE & _ID_SPACE
+    return f"req_{n:024x}"
 
 
 def error_response(
@@ -151,11 +158,12 @@ GENERATED = Resolution(
 class Pipeline:
     """One protocol's handler: ``handle`` serves its routes."""
 
-    def __init__(self, protocol: Protocol) -> None:
+    def __init__(self, protocol: Protocol, state: State) -> None:
         self.protocol = protocol
+        self.state = state
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        state = request.app[STATE]
+        state = self.state
         protocol = self.protocol
         started = time.perf_counter()
         seq = state.journal.next_seq()
@@ -164,7 +172,7 @@ class Pipeline:
             time=state.options.clock(),
             method=request.method,
             path=request.path,
-            request_id=request_id(state, seq),
+            request_id=request_id(state.options.worker, seq),
             raw_headers=request.headers,
             api=protocol.name,
         )
@@ -174,7 +182,7 @@ class Pipeline:
                 raw = await read_body(request, state.options)
                 key = check_auth(protocol, request, state.options.api_keys)
                 names = state.scenarios.header_names
-                memo_key = (protocol.name, raw, *(request.headers.get(n) for n in names))
+                memo_key = (protocol.name, raw, *map(request.headers.get, names))
                 memo = state.memos.get(memo_key, int(entry.time))
                 shared = state.shared  # None: one process, its state in-process, no awaits
                 if memo is not None:
@@ -482,23 +490,28 @@ async def read_body(request: web.Request, options: Options) -> bytes:
     """The body; a 413 over ``max_body``; a 408 when it comes too slowly (an attack, or a bug).
 
     Either error leaves the rest of the body unread, so the connection is closed after it."""
+    content = request.content
     try:
-        if request.content.is_eof():
-            return await request.read()  # it all came with the headers: nothing to wait for
-        async with asyncio.timeout(options.body_timeout):
-            return await request.read()
+        if content.is_eof():  # it all came with the headers: take it, nothing to wait for
+            raw = content.read_nowait()
+        else:
+            async with asyncio.timeout(options.body_timeout):
+                raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise APIError(
-            413,
-            f"The request body is larger than the limit of {options.max_body} bytes.",
-            code="request_too_large",
-        ) from None
+        raw = None
     except TimeoutError:
         raise APIError(
             408,
             f"The request body did not arrive within {options.body_timeout:g} seconds.",
             code="request_timeout",
         ) from None
+    if raw is None or len(raw) > options.max_body:
+        raise APIError(
+            413,
+            f"The request body is larger than the limit of {options.max_body} bytes.",
+            code="request_too_large",
+        )
+    return raw
 
 
 def _journal_body(raw: bytes) -> Any:

@@ -261,7 +261,12 @@ class Usage:
 
 def usage(request: Request, choices: tuple[Choice, ...], fixed: Any) -> Usage:
     """Counted usage; the figures a scenario states win over computed ones."""
-    fixed = fixed or {}
+    if not fixed:  # the common case: every figure counted
+        return Usage(
+            request.prompt_tokens,
+            sum(c.completion_tokens for c in choices),
+            sum(c.reasoning_tokens for c in choices),
+        )
     prompt = fixed.get("prompt_tokens")
     if prompt is None:
         prompt = request.prompt_tokens

@@ -60,8 +60,9 @@ class Request:
         tools = self.tools
         return count_prompt_tokens(self.messages, json.dumps(tools) if tools else None)
 
-    @property
+    @cached_property
     def last_user(self) -> str:
+        """Computed once: the matcher's index, its conditions and templates all read it."""
         for message in reversed(self.messages):
             if message["role"] == "user":
                 return message_text(message)
@@ -169,35 +170,47 @@ def integral(body: dict[str, Any], name: str) -> Any:
     return value
 
 
-def check_types(
-    body: dict[str, Any],
+def param_types(
     numbers: tuple[str, ...] = (),
     integers: tuple[str, ...] = (),
     booleans: tuple[str, ...] = (),
     strings: tuple[str, ...] = (),
     objects: tuple[str, ...] = (),
-) -> None:
-    """400 naming the first parameter of the wrong JSON type; ``5.0`` counts as an integer."""
-    for name in numbers:
-        value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise invalid_type(name, "a decimal", value)
-    for name in integers:
-        value = integral(body, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise invalid_type(name, "an integer", value)
-    for name in booleans:
-        value = body.get(name)
-        if value is not None and not isinstance(value, bool):
-            raise invalid_type(name, "a boolean", value)
-    for name in strings:
-        value = body.get(name)
-        if value is not None and not isinstance(value, str):
-            raise invalid_type(name, "a string", value)
-    for name in objects:
-        value = body.get(name)
-        if value is not None and not isinstance(value, dict):
-            raise invalid_type(name, "an object", value)
+) -> dict[str, str]:
+    """Each named parameter's JSON type, for ``check_types``: built once per protocol."""
+    kinds: dict[str, str] = {}
+    for kind, names in (("number", numbers), ("integer", integers), ("boolean", booleans),
+                        ("string", strings), ("object", objects)):  # fmt: skip
+        kinds.update(dict.fromkeys(names, kind))
+    return kinds
+
+
+def _wrong(kind: str, value: Any) -> bool:
+    if kind == "number":
+        return isinstance(value, bool) or not isinstance(value, int | float)
+    if kind == "integer":
+        return isinstance(value, bool) or not isinstance(value, int)
+    if kind == "boolean":
+        return not isinstance(value, bool)
+    if kind == "string":
+        return not isinstance(value, str)
+    return not isinstance(value, dict)
+
+
+_WORDS = {"number": "a decimal", "integer": "an integer", "boolean": "a boolean",
+          "string": "a string", "object": "an object"}  # fmt: skip
+
+
+def check_types(body: dict[str, Any], types: Mapping[str, str]) -> None:
+    """400 naming the first parameter, in the body's order, of the wrong JSON type; ``5.0``
+    counts as an integer. It walks the keys the body sets (a few), not every known parameter."""
+    for name in body:
+        kind = types.get(name)
+        if kind is None:
+            continue
+        value = integral(body, name) if kind == "integer" else body[name]
+        if value is not None and _wrong(kind, value):
+            raise invalid_type(name, _WORDS[kind], value)
 
 
 def check_range(body: Mapping[str, Any], name: str, low: int, high: int | None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from ..errors import APIError
@@ -49,6 +49,9 @@ class Answer:
     """The scenario's reply, for protocols whose answer is not text (embeddings)."""
     seed: int = 0
     """The scenario's seed: what generated data (vectors) derive from, with the request."""
+    wire: dict[str, Any] = field(default_factory=dict)
+    """What the protocol built of this answer and needs again (a Responses body is also its
+    stream's last event and its stored copy): built once per request, not once per use."""
 
 
 Lookup = Callable[[str], "Sequence[dict[str, Any]] | None"]

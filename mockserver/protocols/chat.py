@@ -19,6 +19,7 @@ from ..request import (
     check_range,
     check_types,
     invalid_value,
+    param_types,
     present,
 )
 from . import Answer, Frame, Lookup, Protocol, dumps
@@ -32,6 +33,7 @@ DONE = b"data: [DONE]\n\n"
 _NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
 _INTEGERS = ("max_tokens", "max_completion_tokens", "seed", "top_logprobs", "n")
 _BOOLEANS = ("logprobs", "parallel_tool_calls", "store")
+_TYPES = param_types(_NUMBERS, _INTEGERS, _BOOLEANS)
 
 
 def _check_stop(body: dict[str, Any]) -> None:
@@ -122,7 +124,7 @@ def parse_chat(raw: bytes, headers: Mapping[str, str] | None = None) -> Request:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise invalid_type("stream_options", "an object", options)
-    check_types(body, _NUMBERS, _INTEGERS, _BOOLEANS)
+    check_types(body, _TYPES)
     _check_stop(body)
     check_range(body, "n", 1, MAX_N)
     check_range(body, "max_tokens", 0, None)

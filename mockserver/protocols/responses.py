@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import APIError, invalid_type, missing_param
 from ..render import Choice, Usage
-from ..request import Request, body_and_model, check_types, invalid_value
+from ..request import Request, body_and_model, check_types, invalid_value, param_types
 from . import Answer, Frame, Lookup, Protocol, Stored, dumps
 from .chat import usage_object
 
@@ -31,6 +31,7 @@ _INTEGERS = ("max_output_tokens", "top_logprobs", "max_tool_calls")
 _BOOLEANS = ("stream", "store", "parallel_tool_calls", "background")
 _STRINGS = ("instructions", "previous_response_id", "user", "safety_identifier")
 _OBJECTS = ("metadata", "reasoning", "text", "stream_options")
+_TYPES = param_types(_NUMBERS, _INTEGERS, _BOOLEANS, _STRINGS, _OBJECTS)
 
 
 def _text(content: Any, param: str) -> str | list[dict[str, Any]]:
@@ -167,7 +168,7 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
 
 def parse_responses(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
     body, model = body_and_model(raw)
-    check_types(body, _NUMBERS, _INTEGERS, _BOOLEANS, _STRINGS, _OBJECTS)
+    check_types(body, _TYPES)
     if body.get("max_output_tokens") is not None and body["max_output_tokens"] < 0:
         raise APIError(
             400,
@@ -327,8 +328,16 @@ class Responses(Protocol):
             "metadata": body.get("metadata") or {},
         }
 
+    def _final(self, answer: Answer) -> str:
+        """The finished response as JSON: the plain body, the stream's last event and the
+        stored copy are the same text, encoded once."""
+        text: str | None = answer.wire.get(self.name)
+        if text is None:
+            text = answer.wire[self.name] = dumps(self.response(answer, _Items(answer)))
+        return text
+
     def body(self, answer: Answer) -> bytes:
-        return dumps(self.response(answer, _Items(answer))).encode()
+        return self._final(answer).encode()
 
     def frames(self, answer: Answer) -> list[Frame]:
         items = _Items(answer)
@@ -356,9 +365,10 @@ class Responses(Protocol):
                 text = f"{head}{len(out)}{middle}{dumps(piece)}{after}}}"
                 out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), True, delay))
 
-        snapshot = self.response(answer, None)
-        event("response.created", response=snapshot)
-        event("response.in_progress", response=snapshot)
+        snapshot = dumps(self.response(answer, None))  # the same in both opening events
+        for kind in ("response.created", "response.in_progress"):
+            text = _spliced(kind, len(out), "response", snapshot)
+            out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode()))
         index = 0
         if c.reasoning is not None:
             item = items.reasoning(False)
@@ -401,9 +411,10 @@ class Responses(Protocol):
         return out
 
     def end(self, answer: Answer, sent: int) -> bytes:
-        items = _Items(answer)
-        kind = "response.incomplete" if items.status == "incomplete" else "response.completed"
-        return _event(kind, sent, response=self.response(answer, items))
+        cut = answer.rendered.choices[0].finish_reason == "length"
+        kind = "response.incomplete" if cut else "response.completed"
+        text = _spliced(kind, sent, "response", self._final(answer))
+        return f"event: {kind}\ndata: {text}\n\n".encode()
 
     def stream_error(self, err: APIError, answer: Answer, sent: int) -> bytes:
         """The documented flat fields, and the nested ``error`` production sends (the SDK raises
@@ -442,6 +453,12 @@ class Responses(Protocol):
 
 def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
+
+
+def _spliced(kind: str, sequence: int, name: str, encoded: str) -> str:
+    """``dumps({"type": kind, "sequence_number": sequence, name: value})`` given ``value``
+    already encoded: the same text."""
+    return f'{{"type": "{kind}", "sequence_number": {sequence}, "{name}": {encoded}}}'
 
 
 def _event(kind: str, sequence: int, **data: Any) -> bytes:
