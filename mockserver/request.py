@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from .errors import APIError, invalid_type, missing_param
@@ -46,27 +45,35 @@ class Request:
     inputs: tuple[str, ...] = ()
     """Texts to embed (embeddings); the first is also ``last_user``."""
     tokens: int | None = None
-    """Prompt tokens when the protocol counts them its own way (embeddings: the inputs')."""
+    """Prompt tokens when the protocol counts them its own way (embeddings: the inputs'), or
+    once counted."""
 
     @property
     def tool_names(self) -> list[str]:
         return [tool_name(t) for t in self.tools]
 
-    @cached_property
-    def prompt_tokens(self) -> int:
-        """Computed once: usage and rate limits both need it."""
-        if self.tokens is not None:
-            return self.tokens
-        tools = self.tools
-        return count_prompt_tokens(self.messages, json.dumps(tools) if tools else None)
+    _last_user: str | None = field(default=None, init=False, repr=False, compare=False)
 
-    @cached_property
+    # Computed once each, and cached by hand: ``functools.cached_property`` takes a lock on
+    # Python 3.11, which cost more than the work on a request's path.
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Usage and rate limits both need it."""
+        if self.tokens is None:
+            tools = self.tools
+            self.tokens = count_prompt_tokens(self.messages, json.dumps(tools) if tools else None)
+        return self.tokens
+
+    @property
     def last_user(self) -> str:
-        """Computed once: the matcher's index, its conditions and templates all read it."""
-        for message in reversed(self.messages):
-            if message["role"] == "user":
-                return message_text(message)
-        return ""
+        """The matcher's index, its conditions and templates all read it."""
+        text = self._last_user
+        if text is None:
+            text = self._last_user = next(
+                (message_text(m) for m in reversed(self.messages) if m["role"] == "user"), ""
+            )
+        return text
 
     @property
     def system(self) -> str:

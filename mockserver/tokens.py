@@ -20,6 +20,15 @@ _PIECE = re.compile(
     r"|\s+(?!\S)"
     r"|\s+"
 )
+# The same pattern for ASCII text, where it runs a third faster: ``\s`` spelled out, since
+# Unicode's ``\s`` also holds the separators \x1c-\x1f and ASCII's does not.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f "
+_ASCII_PIECE = re.compile(
+    _PIECE.pattern.replace(r"[^\s\w]", rf"[^{_SPACE}\w]")
+    .replace(r"(?!\S)", rf"(?![^{_SPACE}])")
+    .replace(r"\s", rf"[{_SPACE}]"),
+    re.ASCII,
+)
 _LONG = 12
 _CUT = 8
 
@@ -38,9 +47,12 @@ def _split_piece(piece: str) -> list[str]:
 
 def split_tokens(text: str) -> list[str]:
     """Split ``text`` into tokens whose concatenation is ``text``."""
-    pieces: list[str] = _PIECE.findall(text)
-    if not text or (max(text) < "\u2e80" and max(map(len, pieces)) <= _LONG):
-        return pieces  # the common case: no CJK, no long pieces
+    if text.isascii():  # the common case: no CJK, and most often no long pieces
+        pieces: list[str] = _ASCII_PIECE.findall(text)
+        if max(map(len, pieces), default=0) <= _LONG:
+            return pieces
+    else:
+        pieces = _PIECE.findall(text)
     out: list[str] = []
     for piece in pieces:
         out.extend(_split_piece(piece))

@@ -43,6 +43,19 @@ def test_the_plain_text_shortcut_cuts_tokens_as_the_piece_by_piece_check(text: s
     assert split_tokens(text) == [p for piece in _PIECE.findall(text) for p in _split_piece(piece)]
 
 
+ascii_texts = st.text(st.characters(max_codepoint=127)) | st.text(
+    st.sampled_from(list(" \t\n\r\x0b\x0c\x1c\x1f'_-.,!?09aZsdlv")), max_size=40
+)
+
+
+@given(ascii_texts)
+def test_ascii_text_is_cut_by_its_own_pattern_as_by_the_unicode_one(text: str) -> None:
+    from mockserver.tokens import _ASCII_PIECE, _PIECE, _split_piece
+
+    assert _ASCII_PIECE.findall(text) == _PIECE.findall(text)
+    assert split_tokens(text) == [p for piece in _PIECE.findall(text) for p in _split_piece(piece)]
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[MockServer]:
     with MockServer(options=Options(clock=Clock())) as server:
