@@ -7,6 +7,7 @@ and with several processes they act on all of them through the shared store.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -102,12 +103,16 @@ async def admin_journal(request: web.Request) -> web.Response:
     return web.json_response({"entries": [e.to_dict() for e in state.journal]})
 
 
-def add_routes(app: web.Application) -> None:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_routes(app: web.Application, guard: Callable[[Handler], Handler]) -> None:
+    """The admin routes and the inspector's, each handler wrapped in ``guard`` (error objects)."""
     from . import inspector  # it builds on this module
 
     for method in ("GET", "PUT", "POST"):
-        app.router.add_route(method, f"{ADMIN}/scenarios", admin_scenarios)
-    app.router.add_post(f"{ADMIN}/reset", admin_reset)
+        app.router.add_route(method, f"{ADMIN}/scenarios", guard(admin_scenarios))
+    app.router.add_post(f"{ADMIN}/reset", guard(admin_reset))
     for method in ("GET", "DELETE"):
-        app.router.add_route(method, f"{ADMIN}/journal", admin_journal)
-    inspector.add_routes(app)
+        app.router.add_route(method, f"{ADMIN}/journal", guard(admin_journal))
+    inspector.add_routes(app, guard)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import yaml
 from aiohttp import web
 from multidict import CIMultiDict
 
-from .admin import ADMIN, _check_admin
+from .admin import ADMIN, Handler, _check_admin
 from .errors import APIError
 from .journal import Entry, Journal, Subscription
 from .matching import (
@@ -586,14 +586,14 @@ async def entry_scenario(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, guard: Callable[[Handler], Handler]) -> None:
     """The inspector's routes; the shell page and its files need no token, the data does."""
     app[STREAMS] = {}
-    app.router.add_get(f"{ADMIN}/ui", page)
-    app.router.add_get(f"{ADMIN}/ui/{{name}}", asset)
-    app.router.add_get(f"{ADMIN}/events", events)
-    app.router.add_post(f"{ADMIN}/explain", explain)
-    app.router.add_get(f"{ADMIN}/journal/{{seq}}", journal_entry)
-    app.router.add_get(f"{ADMIN}/journal/{{seq}}/scenario", entry_scenario)
-    app.router.add_get(f"{ADMIN}/scenarios/detail", scenarios_detail)
+    app.router.add_get(f"{ADMIN}/ui", guard(page))
+    app.router.add_get(f"{ADMIN}/ui/{{name}}", guard(asset))
+    app.router.add_get(f"{ADMIN}/events", guard(events))
+    app.router.add_post(f"{ADMIN}/explain", guard(explain))
+    app.router.add_get(f"{ADMIN}/journal/{{seq}}", guard(journal_entry))
+    app.router.add_get(f"{ADMIN}/journal/{{seq}}/scenario", guard(entry_scenario))
+    app.router.add_get(f"{ADMIN}/scenarios/detail", guard(scenarios_detail))
     app.on_shutdown.append(_end_streams)

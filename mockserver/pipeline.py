@@ -245,15 +245,15 @@ class Pipeline:
                     request, state, req, raw, settings, resolution, entry, tickets, memo_key
                 )
             except APIError as err:
-                response = error_response(protocol, err, entry.request_id)
-                if err.status in (408, 413):
-                    response.force_close()
-                if entry.body is None:
-                    entry.body = _journal_body(raw)
-                if entry.outcome == "ok":
-                    entry.outcome = "error"
-                entry.reply = {"error": {"status": err.status, "message": err.message,
-                                         "type": err.type, "code": err.code}}  # fmt: skip
+                response = _refused(protocol, err, entry, raw)
+            except (_Dropped, ConnectionResetError):
+                raise
+            except Exception:
+                if request.writer.output_size:  # a stream under way: all that is left is to cut it
+                    raise
+                log.exception("mockserver: unexpected error on %s %s", request.method, request.path)
+                crash = APIError(500, "mockserver hit an unexpected error.", type="server_error")
+                response = _refused(protocol, crash, entry, raw)
             entry.status = response.status
             return response
         except _Dropped:
@@ -512,6 +512,20 @@ async def read_body(request: web.Request, options: Options) -> bytes:
             code="request_too_large",
         )
     return raw
+
+
+def _refused(protocol: Protocol, err: APIError, entry: Entry, raw: bytes) -> web.Response:
+    """The error reply, in the protocol's shape, and what the journal keeps of it."""
+    response = error_response(protocol, err, entry.request_id)
+    if err.status in (408, 413):
+        response.force_close()
+    if entry.body is None:
+        entry.body = _journal_body(raw)
+    if entry.outcome == "ok":
+        entry.outcome = "error"
+    entry.reply = {"error": {"status": err.status, "message": err.message,
+                             "type": err.type, "code": err.code}}  # fmt: skip
+    return response
 
 
 def _journal_body(raw: bytes) -> Any:

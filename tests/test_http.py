@@ -216,3 +216,39 @@ def test_admin_bad_input_is_a_clear_4xx(
     response = httpx.request(method, mockserver.url + path, content=content, headers=headers)
     assert response.status_code == status
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "shape"),
+    [
+        ("/v1/chat/completions", BODY, "openai"),
+        ("/v1/messages", {"model": "claude", "max_tokens": 9, "messages": BODY["messages"]},
+         "anthropic"),
+    ],
+)  # fmt: skip
+def test_a_bug_in_the_mock_is_a_500_error_object_in_the_protocol_shape(
+    http: httpx.Client,
+    mockserver: MockServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    body: dict[str, Any],
+    shape: str,
+) -> None:
+    """No traceback reaches the client, the journal keeps the request, the log the cause."""
+    from mockserver.render import Renderer
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Renderer, "render", broken)
+    response = http.post(path, json=body, headers={"x-api-key": "k"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"].startswith("req_")
+    error = response.json()["error"]
+    assert error["type"] == ("api_error" if shape == "anthropic" else "server_error")
+    assert error["message"] == "mockserver hit an unexpected error."
+    if shape == "anthropic":
+        assert response.json()["type"] == "error"
+    assert mockserver.last.status == 500
+    assert "a bug" in caplog.text
