@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from mockserver import MockServer, Options
 from mockserver.memo import Memos
-from mockserver.protocols import Stored, dumps
+from mockserver.protocols import Stored, dumps, dumps_text
 from mockserver.state import ResponseStore
 from mockserver.tokens import split_tokens
 
@@ -34,6 +34,11 @@ json_values = st.recursive(
 @given(json_values)
 def test_the_shared_encoder_writes_what_json_dumps_writes(value: Any) -> None:
     assert dumps(value) == json.dumps(value, ensure_ascii=False)
+
+
+@given(st.text())
+def test_the_string_encoder_writes_what_json_dumps_writes(text: str) -> None:
+    assert dumps_text(text) == json.dumps(text, ensure_ascii=False)
 
 
 @given(st.text())

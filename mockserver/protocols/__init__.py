@@ -28,6 +28,9 @@ dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 and without the check for cycles, which parsed JSON and loaded scenarios cannot have (a sixth
 of the time of a Responses body)."""
 
+dumps_text: Callable[[str], str] = json.encoder.encode_basestring
+"""``dumps`` of a string, without the call through the encoder (a stream encodes one a piece)."""
+
 
 class Frame(NamedTuple):
     """One piece of a stream. ``paced`` frames carry output text and wait for the cadence

@@ -19,7 +19,7 @@ from ..errors import APIError, describe_type
 from ..ratelimit import Ticket
 from ..render import Usage, digest
 from ..request import Request, integral, json_object
-from . import Answer, Frame, Lookup, Protocol
+from . import Answer, Frame, Lookup, Protocol, dumps
 
 ROLES = ("user", "assistant", "system")
 TOOL_CHOICES = ("auto", "any", "tool", "none")
@@ -113,7 +113,7 @@ def _conversation(messages: Any) -> list[dict[str, Any]]:
             elif kind == "tool_use":
                 if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
                     raise _invalid(f"{at}: tool_use blocks need 'id' and 'name'")
-                arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
+                arguments = dumps(block.get("input") or {})
                 function = {"name": block["name"], "arguments": arguments}
                 calls.append({"id": block["id"], "type": "function", "function": function})
             elif kind == "tool_result":
@@ -283,7 +283,7 @@ class Messages(Protocol):
     def error_body(self, err: APIError, request_id: str) -> bytes:
         body = {"type": "error", "error": {"type": _error_type(err), "message": err.message},
                 "request_id": request_id}  # fmt: skip
-        return json.dumps(body, ensure_ascii=False).encode()
+        return dumps(body).encode()
 
     def headers(self, request_id: str) -> dict[str, str]:
         return {"request-id": request_id, "x-request-id": request_id}
@@ -335,14 +335,14 @@ class Messages(Protocol):
 
     def body(self, answer: Answer) -> bytes:
         message = self._message(answer, self._blocks(answer), done=True)
-        return json.dumps(message, ensure_ascii=False).encode()
+        return dumps(message).encode()
 
     def frames(self, answer: Answer) -> list[Frame]:
         c = answer.rendered.choices[0]
         out: list[Frame] = []
 
         def event(kind: str, paced: bool = False, delay: float | None = None, **data: Any) -> None:
-            text = json.dumps({"type": kind, **data}, ensure_ascii=False)
+            text = dumps({"type": kind, **data})
             out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), paced, delay))
 
         event("message_start", message=self._message(answer, [], done=False))

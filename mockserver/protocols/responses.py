@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import APIError, invalid_type, missing_param
 from ..render import Choice, Usage
 from ..request import Request, body_and_model, check_types, invalid_value, param_types
-from . import Answer, Frame, Lookup, Protocol, Stored, dumps
+from . import Answer, Frame, Lookup, Protocol, Stored, dumps, dumps_text
 from .chat import usage_object
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
@@ -362,7 +362,7 @@ class Responses(Protocol):
             head = f'{{"type": "{kind}", "sequence_number": '
             middle = f', {dumps(shared)[1:-1]}, "delta": '
             for piece, delay in zip(pieces, delays or (None,) * len(pieces), strict=True):
-                text = f"{head}{len(out)}{middle}{dumps(piece)}{after}}}"
+                text = f"{head}{len(out)}{middle}{dumps_text(piece)}{after}}}"
                 out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), True, delay))
 
         snapshot = dumps(self.response(answer, None))  # the same in both opening events
