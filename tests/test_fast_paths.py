@@ -133,6 +133,62 @@ def test_responses_stream_events_are_json_dumps_of_their_payloads(
         assert said["response.output_text.delta"] == content
 
 
+request_params = st.fixed_dictionaries(
+    {},
+    optional={
+        "instructions": texts,
+        "temperature": st.floats(0, 2),
+        "max_output_tokens": st.integers(16, 4096),
+        "metadata": st.dictionaries(texts.filter(bool), texts, max_size=2),
+        "parallel_tool_calls": st.booleans(),
+        "text": st.just({"format": {"type": "json_object"}}),
+    },
+)
+
+
+@SERVER_TESTS
+@given(
+    content=texts,
+    reasoning=st.none() | texts.filter(bool),
+    arguments=st.lists(texts, max_size=2),
+    cut=st.booleans(),
+    params=request_params,
+)
+def test_a_streamed_response_ends_with_the_response_it_stores(
+    server: MockServer,
+    content: str,
+    reasoning: str | None,
+    arguments: list[str],
+    cut: bool,
+    params: dict[str, Any],
+) -> None:
+    """The finished response is encoded once and spliced into the last event, the stored copy
+    and the plain body; the opening snapshot once, into both opening events. Each must be the
+    text the response object encodes to."""
+    reply: dict[str, Any] = {"content": content}
+    if reasoning is not None:
+        reply["reasoning"] = reasoning
+    if arguments:
+        reply["tool_calls"] = [{"name": "f", "arguments": {"text": a}} for a in arguments]
+    if cut:
+        reply["finish_reason"] = "length"
+    server.replace({"reply": reply})
+    body = {"model": "m", "input": "hi", "stream": True, **params}
+    r = httpx.post(f"{server.base_url}/responses", json=body, headers=AUTH)
+    assert r.status_code == 200
+    events = [json.loads(data) for _, data in _events(r.content.decode())]
+    last = events[-1]
+    assert last["type"] in ("response.completed", "response.incomplete")
+    final = last["response"]
+    stored = httpx.get(f"{server.base_url}/responses/{final['id']}", headers=AUTH)
+    assert stored.content.decode() == json.dumps(final, ensure_ascii=False)
+    opening = [e["response"] for e in events[:2]]
+    assert opening[0] == opening[1]
+    snapshot = {**final, "status": "in_progress", "incomplete_details": None, "output": [],
+                "usage": None}  # fmt: skip
+    assert json.dumps(opening[0]) == json.dumps(snapshot)  # the same fields, in the same order
+
+
 @SERVER_TESTS
 @given(
     content=texts, chunk=chunks, stream=st.booleans(), api=st.sampled_from(["chat", "responses"])
