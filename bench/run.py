@@ -47,6 +47,16 @@ def pinned(cpu: int) -> list[str]:
     return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and os.cpu_count() != 1 else []
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far, every thread counted (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+SERVED: dict[str, int] = {}
+"""The pid serving each URL that ``server`` yields (for ``cpu_seconds``)."""
+
+
 @contextmanager
 def server(command: list[str], port: int, pin: bool = True) -> Iterator[str]:
     proc = subprocess.Popen(
@@ -64,8 +74,10 @@ def server(command: list[str], port: int, pin: bool = True) -> Iterator[str]:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{command[0]} exited: {proc.stderr.read()!r}") from None  # type: ignore[union-attr]
                 time.sleep(0.05)
+        SERVED[url] = proc.pid  # taskset execs the command: the same process
         yield url
     finally:
+        SERVED.pop(url, None)
         proc.terminate()
         try:
             proc.wait(timeout=5)
@@ -124,6 +136,18 @@ def wrk(
     script: str = "post.lua",
     api: str = "chat",
 ) -> float:
+    return wrk_run(url, stream, seconds, connections, script, api)[0]
+
+
+def wrk_run(
+    url: str,
+    stream: bool,
+    seconds: int,
+    connections: int,
+    script: str = "post.lua",
+    api: str = "chat",
+) -> tuple[float, int]:
+    """Requests per second, and how many requests were answered."""
     out = subprocess.run(
         [*pinned(1), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / script), url],
         capture_output=True, text=True, env={**os.environ, "BENCH_BODY": body(stream, api)}, check=True,
@@ -132,8 +156,10 @@ def wrk(
     if errors:
         raise RuntimeError(f"{url}: {errors.group(1)} failed responses")
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
     assert found, out
-    return float(found.group(1))
+    assert count, out
+    return float(found.group(1)), int(count.group(1))
 
 
 def aimock_cli() -> Path | None:
@@ -202,8 +228,12 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
             ["node", str(cli), "-p", str(port), "-f", str(fixture), "-c", "20", "--log-level", "silent"], port
         )  # fmt: skip
     servers["mockserver"] = mock(scenario_file(tmp, 9, "contains"))
+    if args.before:  # another checkout of the package, served beside this one in the same run
+        command, port = mock(scenario_file(tmp, 9, "contains"))
+        servers["mockserver before"] = (["env", f"PYTHONPATH={args.before}", *command], port)
     Key = tuple[str, str, bool]  # api, bodies, streamed
     runs: dict[str, dict[Key, list[float]]] = {s: {} for s in servers}
+    cpu: dict[str, dict[Key, list[float]]] = {s: {} for s in servers}  # µs per request
     for _ in range(args.rounds):
         for label, (command, port) in servers.items():
             for api, bodies in ROWS:
@@ -215,14 +245,17 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
                     for stream in (False, True):
                         try:
                             check(route(url, api), stream, api)
-                            figure = wrk(route(url, api), stream, args.seconds, args.connections,
-                                         SCRIPTS[bodies], api)  # fmt: skip
+                            before = cpu_seconds(SERVED[url])
+                            figure, count = wrk_run(route(url, api), stream, args.seconds,
+                                                    args.connections, SCRIPTS[bodies], api)  # fmt: skip
+                            used = (cpu_seconds(SERVED[url]) - before) / count * 1e6
                         except (httpx.HTTPError, RuntimeError) as err:
                             print(
                                 f"{label} {api} {bodies} stream={stream}: {err!r}", file=sys.stderr
                             )
-                            figure = math.nan  # shown as nan; the other rows still count
+                            figure = used = math.nan  # shown as nan; the other rows still count
                         runs[label].setdefault((api, bodies, stream), []).append(figure)
+                        cpu[label].setdefault((api, bodies, stream), []).append(used)
     results = {
         label: {key: statistics.median(figures) for key, figures in modes.items()}
         for label, modes in runs.items()
@@ -245,11 +278,35 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
                                streamed / results[peer][(api, bodies, True)]]  # fmt: skip
                 shown = [f"{x:.2f}x" for x in ratios] + ["-"] * (4 - len(ratios))
                 print(f"| {label} | {api} | {plain:,.0f} | {streamed:,.0f} | {' | '.join(shown)} |")
+    used = {
+        label: {key: statistics.median(figures) for key, figures in modes.items()}
+        for label, modes in cpu.items()
+    }
+    print("\nthe server's CPU time per request (µs, every thread; medians), and the throughput "
+          "ratio it implies\n(the other's µs over ours: on a shared machine the figure that "
+          "moves least, as time other\nprocesses hold the CPU is not counted):")  # fmt: skip
+    for bodies, title in (("varied", "every body different"), ("same", "the same body each time")):
+        print(f"\n{title}:\n")
+        print("| server | route | plain µs | streamed µs | plain vs bare | streamed vs bare | "
+              "plain vs aimock | streamed vs aimock |")  # fmt: skip
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for label, u in used.items():
+            for api in ("chat", "responses"):
+                plain, streamed = u[(api, bodies, False)], u[(api, bodies, True)]
+                bare = used["bare aiohttp"]
+                ratios = [bare[(api, bodies, False)] / plain, bare[(api, bodies, True)] / streamed]
+                if peer in used:
+                    ratios += [used[peer][(api, bodies, False)] / plain,
+                               used[peer][(api, bodies, True)] / streamed]  # fmt: skip
+                shown = [f"{x:.2f}x" for x in ratios] + ["-"] * (4 - len(ratios))
+                print(f"| {label} | {api} | {plain:,.0f} | {streamed:,.0f} | {' | '.join(shown)} |")
     print("\nrounds (plain, streamed):")
     for label, modes in runs.items():
         for (api, bodies, stream), figures in modes.items():
             kind = "streamed" if stream else "plain"
-            print(f"  {label} {api} {bodies} {kind}: " + ", ".join(f"{f:,.0f}" for f in figures))
+            spent = ", ".join(f"{f:,.0f}" for f in cpu[label][(api, bodies, stream)])
+            print(f"  {label} {api} {bodies} {kind}: " + ", ".join(f"{f:,.0f}" for f in figures)
+                  + f" req/s; {spent} µs CPU per request")  # fmt: skip
 
 
 def matching(tmp: Path, args: argparse.Namespace) -> None:
@@ -374,6 +431,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians shown")
     parser.add_argument(
         "--suite", choices=("all", "throughput", "matching", "scaling"), default="all"
+    )
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="a checkout to serve beside this one in the throughput rows (git worktree add DIR "
+        "REF), to measure a change within one run",
     )
     args = parser.parse_args()
     if not shutil.which("wrk"):
