@@ -261,3 +261,73 @@ def test_stored_responses_drop_the_oldest_first() -> None:
     for i in range(4):
         by_bytes.put(Stored(f"r{i}", (), b"x" * 10))
     assert len(by_bytes) == 3
+
+
+scalars = st.none() | st.booleans() | st.integers(-5, 5000) | st.floats(0, 2) | texts
+response_bodies = st.fixed_dictionaries(
+    {"model": texts.filter(bool), "input": texts.filter(bool)},
+    optional={
+        "instructions": texts,
+        "temperature": st.floats(0, 2) | st.integers(0, 2),
+        "top_p": st.floats(0, 1),
+        "max_output_tokens": st.integers(0, 4096),
+        "max_tool_calls": st.integers(0, 9),
+        "metadata": st.dictionaries(texts, texts, max_size=2),
+        "parallel_tool_calls": st.booleans(),
+        "store": st.booleans(),
+        "background": st.booleans(),
+        "user": texts,
+        "truncation": st.sampled_from(["auto", "disabled"]),
+        "tool_choice": st.sampled_from(["auto", "none", "required"]),
+        "reasoning": st.fixed_dictionaries({}, optional={"effort": scalars, "summary": scalars}),
+        "text": st.fixed_dictionaries(
+            {}, optional={"format": st.sampled_from([{"type": "text"}, {"type": "json_object"}])}
+        ),
+        "tools": st.lists(
+            st.builds(
+                lambda n: {"type": "function", "name": n, "parameters": {}},
+                st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+            ),
+            max_size=2,
+        ),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=response_bodies,
+    content=st.none() | texts,
+    reasoning=st.none() | texts,
+    calls=st.lists(texts, max_size=2),
+    finish=st.sampled_from([None, "length"]),
+    usage_style=st.sampled_from(["responses", "chat"]),
+    done=st.booleans(),
+)
+def test_the_written_out_response_is_the_encoded_response_object(
+    body: dict[str, Any],
+    content: str | None,
+    reasoning: str | None,
+    calls: list[str],
+    finish: str | None,
+    usage_style: str,
+    done: bool,
+) -> None:
+    """``Responses.encoded`` writes the response object field by field; it must be exactly
+    what encoding ``Responses.response`` gives, for any request and reply."""
+    from mockserver.profiles import Settings
+    from mockserver.protocols import Answer
+    from mockserver.protocols.responses import Responses, _Items, parse_responses
+    from mockserver.render import Envelope, Rendered, build_choice, usage
+    from mockserver.scenario import Cadence, Message, ToolCall
+
+    request = parse_responses(json.dumps(body).encode(), {}, lambda _: None)
+    message = Message(content=content, reasoning=reasoning, finish_reason=finish,
+                      tool_calls=tuple(ToolCall("f", a) for a in calls))  # fmt: skip
+    choices = (build_choice(message, Settings(), Cadence(), None),)
+    env = Envelope(id="resp_1", created=7, model=request.model, system_fingerprint="fp",
+                   call_id_seed="abc")  # fmt: skip
+    answer = Answer(request, Rendered(choices), usage(request, choices, None), env)
+    protocol = Responses(usage_style)
+    items = _Items(answer) if done else None
+    assert protocol.encoded(answer, items) == dumps(protocol.response(answer, items))

@@ -328,12 +328,56 @@ class Responses(Protocol):
             "metadata": body.get("metadata") or {},
         }
 
+    def encoded(self, answer: Answer, items: _Items | None) -> str:
+        """``dumps(self.response(answer, items))``, written field by field: the standard
+        encoder spent 13 µs on this object (0.4 µs a field), most of a Responses reply's work.
+        A property test holds the two to the same text."""
+        body = answer.request.body
+        env = answer.env
+        status = items.status if items is not None else "in_progress"
+        text = body.get("text") or {}
+        reasoning = body.get("reasoning") or {}
+        cut = '{"reason": "max_output_tokens"}' if status == "incomplete" else "null"
+        output = dumps(items.output()) if items is not None else "[]"
+        form = text.get("format")
+        used = "null"
+        if items is not None:
+            u = answer.usage
+            used = (
+                dumps(usage_object(u)) if self.usage_style == "chat" else
+                f'{{"input_tokens": {u.prompt}, "input_tokens_details": {{"cached_tokens": '
+                f'{u.cached}, "cache_write_tokens": {u.cache_write}}}, "output_tokens": '
+                f'{u.completion}, "output_tokens_details": {{"reasoning_tokens": {u.reasoning}}}, '
+                f'"total_tokens": {u.total}}}'
+            )  # fmt: skip
+        return (
+            f'{{"id": {_js(env.id)}, "object": "response", "created_at": {env.created}, '
+            f'"status": "{status}", "background": {_js(bool(body.get("background")))}, '
+            f'"error": null, "incomplete_details": {cut}, '
+            f'"instructions": {_js(body.get("instructions"))}, '
+            f'"max_output_tokens": {_js(body.get("max_output_tokens"))}, '
+            f'"max_tool_calls": {_js(body.get("max_tool_calls"))}, "model": {_js(env.model)}, '
+            f'"output": {output}, '
+            f'"parallel_tool_calls": {_js(body.get("parallel_tool_calls") is not False)}, '
+            f'"previous_response_id": {_js(body.get("previous_response_id"))}, '
+            f'"reasoning": {{"effort": {_js(reasoning.get("effort"))}, '
+            f'"summary": {_js(reasoning.get("summary"))}}}, "service_tier": "default", '
+            f'"store": {_js(body.get("store", True) is not False)}, '
+            f'"temperature": {_js(_or(body.get("temperature"), 1.0))}, '
+            f'"text": {{"format": {dumps(form) if form else _TEXT}}}, '
+            f'"tool_choice": {_js(body.get("tool_choice") or "auto")}, '
+            f'"tools": {_js(body.get("tools") or [])}, '
+            f'"top_p": {_js(_or(body.get("top_p"), 1.0))}, '
+            f'"truncation": {_js(body.get("truncation") or "disabled")}, "usage": {used}, '
+            f'"user": {_js(body.get("user"))}, "metadata": {_js(body.get("metadata") or {})}}}'
+        )  # fmt: skip
+
     def _final(self, answer: Answer) -> str:
         """The finished response as JSON: the plain body, the stream's last event and the
         stored copy are the same text, encoded once."""
         text: str | None = answer.wire.get(self.name)
         if text is None:
-            text = answer.wire[self.name] = dumps(self.response(answer, _Items(answer)))
+            text = answer.wire[self.name] = self.encoded(answer, _Items(answer))
         return text
 
     def body(self, answer: Answer) -> bytes:
@@ -365,7 +409,7 @@ class Responses(Protocol):
                 text = f"{head}{len(out)}{middle}{dumps_text(piece)}{after}}}"
                 out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), True, delay))
 
-        snapshot = dumps(self.response(answer, None))  # the same in both opening events
+        snapshot = self.encoded(answer, None)  # the same in both opening events
         for kind in ("response.created", "response.in_progress"):
             text = _spliced(kind, len(out), "response", snapshot)
             out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode()))
@@ -449,6 +493,21 @@ class Responses(Protocol):
         if body is None:
             body = self.body(answer)
         return Stored(answer.env.id, (*turns, said), body)
+
+
+_TEXT = '{"type": "text"}'
+_LITERALS: dict[Any, str] = {None: "null", True: "true", False: "false"}
+
+
+def _js(value: Any) -> str:
+    """``dumps(value)``, with the common scalars written without a call into the encoder."""
+    if type(value) is str:
+        return dumps_text(value)
+    if value is None or type(value) is bool:
+        return _LITERALS[value]
+    if not value and type(value) in (list, dict):
+        return "[]" if type(value) is list else "{}"
+    return dumps(value)
 
 
 def _or(value: Any, default: Any) -> Any:
