@@ -53,12 +53,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-SERVED: dict[str, int] = {}
-"""The pid serving each URL that ``server`` yields (for ``cpu_seconds``)."""
+class Served(str):
+    """The URL a server answers on, and its process (for ``cpu_seconds``)."""
+
+    pid: int
 
 
 @contextmanager
-def server(command: list[str], port: int, pin: bool = True) -> Iterator[str]:
+def server(command: list[str], port: int, pin: bool = True) -> Iterator[Served]:
     proc = subprocess.Popen(
         [*(pinned(0) if pin else []), *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -74,10 +76,10 @@ def server(command: list[str], port: int, pin: bool = True) -> Iterator[str]:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{command[0]} exited: {proc.stderr.read()!r}") from None  # type: ignore[union-attr]
                 time.sleep(0.05)
-        SERVED[url] = proc.pid  # taskset execs the command: the same process
-        yield url
+        served = Served(url)
+        served.pid = proc.pid  # taskset execs the command: the same process
+        yield served
     finally:
-        SERVED.pop(url, None)
         proc.terminate()
         try:
             proc.wait(timeout=5)
@@ -209,6 +211,38 @@ ROWS = (("chat", "varied"), ("responses", "varied"), ("chat", "same"), ("respons
 SCRIPTS = {"varied": "varied.lua", "same": "post.lua"}
 
 
+Key = tuple[str, str, bool]  # api, bodies, streamed
+
+
+def tables(runs: dict[str, dict[Key, list[float]]], unit: str, higher_is_better: bool) -> None:
+    """The medians of ``runs``, a table for each kind of bodies, with each server's ratio to
+    the bare handler and to aimock as throughput (for times, the other's over ours)."""
+    results = {
+        label: {key: statistics.median(figures) for key, figures in modes.items()}
+        for label, modes in runs.items()
+    }
+    peer = f"aimock {AIMOCK_VERSION}"
+    others = [results["bare aiohttp"], *([results[peer]] if peer in results else [])]
+    for bodies, title in (("varied", "every body different"), ("same", "the same body each time")):
+        print(f"\n{title}:\n")
+        print(f"| server | route | plain{unit} | streamed{unit} | plain vs bare | streamed vs bare | "
+              "plain vs aimock | streamed vs aimock |")  # fmt: skip
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for label, r in results.items():
+            for api in ("chat", "responses"):
+                mine = [r[(api, bodies, stream)] for stream in (False, True)]
+                ratios = [
+                    (x / other[(api, bodies, stream)] if higher_is_better
+                     else other[(api, bodies, stream)] / x)
+                    for other in others
+                    for x, stream in zip(mine, (False, True), strict=True)
+                ]  # fmt: skip
+                shown = [f"{x:.2f}x" for x in ratios] + ["-"] * (4 - len(ratios))
+                print(
+                    f"| {label} | {api} | {mine[0]:,.0f} | {mine[1]:,.0f} | {' | '.join(shown)} |"
+                )
+
+
 def throughput(tmp: Path, args: argparse.Namespace) -> None:
     """Every server, every row, plain and streamed; rounds interleaved so drift hits all alike.
 
@@ -231,7 +265,6 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
     if args.before:  # another checkout of the package, served beside this one in the same run
         command, port = mock(scenario_file(tmp, 9, "contains"))
         servers["mockserver before"] = (["env", f"PYTHONPATH={args.before}", *command], port)
-    Key = tuple[str, str, bool]  # api, bodies, streamed
     runs: dict[str, dict[Key, list[float]]] = {s: {} for s in servers}
     cpu: dict[str, dict[Key, list[float]]] = {s: {} for s in servers}  # µs per request
     for _ in range(args.rounds):
@@ -245,10 +278,10 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
                     for stream in (False, True):
                         try:
                             check(route(url, api), stream, api)
-                            before = cpu_seconds(SERVED[url])
+                            before = cpu_seconds(url.pid)
                             figure, count = wrk_run(route(url, api), stream, args.seconds,
                                                     args.connections, SCRIPTS[bodies], api)  # fmt: skip
-                            used = (cpu_seconds(SERVED[url]) - before) / count * 1e6
+                            used = (cpu_seconds(url.pid) - before) / count * 1e6
                         except (httpx.HTTPError, RuntimeError) as err:
                             print(
                                 f"{label} {api} {bodies} stream={stream}: {err!r}", file=sys.stderr
@@ -256,50 +289,13 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
                             figure = used = math.nan  # shown as nan; the other rows still count
                         runs[label].setdefault((api, bodies, stream), []).append(figure)
                         cpu[label].setdefault((api, bodies, stream), []).append(used)
-    results = {
-        label: {key: statistics.median(figures) for key, figures in modes.items()}
-        for label, modes in runs.items()
-    }
     print(f"\nrequests/s, median of {args.rounds} interleaved rounds, wrk -t1 -c{args.connections} "
           f"-d{args.seconds}s, {os.cpu_count()} CPUs, {platform()}")  # fmt: skip
-    peer = f"aimock {AIMOCK_VERSION}"
-    for bodies, title in (("varied", "every body different"), ("same", "the same body each time")):
-        print(f"\n{title}:\n")
-        print("| server | route | plain | streamed | plain vs bare | streamed vs bare | "
-              "plain vs aimock | streamed vs aimock |")  # fmt: skip
-        print("|---|---|---:|---:|---:|---:|---:|---:|")
-        for label, r in results.items():
-            for api in ("chat", "responses"):
-                plain, streamed = r[(api, bodies, False)], r[(api, bodies, True)]
-                bare = results["bare aiohttp"]
-                ratios = [plain / bare[(api, bodies, False)], streamed / bare[(api, bodies, True)]]
-                if peer in results:
-                    ratios += [plain / results[peer][(api, bodies, False)],
-                               streamed / results[peer][(api, bodies, True)]]  # fmt: skip
-                shown = [f"{x:.2f}x" for x in ratios] + ["-"] * (4 - len(ratios))
-                print(f"| {label} | {api} | {plain:,.0f} | {streamed:,.0f} | {' | '.join(shown)} |")
-    used = {
-        label: {key: statistics.median(figures) for key, figures in modes.items()}
-        for label, modes in cpu.items()
-    }
+    tables(runs, "", higher_is_better=True)
     print("\nthe server's CPU time per request (µs, every thread; medians), and the throughput "
           "ratio it implies\n(the other's µs over ours: on a shared machine the figure that "
           "moves least, as time other\nprocesses hold the CPU is not counted):")  # fmt: skip
-    for bodies, title in (("varied", "every body different"), ("same", "the same body each time")):
-        print(f"\n{title}:\n")
-        print("| server | route | plain µs | streamed µs | plain vs bare | streamed vs bare | "
-              "plain vs aimock | streamed vs aimock |")  # fmt: skip
-        print("|---|---|---:|---:|---:|---:|---:|---:|")
-        for label, u in used.items():
-            for api in ("chat", "responses"):
-                plain, streamed = u[(api, bodies, False)], u[(api, bodies, True)]
-                bare = used["bare aiohttp"]
-                ratios = [bare[(api, bodies, False)] / plain, bare[(api, bodies, True)] / streamed]
-                if peer in used:
-                    ratios += [used[peer][(api, bodies, False)] / plain,
-                               used[peer][(api, bodies, True)] / streamed]  # fmt: skip
-                shown = [f"{x:.2f}x" for x in ratios] + ["-"] * (4 - len(ratios))
-                print(f"| {label} | {api} | {plain:,.0f} | {streamed:,.0f} | {' | '.join(shown)} |")
+    tables(cpu, " µs", higher_is_better=False)
     print("\nrounds (plain, streamed):")
     for label, modes in runs.items():
         for (api, bodies, stream), figures in modes.items():
