@@ -377,14 +377,14 @@ class Responses(Protocol):
         stored copy are the same text, encoded once."""
         text: str | None = answer.wire.get(self.name)
         if text is None:
-            text = answer.wire[self.name] = self.encoded(answer, _Items(answer))
+            text = answer.wire[self.name] = self.encoded(answer, _items(answer))
         return text
 
     def body(self, answer: Answer) -> bytes:
         return self._final(answer).encode()
 
     def frames(self, answer: Answer) -> list[Frame]:
-        items = _Items(answer)
+        items = _items(answer)
         c = items.choice
         out: list[Frame] = []
 
@@ -481,7 +481,7 @@ class Responses(Protocol):
         request = answer.request
         if request.body.get("store") is False:
             return None
-        items = _Items(answer)
+        items = _items(answer)
         c = items.choice
         said: dict[str, Any] = {"role": "assistant", "content": c.content}
         if items.calls:
@@ -493,6 +493,14 @@ class Responses(Protocol):
         if body is None:
             body = self.body(answer)
         return Stored(answer.env.id, (*turns, said), body)
+
+
+def _items(answer: Answer) -> _Items:
+    """The answer's output items, built once for its body, stream and stored copy."""
+    items: _Items | None = answer.wire.get("items")
+    if items is None:
+        items = answer.wire["items"] = _Items(answer)
+    return items
 
 
 _TEXT = '{"type": "text"}'
