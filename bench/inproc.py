@@ -32,9 +32,9 @@ from common import USER  # noqa: E402
 from run import scenario_file  # noqa: E402
 
 from mockserver.app import create_app  # noqa: E402
-from mockserver.loader import load_paths  # noqa: E402
+from mockserver.scenarios.loader import load_paths  # noqa: E402
 from mockserver.serving import make_runner  # noqa: E402
-from mockserver.state import Options  # noqa: E402
+from mockserver.state.live import Options  # noqa: E402
 
 _SENT = [0]  # every body ever prepared is new, across warm-up and repeats
 

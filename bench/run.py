@@ -30,9 +30,9 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from common import REPLY, USER  # noqa: E402
 
-from mockserver.loader import load_paths  # noqa: E402
-from mockserver.matching import ScenarioSet  # noqa: E402
 from mockserver.protocols.chat import parse_chat  # noqa: E402
+from mockserver.scenarios.loader import load_paths  # noqa: E402
+from mockserver.scenarios.matching import ScenarioSet  # noqa: E402
 
 AIMOCK_VERSION = "1.43"
 

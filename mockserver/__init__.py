@@ -1,13 +1,13 @@
 """mockserver: a local mock of the OpenAI chat completions API, driven by YAML scenarios."""
 
 from .app import create_app
-from .errors import APIError, MockServerError, Problem, ScenarioError
-from .journal import Entry, Journal
-from .loader import load_data, load_paths, load_text
-from .profiles import APIFACTORY, OPENAI, PROFILES, Profile
-from .scenario import Scenario
+from .core.errors import APIError, MockServerError, Problem, ScenarioError
+from .core.profiles import APIFACTORY, OPENAI, PROFILES, Profile
+from .scenarios.loader import load_data, load_paths, load_text
+from .scenarios.scenario import Scenario
 from .server import MockServer
-from .state import Options
+from .state.journal import Entry, Journal
+from .state.live import Options
 
 __all__ = [
     "APIFACTORY",

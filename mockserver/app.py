@@ -11,22 +11,22 @@ from typing import Any
 
 from aiohttp import web
 
-from . import admin
-from .admin import Handler
-from .errors import APIError, ScenarioError
-from .journal import Journal
-from .matching import ScenarioSet
-from .openapi import DOCUMENT
+from .core.errors import APIError, ScenarioError
+from .inspector import admin, views
+from .inspector.admin import Handler
+from .inspector.openapi import DOCUMENT
 from .pipeline import Pipeline, check_auth, error_response, request_id
 from .protocols import JSON, Protocol
 from .protocols.chat import Chat
 from .protocols.embeddings import Embeddings
 from .protocols.messages import Messages
 from .protocols.responses import Responses
-from .reload import Watcher
-from .scenario import Scenario
-from .shared import Shared
-from .state import STATE, Options, State
+from .scenarios.matching import ScenarioSet
+from .scenarios.reload import Watcher
+from .scenarios.scenario import Scenario
+from .state.journal import Journal
+from .state.live import STATE, Options, State
+from .state.shared import Shared
 
 log = logging.getLogger("mockserver")
 
@@ -218,6 +218,7 @@ def create_app(
         app.router.add_get(f"{prefix}/models/{{model}}", guarded(get_model))
     app.router.add_get("/openapi.json", guarded(openapi_document))
     admin.add_routes(app, guarded)
+    views.add_routes(app, guarded)
     app.router.add_route("*", "/{path:.*}", guarded(unknown_route))  # last: after every other
     app.on_shutdown.append(_release_hangs)
     return app

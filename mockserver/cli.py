@@ -21,19 +21,20 @@ from typing import Any, TextIO
 
 from aiohttp import web
 
-from . import serving, supervisor
+from . import serving
 from .app import create_app
-from .errors import APIError, Problem, ScenarioError
-from .fingerprint import DEFAULT_FIELDS
-from .lint import warnings
-from .loader import SUFFIXES, check_paths, load_defaults, load_paths, scenario_files
+from .core.errors import APIError, Problem, ScenarioError
+from .core.profiles import PROFILES
 from .logs import FORMATS, configure
-from .profiles import PROFILES
-from .ratelimit import RateLimit
-from .record import Recorder
-from .schema import FILE
-from .shared import Shared
-from .state import DEFAULT_MAX_BODY, Options
+from .recording.record import Recorder
+from .scenarios.fingerprint import DEFAULT_FIELDS
+from .scenarios.lint import warnings
+from .scenarios.loader import SUFFIXES, check_paths, load_defaults, load_paths, scenario_files
+from .scenarios.ratelimit import RateLimit
+from .scenarios.schema import FILE
+from .state import supervisor
+from .state.live import DEFAULT_MAX_BODY, Options
+from .state.shared import Shared
 
 log = logging.getLogger("mockserver")
 
@@ -238,14 +239,14 @@ def _report(problems: Sequence[Problem]) -> None:
 
 
 def _store(url: str | None) -> Shared | None:
-    from .store_redis import RedisShared
+    from .state.redis_store import RedisShared
 
     return RedisShared(url) if url is not None else None
 
 
 def _store_reachable(url: str) -> bool:
     """Fail closed: a configured store that does not answer means the server does not start."""
-    from .store_redis import RedisShared
+    from .state.redis_store import RedisShared
 
     try:
         asyncio.run(RedisShared.check(url))

@@ -19,18 +19,18 @@ from typing import Any
 
 from aiohttp import web
 
-from . import shared as sharing
-from .errors import APIError
-from .journal import Entry
-from .matching import Resolution, recorded
-from .memo import Memo
-from .profiles import Settings
+from .core.errors import APIError
+from .core.profiles import Settings
+from .core.request import Request, parse_json_body
 from .protocols import JSON, Answer, Frame, Lookup, Protocol
-from .ratelimit import Ticket
-from .render import Choice, Envelope, Usage, delays, digest, usage
-from .request import Request, parse_json_body
-from .scenario import Fault, Message, Reply, Scenario, Step
-from .state import Options, State
+from .scenarios.matching import Resolution, recorded
+from .scenarios.ratelimit import Ticket
+from .scenarios.render import Choice, Envelope, Usage, delays, digest, usage
+from .scenarios.scenario import Fault, Message, Reply, Scenario, Step
+from .state import shared as sharing
+from .state.journal import Entry
+from .state.live import Options, State
+from .state.memo import Memo
 
 log = logging.getLogger("mockserver")
 

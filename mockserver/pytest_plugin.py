@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from .errors import ScenarioError
-from .lint import duplicate_names
-from .loader import load_paths
-from .scenario import Scenario
+from .core.errors import ScenarioError
+from .scenarios.lint import duplicate_names
+from .scenarios.loader import load_paths
+from .scenarios.scenario import Scenario
 from .server import MockServer
-from .state import Options
+from .state.live import Options
 
 if TYPE_CHECKING:
     import openai

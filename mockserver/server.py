@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from .app import create_app
-from .journal import Entry
-from .loader import load_data, load_paths, load_text
-from .matching import ScenarioSet
-from .scenario import Scenario
+from .scenarios.loader import load_data, load_paths, load_text
+from .scenarios.matching import ScenarioSet
+from .scenarios.scenario import Scenario
 from .serving import make_runner
-from .shared import Shared
-from .state import STATE, Options, State
+from .state.journal import Entry
+from .state.live import STATE, Options, State
+from .state.shared import Shared
 
 T = TypeVar("T")
 ScenarioSource = str | os.PathLike[str] | Mapping[str, Any] | list[Any] | Scenario

@@ -26,9 +26,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from .errors import APIError
+from .core.errors import APIError
 from .protocols import JSON
-from .state import STATE
+from .state.live import STATE
 
 log = logging.getLogger("mockserver")
 

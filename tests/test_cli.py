@@ -292,7 +292,7 @@ def test_shadowed_scenarios_are_warned_about_at_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [["schema"], ["validate", "mockserver/defaults.yaml"], ["--help"]]
+    "command", [["schema"], ["validate", "mockserver/scenarios/defaults.yaml"], ["--help"]]
 )
 def test_a_closed_pipe_is_not_a_traceback(command: list[str]) -> None:
     """``mockserver schema | head``: the reader leaves before the writer is done."""

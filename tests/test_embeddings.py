@@ -108,7 +108,7 @@ def test_same_text_same_vector_in_another_process(mockserver: MockServer) -> Non
     body = {"model": "text-embedding-3-small", "input": DOCS[0], "encoding_format": "base64"}
     here = httpx.post(f"{mockserver.base_url}/embeddings", json=body, headers=AUTH).json()
     code = (
-        "import json, sys; from mockserver.vectors import embed, to_base64; "
+        "import json, sys; from mockserver.core.vectors import embed, to_base64; "
         f"print(to_base64(embed({DOCS[0]!r}, 1536)))"
     )
     there = subprocess.run(

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mockserver import MockServer, Options
-from mockserver.memo import Memos
+from mockserver.core.tokens import split_tokens
 from mockserver.protocols import Stored, dumps, dumps_text
-from mockserver.state import ResponseStore
-from mockserver.tokens import split_tokens
+from mockserver.state.live import ResponseStore
+from mockserver.state.memo import Memos
 
 from .conftest import Clock
 
@@ -43,7 +43,7 @@ def test_the_string_encoder_writes_what_json_dumps_writes(text: str) -> None:
 
 @given(st.text())
 def test_the_plain_text_shortcut_cuts_tokens_as_the_piece_by_piece_check(text: str) -> None:
-    from mockserver.tokens import _PIECE, _split_piece
+    from mockserver.core.tokens import _PIECE, _split_piece
 
     assert split_tokens(text) == [p for piece in _PIECE.findall(text) for p in _split_piece(piece)]
 
@@ -55,7 +55,7 @@ ascii_texts = st.text(st.characters(max_codepoint=127)) | st.text(
 
 @given(ascii_texts)
 def test_ascii_text_is_cut_by_its_own_pattern_as_by_the_unicode_one(text: str) -> None:
-    from mockserver.tokens import _ASCII_PIECE, _PIECE, _split_piece
+    from mockserver.core.tokens import _ASCII_PIECE, _PIECE, _split_piece
 
     assert _ASCII_PIECE.findall(text) == _PIECE.findall(text)
     assert split_tokens(text) == [p for piece in _PIECE.findall(text) for p in _split_piece(piece)]
@@ -315,11 +315,11 @@ def test_the_written_out_response_is_the_encoded_response_object(
 ) -> None:
     """``Responses.encoded`` writes the response object field by field; it must be exactly
     what encoding ``Responses.response`` gives, for any request and reply."""
-    from mockserver.profiles import Settings
+    from mockserver.core.profiles import Settings
     from mockserver.protocols import Answer
     from mockserver.protocols.responses import Responses, _Items, parse_responses
-    from mockserver.render import Envelope, Rendered, build_choice, usage
-    from mockserver.scenario import Cadence, Message, ToolCall
+    from mockserver.scenarios.render import Envelope, Rendered, build_choice, usage
+    from mockserver.scenarios.scenario import Cadence, Message, ToolCall
 
     request = parse_responses(json.dumps(body).encode(), {}, lambda _: None)
     message = Message(content=content, reasoning=reasoning, finish_reason=finish,

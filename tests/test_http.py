@@ -236,7 +236,7 @@ def test_a_bug_in_the_mock_is_a_500_error_object_in_the_protocol_shape(
     shape: str,
 ) -> None:
     """No traceback reaches the client, the journal keeps the request, the log the cause."""
-    from mockserver.render import Renderer
+    from mockserver.scenarios.render import Renderer
 
     def broken(*args: Any) -> Any:
         raise RuntimeError("a bug")

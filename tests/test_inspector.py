@@ -23,12 +23,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mockserver import Options, create_app, inspector, load_data, load_text
-from mockserver.journal import Entry
-from mockserver.matching import ScenarioSet
+from mockserver import Options, create_app, load_data, load_text
+from mockserver.inspector import views as inspector
 from mockserver.protocols.chat import parse_chat
+from mockserver.scenarios.matching import ScenarioSet
 from mockserver.serving import make_runner
-from mockserver.state import STATE, State
+from mockserver.state.journal import Entry
+from mockserver.state.live import STATE, State
 
 SCENARIOS: list[dict[str, Any]] = [
     {

@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from mockserver import MockServer, Options, inspector
-from mockserver.journal import Entry
+from mockserver.state.journal import Entry
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -10,10 +10,10 @@ import pytest
 
 from mockserver import MockServer, ScenarioError, load_paths, load_text
 from mockserver.cli import main
-from mockserver.lint import warnings
-from mockserver.matching import nearest
+from mockserver.core.request import Request
 from mockserver.protocols.chat import parse_chat
-from mockserver.request import Request
+from mockserver.scenarios.lint import warnings
+from mockserver.scenarios.matching import nearest
 
 pytestmark = pytest.mark.usefixtures("sdk_imported")
 

@@ -106,8 +106,8 @@ def test_new_scenarios_forget_old_replies(server: MockServer) -> None:
 
 
 def test_memos_are_bounded_in_count_and_bytes() -> None:
-    from mockserver.memo import Memo, Memos
     from mockserver.protocols.chat import parse_chat
+    from mockserver.state.memo import Memo, Memos
 
     chat = parse_chat(b'{"model": "m", "messages": [{"role": "user", "content": "x"}]}')
     memos = Memos(count=3, size=16_000)

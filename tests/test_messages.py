@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from mockserver import MockServer, Options
-from mockserver.profiles import PROFILES
+from mockserver.core.profiles import PROFILES
 
 TOOLS: list[Any] = [
     {

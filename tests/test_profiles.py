@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from mockserver import APIFACTORY, OPENAI, MockServer, Options
-from mockserver.profiles import Profile, Unsupported
+from mockserver.core.profiles import Profile, Unsupported
 
 REPLY = "The quick brown fox jumps over three lazy dogs."
 USER = [{"role": "user", "content": "Tell me about the fox."}]

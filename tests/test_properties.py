@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mockserver import MockServer
-from mockserver.errors import APIError, ScenarioError
-from mockserver.loader import load_data, load_text
-from mockserver.matching import ScenarioSet, Substrings, required_literal
+from mockserver.core.errors import APIError, ScenarioError
+from mockserver.core.tokens import count_tokens, split_tokens
 from mockserver.protocols.chat import parse_chat, usage_json
-from mockserver.render import usage
-from mockserver.tokens import count_tokens, split_tokens
+from mockserver.scenarios.loader import load_data, load_text
+from mockserver.scenarios.matching import ScenarioSet, Substrings, required_literal
+from mockserver.scenarios.render import usage
 
 
 @settings(max_examples=60)

@@ -9,9 +9,9 @@ import openai
 import pytest
 
 from mockserver import MockServer, Options
-from mockserver.errors import APIError, ScenarioError
-from mockserver.loader import load_text
-from mockserver.ratelimit import RateLimit, duration
+from mockserver.core.errors import APIError, ScenarioError
+from mockserver.scenarios.loader import load_text
+from mockserver.scenarios.ratelimit import RateLimit, duration
 
 from .conftest import Clock
 
@@ -126,7 +126,7 @@ def test_reset_durations_are_written_like_openai(seconds: float, text: str) -> N
 
 
 def test_ended_windows_are_forgotten() -> None:
-    from mockserver.ratelimit import Budgets
+    from mockserver.scenarios.ratelimit import Budgets
 
     budgets = Budgets(prune_above=3)
     limit = RateLimit(requests=1, per=10)

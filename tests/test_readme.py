@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from mockserver import MockServer, Options, load_paths, load_text
-from mockserver.lint import warnings
-from mockserver.loader import load_defaults
+from mockserver.scenarios.lint import warnings
+from mockserver.scenarios.loader import load_defaults
 
 pytestmark = pytest.mark.usefixtures("sdk_imported")
 

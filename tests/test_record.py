@@ -26,14 +26,17 @@ from aiohttp import web
 
 from mockserver import MockServer
 from mockserver.cli import main
-from mockserver.errors import ScenarioError
-from mockserver.fingerprint import REDACTED, Redactor, request_digest
-from mockserver.loader import load_paths, load_text
-from mockserver.profiles import OPENAI
-from mockserver.protocols.chat import parse_chat
-from mockserver.readers import Event, embeddings_body, messages_body, messages_stream
-from mockserver.record import Recorder, _Exchange
-from mockserver.state import Options
+from mockserver.core.errors import ScenarioError
+from mockserver.core.profiles import OPENAI
+from mockserver.protocols.capture import Event
+from mockserver.protocols.chat import Chat, parse_chat
+from mockserver.protocols.embeddings import embeddings_body
+from mockserver.protocols.messages import messages_body, messages_stream
+from mockserver.protocols.responses import Responses
+from mockserver.recording.record import Recorder, _Exchange
+from mockserver.scenarios.fingerprint import REDACTED, Redactor, request_digest
+from mockserver.scenarios.loader import load_paths, load_text
+from mockserver.state.live import Options
 
 KEY = "sk-live-7f3c9a1b2d4e6f8091a2b3c4"
 WEATHER_TOOL = {
@@ -945,7 +948,7 @@ def test_an_upstream_echoing_the_key_does_not_leak_it(tmp_path: Path) -> None:
     req = parse_chat(json.dumps(CHAT[0]).encode(), {"Authorization": f"Bearer {KEY}"})
     error = {"error": {"message": f"Key {KEY} is revoked.", "type": "invalid_request_error"}}
     plain = _Exchange(401, {}, "application/json", json.dumps(error).encode(), [], 0.01)
-    assert rec.record("chat", req, plain)
+    assert rec.record(Chat(), req, plain)
     chunks = [KEY[:5], KEY[5:12], KEY[12:], " is yours."]
     events = [
         Event(
@@ -959,7 +962,7 @@ def test_an_upstream_echoing_the_key_does_not_leak_it(tmp_path: Path) -> None:
     req = parse_chat(
         json.dumps({**CHAT[0], "stream": True}).encode(), {"Authorization": f"Bearer {KEY}"}
     )
-    assert rec.record("chat", req, streamed)
+    assert rec.record(Chat(), req, streamed)
     written = "".join(p.read_text() for p in files(tmp_path))
     assert KEY not in written
     assert KEY[5:12] not in written  # a piece of it, streamed apart, is merged and redacted
@@ -1054,7 +1057,7 @@ def test_pieces_that_do_not_spell_their_text_are_left_out(tmp_path: Path) -> Non
         Event(0.3, None, json.dumps({"type": "response.output_text.delta", "delta": "Hi"})),
         Event(0.4, None, json.dumps({"type": "response.completed", "response": final})),
     ]
-    assert rec.record("responses", req, _Exchange(200, {}, "text/event-stream", b"", events, 0.4))
+    assert rec.record(Responses(), req, _Exchange(200, {}, "text/event-stream", b"", events, 0.4))
     (scenario,) = load_paths([tmp_path])
     chunks = yaml.safe_load(files(tmp_path)[0].read_text())["scenarios"][0]["cadence"]["chunks"]
     assert chunks == [{"text": "Hi", "delay": 0.3}]
@@ -1103,7 +1106,7 @@ def test_the_upstream_url_is_written_without_credentials(tmp_path: Path) -> None
     rec = Recorder(upstream="https://me:pw-secret@llm.example:8443/v1?key=q-secret", out=tmp_path)
     req = parse_chat(json.dumps(CHAT[0]).encode())
     body = json.dumps({"model": "m", "choices": [{"message": {"content": "ok"}}]}).encode()
-    assert rec.record("chat", req, _Exchange(200, {}, "application/json", body, [], 0.2))
+    assert rec.record(Chat(), req, _Exchange(200, {}, "application/json", body, [], 0.2))
     text = files(tmp_path)[0].read_text()
     assert "from https://llm.example:8443/v1 on" in text
     assert "secret" not in text

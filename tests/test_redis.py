@@ -21,8 +21,8 @@ import redis
 from hypothesis import given, settings
 
 from mockserver.app import create_app
-from mockserver.state import STATE
-from mockserver.store_redis import RedisShared
+from mockserver.state.live import STATE
+from mockserver.state.redis_store import RedisShared
 
 from .test_shared import (
     LIMIT,

@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from mockserver import MockServer, Options
-from mockserver.reload import Watcher
+from mockserver.scenarios.reload import Watcher
 
 T = TypeVar("T")
 

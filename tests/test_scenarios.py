@@ -329,8 +329,9 @@ def test_templates_are_data_not_code(mockserver: MockServer, openai_client: open
 
 
 def test_sequence_positions_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mockserver import load_data, matching
+    from mockserver import load_data
     from mockserver.protocols.chat import parse_chat
+    from mockserver.scenarios import matching
 
     monkeypatch.setattr(matching, "_CONVERSATIONS", 2)
     scenarios = load_data({"steps": [{"reply": {"content": "1"}}, {"reply": {"content": "2"}}]})

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.generation import GenerationMode
 
 from mockserver import MockServer, Options
-from mockserver.openapi import DOCUMENT
+from mockserver.inspector.openapi import DOCUMENT
 
 AUTH = {"Authorization": "Bearer sk-test"}
 

@@ -20,9 +20,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mockserver import MockServer
-from mockserver.errors import APIError
-from mockserver.ratelimit import Budgets, RateLimit
-from mockserver.shared import LocalShared, Shared
+from mockserver.core.errors import APIError
+from mockserver.scenarios.ratelimit import Budgets, RateLimit
+from mockserver.state.shared import LocalShared, Shared
 
 AUTH = {"Authorization": "Bearer sk-test"}
 SCENARIOS = """

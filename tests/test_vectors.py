@@ -16,7 +16,7 @@ import pytest
 from openai.lib._parsing._embeddings import parse_embedding_response
 from openai.types import CreateEmbeddingResponse
 
-from mockserver.vectors import (
+from mockserver.core.vectors import (
     DEFAULT_DIMENSIONS,
     NATIVE_DIMENSIONS,
     accepts_dimensions,

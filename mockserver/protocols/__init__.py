@@ -4,6 +4,11 @@ A protocol knows its format and nothing else (the cut LiteLLM makes per provider
 its request body into the neutral ``Request`` (or raises the error naming ``param``), renders
 a concrete reply into its JSON body or its stream events, and shapes errors. It never touches
 the journal, faults, rate limits, the memo or the clock: the pipeline does, once for all.
+Each also reads an upstream's replies back into the neutral reply, for recording (``capture``
+holds what those readers share).
+
+May import: ``mockserver.core`` and ``mockserver.scenarios``; never the state, recording, the
+inspector or the server.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
-from ..errors import APIError
-from ..ratelimit import Ticket
-from ..render import Envelope, Rendered, Usage
-from ..request import Request, bearer_token
-from ..scenario import Reply
+from ..core.errors import APIError
+from ..core.request import Request, bearer_token
+from ..scenarios.ratelimit import Ticket
+from ..scenarios.render import Envelope, Rendered, Usage
+from ..scenarios.scenario import Reply
+from .capture import Captured, Event
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -101,6 +107,16 @@ class Protocol:
     def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
         raise NotImplementedError
 
+    def read_body(self, body: Any) -> Captured | None:
+        """An upstream's JSON reply read back as the neutral reply (recording); None where
+        this protocol's replies are forwarded but not recorded."""
+        return None
+
+    def read_stream(self, events: list[Event]) -> Captured | None:
+        """An upstream's stream read back, with every piece of text and when it came; None
+        where this protocol's streams are forwarded but not recorded."""
+        return None
+
     def error_body(self, err: APIError, request_id: str) -> bytes:
         return err.body_bytes()
 
@@ -143,7 +159,3 @@ class Protocol:
 def sse_event(name: str, data: Mapping[str, Any]) -> bytes:
     """An SSE event with an ``event:`` line, as the Responses and Messages streams send."""
     return f"event: {name}\ndata: {dumps(data)}\n\n".encode()
-
-
-API_NAMES = ("chat", "responses", "messages", "embeddings")
-"""The values of a scenario's ``match.api``."""

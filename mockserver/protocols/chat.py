@@ -11,9 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import APIError, invalid_type, missing_param
-from ..render import Choice, Envelope, Usage, paced
-from ..request import (
+from ..core.errors import APIError, invalid_type, missing_param
+from ..core.request import (
     Request,
     body_and_model,
     check_range,
@@ -22,7 +21,18 @@ from ..request import (
     param_types,
     present,
 )
+from ..scenarios.render import Choice, Envelope, Usage, paced
 from . import Answer, Frame, Lookup, Protocol, dumps
+from .capture import (
+    Captured,
+    Event,
+    Piece,
+    dig,
+    openai_usage,
+    scenario_call,
+    scenario_message,
+    text_of,
+)
 
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 MAX_N = 128
@@ -303,3 +313,108 @@ class Chat(Protocol):
 
     def end(self, answer: Answer, sent: int) -> bytes:
         return DONE
+
+    def read_body(self, body: Any) -> Captured:
+        return chat_body(body)
+
+    def read_stream(self, events: list[Event]) -> Captured:
+        return chat_stream(events)
+
+
+# --- reading an upstream's reply back (recording) -------------------------------------------
+
+
+def chat_body(body: Any) -> Captured:
+    choices = []
+    for choice in body.get("choices") or []:
+        m = choice.get("message") or {}
+        calls = [
+            scenario_call(c.get("id"), dig(c, "function", "name"), dig(c, "function", "arguments"))
+            for c in m.get("tool_calls") or []
+        ]
+        reasoning = text_of(m.get("reasoning_content")) or text_of(m.get("reasoning"))
+        choices.append(
+            scenario_message(
+                text_of(m.get("content")),
+                reasoning,
+                text_of(m.get("refusal")),
+                calls,
+                choice.get("finish_reason"),
+            )
+        )
+    return Captured(choices, openai_usage(body.get("usage")), text_of(body.get("model")))
+
+
+class _Choice:
+    """One choice of a stream being put together."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.refusal: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish: Any = None
+        self.spoke = False  # content was sent (even "") rather than null
+
+    def message(self) -> dict[str, Any]:
+        calls = [
+            scenario_call(c["id"], c["name"], "".join(c["arguments"]))
+            for _, c in sorted(self.calls.items())
+        ]
+        content = "".join(self.content) if self.content or not calls else None
+        return scenario_message(
+            content,
+            "".join(self.reasoning) if self.reasoning else None,
+            "".join(self.refusal) if self.refusal else None,
+            calls,
+            self.finish,
+        )
+
+
+def chat_stream(events: list[Event]) -> Captured:
+    out = Captured(complete=False)
+    choices: dict[int, _Choice] = {}
+    calls_seen: dict[tuple[int, int], int] = {}  # (choice, index) -> call number
+    for event in events:
+        if event.data.strip() == "[DONE]":
+            out.complete = True
+            break
+        data = json.loads(event.data)
+        if "error" in data and not data.get("choices"):
+            error = data["error"] if isinstance(data["error"], dict) else {"message": data["error"]}
+            out.error = {"kind": "stream_error", **error}
+            break
+        out.model = out.model or text_of(data.get("model"))
+        if data.get("usage"):
+            out.usage = openai_usage(data["usage"])
+        for choice in data.get("choices") or []:
+            i = choice.get("index", 0)
+            c = choices.setdefault(i, _Choice())
+            delta = choice.get("delta") or {}
+            if choice.get("finish_reason"):
+                c.finish = choice["finish_reason"]
+            reasoning = text_of(delta.get("reasoning_content")) or text_of(delta.get("reasoning"))
+            for kind, text, into in (
+                ("reasoning", reasoning, c.reasoning),
+                ("text", text_of(delta.get("content")), c.content),
+                ("refusal", text_of(delta.get("refusal")), c.refusal),
+            ):
+                if text:
+                    into.append(text)
+                    if i == 0:
+                        out.pieces.append(Piece(kind, text, event.at))
+            for call in delta.get("tool_calls") or []:
+                index = call.get("index", 0)
+                k = calls_seen.setdefault((i, index), len([1 for x in calls_seen if x[0] == i]))
+                slot = c.calls.setdefault(k, {"id": None, "name": None, "arguments": []})
+                slot["id"] = slot["id"] or call.get("id")
+                fn = call.get("function") or {}
+                slot["name"] = slot["name"] or fn.get("name")
+                if fn.get("arguments"):
+                    slot["arguments"].append(fn["arguments"])
+                    if i == 0:
+                        out.pieces.append(Piece("arguments", fn["arguments"], event.at, k))
+    out.choices = [c.message() for _, c in sorted(choices.items())]
+    if len(out.choices) > 1:
+        out.pieces = []  # one cadence serves every choice: keep the rhythm of single replies only
+    return out

@@ -12,11 +12,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import APIError, invalid_type, missing_param
-from ..request import Request, body_and_model, integral
-from ..tokens import count_tokens
-from ..vectors import accepts_dimensions, embed, native_dimensions, to_base64
+from ..core.errors import APIError, invalid_type, missing_param
+from ..core.request import Request, body_and_model, integral
+from ..core.tokens import count_tokens
+from ..core.vectors import accepts_dimensions, embed, native_dimensions, to_base64
 from . import Answer, Lookup, Protocol
+from .capture import Captured, dig, text_of, usage_of
 
 MAX_INPUTS = 2048
 MAX_DIMENSIONS = 16_384  # a cap on what one vector may cost (``embed`` allocates what it is asked)
@@ -133,3 +134,21 @@ class Embeddings(Protocol):
         body = {"object": "list", "data": data, "model": answer.env.model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
         return json.dumps(body).encode()
+
+    def read_body(self, body: Any) -> Captured:
+        return embeddings_body(body)
+
+
+# --- reading an upstream's reply back (recording) -------------------------------------------
+
+
+def embeddings_body(body: Any) -> Captured:
+    """``reply.embeddings``: one vector (or base64 string) per input, in input order."""
+    data = sorted(body.get("data") or [], key=lambda d: d.get("index", 0))
+    usage = usage_of([("prompt_tokens", dig(body, "usage", "prompt_tokens"))])
+    return Captured(
+        [],
+        usage,
+        text_of(body.get("model")),
+        extra={"embeddings": [d.get("embedding") for d in data]},
+    )

@@ -15,11 +15,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import APIError, describe_type
-from ..ratelimit import Ticket
-from ..render import Usage, digest
-from ..request import Request, integral, json_object
+from ..core.errors import APIError, describe_type
+from ..core.request import Request, integral, json_object
+from ..scenarios.ratelimit import Ticket
+from ..scenarios.render import Usage, digest
 from . import Answer, Frame, Lookup, Protocol, dumps
+from .capture import Captured, Event, Piece, dig, scenario_call, scenario_message, text_of, usage_of
 
 ROLES = ("user", "assistant", "system")
 TOOL_CHOICES = ("auto", "any", "tool", "none")
@@ -403,3 +404,120 @@ class Messages(Protocol):
 
     def malformed(self) -> bytes:
         return b'event: content_block_delta\ndata: {"type": "content_block_delta", "index\n\n'
+
+    def read_body(self, body: Any) -> Captured:
+        return messages_body(body)
+
+    def read_stream(self, events: list[Event]) -> Captured:
+        return messages_stream(events)
+
+
+# --- reading an upstream's reply back (recording) -------------------------------------------
+
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def anthropic_usage(usage: Any) -> dict[str, int] | None:
+    if not isinstance(usage, Mapping):
+        return None
+    return usage_of(
+        [
+            ("prompt_tokens", usage.get("input_tokens")),
+            ("completion_tokens", usage.get("output_tokens")),
+            ("cached_tokens", usage.get("cache_read_input_tokens")),
+            ("cache_write_tokens", usage.get("cache_creation_input_tokens")),
+        ]
+    )
+
+
+def messages_body(body: Any) -> Captured:
+    text: list[str] = []
+    thinking: list[str] = []
+    calls = []
+    for block in body.get("content") or []:
+        kind = block.get("type")
+        if kind == "text":
+            text.append(block.get("text", ""))
+        elif kind == "thinking":
+            thinking.append(block.get("thinking", ""))
+        elif kind == "tool_use":
+            calls.append(scenario_call(block.get("id"), block.get("name"), block.get("input")))
+    message = scenario_message(
+        "".join(text) if text or not calls else None,
+        "".join(thinking) if thinking else None,
+        None,
+        calls,
+        _FINISH_REASONS.get(body.get("stop_reason") or ""),
+    )
+    return Captured([message], anthropic_usage(body.get("usage")), text_of(body.get("model")))
+
+
+def messages_stream(events: list[Event]) -> Captured:
+    """message_start, then content blocks (text, thinking, tool_use with input_json deltas),
+    message_delta (stop reason, output tokens), message_stop."""
+    blocks: dict[int, dict[str, Any]] = {}
+    usage: dict[str, Any] = {}
+    out = Captured(complete=False)
+    stop = None
+    for event in events:
+        data = json.loads(event.data)
+        kind = data.get("type", event.name)
+        if kind == "message_start":
+            message = data.get("message") or {}
+            out.model = text_of(message.get("model"))
+            usage.update(message.get("usage") or {})
+        elif kind == "content_block_start":
+            block = dict(data.get("content_block") or {})
+            block["parts"] = []
+            block["call"] = sum(1 for b in blocks.values() if b.get("type") == "tool_use")
+            blocks[data.get("index", len(blocks))] = block
+        elif kind == "content_block_delta":
+            block = blocks.get(data.get("index", 0), {"parts": [], "call": 0})
+            delta = data.get("delta") or {}
+            for key, piece in (("text", "text"), ("thinking", "reasoning"),
+                               ("partial_json", "arguments")):  # fmt: skip
+                if delta.get(key):
+                    block["parts"].append(delta[key])
+                    out.pieces.append(Piece(piece, delta[key], event.at, block["call"]))
+        elif kind == "message_delta":
+            stop = dig(data, "delta", "stop_reason") or stop
+            usage.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
+        elif kind == "message_stop":
+            out.complete = True
+        elif kind == "error":
+            error = data.get("error") or {}
+            out.error = {"kind": "stream_error", **error}
+            break
+    content: list[dict[str, Any]] = []
+    for _, block in sorted(blocks.items()):
+        joined = "".join(block["parts"])
+        if block.get("type") == "text":
+            content.append({"type": "text", "text": joined})
+        elif block.get("type") == "thinking":
+            content.append({"type": "thinking", "thinking": joined})
+        elif block.get("type") == "tool_use":
+            given = json.loads(joined) if joined else block.get("input") or {}
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": block.get("id"),
+                    "name": block.get("name"),
+                    "input": given,
+                }
+            )
+    done = messages_body({"content": content, "stop_reason": stop, "usage": usage})
+    out.choices, out.usage = done.choices, done.usage
+    # Arguments are replayed as the JSON text the deltas spelled, not re-serialised.
+    calls = out.choices[0].get("tool_calls") or []
+    for k, call in enumerate(calls):
+        spelled = "".join(p.text for p in out.pieces if p.kind == "arguments" and p.call == k)
+        if spelled:
+            call["arguments"] = spelled
+    return out

@@ -9,13 +9,25 @@ server sends, each event numbered from 0. Responses that are stored can be conti
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import APIError, invalid_type, missing_param
-from ..render import Choice, Usage
-from ..request import Request, body_and_model, check_types, invalid_value, param_types
+from ..core.errors import APIError, invalid_type, missing_param
+from ..core.request import Request, body_and_model, check_types, invalid_value, param_types
+from ..scenarios.render import Choice, Usage
 from . import Answer, Frame, Lookup, Protocol, Stored, dumps, dumps_text
+from .capture import (
+    PIECE_ORDER,
+    Captured,
+    Event,
+    Piece,
+    dig,
+    openai_usage,
+    scenario_call,
+    scenario_message,
+    text_of,
+)
 from .chat import usage_object
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
@@ -494,6 +506,12 @@ class Responses(Protocol):
             body = self.body(answer)
         return Stored(answer.env.id, (*turns, said), body)
 
+    def read_body(self, body: Any) -> Captured:
+        return responses_body(body)
+
+    def read_stream(self, events: list[Event]) -> Captured:
+        return responses_stream(events)
+
 
 def _items(answer: Answer) -> _Items:
     """The answer's output items, built once for its body, stream and stored copy."""
@@ -531,3 +549,94 @@ def _spliced(kind: str, sequence: int, name: str, encoded: str) -> str:
 def _event(kind: str, sequence: int, **data: Any) -> bytes:
     payload = dumps({"type": kind, "sequence_number": sequence, **data})
     return f"event: {kind}\ndata: {payload}\n\n".encode()
+
+
+# --- reading an upstream's reply back (recording) -------------------------------------------
+
+
+def responses_body(body: Any) -> Captured:
+    reasoning: list[str] = []
+    content: list[str] = []
+    refusal: list[str] = []
+    calls = []
+    for item in body.get("output") or []:
+        kind = item.get("type")
+        if kind == "reasoning":
+            reasoning += [s.get("text", "") for s in item.get("summary") or []]
+        elif kind == "message":
+            for part in item.get("content") or []:
+                if part.get("type") == "refusal":
+                    refusal.append(part.get("refusal", ""))
+                elif isinstance(part.get("text"), str):
+                    content.append(part["text"])
+        elif kind == "function_call":
+            calls.append(
+                scenario_call(item.get("call_id"), item.get("name"), item.get("arguments"))
+            )
+    finish = None
+    if body.get("status") == "incomplete":
+        reason = dig(body, "incomplete_details", "reason")
+        finish = "content_filter" if reason == "content_filter" else "length"
+    message = scenario_message(
+        "".join(content) if content or not (calls or refusal) else None,
+        "\n\n".join(reasoning) if reasoning else None,
+        "".join(refusal) if refusal else None,
+        calls,
+        finish,
+    )
+    return Captured([message], openai_usage(body.get("usage")), text_of(body.get("model")))
+
+
+_RESPONSES_DELTAS = {
+    "response.output_text.delta": "text",
+    "response.reasoning_summary_text.delta": "reasoning",
+    "response.reasoning_text.delta": "reasoning",
+    "response.refusal.delta": "refusal",
+    "response.function_call_arguments.delta": "arguments",
+}
+
+
+def responses_stream(events: list[Event]) -> Captured:
+    """Pieces from the delta events; the reply itself from the final response object."""
+    pieces: list[Piece] = []
+    calls: dict[str, int] = {}  # function call item id -> call number
+    final: Any = None
+    error: dict[str, Any] | None = None
+    for event in events:
+        data = json.loads(event.data)
+        kind = data.get("type", event.name)
+        if kind == "response.output_item.added" and dig(data, "item", "type") == "function_call":
+            calls[data["item"].get("id", "")] = len(calls)
+        piece = _RESPONSES_DELTAS.get(kind)
+        if piece and data.get("delta"):
+            call = calls.get(data.get("item_id", ""), 0)
+            pieces.append(Piece(piece, data["delta"], event.at, call))
+        elif kind in ("response.completed", "response.incomplete"):
+            final = data.get("response")
+        elif kind == "response.failed":
+            failure = dig(data, "response", "error") or {}
+            error = {"kind": "failed", **failure}
+            final = data.get("response")
+            break
+        elif kind == "error":
+            nested = data.get("error") if isinstance(data.get("error"), dict) else data
+            error = {
+                "kind": "stream_error",
+                **{k: nested.get(k) for k in ("message", "type", "code")},
+            }
+            break
+    if final is not None and error is None:
+        out = responses_body(final)
+        out.pieces = pieces
+        return out
+    # Cut short: what the deltas said.
+    texts = {k: "".join(p.text for p in pieces if p.kind == k) for k in PIECE_ORDER}
+    message = scenario_message(
+        texts["text"] if texts["text"] or not texts["refusal"] else None,
+        texts["reasoning"] or None,
+        texts["refusal"] or None,
+        [],
+        None,
+    )
+    model = text_of(dig(final, "model")) if final is not None else None
+    return Captured([message], None, model, pieces, complete=False, error=error)

@@ -6,14 +6,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .errors import APIError
+from ..core.errors import APIError
+from ..core.request import Request
 from .ratelimit import RateLimit
 from .templates import Template
 
-if TYPE_CHECKING:
-    from .matching import Condition
+Captures = Mapping[str, str]
+"""Named regex groups a condition captured, for templates (``{{ match.name }}``)."""
+
+
+class Condition(Protocol):
+    """One test of a ``match`` block; matching implements them."""
+
+    def check(self, request: Request) -> Captures | None:
+        """Regex captures (possibly empty) when the request passes, None when it does not."""
+
+    def explain(self, request: Request) -> str:
+        """What was expected and what the request had, for miss reports."""
+
 
 Text = str | Template
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .protocols.chat import MAX_N, RESPONSE_FORMATS, ROLES
-from .protocols.responses import MESSAGE_ROLES, TOOL_CHOICES
+from ..protocols.chat import MAX_N, RESPONSE_FORMATS, ROLES
+from ..protocols.responses import MESSAGE_ROLES, TOOL_CHOICES
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:

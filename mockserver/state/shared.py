@@ -23,9 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import APIError
-from .loader import load_data, load_text
-from .matching import (
+from ..core.errors import APIError
+from ..core.request import Request
+from ..protocols import Protocol, Stored
+from ..scenarios.loader import load_data, load_text
+from ..scenarios.matching import (
     _NO_CAPTURES,
     Resolution,
     ScenarioSet,
@@ -34,15 +36,13 @@ from .matching import (
     conversation,
     step_after,
 )
-from .protocols import Protocol, Stored
-from .ratelimit import RateLimit, Ticket, _refusal, _Window
-from .request import Request
-from .scenario import Scenario
-from .state import ResponseStore
+from ..scenarios.ratelimit import RateLimit, Ticket, _refusal, _Window
+from ..scenarios.scenario import Scenario
+from .live import ResponseStore
 
 if TYPE_CHECKING:
     from .journal import Entry
-    from .state import State
+    from .live import State
 
 _CONVERSATIONS = 100_000
 _WINDOWS = 10_000

@@ -9,25 +9,41 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from typing import Protocol as Interface
 
 from aiohttp import web
 
-from .journal import Journal
-from .matching import ScenarioSet
+from ..core.profiles import APIFACTORY, Profile
+from ..core.request import Request
+from ..protocols import Lookup, Protocol, Stored
+from ..scenarios.matching import Resolution, ScenarioSet
+from ..scenarios.ratelimit import Budgets, RateLimit
+from ..scenarios.reload import Watcher
+from ..scenarios.render import Renderer
+from ..scenarios.scenario import Scenario, Step
+from .journal import Entry, Journal
 from .memo import Memos
-from .profiles import APIFACTORY, Profile
-from .protocols import Protocol, Stored
-from .ratelimit import Budgets, RateLimit
-from .reload import Watcher
-from .render import Renderer
-from .scenario import Scenario, Step
 
 if TYPE_CHECKING:
-    from .record import Recorder
     from .shared import Shared
 
 Sleep = Callable[[float], Awaitable[Any]]
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
+
+
+class Recorder(Interface):
+    """What the pipeline asks of a recorder (``recording.record.Recorder`` is the one there
+    is): state holds it without knowing recording, which sits above it."""
+
+    forward_all: bool
+
+    def lenient(self, lookup: Lookup) -> Lookup: ...
+
+    def resolve(self, request: Request) -> Resolution | None: ...
+
+    async def forward(
+        self, request: web.Request, protocol: Protocol, req: Request, raw: bytes, entry: Entry
+    ) -> web.StreamResponse: ...
 
 
 @dataclass

@@ -14,13 +14,14 @@ from typing import Any
 
 import yaml
 
-from .errors import Problem, ScenarioError
+from ..core.errors import Problem, ScenarioError
 from .lint import duplicate_names, regex_groups
-from .matching import Condition, build_conditions
+from .matching import build_conditions
 from .ratelimit import RateLimit
 from .scenario import (
     AfterLast,
     Cadence,
+    Condition,
     ErrorReply,
     Fault,
     Message,

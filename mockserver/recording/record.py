@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,15 +29,15 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from .errors import APIError, ScenarioError
-from .fingerprint import DEFAULT_FIELDS, Redactor, request_digest
-from .journal import Entry
-from .loader import load_data, load_text
-from .matching import Resolution, ScenarioSet
-from .protocols import Lookup, Protocol
-from .readers import PIECE_ORDER, READERS, Captured, Event, Piece
-from .request import Request
-from .scenario import Scenario
+from ..core.errors import APIError, ScenarioError
+from ..core.request import Request
+from ..protocols import Lookup, Protocol
+from ..protocols.capture import PIECE_ORDER, Captured, Event, Piece
+from ..scenarios.fingerprint import DEFAULT_FIELDS, Redactor, request_digest
+from ..scenarios.loader import load_data, load_text
+from ..scenarios.matching import Resolution, ScenarioSet
+from ..scenarios.scenario import Scenario
+from ..state.journal import Entry
 
 log = logging.getLogger("mockserver")
 
@@ -338,7 +338,7 @@ class Recorder:
                 broken=broken,
             )
             try:
-                name = self.record(protocol.name, req, exchange, entry)
+                name = self.record(protocol, req, exchange, entry)
             except Exception:  # the client has its answer; a recording problem is only logged
                 log.exception("mockserver record: could not record %s %s", request.method, url)
                 name = None
@@ -369,7 +369,7 @@ class Recorder:
                     # The client left. After the stream's last event (an SDK closes on [DONE]
                     # or on an error event, maybe before the upstream's end arrives) the
                     # exchange is whole and is recorded; before it, nothing is.
-                    if stream and self._ended(protocol.name, splitter.events):
+                    if stream and self._ended(protocol, splitter.events):
                         finish()
                     raise
                 finish()
@@ -405,46 +405,44 @@ class Recorder:
         return response
 
     @staticmethod
-    def _ended(api: str, events: list[Event]) -> bool:
+    def _ended(protocol: Protocol, events: list[Event]) -> bool:
         """True when a stream's events so far end it: its closing event, or an error event."""
-        reader = READERS.get(api)
-        if reader is None or reader.stream is None or not events:
+        if not events:
             return False
         try:
-            captured = reader.stream(events)
+            captured = protocol.read_stream(events)
         except (KeyError, TypeError, AttributeError, ValueError):
             return False
-        return captured.complete or captured.error is not None
+        return captured is not None and (captured.complete or captured.error is not None)
 
     # --- recording -----------------------------------------------------------------------------
 
     def step(
-        self, api: str, exchange: _Exchange, redactor: Redactor | None = None
+        self, protocol: Protocol, exchange: _Exchange, redactor: Redactor | None = None
     ) -> dict[str, Any] | None:
         """The scenario step for one exchange, before redaction (``redactor`` only decides
         where streamed pieces must be merged); None when there is nothing to replay.
 
-        What a reader cannot make sense of is kept as ``raw``, byte for byte."""
+        What the protocol cannot read back is kept as ``raw``, byte for byte."""
         status = exchange.status
         if 300 <= status < 400:
             log.warning("mockserver record: the upstream redirected (%d); not followed", status)
             return None
-        reader = READERS.get(api)
         text = exchange.body.decode("utf-8", "replace")
         step: dict[str, Any] = {}
         sse = exchange.content_type == "text/event-stream"
         data = None if sse else _json(text)
         try:
-            if sse and status < 400 and reader is not None and reader.stream is not None:
-                step.update(self._streamed(reader.stream, exchange, redactor or self._redactor))
+            if sse and status < 400:
+                step.update(self._streamed(protocol, exchange, redactor or self._redactor))
             elif status >= 400 and _error(status, data) is not None:
                 step["error"] = _error(status, data)
-            elif data is not None and status == 200 and reader is not None:
-                step["reply"] = reader.body(data).reply()
+            elif data is not None and status == 200 and (read := protocol.read_body(data)):
+                step["reply"] = read.reply()
                 if exchange.elapsed >= 0.001:
                     step["delay"] = round(exchange.elapsed, 3)
         except (KeyError, TypeError, AttributeError, ValueError) as err:
-            log.warning("mockserver record: kept a %s reply as raw (%r)", api, err)
+            log.warning("mockserver record: kept a %s reply as raw (%r)", protocol.name, err)
             step = {}
         if not step:
             raw: dict[str, Any] = {"status": status, "body": text}
@@ -457,7 +455,7 @@ class Recorder:
         return step
 
     def _streamed(
-        self, read: Callable[[list[Event]], Captured], exchange: _Exchange, redactor: Redactor
+        self, protocol: Protocol, exchange: _Exchange, redactor: Redactor
     ) -> dict[str, Any]:
         """A stream's reply, rhythm and fault. Events before one whose data is not JSON are
         read, and the broken one becomes the ``malformed`` fault."""
@@ -470,7 +468,9 @@ class Recorder:
             ),
             None,
         )
-        captured = read(events if bad is None else events[:bad])
+        captured = protocol.read_stream(events if bad is None else events[:bad])
+        if captured is None:
+            return {}
         step: dict[str, Any] = {"reply": captured.reply()}
         pieces = _spelling(captured)
         if pieces:
@@ -520,21 +520,21 @@ class Recorder:
         return match
 
     def record(
-        self, api: str, req: Request, exchange: _Exchange, entry: Entry | None = None
+        self, protocol: Protocol, req: Request, exchange: _Exchange, entry: Entry | None = None
     ) -> str | None:
         """Write (or extend) the file of this request; the scenario's name, or None. The
         journal ``entry`` learns what was answered (as written) and the file."""
         # The client's own credentials are redacted too, should the upstream echo them.
         own = [re.escape(c) for c in _credentials(req.headers)]
         redactor = Redactor([*self._redactor.patterns, *own]) if own else self._redactor
-        step = self.step(api, exchange, redactor)
+        step = self.step(protocol, exchange, redactor)
         if step is None:
             return None
         step = redactor.data(step)
         digest = request_digest(req, self.fields, self._redactor)
         file = self._files.get(digest)
         if file is None:
-            name = f"{api}-{_slug(self._redactor.text(req.last_user))}-{digest[:8]}"
+            name = f"{protocol.name}-{_slug(self._redactor.text(req.last_user))}-{digest[:8]}"
             file = _File(self.out / f"{name}.yaml", name, self.match(req, digest))
             self._files[digest] = file
         if entry is not None:

@@ -27,8 +27,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .protocols import Stored
-from .ratelimit import RateLimit
+from ..protocols import Stored
+from ..scenarios.ratelimit import RateLimit
 from .shared import (
     Shared,
     Tables,
@@ -41,7 +41,7 @@ from .shared import (
 )
 
 if TYPE_CHECKING:
-    from .state import State
+    from .live import State
 
 log = logging.getLogger("mockserver")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from .errors import Problem
-from .matching import BodyField, Condition, ModelIs, TextIs, TextMatch, ToolsOffered
-from .scenario import AfterLast, Scenario
+from ..core.errors import Problem
+from .matching import BodyField, ModelIs, TextIs, TextMatch, ToolsOffered
+from .scenario import AfterLast, Condition, Scenario
 
 # Regexes that ``search`` finds in any text (a whitelist: proving it in general is undecidable
 # for practical purposes, and a false "shadowed" warning would be worse than a missed one).

@@ -1,6 +1,6 @@
 """The live inspector: a page at ``/_mock/ui`` and the data routes it reads.
 
-The page (``mockserver/ui/``) is a static shell holding no data, so it loads without the admin
+The page (``inspector/ui/``) is a static shell holding no data, so it loads without the admin
 token; everything it shows comes from the routes below, which follow the admin rules
 (``_check_admin``). ``/_mock/events`` streams the journal as server-sent events: the backlog,
 then each entry as it is recorded, with its recording position as the event id so a viewer
@@ -23,10 +23,10 @@ import yaml
 from aiohttp import web
 from multidict import CIMultiDict
 
-from .admin import ADMIN, Handler, _check_admin
-from .errors import APIError
-from .journal import Entry, Journal, Subscription
-from .matching import (
+from ..core.errors import APIError
+from ..core.request import Request, parse_json_body
+from ..protocols import Lookup, Protocol
+from ..scenarios.matching import (
     BodyField,
     HeaderIs,
     LastRole,
@@ -38,10 +38,10 @@ from .matching import (
     ToolsOffered,
     Verdict,
 )
-from .protocols import Lookup, Protocol
-from .request import Request, parse_json_body
-from .scenario import Scenario
-from .state import STATE, State
+from ..scenarios.scenario import Scenario
+from ..state.journal import Entry, Journal, Subscription
+from ..state.live import STATE, State
+from .admin import ADMIN, Handler, _check_admin
 
 UI_DIR = Path(__file__).with_name("ui")
 BUFFER = 256

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .request import Request, field_at
+from ..core.request import Request, field_at
 
 if TYPE_CHECKING:
     from faker import Faker

@@ -21,8 +21,8 @@ from collections.abc import Awaitable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .protocols import Stored
-from .ratelimit import RateLimit
+from ..protocols import Stored
+from ..scenarios.ratelimit import RateLimit
 from .shared import Shared, Window, apply_scenarios, reset_local, unavailable
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from redis.asyncio.client import PubSub
 
     from .journal import Entry
-    from .state import State
+    from .live import State
 
 log = logging.getLogger("mockserver")
 T = TypeVar("T")
@@ -140,7 +140,7 @@ class RedisShared(Shared):
                 await self._listener
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()
         if self.client is not None:
             await self.client.aclose()
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
-from .errors import ScenarioError
+from ..core.errors import ScenarioError
 from .loader import load_paths, scenario_files
 from .scenario import Scenario
 

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .protocols import Stored
-from .request import Request
+from ..core.request import Request
+from ..protocols import Stored
 
 _COUNT = 1024
 _BYTES = 32 * 1024 * 1024

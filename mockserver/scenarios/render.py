@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .profiles import Settings
-from .request import Request
+from ..core.profiles import Settings
+from ..core.request import Request
+from ..core.tokens import count_tokens, split_tokens
 from .scenario import Cadence, Message, Reply, Text
 from .templates import Context
-from .tokens import count_tokens, split_tokens
 
 if TYPE_CHECKING:
     from faker import Faker

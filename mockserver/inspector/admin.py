@@ -12,12 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import APIError
-from .loader import load_data, load_text
-from .protocols import JSON
-from .request import bearer_token, parse_json_body
-from .shared import reset_local
-from .state import STATE, Options
+from ..core.errors import APIError
+from ..core.request import bearer_token, parse_json_body
+from ..protocols import JSON
+from ..scenarios.loader import load_data, load_text
+from ..state.live import STATE, Options
+from ..state.shared import reset_local
 
 ADMIN = "/_mock"
 
@@ -107,12 +107,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def add_routes(app: web.Application, guard: Callable[[Handler], Handler]) -> None:
-    """The admin routes and the inspector's, each handler wrapped in ``guard`` (error objects)."""
-    from . import inspector  # it builds on this module
-
+    """The admin routes, each handler wrapped in ``guard`` (error objects)."""
     for method in ("GET", "PUT", "POST"):
         app.router.add_route(method, f"{ADMIN}/scenarios", guard(admin_scenarios))
     app.router.add_post(f"{ADMIN}/reset", guard(admin_reset))
     for method in ("GET", "DELETE"):
         app.router.add_route(method, f"{ADMIN}/journal", guard(admin_journal))
-    inspector.add_routes(app, guard)

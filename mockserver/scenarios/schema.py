@@ -11,9 +11,10 @@ import difflib
 from collections.abc import Iterator
 from typing import Any
 
-from .protocols import API_NAMES
-
 Path = tuple[str | int, ...]
+
+API_NAMES = ("chat", "responses", "messages", "embeddings")
+"""The values of a scenario's ``match.api``: each names a protocol (``Protocol.name``)."""
 
 _TEXT_MATCH: dict[str, Any] = {
     "x-expected": "a string or a mapping with one of exact, contains, regex",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .request import Request
+    from ..core.request import Request
 
 _SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "openai-organization"})
 

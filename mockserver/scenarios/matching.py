@@ -17,14 +17,13 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, Protocol
+from typing import Any
 
-from .errors import APIError
+from ..core.errors import APIError
+from ..core.request import Request, field_at, message_text
 from .fingerprint import DEFAULT_FIELDS, Redactor, cached_digest
-from .request import Request, field_at, message_text
-from .scenario import AfterLast, Scenario, Step
+from .scenario import AfterLast, Captures, Condition, Scenario, Step
 
-Captures = Mapping[str, str]
 # Sequence positions kept, oldest conversation forgotten first: endless conversations in a
 # load test must not grow memory without bound.
 _CONVERSATIONS = 100_000
@@ -59,14 +58,6 @@ class TextMatch:
 
     def __str__(self) -> str:
         return f"{self.op} {_short(self.value)}"
-
-
-class Condition(Protocol):
-    def check(self, request: Request) -> Captures | None:
-        """Regex captures (possibly empty) when the request passes, None when it does not."""
-
-    def explain(self, request: Request) -> str:
-        """What was expected and what the request had, for miss reports."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from .request import Request, field_at, message_text
+from ..core.request import Request, field_at, message_text
 
 DEFAULT_FIELDS = ("model", "messages", "tools", "tool_choice", "response_format", "n", "stream")
 """What a recording's digest covers unless it says otherwise; any other name is a dotted path
