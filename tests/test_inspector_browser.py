@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import openai
 import pytest
 
-from mockserver import MockServer, Options, inspector
+from mockserver import MockServer, Options
+from mockserver.inspector import views as inspector
 from mockserver.state.journal import Entry
 
 if TYPE_CHECKING:
