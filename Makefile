@@ -2,14 +2,15 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Two install steps, each with its stamp: `make run` needs only what serving needs; test and
-# lint tools (a few times as long to install) come with the first target that uses them.
+# Two install steps, each with its stamp: `make run` needs only what serving needs; test, lint
+# and documentation tools (a few times as long to install) come with the first target that uses
+# them (the tests build the documentation too).
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test soak lint fmt typecheck check-fixtures check bench screenshot clean
+.PHONY: help install run test soak lint fmt typecheck check-fixtures check docs docs-build bench screenshot clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -23,11 +24,11 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 	touch $(RUN_STAMP)
 
 $(TEST_STAMP): pyproject.toml tests/node/package-lock.json $(RUN_STAMP)
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,docs]'
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $(TEST_STAMP)
 
-install: $(TEST_STAMP)  ## create .venv and install mockserver with its test tools
+install: $(TEST_STAMP)  ## create .venv and install mockserver with its test and docs tools
 
 run: $(RUN_STAMP)  ## serve the shipped scenarios on http://127.0.0.1:8000/v1 (ARGS="--port 0 ...")
 	$(BIN)/mockserver serve $(ARGS)
@@ -54,9 +55,18 @@ screenshot: $(TEST_STAMP)  ## retake docs/inspector.png (and -dark) in headless 
 check-fixtures: $(RUN_STAMP)  ## validate the example scenarios (each file is used on its own)
 	@for file in fixtures/*.yaml; do $(BIN)/mockserver validate $$file || exit 1; done
 
-check: lint check-fixtures test  ## everything CI runs
+# Material for MkDocs prints a notice about MkDocs 2 on every run; it is not about this site.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-bench: $(TEST_STAMP)  ## the README's performance figures (needs wrk; npm for aimock; ~6 minutes)
+docs: $(TEST_STAMP)  ## serve the documentation on http://127.0.0.1:8001, rebuilt on each edit
+	$(MKDOCS) serve --dev-addr 127.0.0.1:8001
+
+docs-build: $(TEST_STAMP)  ## build the documentation into site/, failing on any warning (as CI)
+	$(MKDOCS) build --strict
+
+check: lint check-fixtures test docs-build  ## everything CI runs
+
+bench: $(TEST_STAMP)  ## the figures of docs/performance.md (needs wrk; npm for aimock; ~6 minutes)
 	$(BIN)/python bench/run.py $(ARGS)
 	$(BIN)/python bench/streams.py --streams 1000 --delay 0.1 --chunks 40
 	$(BIN)/python bench/streams.py --streams 10000 --delay 1 --chunks 30 --ramp 10
@@ -64,4 +74,4 @@ bench: $(TEST_STAMP)  ## the README's performance figures (needs wrk; npm for ai
 	$(BIN)/python bench/plugin_overhead.py
 
 clean:  ## remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info site

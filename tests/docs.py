@@ -23,19 +23,22 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
+_TITLE = re.compile(r'title="(?P<title>[^"]*)"')
 _EXAMPLE = re.compile(r"#\s*example:\s*(?P<name>\S+)\s*$")
 
 
 @dataclass(frozen=True)
 class Block:
     """One fenced block: ``page`` relative to the repository, ``index`` counted per page and
-    language from 0, ``line`` of its opening fence (from 1)."""
+    language from 0, ``line`` of its opening fence (from 1), its text without the fences."""
 
     page: str
     index: int
     language: str
     line: int
     text: str
+    title: str = ""
+    """The fence's ``title="..."`` (a file's name, as in ```yaml title="scenarios/x.yaml")."""
 
     @property
     def where(self) -> str:
@@ -82,7 +85,9 @@ def parse(text: str, page: str) -> list[Block]:
         index = counts.get(language, 0)
         counts[language] = index + 1
         content = "\n".join(body) + "\n" if body else ""
-        found.append(Block(page, index, language, at + 1, content))
+        titled = _TITLE.search(info)
+        title = titled.group("title") if titled else ""
+        found.append(Block(page, index, language, at + 1, content, title))
         at = end + 1
     return found
 
@@ -105,6 +110,15 @@ def yaml_blocks() -> list[tuple[str, int, str]]:
 def python_blocks() -> list[Block]:
     """Every ```python block; each must start with ``# example: NAME``."""
     return blocks("python")
+
+
+def titled(title: str) -> str:
+    """The text of the one block whose fence says ``title="TITLE"`` (a file a page shows)."""
+    found = [block for block in _all() if block.title == title]
+    if len(found) != 1:
+        where = ", ".join(block.where for block in found) or "no page"
+        raise LookupError(f'{len(found)} blocks have title="{title}": {where}')
+    return found[0].text
 
 
 def example(name: str) -> str:

@@ -36,4 +36,15 @@ def test_run_installs_only_the_runtime(tmp_path: Path) -> None:
 @pytest.mark.parametrize("target", ["test", "lint"])
 def test_test_and_lint_install_everything(target: str, tmp_path: Path) -> None:
     commands = planned(target, tmp_path / "venv")
-    assert f"{tmp_path}/venv/bin/python -m pip install -q -e '.[test]'" in commands
+    assert f"{tmp_path}/venv/bin/python -m pip install -q -e '.[test,docs]'" in commands
+
+
+@pytest.mark.parametrize(
+    ("target", "command"),
+    [("docs", "mkdocs serve --dev-addr 127.0.0.1:8001"), ("docs-build", "mkdocs build --strict")],
+)
+def test_docs_targets_install_their_tools(target: str, command: str, tmp_path: Path) -> None:
+    """From a clean clone, the docs targets install MkDocs first; the mock keeps port 8000."""
+    commands = planned(target, tmp_path / "venv")
+    assert f"{tmp_path}/venv/bin/python -m pip install -q -e '.[test,docs]'" in commands
+    assert commands[-1].endswith(f"{tmp_path}/venv/bin/{command}")
