@@ -4,7 +4,9 @@ Every page under ``docs/`` (and ``README.md``) is read; fenced blocks are kept b
 Two conventions hold the docs to the code (``tests/test_docs.py`` enforces both):
 
 - every ```yaml block is a scenario file: it loads, and each scenario in it is reached by a
-  request (``yaml_blocks()`` lists them);
+  request (``yaml_blocks()`` lists them; ``REACHES`` in ``tests/test_docs.py`` holds the
+  requests, except for scenarios matching only a plain last user message). YAML that is not a
+  scenario file (a CI workflow, a compose file) goes in a ```yml block;
 - every ```python block starts with ``# example: NAME`` (NAME unique across the docs), and some
   test runs it: ``example("NAME")`` returns its text.
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from mockserver import MockServer, Options, load_paths, load_text
 from mockserver.scenarios.lint import warnings
@@ -44,9 +45,9 @@ def ask(text: str = "anything", **extra: Any) -> dict[str, Any]:
 
 # For every scenario of every YAML example, a request it must answer. An example is found by
 # the names of its scenarios (the labels only keep the entries apart), so a block may move
-# between pages, or appear on several, and keep its requests.
+# between pages, or appear on several, and keep its requests. An example whose scenarios
+# match on a plain last user message (or on nothing) needs no entry: see ``_derived``.
 REACHES: dict[str, dict[str, dict[str, Any]]] = {
-    "first scenario": {"weather": ask("How is the weather?")},
     "includes": {"greeting": ask("hello"), "tool-weather": ask(tools=TOOLS), "project-specific": ask()},
     "matching": {
         "everything-at-once": {
@@ -81,7 +82,6 @@ REACHES: dict[str, dict[str, dict[str, Any]]] = {
         "drop": ask("drop", stream=True),
         "model-failed": {"_path": "/responses", "input": "this will fail", "stream": True},
     },
-    "rate limits": {"three-a-minute": ask()},
     "recording": {
         "chat-how-is-the-weather-51219f15": {
             "model": "gpt-4o",
@@ -114,7 +114,6 @@ REACHES: dict[str, dict[str, dict[str, Any]]] = {
         "connection-reset": ask("reset"),
         "down": ask("down"),
     },
-    "recipe: cost": {"priced": ask()},
 }  # fmt: skip
 
 
@@ -123,13 +122,35 @@ def _names(text: str) -> list[str]:
     return sorted([*re.findall(r"^(?:  )?- name: ([\w-]+)", text, re.M), *included])
 
 
+def _derived(scenario: dict[str, Any]) -> dict[str, Any] | None:
+    """The chat request a scenario obviously answers, when its only condition is a plain
+    ``last_user`` (a string, ``contains`` or ``exact``) or it has none."""
+    match = scenario.get("match") or {}
+    if set(match) - {"last_user"} or "name" not in scenario:
+        return None
+    text = match.get("last_user", "anything")
+    if isinstance(text, dict):
+        if set(text) - {"contains", "exact"}:
+            return None
+        (text,) = text.values()
+    return ask(str(text))
+
+
 def _reaches(text: str) -> dict[str, dict[str, Any]] | None:
-    """The requests meant for the scenarios of a YAML example, if ``REACHES`` has them."""
+    """The requests meant for the scenarios of a YAML example: from ``REACHES``, or derived
+    when every scenario of the example is plain enough."""
     names = _names(text)
     for wanted in REACHES.values():
         if sorted(wanted) == names:
             return {name: dict(body) for name, body in wanted.items()}
-    return None
+    data = yaml.safe_load(text)
+    scenarios = data.get("scenarios", []) if isinstance(data, dict) else data
+    if "include:" in text or not isinstance(scenarios, list):
+        return None
+    derived = {s.get("name"): _derived(s) for s in scenarios if isinstance(s, dict)}
+    if not derived or None in derived.values() or sorted(map(str, derived)) != names:
+        return None
+    return {str(name): body for name, body in derived.items() if body is not None}
 
 
 YAML = yaml_blocks()
@@ -142,8 +163,14 @@ def test_every_yaml_example_is_covered() -> None:
         if _reaches(text) is None
     ]
     assert missing == [], "add a request for each scenario to REACHES in tests/test_docs.py"
+    derived = [(p, i) for p, i, text in YAML if _derived_only(text)]
+    assert len(derived) >= 3  # the first scenario (on four pages), rate limits, cost
     used = {tuple(_names(text)) for _, _, text in YAML}
     assert sorted(tuple(sorted(r)) for r in REACHES.values() if tuple(sorted(r)) not in used) == []
+
+
+def _derived_only(text: str) -> bool:
+    return not any(sorted(r) == _names(text) for r in REACHES.values())
 
 
 def _post(server: MockServer, body: dict[str, Any]) -> None:
