@@ -2,11 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Two install steps, each with its stamp: `make run` needs only what serving needs; test, lint
-# and documentation tools (a few times as long to install) come with the first target that uses
-# them (the tests build the documentation too).
+# Install steps, each with its stamp: `make run` needs only what serving needs; test, lint and
+# documentation tools (a few times as long to install) come with the first target that uses them.
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
+DOCS_STAMP := $(VENV)/.installed-docs
 ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -27,6 +27,12 @@ $(TEST_STAMP): pyproject.toml tests/node/package-lock.json $(RUN_STAMP)
 	$(BIN)/python -m pip install -q -e '.[test,docs]'
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $(TEST_STAMP)
+
+# The documentation tools alone, for `make docs` (the tests build the site too, so the test
+# install includes them).
+$(DOCS_STAMP): pyproject.toml $(RUN_STAMP)
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
 
 install: $(TEST_STAMP)  ## create .venv and install mockserver with its test and docs tools
 
@@ -58,10 +64,10 @@ check-fixtures: $(RUN_STAMP)  ## validate the example scenarios (each file is us
 # Material for MkDocs prints a notice about MkDocs 2 on every run; it is not about this site.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-docs: $(TEST_STAMP)  ## serve the documentation on http://127.0.0.1:8001, rebuilt on each edit
+docs: $(DOCS_STAMP)  ## serve the documentation on http://127.0.0.1:8001, rebuilt on each edit
 	$(MKDOCS) serve --dev-addr 127.0.0.1:8001
 
-docs-build: $(TEST_STAMP)  ## build the documentation into site/, failing on any warning (as CI)
+docs-build: $(DOCS_STAMP)  ## build the documentation into site/, failing on any warning (as CI)
 	$(MKDOCS) build --strict
 
 check: lint check-fixtures test docs-build  ## everything CI runs

@@ -44,7 +44,9 @@ def test_test_and_lint_install_everything(target: str, tmp_path: Path) -> None:
     [("docs", "mkdocs serve --dev-addr 127.0.0.1:8001"), ("docs-build", "mkdocs build --strict")],
 )
 def test_docs_targets_install_their_tools(target: str, command: str, tmp_path: Path) -> None:
-    """From a clean clone, the docs targets install MkDocs first; the mock keeps port 8000."""
+    """From a clean clone, the docs targets install MkDocs (and not the test tools: no npm);
+    the mock keeps port 8000."""
     commands = planned(target, tmp_path / "venv")
-    assert f"{tmp_path}/venv/bin/python -m pip install -q -e '.[test,docs]'" in commands
+    assert f"{tmp_path}/venv/bin/python -m pip install -q -e '.[docs]'" in commands
+    assert not any("[test" in c or "npm" in c for c in commands)
     assert commands[-1].endswith(f"{tmp_path}/venv/bin/{command}")
