@@ -122,6 +122,20 @@ def _parser() -> argparse.ArgumentParser:
         help="tokens per minute per API key and model (default: no limit)",
     )
     serve.add_argument(
+        "--prompt-cache",
+        action="store_true",
+        help="simulate prompt caching by each provider's rules: cached_tokens (OpenAI), "
+        "cache_read/cache_creation_input_tokens (Anthropic cache_control); default: off",
+    )
+    serve.add_argument(
+        "--prompt-cache-ttl",
+        type=_seconds_above_zero,
+        default=300.0,
+        metavar="SECONDS",
+        help="idle seconds an automatic (OpenAI) cache entry lives (default: 300); Anthropic's "
+        "entries live by their own cache_control ttl (5m or 1h)",
+    )
+    serve.add_argument(
         "--shutdown-timeout",
         type=float,
         default=5.0,
@@ -195,6 +209,16 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
     return parser
+
+
+def _seconds_above_zero(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:  # nan too
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return value
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
@@ -364,6 +388,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         admin_token=admin_token,
         admin_enabled=loopback or admin_token is not None,
         rate_limit=None if args.rpm is None and args.tpm is None else RateLimit(args.rpm, args.tpm),
+        prompt_cache=args.prompt_cache,
+        prompt_cache_ttl=args.prompt_cache_ttl,
     )
     options = replace(options, recorder=_serve_recorder(args))
     if options.recorder is not None and not args.scenarios:

@@ -15,10 +15,12 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
+from .core.caching import Outcome
 from .core.errors import APIError
 from .core.profiles import Settings
 from .core.request import Request, parse_json_body
@@ -124,6 +126,25 @@ async def _wait(state: State, seconds: float, response: web.StreamResponse | Non
         if response is not None and interval > 0 and quiet >= interval and seconds > 0:
             await response.write(b": keep-alive\n\n")
             quiet = 0.0
+
+
+def _states_cache(fixed: Any) -> bool:
+    """A scenario's stated cache figures win over the simulation."""
+    return bool(fixed) and ("cached_tokens" in fixed or "cache_write_tokens" in fixed)
+
+
+def cached_usage(used: Usage, outcome: Outcome, apart: bool) -> None:
+    """Caching's figures in usage, never more than the prompt. ``apart`` (Anthropic): input
+    tokens are what was neither read nor written, and writes are split by TTL."""
+    read = min(outcome.read, used.prompt)
+    used.cached = read
+    if not apart:
+        return
+    written = min(outcome.written, used.prompt - read)
+    hour = min(outcome.written_1h, written)
+    used.cache_write = written
+    used.cache_split = (written - hour, hour)
+    used.prompt -= read + written
 
 
 def summary(choices: tuple[Choice, ...], used: Usage, env: Envelope) -> dict[str, Any]:
@@ -242,7 +263,7 @@ class Pipeline:
                         refused.headers = {**protocol.rate_limit_headers(refused.ticket), **retry}
                     raise
                 response = await self._respond(
-                    request, state, req, raw, settings, resolution, entry, tickets, memo_key
+                    request, state, req, raw, settings, resolution, entry, tickets, memo_key, key
                 )
             except APIError as err:
                 response = _refused(protocol, err, entry, raw)
@@ -296,6 +317,7 @@ class Pipeline:
         entry: Entry,
         tickets: list[Ticket],
         memo_key: Any,
+        key: str,
     ) -> web.StreamResponse:
         protocol = self.protocol
         step = resolution.step
@@ -308,6 +330,7 @@ class Pipeline:
             and not tickets
             and not step.delay
             and not req.context
+            and not state.options.prompt_cache  # a repeat reads what the first one wrote
         )
         shared = state.shared
         if shared is not None and step.fault is not None and step.fault.nth is not None:
@@ -355,6 +378,13 @@ class Pipeline:
             call_id_seed=seed[:16],
         )
         used = usage(req, rendered.choices, reply.usage)
+        cadence = step.cadence
+        if state.options.prompt_cache and not _states_cache(reply.usage):
+            outcome = self._cache(state, key, req, used)
+            if outcome is not None:
+                entry.extra["prompt_cache"] = outcome.summary()
+                if outcome.read and cadence.cached_first_delay is not None:
+                    cadence = replace(cadence, first_delay=cadence.cached_first_delay)
         entry.reply = summary(rendered.choices, used, env)
         for ticket in tickets:
             ticket.spend(used.total)
@@ -366,8 +396,8 @@ class Pipeline:
         if not req.stream:
             if kind in ("stream_error", "failed") and fault is not None:
                 raise fault.error.to_error(headers)
-            if step.cadence.first_delay:
-                await _wait(state, step.cadence.first_delay * scale)
+            if cadence.first_delay:
+                await _wait(state, cadence.first_delay * scale)
             body = protocol.body(answer)
             stored = self._store(state, answer, body) if kind is None else None
             if shared is not None and stored is not None:
@@ -375,13 +405,13 @@ class Pipeline:
             if kind == "malformed":
                 body = body[: len(body) // 2]
             headers["Content-Type"] = JSON
-            if repeatable and not step.cadence.first_delay:
+            if repeatable and not cadence.first_delay:
                 self._remember(state, memo_key, body, headers, entry, req, stored)
             return web.Response(
                 body=body, headers={**headers, **protocol.headers(entry.request_id)}
             )
         frames = protocol.frames(answer)
-        scripted = delays(step.cadence, [(f.paced, f.delay) for f in frames], int(seed[8:16], 16))
+        scripted = delays(cadence, [(f.paced, f.delay) for f in frames], int(seed[8:16], 16))
         if any(scripted):
             entry.extra["delays"] = scripted
         waits = [w * scale for w in scripted]
@@ -403,6 +433,18 @@ class Pipeline:
                 await shared.put_response(stored)
         headers.update(protocol.headers(entry.request_id))
         return await self._stream(request, state, answer, frames, waits, fault, headers)
+
+    def _cache(self, state: State, key: str, req: Request, used: Usage) -> Outcome | None:
+        """Prompt caching by the protocol's rules: the prefixes this prompt reads and writes
+        (per API key and model), and the usage figures that follow."""
+        scope = f"{self.protocol.name}\x00{key}\x00{req.model}\x00"
+        plan = self.protocol.cache_plan(req, scope, state.options.prompt_cache_ttl)
+        if plan is None:
+            return None
+        live = state.prompt_cache.exchange(plan.ask, plan.write, state.options.clock())
+        outcome = plan.settle(live)
+        cached_usage(used, outcome, self.protocol.cache_apart)
+        return outcome
 
     def _store(self, state: State, answer: Answer, body: bytes | None) -> Any:
         stored = self.protocol.stored(answer, body)

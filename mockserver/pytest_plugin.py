@@ -37,6 +37,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("mockserver_speed", "delay factor for scripted delays (0: none)", default="0")
     parser.addini(
+        "mockserver_prompt_cache",
+        "simulate prompt caching by each provider's rules (as serve --prompt-cache)",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
         "mockserver_unmatched",
         "'fail' (a test whose requests matched no scenario fails) or 'ignore'",
         default="fail",
@@ -111,7 +117,10 @@ def _resolve(arg: str | os.PathLike[str], item: pytest.Item) -> Path:
 def mockserver_options(pytestconfig: pytest.Config) -> Options:
     """Settings of the session's server. Override this fixture to change them: it must return
     an ``Options``; its ``speed`` is restored after each test a marker changed it for."""
-    return Options(speed=_speed(pytestconfig.getini("mockserver_speed"), "mockserver_speed"))
+    return Options(
+        speed=_speed(pytestconfig.getini("mockserver_speed"), "mockserver_speed"),
+        prompt_cache=bool(pytestconfig.getini("mockserver_prompt_cache")),
+    )
 
 
 @pytest.fixture(scope="session")

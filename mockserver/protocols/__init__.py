@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
+from ..core.caching import Plan, automatic, conversation_blocks
 from ..core.errors import APIError
 from ..core.request import Request, bearer_token
 from ..scenarios.ratelimit import Ticket
@@ -88,6 +89,9 @@ class Protocol:
     stream_type: ClassVar[str] = SSE
     answers_unmatched: ClassVar[bool] = False
     """True where a request no scenario matches still gets an answer (embeddings)."""
+    cache_apart: ClassVar[bool] = False
+    """True where usage counts cached prompt tokens apart from ``input_tokens`` (Anthropic);
+    elsewhere they are part of the prompt's count (OpenAI, Gemini)."""
 
     def api_key(self, headers: Mapping[str, str]) -> str | None:
         return bearer_token(headers)
@@ -106,6 +110,12 @@ class Protocol:
 
     def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
         raise NotImplementedError
+
+    def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
+        """What prompt caching (``serve --prompt-cache``) asks of the state for this request:
+        OpenAI's automatic prefix caching, unless the protocol has rules of its own; None
+        where nothing is cached."""
+        return automatic(conversation_blocks(req), scope, ttl)
 
     def read_body(self, body: Any) -> Captured | None:
         """An upstream's JSON reply read back as the neutral reply (recording); None where

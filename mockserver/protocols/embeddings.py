@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.caching import Plan
 from ..core.errors import APIError, invalid_type, missing_param
 from ..core.request import Request, body_and_model, integral
 from ..core.tokens import count_tokens
@@ -134,6 +135,9 @@ class Embeddings(Protocol):
         body = {"object": "list", "data": data, "model": answer.env.model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
         return json.dumps(body).encode()
+
+    def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
+        return None  # embeddings inputs are not a conversation: nothing is cached
 
     def read_body(self, body: Any) -> Captured:
         return embeddings_body(body)

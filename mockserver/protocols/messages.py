@@ -15,6 +15,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.caching import (
+    MAX_BREAKPOINTS,
+    TTLS,
+    Block,
+    Plan,
+    anthropic_minimum,
+    explicit,
+    message_block,
+)
 from ..core.errors import APIError, describe_type
 from ..core.request import Request, integral, json_object
 from ..scenarios.ratelimit import Ticket
@@ -197,6 +206,77 @@ def _check(body: dict[str, Any]) -> None:
             raise _type_error(name, "a valid dictionary", body[name])
 
 
+def _breakpoint(holder: Any, where: str) -> str | None:
+    """The TTL of a ``cache_control`` breakpoint on a tool or block, None where there is none."""
+    if not isinstance(holder, dict) or holder.get("cache_control") is None:
+        return None
+    control = holder["cache_control"]
+    at = f"{where}.cache_control" if where else "cache_control"
+    if not isinstance(control, dict) or control.get("type") != "ephemeral":
+        raise _invalid(f"{at}.type: Input should be 'ephemeral'")
+    ttl = control.get("ttl", "5m")
+    if ttl not in TTLS:
+        raise _invalid(f"{at}.ttl: Input should be '5m' or '1h'")
+    return str(ttl)
+
+
+def _breakpoints(body: dict[str, Any]) -> list[tuple[Any, str]]:
+    """Every place a breakpoint may sit, in cache order: (tool or block, where it is)."""
+    places: list[tuple[Any, str]] = [(t, f"tools.{i}") for i, t in enumerate(_list(body, "tools"))]
+    system = body.get("system")
+    if isinstance(system, list):
+        places.extend((b, f"system.{i}") for i, b in enumerate(system))
+    for i, message in enumerate(_list(body, "messages")):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            places.extend((b, f"messages.{i}.content.{k}") for k, b in enumerate(content))
+    return places
+
+
+def _list(body: dict[str, Any], key: str) -> list[Any]:
+    value = body.get(key)
+    return value if isinstance(value, list) else []
+
+
+def _check_breakpoints(body: dict[str, Any]) -> None:
+    """Anthropic's limit, enforced whether or not caching is simulated: four breakpoints.
+    A scan of the keys, no counting: it runs on every request."""
+    found = sum(_breakpoint(x, where) is not None for x, where in _breakpoints(body))
+    found += _breakpoint(body, "") is not None
+    if found > MAX_BREAKPOINTS:
+        raise _invalid(
+            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
+            f"Found {found}."
+        )
+
+
+def cache_blocks(body: dict[str, Any]) -> list[Block]:
+    """The prompt in Anthropic's cache order (tools, system, messages), a block per tool and
+    per content block, each with the breakpoint it carries; a message's framing tokens go
+    with its first block. A top-level ``cache_control`` (automatic caching) is a breakpoint
+    on the last block."""
+    blocks = [Block(dumps(t), 0, _breakpoint(t, "")) for t in _list(body, "tools")]
+    turns: list[tuple[str, Any]] = []
+    system = body.get("system")
+    if system is not None:
+        turns.append(("system", system))
+    turns.extend((m["role"], m["content"]) for m in _list(body, "messages"))
+    for role, content in turns:
+        parts = content if isinstance(content, list) else [content]
+        for k, part in enumerate(parts):
+            if isinstance(part, dict):
+                text = part["text"] if part.get("type") == "text" else dumps(part)
+                ttl = _breakpoint(part, "")
+            else:
+                text, ttl = str(part), None
+            made = message_block({"role": role, "content": text}, ttl)
+            blocks.append(made if k == 0 else Block(made.text, 0, ttl))
+    top = _breakpoint(body, "")
+    if top is not None and blocks and blocks[-1].ttl is None:
+        blocks[-1] = Block(blocks[-1].text, blocks[-1].framing, top)
+    return blocks
+
+
 def parse_messages(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
     body = json_object(raw)
     model = body.get("model")
@@ -210,6 +290,7 @@ def parse_messages(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Re
     if body["max_tokens"] < 1:
         raise _invalid("max_tokens: Input should be greater than or equal to 1")
     messages = _conversation(body.get("messages"))
+    _check_breakpoints(body)
     params: dict[str, Any] = {
         k: body[k] for k in ("temperature", "top_p", "top_k", "max_tokens") if k in body
     }
@@ -229,12 +310,19 @@ def parse_messages(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Re
 
 
 def _usage(u: Usage, output: int | None = None) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "input_tokens": u.prompt,
         "cache_creation_input_tokens": u.cache_write,
         "cache_read_input_tokens": u.cached,
-        "output_tokens": u.completion if output is None else output,
     }
+    if u.cache_split is not None:
+        five, hour = u.cache_split
+        out["cache_creation"] = {
+            "ephemeral_5m_input_tokens": five,
+            "ephemeral_1h_input_tokens": hour,
+        }
+    out["output_tokens"] = u.completion if output is None else output
+    return out
 
 
 def _signature(answer: Answer, thinking: str) -> str:
@@ -265,6 +353,7 @@ class Messages(Protocol):
     name = "messages"
     routes = ("/messages",)
     id_prefix = "msg_"
+    cache_apart = True
 
     def api_key(self, headers: Mapping[str, str]) -> str | None:
         key = headers.get("x-api-key", "").strip()
@@ -280,6 +369,9 @@ class Messages(Protocol):
 
     def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
         return parse_messages(raw, headers, lookup)
+
+    def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
+        return explicit(cache_blocks(req.body), scope, anthropic_minimum(req.model))
 
     def error_body(self, err: APIError, request_id: str) -> bytes:
         body = {"type": "error", "error": {"type": _error_type(err), "message": err.message},

@@ -311,6 +311,11 @@ class _Builder:
             first_delay=_seconds(spec.get("first_delay")),
             delay=_seconds(spec.get("delay")),
             jitter=_seconds(spec.get("jitter")),
+            cached_first_delay=(
+                None
+                if spec.get("cached_first_delay") is None
+                else _seconds(spec["cached_first_delay"])
+            ),
             chunk=spec.get("chunk", "token"),
             chunks=tuple(
                 (c["text"], c.get("delay")) for c in spec.get("chunks", ()) if "text" in c

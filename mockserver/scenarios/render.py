@@ -253,6 +253,8 @@ class Usage:
     reasoning: int = 0
     cached: int = 0
     cache_write: int = 0
+    cache_split: tuple[int, int] | None = None
+    """``cache_write`` split into 5-minute and 1-hour writes, when caching was simulated."""
 
     @property
     def total(self) -> int:

@@ -101,6 +101,8 @@ class Cadence:
     first_delay: float = 0.0
     delay: float = 0.0
     jitter: float = 0.0
+    cached_first_delay: float | None = None
+    """``first_delay`` when prompt caching read part of the prompt (a hit answers sooner)."""
     chunk: str | int = "token"
     chunks: tuple[tuple[str, float | None], ...] = ()
     pieces: tuple[tuple[str, int, str, float | None], ...] = ()

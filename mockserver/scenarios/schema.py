@@ -197,6 +197,7 @@ _CADENCE = {
         "first_delay": _DELAY,
         "delay": _DELAY,
         "jitter": _DELAY,
+        "cached_first_delay": _DELAY,
         "chunk": {
             "x-expected": "token, word, char or a number of characters",
             "anyOf": [{"enum": ["token", "word", "char"]}, {"type": "integer", "minimum": 1}],

@@ -23,6 +23,7 @@ from ..scenarios.render import Renderer
 from ..scenarios.scenario import Scenario, Step
 from .journal import Entry, Journal
 from .memo import Memos
+from .prompt_cache import PromptCache
 
 if TYPE_CHECKING:
     from .shared import Shared
@@ -73,6 +74,10 @@ class Options:
     worker: int | None = None
     body_timeout: float = 30.0
     shutdown_timeout: float = 5.0
+    prompt_cache: bool = False
+    """Simulate prompt caching by each provider's rules (``serve --prompt-cache``)."""
+    prompt_cache_ttl: float = 300.0
+    """Idle seconds an automatic (OpenAI, Gemini) cache entry lives."""
     recorder: Recorder | None = None
     """Forwards requests to an upstream and records them (``mockserver record``, and
     ``serve --record-missing``): all of them, or those no scenario answers."""
@@ -128,6 +133,7 @@ class State:
     budgets: Budgets = field(default_factory=Budgets)
     memos: Memos = field(default_factory=Memos)
     responses: ResponseStore = field(default_factory=ResponseStore)
+    prompt_cache: PromptCache = field(default_factory=PromptCache)
     watcher: Watcher | None = None
     shared: Shared | None = None
     """The owner of the state that decides answers when several processes serve (else None)."""
@@ -154,6 +160,7 @@ class State:
         self.budgets.clear()
         self.journal.clear()
         self.responses.clear()
+        self.prompt_cache.clear()
 
 
 STATE = web.AppKey("state", State)

@@ -280,6 +280,7 @@ def reset_local(state: State, what: str) -> None:
         state.journal.clear()
     if what == "all":
         state.responses.clear()
+        state.prompt_cache.clear()
 
 
 def apply_scenarios(state: State, method: str, payload: Any) -> None:
