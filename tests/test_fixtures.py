@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -181,11 +182,9 @@ def test_quirks(mockserver: MockServer) -> None:
 
 
 def test_every_fixture_is_tested() -> None:
-    tested = {
-        line.split('"')[1]
-        for line in Path(__file__).read_text().splitlines()
-        if line.startswith("@pytest.mark.mockserver(FIXTURES / ")
-    }
+    """Each file is served by a test here: by the plugin's marker, or by its own server
+    where it needs other options (prompt caching)."""
+    tested = set(re.findall(r'FIXTURES / "(\w+\.yaml)"', Path(__file__).read_text()))
     assert tested == {p.name for p in FIXTURES.glob("*.yaml")}
 
 
@@ -235,3 +234,29 @@ def test_claude_tool_round_trip(anthropic_client: Any) -> None:
         model="claude-x", max_tokens=200, messages=history, tools=tools
     )
     assert final.content[0].text == "It is sunny in Paris."
+
+
+def test_prompt_caching_cost() -> None:
+    """An app's cost function, checked against what the cache reports (fixture's comment)."""
+    from mockserver import Options
+
+    price, cached_price = 2.50 / 1e6, 1.25 / 1e6  # dollars per prompt token, fresh and cached
+
+    def cost(usage: Any) -> float:
+        cached = usage.prompt_tokens_details.cached_tokens
+        return (usage.prompt_tokens - cached) * price + cached * cached_price
+
+    contract = " ".join(["The tenant shall pay the rent on the first day of each month."] * 120)
+    messages = [{"role": "system", "content": contract}, {"role": "user", "content": "Summarize."}]
+    options = Options(speed=0, prompt_cache=True)
+    with MockServer([FIXTURES / "prompt_caching_cost.yaml"], options=options) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="sk-app", max_retries=0)
+        first = client.chat.completions.create(model="gpt-4o", messages=messages).usage
+        second = client.chat.completions.create(model="gpt-4o", messages=messages).usage
+        client.close()
+    assert first is not None
+    assert second is not None
+    assert first.prompt_tokens_details.cached_tokens == 0
+    hit = second.prompt_tokens_details.cached_tokens
+    assert hit >= 1024
+    assert cost(first) - cost(second) == pytest.approx(hit * (price - cached_price))

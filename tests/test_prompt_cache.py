@@ -258,3 +258,28 @@ def test_a_breakpoint_on_a_tool_caches_the_tools(server: MockServer) -> None:
     assert first.cache_creation_input_tokens >= 1024
     again = message(server, [{"type": "text", "text": "Another system prompt."}], USER, tools=tools)
     assert again.cache_read_input_tokens == first.cache_creation_input_tokens  # tools come first
+
+
+def test_the_docs_cost_recipe_runs() -> None:
+    from tests.docs import example
+
+    exec(compile(example("prompt-cache-cost"), "docs/prompt-caching.md", "exec"), {})
+
+
+def test_the_pytest_ini_turns_it_on(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nmockserver_prompt_cache = true\n")
+    pytester.makepyfile(
+        """
+        import openai
+
+        def test_hit(mockserver, openai_client):
+            mockserver.add({"name": "a", "reply": {"content": "ok"}})
+            messages = [{"role": "system", "content": " alpha" * 1500},
+                        {"role": "user", "content": "q"}]
+            for expected in (False, True):
+                usage = openai_client.chat.completions.create(
+                    model="gpt-4o", messages=messages).usage
+                assert (usage.prompt_tokens_details.cached_tokens > 0) is expected
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
