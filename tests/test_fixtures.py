@@ -244,7 +244,7 @@ def test_prompt_caching_cost() -> None:
 
     def cost(usage: Any) -> float:
         cached = usage.prompt_tokens_details.cached_tokens
-        return (usage.prompt_tokens - cached) * price + cached * cached_price
+        return float((usage.prompt_tokens - cached) * price + cached * cached_price)
 
     contract = " ".join(["The tenant shall pay the rent on the first day of each month."] * 120)
     messages = [{"role": "system", "content": contract}, {"role": "user", "content": "Summarize."}]
@@ -257,6 +257,6 @@ def test_prompt_caching_cost() -> None:
     assert first is not None
     assert second is not None
     assert first.prompt_tokens_details.cached_tokens == 0
-    hit = second.prompt_tokens_details.cached_tokens
+    hit = second.prompt_tokens_details.cached_tokens or 0
     assert hit >= 1024
     assert cost(first) - cost(second) == pytest.approx(hit * (price - cached_price))
