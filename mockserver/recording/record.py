@@ -613,7 +613,7 @@ class Recorder:
     def _write(self, file: _File) -> None:
         scenario = self._scenario(file)
         scenario["recording"] = {**file.source, "answers": file.answers}
-        write_recording(file.path, [scenario], self._where)
+        write_recording(file.path, {"version": 1, "scenarios": [scenario]}, self._where)
         log.info("mockserver record: %s (%d step(s))", file.path, len(file.steps))
         self._remember(file)
 
@@ -645,7 +645,7 @@ def styled(scenario: dict[str, Any]) -> dict[str, Any]:
     return scenario
 
 
-def write_recording(path: Path, scenarios: list[dict[str, Any]], where: str) -> None:
+def write_recording(path: Path, data: dict[str, Any], where: str) -> None:
     """Write a recording file atomically, mode 0600, with its header; a file that does not
     load is logged (and written all the same: the exchange is worth keeping)."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -654,7 +654,6 @@ def write_recording(path: Path, scenarios: list[dict[str, Any]], where: str) -> 
         "# match.recorded pins the exact request (model, conversation, tools, ...): drop it\n"
         "# to answer any request with this last user message.\n"
     )
-    data = {"version": 1, "scenarios": scenarios}
     text = _dump(_readable(data))
     if yaml.safe_load(text) != data:  # a block scalar could not keep a text exact
         text = _dump(data)

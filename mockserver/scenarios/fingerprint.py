@@ -107,8 +107,8 @@ class Redactor:
         numbering = places if places is not None else Placeholders()
 
         def replace(found: re.Match[str]) -> str:
-            index = next(i for i in range(len(self.names)) if found.group(f"_redact{i}") is not None)
-            name = self.names[index]
+            groups = range(len(self.names))
+            name = self.names[next(i for i in groups if found.group(f"_redact{i}") is not None)]
             return REDACTED if name is None else numbering.get(name, found.group(0))
 
         return self._regex.sub(replace, value)
@@ -137,7 +137,7 @@ class Redactor:
         condition on a redacted text; None when it cannot be built (then the digest alone
         decides)."""
         assert self._regex is not None
-        secret = "(?:" + "|".join(f"(?:{p})" for p in self.patterns) + ")"
+        secret = "(?:" + "|".join(self.patterns) + ")"
 
         def plain(part: str) -> str:
             return re.escape(part).replace("\\ ", " ")  # spaces need no escape (no VERBOSE)
