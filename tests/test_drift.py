@@ -190,7 +190,7 @@ def _requests(openai_url: str, anthropic_url: str) -> dict[str, Any]:
             max_tokens=100,
             messages=[{"role": "user", "content": "Hello Claude"}],
         )
-        out["claude"] = said.content[0].text  # type: ignore[union-attr]
+        out["claude"] = said.content[0].text
     return out
 
 
