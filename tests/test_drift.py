@@ -24,8 +24,12 @@ import openai
 import pytest
 import yaml
 
+from mockserver import MockServer
+from mockserver.cli import main
 from mockserver.recording.drift import compare, similarity
+from mockserver.recording.record import Recorder
 from mockserver.scenarios.fingerprint import Placeholders, Redactor, redact_option
+from mockserver.state.live import Options
 from tests.docs import example
 
 OPENAI_KEY = "sk-drift-openai-0123456789"
@@ -395,19 +399,42 @@ def test_a_missing_key_variable_is_named(recordings: Path, before: str) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_usage_errors(tmp_path: Path, before: str) -> None:
+def _usage(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """`mockserver drift` in this process, for what ends before anything is sent: its exit
+    status and what it printed on stderr."""
+    try:
+        code = main(["drift", *args])
+    except SystemExit as stop:  # argparse's own errors
+        code = int(stop.code or 0)
+    return code, capsys.readouterr().err
+
+
+def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hand = tmp_path / "hand"
     hand.mkdir()
     (hand / "s.yaml").write_text("- {name: greeting, reply: {content: Hi!}}\n")
-    run = _drift("--upstream", before, str(hand))
-    assert run.returncode == 2
-    assert "no recordings in" in run.stderr
-    assert _drift("--upstream", before, str(tmp_path / "nowhere")).returncode == 2
-    bad = _drift("--upstream", "ftp://x", str(hand))
-    assert bad.returncode == 2
-    assert "--upstream must be an http" in bad.stderr
-    assert _drift("--upstream", before, "--min-similarity", "2", str(hand)).returncode == 2
-    assert _drift("--upstream", before, "--bogus", str(hand)).returncode == 2
+    url = "http://127.0.0.1:9/v1"
+    code, err = _usage(capsys, "--upstream", url, str(hand))
+    assert (code, "no recordings in") == (2, err[len("mockserver drift: ") :][:16])
+    code, err = _usage(capsys, "--upstream", url, str(tmp_path / "nowhere"))
+    assert (code, err) == (2, f"mockserver drift: {tmp_path / 'nowhere'}: no such file or folder\n")
+    code, err = _usage(capsys, "--upstream", "ftp://x", str(hand))
+    assert code == 2
+    assert "--upstream must be an http:// or https:// URL, got 'ftp://x'" in err
+    code, err = _usage(capsys, "--upstream", url, "--min-similarity", "2", str(hand))
+    assert code == 2
+    assert "--min-similarity must be between 0 and 1" in err
+    code, err = _usage(capsys, "--upstream", url, "--bogus", str(hand))
+    assert code == 2
+    assert "unrecognized arguments: --bogus" in err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "r.yaml").write_text(
+        "- {name: r, match: {recorded: abc}, reply: {content: x}, delay: -1}\n"
+    )
+    code, err = _usage(capsys, "--upstream", url, str(broken))
+    assert code == 2
+    assert "r.yaml:1: [0].delay: must be >= 0" in err  # file, line and key, nothing sent
 
 
 def test_older_recordings_are_not_checkable(recordings: Path, before: str) -> None:
@@ -549,3 +576,64 @@ def test_docs_example_reads_the_report(tmp_path: Path) -> None:
     )
     assert run.returncode == 1
     assert run.stdout == "b: text (content similarity 0.12)\n"
+
+
+def _run_drift(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:
+    """`mockserver drift` in this process (the upstream too runs in it, on its own thread)."""
+    code = main(["drift", *args])
+    return code, capsys.readouterr().out.splitlines()
+
+
+def test_steps_embeddings_and_a_busy_upstream(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    upstream = [
+        {
+            "name": "busy-then-ok",
+            "match": {"last_user": "busy"},
+            "steps": [
+                {"error": {"status": 429, "message": "Slow down.", "type": "requests"}},
+                {"reply": {"content": "Done."}},
+            ],
+        },
+        {"name": "always-busy", "match": {"last_user": "swamped"},
+         "error": {"status": 503, "message": "Overloaded."}},
+        {"name": "echo", "priority": -1, "reply": {"content": "You said: {{ last_user }}"}},
+    ]  # fmt: skip
+    out = tmp_path / "rec"
+    with MockServer(upstream, options=Options(speed=0)) as live:
+        rec = Recorder(upstream=live.base_url, out=out)
+        with (
+            MockServer([], options=Options(recorder=rec, speed=0)) as proxy,
+            openai.OpenAI(base_url=proxy.base_url, api_key=OPENAI_KEY) as api,  # retries
+        ):
+            said = api.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "busy"}]
+            )
+            assert said.choices[0].message.content == "Done."
+            vectors = api.embeddings.create(
+                model="text-embedding-3-small", input="drift", encoding_format="float"
+            )
+            assert len(vectors.data[0].embedding) == 1536
+        steps = yaml.safe_load(next(out.glob("chat-busy-*.yaml")).read_text())["scenarios"][0]
+        assert [s.get("error", {}).get("status", 200) for s in steps["steps"]] == [429, 200]
+        assert [a["status"] for a in steps["recording"]["answers"]] == [429, 200]
+        code, lines = _run_drift(capsys, "--upstream", live.base_url, str(out))
+        assert code == 0, lines
+        assert lines[:2] == [  # the 200 now is the recording's second step: the same
+            f"{steps['name']}  same",
+            f"{next(out.glob('embeddings-*.yaml')).stem}  same",
+        ]
+    # A recording of a request the upstream now answers 503 (or 429) is not "changed": the
+    # upstream is busy, try again later (and --update does not write the 503 in).
+    with MockServer(upstream, options=Options(speed=0)) as live:
+        for path in out.glob("chat-busy-*.yaml"):
+            text = path.read_text().replace("busy", "swamped")
+            path.write_text(text.replace(steps["match"]["recorded"]["digest"], "f" * 32))
+        kept = {path: path.read_bytes() for path in out.iterdir()}
+        code, lines = _run_drift(capsys, "--upstream", live.base_url, str(out), "--update")
+        assert code == 1
+        assert lines[0].endswith("failed: the upstream answered 503; retry later")
+        assert lines[1].endswith("same")
+        assert {path: path.read_bytes() for path in out.iterdir()} == kept

@@ -379,8 +379,11 @@ async def _check_one(
             exchange = await _send(session, check, rec, protocol)
         except TimeoutError:
             return Result(rec, FAILED, detail=f"no answer within {check.timeout:g} seconds")
+        except aiohttp.ClientConnectorError as err:
+            reason = err.os_error.strerror or str(err.os_error)
+            return Result(rec, FAILED, detail=f"cannot reach {check.upstream}: {reason}")
         except aiohttp.ClientError as err:
-            return Result(rec, FAILED, detail=f"cannot reach {check.upstream}: {err}")
+            return Result(rec, FAILED, detail=f"no answer from {check.upstream}: {err}")
     answer = exchange.answer()
     steps = rec.steps
     answers = list(source.get("answers") or [])
