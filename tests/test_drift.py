@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from mockserver.recording.record import Recorder
 from mockserver.scenarios.fingerprint import Placeholders, Redactor, redact_option
 from mockserver.state.live import Options
 from tests.docs import example
+from tests.test_record import _spawn, _stop
 
 OPENAI_KEY = "sk-drift-openai-0123456789"
 ANTHROPIC_KEY = "sk-ant-drift-0123456789"
@@ -102,29 +102,6 @@ CHANGED = {
     "capital": {"status"},
     "news": {"shape", "events"},
 }
-
-
-def _spawn(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """A mockserver process on a free port, and its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mockserver", *args, "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if " on http://127.0.0.1:" not in line:
-        proc.kill()
-        raise AssertionError((line, proc.communicate()[1]))
-    return proc, line.split()[3]
-
-
-def _stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
-    return err
 
 
 @pytest.fixture(scope="module")

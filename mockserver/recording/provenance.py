@@ -105,7 +105,7 @@ def answer_of(status: int, body: bytes, events: Sequence[Event], stream: bool) -
     if stream:
         types: list[str] = []
         for event in events:
-            data = _json(event.data)
+            data = json_value(event.data)
             kind = event_type(event, data)
             if kind in _KEEPALIVE:
                 continue
@@ -119,14 +119,15 @@ def answer_of(status: int, body: bytes, events: Sequence[Event], stream: bool) -
         out["shape"] = _written(found)
         out["events"] = types
     else:
-        data = _json(body.decode("utf-8", "replace"))
+        data = json_value(body.decode("utf-8", "replace"))
         if isinstance(data, dict | list):
             _walk(data, "", found, 0)
         out["shape"] = _written(found)
     return out
 
 
-def _json(text: str) -> Any:
+def json_value(text: str) -> Any:
+    """The JSON value of ``text``, or None when it is not JSON."""
     try:
         return json.loads(text)
     except ValueError:

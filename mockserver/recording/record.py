@@ -14,7 +14,6 @@ mode 0600, one per distinct request (a request answered differently each time ge
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
@@ -46,6 +45,7 @@ from ..scenarios.matching import Resolution, ScenarioSet
 from ..scenarios.scenario import Scenario
 from ..state.journal import Entry
 from .provenance import answer_of, clean_query, now, resent_headers, version
+from .provenance import json_value as _json
 
 log = logging.getLogger("mockserver")
 
@@ -684,14 +684,6 @@ def _credentials(headers: Mapping[str, str]) -> list[str]:
         if len(secret) >= 8:
             out.append(secret)
     return out
-
-
-def _json(text: str) -> Any:
-    """The JSON value of ``text``, or None when it is not JSON."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 def _answer(step: Mapping[str, Any]) -> Any:
