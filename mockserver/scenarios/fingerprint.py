@@ -226,21 +226,34 @@ def request_digest(
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-_cache: tuple[Request | None, dict[tuple[tuple[str, ...], Any], str]] = (None, {})
+_cache: tuple[Request | None, dict[tuple[str, tuple[str, ...], Any], Any]] = (None, {})
 
 
-def cached_digest(request: Request, fields: Sequence[str], redactor: Redactor) -> str:
-    """``request_digest``, computed once per request and setting however many recordings ask
-    (matching checks them one after another, on one thread)."""
+def _once(request: Request, what: str, fields: Sequence[str], redactor: Redactor) -> Any:
+    """``what`` (``digest`` or ``covers``) of ``request``, computed once per request and
+    setting however many recordings ask (matching checks them one after another, on one
+    thread)."""
     global _cache
     holder, known = _cache
     if holder is not request:
         known = {}
         _cache = (request, known)
-    key = (tuple(fields), redactor.key)
+    key = (what, tuple(fields), redactor.key)
     found = known.get(key)
     if found is None:
-        found = known[key] = request_digest(request, fields, redactor)
+        compute = request_digest if what == "digest" else covers
+        found = known[key] = compute(request, fields, redactor)
+    return found
+
+
+def cached_digest(request: Request, fields: Sequence[str], redactor: Redactor) -> str:
+    """``request_digest``, once per request (``_once``)."""
+    return str(_once(request, "digest", fields, redactor))
+
+
+def cached_covers(request: Request, fields: Sequence[str], redactor: Redactor) -> dict[str, Any]:
+    """``covers``, once per request (``_once``): the inspector explains every recording."""
+    found: dict[str, Any] = _once(request, "covers", fields, redactor)
     return found
 
 

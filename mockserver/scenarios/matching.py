@@ -21,7 +21,7 @@ from typing import Any
 
 from ..core.errors import APIError
 from ..core.request import Request, field_at, message_text
-from .fingerprint import DEFAULT_FIELDS, Redactor, cached_digest, covers, differences
+from .fingerprint import DEFAULT_FIELDS, Redactor, cached_covers, cached_digest, differences
 from .scenario import AfterLast, Captures, Condition, Scenario, Step
 
 # Sequence positions kept, oldest conversation forgotten first: endless conversations in a
@@ -215,7 +215,7 @@ class Recorded:
 
     def explain(self, request: Request) -> str:
         if self.covers:
-            changed = differences(self.covers, covers(request, self.fields, self.redactor))
+            changed = differences(self.covers, cached_covers(request, self.fields, self.redactor))
             if changed:
                 return "recording differs in " + "; ".join(changed)
         got = cached_digest(request, self.fields, self.redactor)
