@@ -206,7 +206,7 @@ class Recorded:
     digest: str
     fields: tuple[str, ...] = DEFAULT_FIELDS
     redactor: Redactor = field(default_factory=Redactor)
-    covers: Mapping[str, Any] | None = field(default=None, compare=False)
+    covers: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
     """What the digest covered, readable (``fingerprint.covers``): says which field differs."""
 
     def check(self, request: Request) -> Captures | None:
