@@ -649,6 +649,7 @@ def _drift_parser(sub: Any) -> None:
     parser.add_argument(
         "--upstream",
         required=True,
+        default=argparse.SUPPRESS,  # required: no default to show
         metavar="URL",
         help="the real API's base URL, as a client would use it (https://api.openai.com/v1)",
     )
@@ -675,8 +676,12 @@ def _drift_parser(sub: Any) -> None:
         metavar="SECONDS",
         help="how long one answer may take before the recording counts as failed",
     )
-    parser.add_argument("--report", metavar="FILE", help="write the results as JSON")
-    parser.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
+    parser.add_argument(
+        "--report", metavar="FILE", help="write the results as JSON (default: none)"
+    )
+    parser.add_argument(
+        "--junit", metavar="FILE", help="write the results as JUnit XML (default: none)"
+    )
     parser.add_argument(
         "--update",
         action="store_true",
