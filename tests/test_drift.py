@@ -25,9 +25,16 @@ import yaml
 
 from mockserver import MockServer
 from mockserver.cli import main
+from mockserver.protocols.chat import parse_chat
 from mockserver.recording.drift import compare, similarity
 from mockserver.recording.record import Recorder
-from mockserver.scenarios.fingerprint import Placeholders, Redactor, redact_option
+from mockserver.scenarios.fingerprint import (
+    Placeholders,
+    Redactor,
+    covers,
+    differences,
+    redact_option,
+)
 from mockserver.state.live import Options
 from tests.docs import example
 from tests.test_record import _spawn, _stop
@@ -614,3 +621,28 @@ def test_steps_embeddings_and_a_busy_upstream(
         assert lines[0].endswith("failed: the upstream answered 503; retry later")
         assert lines[1].endswith("same")
         assert {path: path.read_bytes() for path in out.iterdir()} == kept
+
+
+def test_differences_name_the_field_and_how() -> None:
+    def request(system: str, tools: list[Any], model: str = "gpt-4o") -> Any:
+        body = {
+            "model": model,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": "Weather in Paris?"},
+            ],
+            "tools": tools,
+        }
+        return parse_chat(json.dumps(body).encode(), {})
+
+    was = covers(request("Be brief.", [WEATHER_TOOL]))
+    assert differences(was, covers(request("Be brief.", [WEATHER_TOOL]))) == []
+    edited = dict(WEATHER_TOOL, function={**WEATHER_TOOL["function"], "description": "Now."})
+    assert differences(was, covers(request("Be very brief.", [edited, TIME_TOOL]))) == [
+        "messages: message 1 (system) edited",
+        "tools: added 'get_time', 'get_weather' changed",
+    ]
+    assert differences(was, covers(request("Be brief.", [], "o3"))) == [
+        "model: 'gpt-4o' -> 'o3'",
+        "tools: removed 'get_weather'",
+    ]
