@@ -93,6 +93,9 @@ class Redactor:
     def __bool__(self) -> bool:
         return self._regex is not None
 
+    def __repr__(self) -> str:  # the inspector shows conditions by their repr
+        return f"Redactor({self.spec()!r})"
+
     def spec(self) -> list[Pattern]:
         """The patterns as a recording writes them (and ``Redactor`` reads them back)."""
         return [p if n is None else {n: p} for n, p in self.key]
