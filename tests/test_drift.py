@@ -287,6 +287,8 @@ def test_drift_same_changed_update_replay(recordings: Path, before: str, after: 
     assert _snapshot(recordings) == files
 
     data = json.loads(report.read_text())
+    assert data["upstream"] == after
+    assert data["summary"] == {"same": 2, "changed": 4, "failed": 0, "not_checkable": 0}
     entries = {_scenario_of(r["name"]): r for r in data["recordings"]}
     assert set(entries) == {"weather", "lookup", "joke", "capital", "news", "claude"}
     for scenario, entry in entries.items():

@@ -485,7 +485,13 @@ def summary(results: Sequence[Result], upstream: str) -> str:
 
 
 def report(results: Sequence[Result], upstream: str) -> dict[str, Any]:
-    return {"upstream": where(upstream), "recordings": [r.to_dict() for r in results]}
+    """``--report``: the upstream, how many of each verdict, and every recording's result."""
+    counts = {v: sum(r.verdict == v for r in results) for v in (SAME, CHANGED, FAILED, UNCHECKABLE)}
+    return {
+        "upstream": where(upstream),
+        "summary": counts,
+        "recordings": [r.to_dict() for r in results],
+    }
 
 
 def junit(results: Sequence[Result]) -> str:
