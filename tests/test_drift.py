@@ -25,8 +25,10 @@ import yaml
 
 from mockserver import MockServer
 from mockserver.cli import main
+from mockserver.protocols.capture import Event
 from mockserver.protocols.chat import parse_chat
 from mockserver.recording.drift import compare, similarity
+from mockserver.recording.provenance import answer_of
 from mockserver.recording.record import Recorder
 from mockserver.scenarios.fingerprint import (
     Placeholders,
@@ -648,3 +650,35 @@ def test_differences_name_the_field_and_how() -> None:
         "model: 'gpt-4o' -> 'o3'",
         "tools: removed 'get_weather'",
     ]
+
+
+def test_an_answer_is_kept_as_status_shape_and_event_types() -> None:
+    def event(name: str, data: dict[str, Any]) -> Event:
+        return Event(0.0, name, json.dumps(data))
+
+    events = [
+        event("message_start", {"type": "message_start", "message": {"id": "m", "usage": {}}}),
+        event("ping", {"type": "ping"}),  # sent whenever the upstream likes: not a change
+        event("content_block_delta", {"type": "content_block_delta", "delta": {"text": "a"}}),
+        event("content_block_delta", {"type": "content_block_delta", "delta": {"text": "b"}}),
+        event("ping", {"type": "ping"}),
+        event("message_stop", {"type": "message_stop"}),
+    ]
+    kept = answer_of(200, b"", events, stream=True)
+    assert kept["events"] == ["message_start", "content_block_delta", "message_stop"]
+    assert kept["shape"]["content_block_delta delta.text"] == "string"
+    assert kept["shape"]["message_start message.usage"] == "object"
+    assert not any(path.startswith("ping") for path in kept["shape"])
+    body = json.dumps({"id": "x", "choices": [{"message": {"content": None}}, {}]}).encode()
+    plain = answer_of(200, body, [], stream=False)
+    assert plain == {
+        "status": 200,
+        "shape": {
+            "id": "string",
+            "choices": "array",
+            "choices[]": "object",
+            "choices[].message": "object",
+            "choices[].message.content": "null",
+        },
+    }
+    assert answer_of(502, b"<html>Bad gateway</html>", [], stream=False)["shape"] == {}
