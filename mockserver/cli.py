@@ -1,4 +1,4 @@
-"""Command line: ``mockserver serve``, ``mockserver validate``, ``mockserver schema``."""
+"""Command line: ``mockserver serve``, ``record``, ``drift``, ``validate``, ``schema``."""
 
 from __future__ import annotations
 
@@ -15,19 +15,20 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
 from aiohttp import web
 
 from . import serving
-from .app import create_app
+from .app import create_app, protocols
 from .core.errors import APIError, Problem, ScenarioError
 from .core.profiles import PROFILES
 from .logs import FORMATS, configure
+from .recording import drift
+from .recording.provenance import version
 from .recording.record import Recorder
-from .scenarios.fingerprint import DEFAULT_FIELDS
+from .scenarios.fingerprint import DEFAULT_FIELDS, redact_option
 from .scenarios.lint import warnings
 from .scenarios.loader import SUFFIXES, check_paths, load_defaults, load_paths, scenario_files
 from .scenarios.ratelimit import RateLimit
@@ -51,10 +52,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _version() -> str:
-    try:
-        return metadata.version("mockserver")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
+    return version()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -201,6 +199,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _recording_flags(serve, record=False)
     _record_parser(sub)
+    _drift_parser(sub)
     validate = sub.add_parser(
         "validate",
         help="check scenario files without serving",
@@ -300,6 +299,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _validate(args.paths)
     if args.command == "record":
         return _record(args)
+    if args.command == "drift":
+        return _drift(args, _subparser(parser, "drift"))
     return _serve(args, _subparser(parser, "serve"))
 
 
@@ -485,8 +486,10 @@ def _recording_flags(parser: argparse.ArgumentParser, record: bool) -> None:
         action="append",
         default=[],
         metavar="REGEX",
-        help="replace matches in everything recorded (and before the request digest); "
-        "repeatable (default: nothing is replaced)",
+        help="replace matches in everything recorded (and before the request digest) with "
+        "[REDACTED]; NAME=REGEX writes <NAME-1>, <NAME-2>... instead, one per distinct value "
+        "and the same in a recording's request and answers; repeatable (default: nothing is "
+        "replaced)",
     )
     group.add_argument(
         "--digest-fields",
@@ -559,7 +562,7 @@ def _make_recorder(args: argparse.Namespace, forward_all: bool) -> Recorder:
             upstream=args.upstream,
             out=Path(args.out),
             forward_all=forward_all,
-            redact=args.redact,
+            redact=[redact_option(p) for p in args.redact],
             fields=fields,
             timeout=args.upstream_timeout,
         )
@@ -628,3 +631,122 @@ def _record(args: argparse.Namespace) -> int:
     finally:
         _say("mockserver stopped")
     return 0
+
+
+# --- Drift: `mockserver drift` ------------------------------------------------------------------
+
+
+def _drift_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "drift",
+        help="send recorded requests to the real API again and say which answers changed",
+        description="Send every recorded request under PATH to --upstream again and compare "
+        "the answers with the recordings. Exit status: 0 all the same, 1 some changed or "
+        "failed, 2 usage errors (no recordings, bad flags, the key variable not set).",
+        formatter_class=_Help,
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="recording files or folders")
+    parser.add_argument(
+        "--upstream",
+        required=True,
+        default=argparse.SUPPRESS,  # required: no default to show
+        metavar="URL",
+        help="the real API's base URL, as a client would use it (https://api.openai.com/v1)",
+    )
+    parser.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="the environment variable holding the upstream's API key (default: each "
+        "protocol's own: OPENAI_API_KEY, ANTHROPIC_API_KEY for Messages)",
+    )
+    parser.add_argument(
+        "--min-similarity",
+        type=float,
+        default=0.8,
+        metavar="X",
+        help="a text whose meaning is less similar than this (0-1) to the recorded one changed",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=4, metavar="N", help="requests in flight at once"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long one answer may take before the recording counts as failed",
+    )
+    parser.add_argument(
+        "--report", metavar="FILE", help="write the results as JSON (default: none)"
+    )
+    parser.add_argument(
+        "--junit", metavar="FILE", help="write the results as JUnit XML (default: none)"
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="rewrite each changed recording from the live answer (nothing else is written)",
+    )
+
+
+def _drift(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """`mockserver drift`: 0 every recording the same, 1 any changed or failed, 2 usage."""
+    if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", args.upstream):
+        parser.error(f"--upstream must be an http:// or https:// URL, got {args.upstream!r}")
+    if not 0 <= args.min_similarity <= 1:
+        parser.error(f"--min-similarity must be between 0 and 1, got {args.min_similarity}")
+    if args.concurrency < 1:
+        parser.error(f"--concurrency must be >= 1, got {args.concurrency}")
+    if args.timeout <= 0:
+        parser.error(f"--timeout must be > 0, got {args.timeout}")
+    known = {p.name: p for p in protocols(Options())}
+    try:
+        recordings = drift.find(args.paths)
+    except drift.DriftError as err:
+        _say(f"mockserver drift: {err}", sys.stderr)
+        return 2
+    if not recordings:
+        _say(
+            f"mockserver drift: no recordings in {' '.join(args.paths)} (files written by "
+            "`mockserver record`, whose scenarios have match.recorded)",
+            sys.stderr,
+        )
+        return 2
+    if not any(r.source for r in recordings):
+        _say(
+            f"mockserver drift: none of the {len(recordings)} recording(s) can be checked: they "
+            "were made before recordings kept their request; record them again",
+            sys.stderr,
+        )
+        return 2
+    names = {args.api_key_env} if args.api_key_env else drift.key_variables(recordings, known)
+    missing = sorted(n for n in names if not os.environ.get(n))
+    if missing:
+        _say(
+            f"mockserver drift: the environment variable {', '.join(missing)} is not set: it "
+            "holds the upstream's API key (--api-key-env NAME reads another)",
+            sys.stderr,
+        )
+        return 2
+    check = drift.Check(
+        upstream=args.upstream,
+        protocols=known,
+        key=lambda p: os.environ[args.api_key_env or p.key_variable],
+        min_similarity=args.min_similarity,
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+    )
+    results = asyncio.run(drift.run(recordings, check))
+    for result in results:
+        _say(result.line())
+    if args.update:
+        for path in drift.update(results, args.upstream):
+            _say(f"updated {path}")
+    _say(drift.summary(results, args.upstream))
+    if args.report:
+        text = json.dumps(drift.report(results, args.upstream), indent=2, ensure_ascii=False)
+        Path(args.report).write_text(text + "\n", encoding="utf-8")
+    if args.junit:
+        Path(args.junit).write_text(drift.junit(results), encoding="utf-8")
+    bad = any(r.verdict in (drift.CHANGED, drift.FAILED) for r in results)
+    return 1 if bad else 0

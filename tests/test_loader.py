@@ -21,7 +21,7 @@ def problems(text: str) -> list[str]:
         ("scenarios: [\n", "s.yaml:2: invalid YAML: expected the node content, but found '<stream end>'"),
         ("- reply: {content: hi}\n  reply: x\n", "s.yaml:2: [0].reply: duplicate key"),
         ("scenarios:\n  - reply: {content: a}\n    reply: {content: b}\n", "s.yaml:3: scenarios[0].reply: duplicate key"),
-        ("scenarios:\n  - name: x\n    replly: {content: a}\n", "s.yaml:3: scenarios[0].replly: unknown key (did you mean 'reply'?); expected one of: name, priority, seed, match, reply, error, raw, headers, delay, cadence, fault, steps, after_last, rate_limit, conversation"),
+        ("scenarios:\n  - name: x\n    replly: {content: a}\n", "s.yaml:3: scenarios[0].replly: unknown key (did you mean 'reply'?); expected one of: name, priority, seed, match, reply, error, raw, headers, delay, cadence, fault, steps, after_last, rate_limit, conversation, recording"),
         ("scenarios:\n  - reply:\n      tool_calls:\n        - name: f\n          arguments: 3\n", "s.yaml:5: scenarios[0].reply.tool_calls[0].arguments: expected a mapping or a JSON string, got 3"),
         ("scenarios:\n  - reply:\n      tool_calls:\n        - name: f\n          arguments: '{bad'\n", "s.yaml:5: scenarios[0].reply.tool_calls[0].arguments: expected a mapping or a JSON string; this string is not JSON"),
         ("scenarios:\n  - match:\n      last_user: {regex: '('}\n    reply: {content: a}\n", "s.yaml:3: scenarios[0].match.last_user: invalid regex: missing ), unterminated subpattern at position 0"),

@@ -243,7 +243,7 @@ def test_recorded_file_is_readable(tmp_path: Path) -> None:
     assert scenario["match"]["api"] == "chat"
     assert scenario["match"]["model"] == "gpt-4o"
     assert scenario["match"]["last_user"] == "How is the weather?"
-    assert len(scenario["match"]["recorded"]) == 32
+    assert len(scenario["match"]["recorded"]["digest"]) == 32
     assert scenario["reply"]["model"] == "gpt-4o-2024-08-06"
     # Chat's usage object has no cache-write figure, so that one cannot be recorded from chat.
     expected = {k: v for k, v in UPSTREAM[0]["reply"]["usage"].items() if k != "cache_write_tokens"}

@@ -93,8 +93,16 @@ class Protocol:
     """True where usage counts cached prompt tokens apart from ``input_tokens`` (Anthropic);
     elsewhere they are part of the prompt's count (OpenAI, Gemini)."""
 
+    key_variable: ClassVar[str] = "OPENAI_API_KEY"
+    """The environment variable a real client of this protocol takes its key from: where
+    ``mockserver drift`` looks for the upstream's key unless told (``--api-key-env``)."""
+
     def api_key(self, headers: Mapping[str, str]) -> str | None:
         return bearer_token(headers)
+
+    def key_headers(self, key: str) -> dict[str, str]:
+        """The headers that carry ``key`` to a real upstream, as this protocol's SDK sends it."""
+        return {"Authorization": f"Bearer {key}"}
 
     def auth_error(self, headers: Mapping[str, str], key: str | None) -> APIError:
         """The 401 for a request with no usable key (``key`` None) or a key not accepted."""

@@ -32,6 +32,8 @@ from . import Answer, Frame, Lookup, Protocol, dumps
 from .capture import Captured, Event, Piece, dig, scenario_call, scenario_message, text_of, usage_of
 
 ROLES = ("user", "assistant", "system")
+ANTHROPIC_VERSION = "2023-06-01"
+"""The ``anthropic-version`` a request sent upstream carries unless its recording kept one."""
 TOOL_CHOICES = ("auto", "any", "tool", "none")
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -354,6 +356,10 @@ class Messages(Protocol):
     routes = ("/messages",)
     id_prefix = "msg_"
     cache_apart = True
+    key_variable = "ANTHROPIC_API_KEY"
+
+    def key_headers(self, key: str) -> dict[str, str]:
+        return {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
 
     def api_key(self, headers: Mapping[str, str]) -> str | None:
         key = headers.get("x-api-key", "").strip()

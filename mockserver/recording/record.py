@@ -14,7 +14,6 @@ mode 0600, one per distinct request (a request answered differently each time ge
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
@@ -33,11 +32,20 @@ from ..core.errors import APIError, ScenarioError
 from ..core.request import Request
 from ..protocols import Lookup, Protocol
 from ..protocols.capture import PIECE_ORDER, Captured, Event, Piece
-from ..scenarios.fingerprint import DEFAULT_FIELDS, Redactor, request_digest
+from ..scenarios.fingerprint import (
+    DEFAULT_FIELDS,
+    Pattern,
+    Placeholders,
+    Redactor,
+    covers,
+    request_digest,
+)
 from ..scenarios.loader import load_data, load_text
 from ..scenarios.matching import Resolution, ScenarioSet
 from ..scenarios.scenario import Scenario
 from ..state.journal import Entry
+from .provenance import answer_of, clean_query, now, resent_headers, version
+from .provenance import json_value as _json
 
 log = logging.getLogger("mockserver")
 
@@ -108,6 +116,14 @@ class _Exchange:
     elapsed: float
     broken: str | None = None
     """``drop`` or ``stall`` when the upstream broke or went silent in the middle of a stream."""
+    path: str = ""
+    """The request's path (and ``query``), for sending it again; "" for the protocol's own."""
+    query: str = ""
+
+    def answer(self) -> dict[str, Any]:
+        """What the recording keeps of this answer beyond its step (``provenance``)."""
+        stream = self.content_type == "text/event-stream"
+        return answer_of(self.status, self.body, self.events, stream)
 
 
 class _Literal(str):
@@ -209,7 +225,8 @@ def _whole_secrets(pieces: list[Piece], redactor: Redactor) -> list[Piece]:
             if not inside:
                 merged.append(Piece(kind, text[start:end], p.at, call))
                 start = end
-        if "".join(redactor.text(p.text) for p in merged) != redactor.text(text):
+        places = Placeholders()  # named placeholders: each piece numbered as the whole is
+        if "".join(redactor.text(p.text, places) for p in merged) != redactor.text(text):
             merged = [Piece(kind, text, group[-1].at, call)]  # context-dependent pattern
         out += merged
     return sorted(out, key=lambda p: p.at)
@@ -256,6 +273,12 @@ class _File:
     name: str
     match: dict[str, Any]
     steps: list[dict[str, Any]] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)
+    """The ``recording`` block: provenance and the request, redacted (``provenance``)."""
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    """Per step, the answer's status, shape and event types."""
+    places: Placeholders = field(default_factory=Placeholders)
+    """Named placeholders, numbered once for the request and every answer of this file."""
 
 
 @dataclass
@@ -269,7 +292,7 @@ class Recorder:
     upstream: str
     out: Path
     forward_all: bool = True
-    redact: Sequence[str] = ()
+    redact: Sequence[Pattern] = ()
     fields: Sequence[str] = DEFAULT_FIELDS
     timeout: float = 600.0
     """Seconds the upstream may stay silent (before its headers, or between two reads)."""
@@ -336,6 +359,8 @@ class Recorder:
                 events=splitter.events,
                 elapsed=loop.time() - started,
                 broken=broken,
+                path=request.path,
+                query=request.query_string,
             )
             try:
                 name = self.record(protocol, req, exchange, entry)
@@ -515,8 +540,9 @@ class Recorder:
         if tuple(self.fields) != DEFAULT_FIELDS:
             spec["fields"] = list(self.fields)
         if redactor:
-            spec["redact"] = list(redactor.patterns)
-        match["recorded"] = digest if len(spec) == 1 else spec
+            spec["redact"] = redactor.spec()
+        spec["covers"] = covers(req, self.fields, redactor)
+        match["recorded"] = spec
         return match
 
     def record(
@@ -526,25 +552,54 @@ class Recorder:
         journal ``entry`` learns what was answered (as written) and the file."""
         # The client's own credentials are redacted too, should the upstream echo them.
         own = [re.escape(c) for c in _credentials(req.headers)]
-        redactor = Redactor([*self._redactor.patterns, *own]) if own else self._redactor
+        redactor = Redactor([*self._redactor.spec(), *own]) if own else self._redactor
         step = self.step(protocol, exchange, redactor)
         if step is None:
             return None
-        step = redactor.data(step)
         digest = request_digest(req, self.fields, self._redactor)
         file = self._files.get(digest)
         if file is None:
             name = f"{protocol.name}-{_slug(self._redactor.text(req.last_user))}-{digest[:8]}"
             file = _File(self.out / f"{name}.yaml", name, self.match(req, digest))
+            file.source = self.source(protocol, req, exchange, redactor, file.places)
             self._files[digest] = file
+        step = redactor.data(step, file.places)
         if entry is not None:
             entry.reply = step.get("reply") or {"error": step.get("error") or step.get("raw")}
             entry.extra["recording"] = str(file.path)
         if any(_answer(s) == _answer(step) for s in file.steps):
             return file.name  # the same answer again: one step is enough
         file.steps.append(step)
+        file.answers.append(redactor.data(exchange.answer(), file.places))
         self._write(file)
         return file.name
+
+    def source(
+        self,
+        protocol: Protocol,
+        req: Request,
+        exchange: _Exchange,
+        redactor: Redactor,
+        places: Placeholders,
+    ) -> dict[str, Any]:
+        """The ``recording`` block but its answers: where from, when, by which mockserver,
+        with which digest fields, and the request as drift sends it again (redacted first,
+        so its placeholders are numbered before the answer's)."""
+        out: dict[str, Any] = {
+            "upstream": self._where,
+            "at": now(),
+            "mockserver": version(),
+            "fields": list(self.fields),
+            "path": exchange.path or "/v1" + protocol.routes[0],
+        }
+        query = clean_query(exchange.query)
+        if query:
+            out["query"] = redactor.text(query, places)
+        headers = resent_headers(req.headers)
+        if headers:
+            out["headers"] = redactor.data(headers, places)
+        out["request"] = redactor.data(req.body, places)
+        return out
 
     def _scenario(self, file: _File, steps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         steps = file.steps if steps is None else steps
@@ -553,35 +608,12 @@ class Recorder:
             scenario.update(steps[0])
         else:
             scenario["steps"] = steps
-        for step in [scenario, *scenario.get("steps", ())]:
-            usage = (step.get("reply") or {}).get("usage")
-            if usage:
-                step["reply"]["usage"] = _Flow(usage)
-        return scenario
+        return styled(scenario)
 
     def _write(self, file: _File) -> None:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-        header = (
-            f"# Recorded by mockserver from {self._where} on {stamp}.\n"
-            "# match.recorded pins the exact request (model, conversation, tools, ...): drop it\n"
-            "# to answer any request with this last user message.\n"
-        )
-        data = {"version": 1, "scenarios": [self._scenario(file)]}
-        text = _dump(_readable(data))
-        if yaml.safe_load(text) != data:  # a block scalar could not keep a text exact
-            text = _dump(data)
-        text = header + text
-        try:
-            load_text(text, str(file.path))
-        except ScenarioError as err:
-            log.error("mockserver record: %s does not load, written anyway:\n%s", file.path, err)
-        self.out.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = file.path.with_name(f".{file.path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, file.path)
+        scenario = self._scenario(file)
+        scenario["recording"] = {**file.source, "answers": file.answers}
+        write_recording(file.path, {"version": 1, "scenarios": [scenario]}, self._where)
         log.info("mockserver record: %s (%d step(s))", file.path, len(file.steps))
         self._remember(file)
 
@@ -600,6 +632,45 @@ class Recorder:
         self._set = ScenarioSet([*kept, *scenarios])
 
 
+def styled(scenario: dict[str, Any]) -> dict[str, Any]:
+    """``scenario`` with its usage objects and cadence chunks written on one line each, as
+    the recorder writes them (a file read back and written again looks the same)."""
+    for step in [scenario, *scenario.get("steps", ())]:
+        usage = (step.get("reply") or {}).get("usage")
+        if usage:
+            step["reply"]["usage"] = _Flow(usage)
+        cadence = step.get("cadence") or {}
+        if cadence.get("chunks"):
+            cadence["chunks"] = [_Flow(c) for c in cadence["chunks"]]
+    return scenario
+
+
+def write_recording(path: Path, data: dict[str, Any], where: str) -> None:
+    """Write a recording file atomically, mode 0600, with its header; a file that does not
+    load is logged (and written all the same: the exchange is worth keeping)."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    header = (
+        f"# Recorded by mockserver from {where} on {stamp}.\n"
+        "# match.recorded pins the exact request (model, conversation, tools, ...): drop it\n"
+        "# to answer any request with this last user message.\n"
+    )
+    text = _dump(_readable(data))
+    if yaml.safe_load(text) != data:  # a block scalar could not keep a text exact
+        text = _dump(data)
+    text = header + text
+    try:
+        load_text(text, str(path))
+    except ScenarioError as err:
+        log.error("mockserver record: %s does not load, written anyway:\n%s", path, err)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
 _CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 
 
@@ -613,14 +684,6 @@ def _credentials(headers: Mapping[str, str]) -> list[str]:
         if len(secret) >= 8:
             out.append(secret)
     return out
-
-
-def _json(text: str) -> Any:
-    """The JSON value of ``text``, or None when it is not JSON."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 def _answer(step: Mapping[str, Any]) -> Any:

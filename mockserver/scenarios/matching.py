@@ -21,7 +21,7 @@ from typing import Any
 
 from ..core.errors import APIError
 from ..core.request import Request, field_at, message_text
-from .fingerprint import DEFAULT_FIELDS, Redactor, cached_digest
+from .fingerprint import DEFAULT_FIELDS, Redactor, cached_covers, cached_digest, differences
 from .scenario import AfterLast, Captures, Condition, Scenario, Step
 
 # Sequence positions kept, oldest conversation forgotten first: endless conversations in a
@@ -206,12 +206,18 @@ class Recorded:
     digest: str
     fields: tuple[str, ...] = DEFAULT_FIELDS
     redactor: Redactor = field(default_factory=Redactor)
+    covers: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    """What the digest covered, readable (``fingerprint.covers``): says which field differs."""
 
     def check(self, request: Request) -> Captures | None:
         ok = cached_digest(request, self.fields, self.redactor) == self.digest
         return _NO_CAPTURES if ok else None
 
     def explain(self, request: Request) -> str:
+        if self.covers:
+            changed = differences(self.covers, cached_covers(request, self.fields, self.redactor))
+            if changed:
+                return "recording differs in " + "; ".join(changed)
         got = cached_digest(request, self.fields, self.redactor)
         return (
             f"recorded request {self.digest[:12]}, got {got[:12]} (model, conversation, tools...)"
@@ -230,7 +236,8 @@ def _recorded(spec: str | Mapping[str, Any]) -> Recorded:
         redactor = Redactor(spec.get("redact") or ())
     except ValueError as err:
         raise ValueError("recorded", str(err)) from None
-    return Recorded(spec["digest"], tuple(spec.get("fields") or DEFAULT_FIELDS), redactor)
+    fields = tuple(spec.get("fields") or DEFAULT_FIELDS)
+    return Recorded(spec["digest"], fields, redactor, spec.get("covers"))
 
 
 def text_match(spec: str | Mapping[str, str]) -> TextMatch:

@@ -60,7 +60,8 @@ _MATCH = {
         "body": {"type": "object", "description": "dotted path -> value or text match"},
         "recorded": {
             "description": "a recorded request, exactly: the digest of its canonical form",
-            "x-expected": "a digest, or a mapping with digest and optionally fields, redact",
+            "x-expected": "a digest, or a mapping with digest and optionally fields, redact, "
+            "covers",
             "anyOf": [
                 {"type": "string"},
                 {
@@ -70,7 +71,25 @@ _MATCH = {
                     "properties": {
                         "digest": {"type": "string"},
                         "fields": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                        "redact": {"type": "array", "items": {"type": "string"}},
+                        "redact": {
+                            "type": "array",
+                            "items": {
+                                "x-expected": "a regex, or a mapping NAME: regex (placeholders)",
+                                "anyOf": [
+                                    {"type": "string"},
+                                    {
+                                        "type": "object",
+                                        "minProperties": 1,
+                                        "maxProperties": 1,
+                                        "additionalProperties": {"type": "string"},
+                                    },
+                                ],
+                            },
+                        },
+                        "covers": {
+                            "type": "object",
+                            "description": "what the digest covered, readable: explains a miss",
+                        },
                     },
                 },
             ],
@@ -258,6 +277,35 @@ _STEP = {"type": "object", "additionalProperties": False, "properties": _STEP_PR
 _PRIORITY = {"type": "integer", "description": "higher is tried first; ties in file order"}
 _SEED = {"type": "integer", "description": "mixed into every seeded choice"}
 
+_RECORDING = {
+    "type": "object",
+    "description": "where a recording came from, and what drift needs to send it again",
+    "additionalProperties": False,
+    "properties": {
+        "upstream": {"type": "string", "description": "the base URL it was recorded from"},
+        "at": {"type": "string", "description": "when (UTC, ISO 8601)"},
+        "mockserver": {"type": "string", "description": "the mockserver version that wrote it"},
+        "fields": {"type": "array", "items": {"type": "string"}, "description": "digest fields"},
+        "path": {"type": "string", "description": "the request's path"},
+        "query": {"type": "string", "description": "its query string, without credentials"},
+        "headers": _STRING_MAP,
+        "request": {"type": "object", "description": "the request body, redacted"},
+        "answers": {
+            "type": "array",
+            "description": "per step: the upstream's status, JSON shape and stream event types",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "status": {"type": "integer"},
+                    "shape": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "events": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
+
 SCENARIO_KEYS: dict[str, Any] = {
     "name": {"type": "string"},
     "priority": _PRIORITY,
@@ -272,6 +320,7 @@ SCENARIO_KEYS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {"header": {"type": "string"}},
     },
+    "recording": _RECORDING,
 }
 
 SCENARIO = {"type": "object", "additionalProperties": False, "properties": SCENARIO_KEYS}
