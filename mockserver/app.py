@@ -17,9 +17,11 @@ from .inspector.admin import Handler
 from .inspector.openapi import DOCUMENT
 from .pipeline import Pipeline, check_auth, error_response, request_id
 from .protocols import JSON, Protocol
+from .protocols.audio import Speech, Transcriptions, Translations
 from .protocols.chat import Chat
 from .protocols.embeddings import Embeddings
 from .protocols.messages import Messages
+from .protocols.moderations import Moderations
 from .protocols.responses import Responses
 from .scenarios.matching import ScenarioSet
 from .scenarios.reload import Watcher
@@ -183,7 +185,16 @@ async def _release_hangs(app: web.Application) -> None:
 
 def protocols(options: Options) -> list[Protocol]:
     """The protocols a server speaks, each with its routes."""
-    return [Chat(), Responses(options.responses_usage), Messages(), Embeddings()]
+    return [
+        Chat(),
+        Responses(options.responses_usage),
+        Messages(),
+        Embeddings(),
+        Speech(),
+        Transcriptions(),
+        Translations(),
+        Moderations(),
+    ]
 
 
 def create_app(

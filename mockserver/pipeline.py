@@ -399,18 +399,22 @@ class Pipeline:
             if cadence.first_delay:
                 await _wait(state, cadence.first_delay * scale)
             body = protocol.body(answer)
+            if described := protocol.reply_summary(answer):
+                entry.reply.update(described)
             stored = self._store(state, answer, body) if kind is None else None
             if shared is not None and stored is not None:
                 await shared.put_response(stored)
             if kind == "malformed":
                 body = body[: len(body) // 2]
-            headers["Content-Type"] = JSON
+            headers["Content-Type"] = protocol.content_type(answer)
             if repeatable and not cadence.first_delay:
                 self._remember(state, memo_key, body, headers, entry, req, stored)
             return web.Response(
                 body=body, headers={**headers, **protocol.headers(entry.request_id)}
             )
         frames = protocol.frames(answer)
+        if described := protocol.reply_summary(answer):
+            entry.reply.update(described)
         scripted = delays(cadence, [(f.paced, f.delay) for f in frames], int(seed[8:16], 16))
         if any(scripted):
             entry.extra["delays"] = scripted
@@ -570,12 +574,17 @@ def _refused(protocol: Protocol, err: APIError, entry: Entry, raw: bytes) -> web
     return response
 
 
+_JOURNAL_TEXT = 16_384
+
+
 def _journal_body(raw: bytes) -> Any:
-    """A rejected request's body for the journal: its JSON when it has any, else its text."""
+    """A rejected request's body for the journal: its JSON when it has any, else its text (the
+    start of it: a refused upload of megabytes is not kept whole)."""
     try:
         return parse_json_body(raw)
     except APIError:
-        return raw.decode("utf-8", "replace")
+        text = raw[:_JOURNAL_TEXT].decode("utf-8", "replace")
+        return text if len(raw) <= _JOURNAL_TEXT else f"{text}... ({len(raw)} bytes)"
 
 
 def log_entry(entry: Entry) -> None:

@@ -15,7 +15,7 @@ import pytest
 import mockserver
 
 PACKAGE = Path(mockserver.__file__).parent
-LAYERS = ("core", "scenarios", "protocols", "state", "recording", "inspector")
+LAYERS = ("core", "media", "scenarios", "protocols", "state", "recording", "inspector")
 TOP = len(LAYERS)
 
 

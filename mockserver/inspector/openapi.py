@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..media.audio import CONTENT_TYPES
+from ..protocols.audio import MAX_INPUT, TRANSCRIPT_FORMATS
 from ..protocols.chat import MAX_N, RESPONSE_FORMATS, ROLES
+from ..protocols.moderations import MAX_INPUTS
+from ..scenarios.schema import MODERATION_CATEGORIES
 from ..protocols.responses import MESSAGE_ROLES, TOOL_CHOICES
 
 
@@ -416,6 +420,119 @@ _EMBEDDINGS = {
     },
 }
 
+SPEECH_REQUEST = {
+    "type": "object",
+    "required": ["model", "input", "voice"],
+    "properties": {
+        "model": {"type": "string"},
+        "input": {"type": "string", "maxLength": MAX_INPUT},
+        "voice": {
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+            ]
+        },
+        "instructions": _nullable({"type": "string"}),
+        "response_format": _nullable({"enum": list(CONTENT_TYPES)}),
+        "speed": _nullable({"type": "number", "minimum": 0.25, "maximum": 4.0}),
+        "stream_format": _nullable({"enum": ["audio", "sse"]}),
+    },
+    "description": "stream_format 'sse' (audio deltas) is refused for the tts-1 models",
+}
+_SPEECH_EVENT = {
+    "description": "one server-sent event: speech.audio.delta (base64 audio), speech.audio.done",
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string"}},
+}
+
+
+def _transcription_request(language: bool) -> dict[str, Any]:
+    """The multipart form. ``srt``, ``vtt`` and ``verbose_json`` are refused for the gpt-
+    models (json and text only), as OpenAI refuses them."""
+    properties: dict[str, Any] = {
+        "file": {"type": "string", "format": "binary", "description": "its name ends .wav, .mp3..."},
+        "model": {"type": "string", "minLength": 1},
+        "prompt": {"type": "string"},
+        "response_format": {"enum": list(TRANSCRIPT_FORMATS)},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+    }
+    if language:
+        properties["language"] = {"type": "string", "pattern": "^[a-z]{2}$"}
+        properties["timestamp_granularities[]"] = {
+            "type": "array",
+            "items": {"enum": ["word", "segment"]},
+        }
+    return {"type": "object", "required": ["file", "model"], "properties": properties}
+
+
+_TRANSCRIPTION = {
+    "type": "object",
+    "required": ["text"],
+    "properties": {
+        "text": {"type": "string"},
+        "duration": {"type": "number"},
+        "language": {"type": "string"},
+        "segments": {"type": "array", "items": {"type": "object"}},
+        "words": {"type": "array", "items": {"type": "object"}},
+        "usage": {"type": "object", "required": ["type"]},
+    },
+}
+MODERATION_REQUEST = {
+    "type": "object",
+    "required": ["input"],
+    "properties": {
+        "model": {"type": "string"},
+        "input": {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                 "maxItems": MAX_INPUTS},
+                {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "text"],
+                        "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+                    },
+                },
+            ]
+        },
+    },
+    "description": "image_url parts are accepted by the omni-moderation models",
+}  # fmt: skip
+_MODERATION = {
+    "type": "object",
+    "required": ["id", "model", "results"],
+    "properties": {
+        "id": {"type": "string"},
+        "model": {"type": "string"},
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["flagged", "categories", "category_scores"],
+                "properties": {
+                    "flagged": {"type": "boolean"},
+                    "categories": {
+                        "type": "object",
+                        "properties": {c: {"type": "boolean"} for c in MODERATION_CATEGORIES},
+                    },
+                    "category_scores": {
+                        "type": "object",
+                        "properties": {
+                            c: {"type": "number", "minimum": 0, "maximum": 1}
+                            for c in MODERATION_CATEGORIES
+                        },
+                    },
+                    "category_applied_input_types": {"type": "object"},
+                },
+            },
+        },
+    },
+}
+
 _COMPLETION = {
     "type": "object",
     "required": ["id", "object", "created", "model", "choices"],
@@ -510,13 +627,48 @@ def _post(operation: str, request: str, reply: str, stream: Any, errors: str) ->
 
 _AUTH_ERRORS = _errors(401, 431)
 
+
+def _form_post(operation: str, request: str) -> dict[str, Any]:
+    """A multipart upload answered with JSON (json, verbose_json) or text (text, srt, vtt)."""
+    return {
+        "post": {
+            "operationId": operation,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {"$ref": f"#/components/schemas/{request}"},
+                        "encoding": {"file": {"headers": {"Content-Disposition": {
+                            "description": "the name's extension says the format, as OpenAI wants",
+                            "schema": {"type": "string",
+                                       "example": 'form-data; name="file"; filename="audio.wav"'},
+                        }}}},
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "the transcript: its scenario's content, or generated",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/Transcription"}
+                        },
+                        "text/plain": {"schema": {"type": "string"}},
+                    },
+                },
+                **_errors(400, 404, 408, 413, 429),
+                **_AUTH_ERRORS,
+            },
+        }
+    }
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
         "title": "mockserver",
         "version": "1",
         "description": "A scripted mock of LLM APIs: chat completions, responses, "
-        "Anthropic messages, embeddings.",
+        "Anthropic messages, embeddings, speech, transcription, translation, moderation.",
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -532,6 +684,12 @@ DOCUMENT: dict[str, Any] = {
             "EmbeddingsRequest": EMBEDDINGS_REQUEST,
             "Embeddings": _EMBEDDINGS,
             "Model": _MODEL,
+            "SpeechRequest": SPEECH_REQUEST,
+            "TranscriptionRequest": _transcription_request(language=True),
+            "TranslationRequest": _transcription_request(language=False),
+            "Transcription": _TRANSCRIPTION,
+            "ModerationRequest": MODERATION_REQUEST,
+            "Moderation": _MODERATION,
         },
     },
     "security": [{"bearer": []}],
@@ -591,6 +749,36 @@ DOCUMENT: dict[str, Any] = {
         ),
         "/v1/embeddings": _post(
             "createEmbeddings", "EmbeddingsRequest", "Embeddings", None, "Error"
+        ),
+        "/v1/audio/speech": {
+            "post": {
+                "operationId": "createSpeech",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/SpeechRequest"}}
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "a file of the requested format (mp3 by default)",
+                        "content": {
+                            **{t: {"schema": {"type": "string", "format": "binary"}}
+                               for t in CONTENT_TYPES.values()},
+                            "text/event-stream": {"schema": _SPEECH_EVENT},
+                        },
+                    },
+                    **_errors(400, 404, 408, 413, 429),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/v1/audio/transcriptions": _form_post(
+            "createTranscription", "TranscriptionRequest"
+        ),
+        "/v1/audio/translations": _form_post("createTranslation", "TranslationRequest"),
+        "/v1/moderations": _post(
+            "createModeration", "ModerationRequest", "Moderation", None, "Error"
         ),
         "/v1/models": {
             "get": {

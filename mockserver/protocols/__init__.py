@@ -141,6 +141,16 @@ class Protocol:
     def body(self, answer: Answer) -> bytes:
         raise NotImplementedError
 
+    def content_type(self, answer: Answer) -> str:
+        """The ``Content-Type`` of ``body``: JSON, or a file's type (audio) or plain text."""
+        return JSON
+
+    def reply_summary(self, answer: Answer) -> dict[str, Any]:
+        """What the journal adds to its summary of a reply that is not only text (a file's
+        format and length; a transcript generated with the body). Called after ``body`` or
+        ``frames``, so it can read what they kept in ``answer.wire``."""
+        return {}
+
     def frames(self, answer: Answer) -> list[Frame]:
         """Every frame of a stream but the last (``end``); protocols that never stream
         (embeddings) never get here, since their requests have ``stream`` false."""

@@ -302,6 +302,8 @@ class _Builder:
             model=spec.get("model"),
             embeddings=tuple(tuple(float(x) for x in v) for v in vectors),
             embedding_style=spec.get("embedding_style", "semantic"),
+            flagged=tuple(spec["flagged"]) if "flagged" in spec else None,
+            scores={k: float(v) for k, v in (spec.get("scores") or {}).items()},
         )
 
     def cadence(self, spec: Mapping[str, Any] | None) -> Cadence:

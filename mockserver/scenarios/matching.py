@@ -199,6 +199,37 @@ class BodyField:
 
 
 @dataclass(frozen=True)
+class FileIs:
+    """The uploaded file (``body.file``, as the audio protocols describe it): its name, its
+    SHA-256 digest, or both."""
+
+    name: TextMatch | None = None
+    sha256: str | None = None
+
+    def check(self, request: Request) -> Captures | None:
+        file = request.body.get("file")
+        if not isinstance(file, dict):
+            return None
+        if self.sha256 is not None and file.get("sha256") != self.sha256:
+            return None
+        if self.name is None:
+            return _NO_CAPTURES
+        name = file.get("filename")
+        return self.name.test(name) if isinstance(name, str) else None
+
+    def explain(self, request: Request) -> str:
+        file = request.body.get("file")
+        got = (file.get("filename"), file.get("sha256")) if isinstance(file, dict) else None
+        wanted = ", ".join(
+            ([f"name {self.name}"] if self.name else [])
+            + ([f"sha256 {self.sha256[:12]}"] if self.sha256 else [])
+        )
+        if got is None:
+            return f"file {wanted}, got no file"
+        return f"file {wanted}, got {_short(got[0] or '')} ({(got[1] or '')[:12]})"
+
+
+@dataclass(frozen=True)
 class Recorded:
     """A recording's request, exactly: the digest of its canonical form (``fingerprint``),
     computed with the fields and redaction patterns the recording was made with."""
@@ -280,6 +311,13 @@ def _build(key: str, spec: Any) -> Iterator[Condition]:
             yield HeaderIs(name, text_match(value))
     elif key == "recorded":
         yield _recorded(spec)
+    elif key == "file":
+        if isinstance(spec, str):
+            yield FileIs(TextMatch("exact", spec))
+        else:
+            name = spec.get("name")
+            sha = spec.get("sha256")
+            yield FileIs(text_match(name) if name is not None else None, sha and sha.lower())
     elif key == "body":
         for path, value in spec.items():
             is_text = isinstance(value, dict) and len(value) == 1

@@ -64,6 +64,10 @@ class Reply:
     embeddings: tuple[tuple[float, ...], ...] = ()
     """Pinned vectors for embeddings requests: one per input (reused in turn), as written."""
     embedding_style: str = "semantic"
+    flagged: tuple[str, ...] | None = None
+    """Moderations: the categories that fire (None: the reply does not say; none fire)."""
+    scores: Mapping[str, float] = field(default_factory=dict)
+    """Moderations: category scores the scenario pins."""
 
     @cached_property
     def static(self) -> bool:

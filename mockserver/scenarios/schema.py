@@ -13,8 +13,35 @@ from typing import Any
 
 Path = tuple[str | int, ...]
 
-API_NAMES = ("chat", "responses", "messages", "embeddings")
+API_NAMES = (
+    "chat",
+    "responses",
+    "messages",
+    "embeddings",
+    "speech",
+    "transcriptions",
+    "translations",
+    "moderations",
+)
 """The values of a scenario's ``match.api``: each names a protocol (``Protocol.name``)."""
+
+MODERATION_CATEGORIES = (
+    "sexual",
+    "hate",
+    "harassment",
+    "self-harm",
+    "sexual/minors",
+    "hate/threatening",
+    "violence/graphic",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "harassment/threatening",
+    "violence",
+    "illicit",
+    "illicit/violent",
+)
+"""OpenAI's moderation categories, in the order its replies list them: what a moderations
+reply's ``flagged`` and ``scores`` may name."""
 
 _TEXT_MATCH: dict[str, Any] = {
     "x-expected": "a string or a mapping with one of exact, contains, regex",
@@ -58,6 +85,22 @@ _MATCH = {
         "response_format": {"enum": ["text", "json_object", "json_schema"]},
         "headers": {"type": "object", "additionalProperties": _TEXT_MATCH},
         "body": {"type": "object", "description": "dotted path -> value or text match"},
+        "file": {
+            "description": "the uploaded file (transcriptions, translations)",
+            "x-expected": "its name, or a mapping with name (a text match) and/or sha256",
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "properties": {
+                        "name": _TEXT_MATCH,
+                        "sha256": {"type": "string", "description": "the file's digest, hex"},
+                    },
+                },
+            ],
+        },
         "recorded": {
             "description": "a recorded request, exactly: the digest of its canonical form",
             "x-expected": "a digest, or a mapping with digest and optionally fields, redact, "
@@ -156,6 +199,20 @@ _REPLY = {
         "embedding_style": {
             "enum": ["semantic", "random"],
             "description": "embeddings: generated vectors that reflect meaning (default) or not",
+        },
+        "flagged": {
+            "type": "array",
+            "items": {"enum": list(MODERATION_CATEGORIES)},
+            "description": "moderations: the categories that fire (none by default)",
+        },
+        "scores": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                name: {"type": "number", "minimum": 0, "maximum": 1}
+                for name in MODERATION_CATEGORIES
+            },
+            "description": "moderations: category scores (others: low, deterministic)",
         },
         "templates": {
             "type": "boolean",
