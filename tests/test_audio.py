@@ -1,0 +1,532 @@
+"""Speech, transcription, translation and moderation through the openai SDK, on real sockets.
+
+Every audio file the mock writes is decoded by a real decoder (PyAV, which is ffmpeg), and the
+files it transcribes are made here with the standard library's ``wave``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import re
+import struct
+import wave
+from array import array
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import openai
+import pytest
+
+from mockserver import MockServer, Options
+from mockserver.core.errors import ScenarioError
+from mockserver.media import audio
+from mockserver.recording.record import Recorder
+from mockserver.scenarios.loader import load_paths, load_text
+from mockserver.scenarios.schema import MODERATION_CATEGORIES
+
+AUTH = {"Authorization": "Bearer sk-test"}
+SHORT = "Your order has shipped."
+LONG = " ".join([SHORT] * 4) + " It will arrive on Tuesday between nine and noon."
+
+
+def note(seconds: float, rate: int = 16_000, pitch: float = 440.0) -> bytes:
+    """A WAV voice note: a sine of ``seconds``, 16-bit mono."""
+    frames = b"".join(
+        struct.pack("<h", round(8000 * math.sin(2 * math.pi * pitch * i / rate)))
+        for i in range(round(seconds * rate))
+    )
+    out = io.BytesIO()
+    with wave.open(out, "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(rate)
+        file.writeframes(frames)
+    return out.getvalue()
+
+
+NOTE = note(6.0)
+
+
+def decode(data: bytes) -> tuple[float, int, int]:
+    """Seconds, sample rate and peak amplitude (16-bit) of a file, as ffmpeg decodes it."""
+    to_s16 = av.AudioResampler(format="s16", layout="mono")
+    with av.open(io.BytesIO(data)) as container:
+        samples, rate, peak = 0, 0, 0
+        for frame in container.decode(audio=0):
+            samples += frame.samples
+            rate = frame.sample_rate
+            for converted in to_s16.resample(frame):
+                pcm = array("h", bytes(converted.planes[0])[: converted.samples * 2])
+                peak = max(peak, max(map(abs, pcm), default=0))
+    return samples / rate, rate, peak
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MockServer]:
+    scenarios = [
+        {
+            "name": "voice note",
+            "match": {"api": "transcriptions", "file": "voice-note.wav"},
+            "reply": {"content": "Call me back about the invoice. It is due on Friday."},
+        },
+        {
+            "name": "french",
+            "match": {"api": "transcriptions", "body": {"language": "fr"}},
+            "reply": {"content": "Rappelle-moi demain."},
+        },
+        {
+            "name": "prompted",
+            "match": {"api": "transcriptions", "last_user": {"regex": "Meeting with (\\w+)"}},
+            "reply": {"content": "{{ match.1 }} quarterly review."},
+        },
+        {
+            "name": "flagged",
+            "match": {"api": "moderations", "last_user": {"contains": "hurt"}},
+            "reply": {"flagged": ["violence", "harassment/threatening"],
+                      "scores": {"violence": 0.97}},
+        },  # fmt: skip
+    ]
+    with MockServer(scenarios, options=Options(api_keys=frozenset({"sk-test"}))) as server:
+        yield server
+
+
+@pytest.fixture
+def client(server: MockServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0) as api:
+        yield api
+
+
+# --- speech ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav"])
+def test_speech_in_each_format_decodes_and_lasts_longer_for_more_text(
+    client: openai.OpenAI, server: MockServer, fmt: str
+) -> None:
+    short = client.audio.speech.create(
+        model="gpt-4o-mini-tts", voice="coral", input=SHORT, response_format=fmt
+    )
+    seconds, rate, peak = decode(short.content)
+    journalled = server.last.reply["audio"]
+    assert journalled["format"] == fmt
+    assert seconds == pytest.approx(journalled["seconds"], abs=0.001)
+    assert rate in (24_000, 48_000)  # Opus decodes at 48 kHz, whatever it was made from
+    assert 1.0 < seconds < 4.0  # a short sentence
+    if fmt in ("wav", "flac"):
+        assert peak > 3000  # a tone, not silence
+    long = client.audio.speech.create(
+        model="gpt-4o-mini-tts", voice="coral", input=LONG, response_format=fmt
+    )
+    assert decode(long.content)[0] > 4 * seconds
+    fast = client.audio.speech.create(
+        model="gpt-4o-mini-tts", voice="coral", input=LONG, response_format=fmt, speed=2.0
+    )
+    assert decode(fast.content)[0] == pytest.approx(decode(long.content)[0] / 2, abs=0.05)
+
+
+def test_speech_is_mp3_by_default_and_pcm_is_raw_24khz(client: openai.OpenAI) -> None:
+    mp3 = client.audio.speech.create(model="tts-1", voice="alloy", input=SHORT)
+    assert mp3.response.headers["content-type"] == "audio/mpeg"
+    mp3_seconds = decode(mp3.content)[0]
+    pcm = client.audio.speech.create(
+        model="tts-1", voice="alloy", input=SHORT, response_format="pcm"
+    )
+    assert pcm.response.headers["content-type"] == "audio/pcm"
+    samples = struct.unpack(f"<{len(pcm.content) // 2}h", pcm.content)
+    assert len(samples) / 24_000 == pytest.approx(mp3_seconds, abs=0.03)
+    assert max(samples) > 3000
+    again = client.audio.speech.create(model="tts-1", voice="alloy", input=SHORT)
+    assert again.content == mp3.content  # deterministic
+
+
+def test_speech_streams_audio_deltas_over_sse(client: openai.OpenAI) -> None:
+    with client.audio.speech.with_streaming_response.create(
+        model="gpt-4o-mini-tts", voice="nova", input=LONG, stream_format="sse",
+        response_format="wav",
+    ) as response:  # fmt: skip
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+    deltas = [e for e in events if e["type"] == "speech.audio.delta"]
+    assert len(deltas) > 1
+    assert events[-1]["type"] == "speech.audio.done"
+    usage = events[-1]["usage"]
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"] > 0
+    data = b"".join(base64.b64decode(e["audio"]) for e in deltas)
+    whole = client.audio.speech.create(
+        model="gpt-4o-mini-tts", voice="nova", input=LONG, response_format="wav"
+    )
+    assert data == whole.content
+    assert decode(data)[0] > 4
+
+
+def test_speech_without_the_v1_prefix(server: MockServer) -> None:
+    """The relay's SDK examples set a base URL without ``/v1``."""
+    with openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as bare:
+        speech = bare.audio.speech.create(model="tts-1", voice="alloy", input=SHORT)
+        text = bare.audio.transcriptions.create(
+            model="whisper-1", file=("voice-note.wav", NOTE), response_format="text"
+        )
+        moderation = bare.moderations.create(input="hello")
+    assert decode(speech.content)[0] > 1
+    assert text.startswith("Call me back")
+    assert not moderation.results[0].flagged
+    assert [e.path for e in server.journal[-3:]] == [
+        "/audio/speech", "/audio/transcriptions", "/moderations",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "words"),
+    [
+        ({"model": "tts-1", "input": SHORT}, "voice", "Missing required parameter"),
+        ({"model": "tts-1", "voice": "alloy"}, "input", "Missing required parameter"),
+        ({"model": "tts-1", "voice": "alloy", "input": "x" * 4097}, "input", "maximum length 4096"),
+        ({"model": "tts-1", "voice": "alloy", "input": SHORT, "response_format": "ogg"},
+         "response_format", "Supported values are: 'mp3'"),
+        ({"model": "tts-1", "voice": "alloy", "input": SHORT, "speed": 5}, "speed", "<= 4.0"),
+        ({"model": "tts-1", "voice": "alloy", "input": SHORT, "stream_format": "sse"},
+         "stream_format", "not supported for model 'tts-1'"),
+    ],
+)  # fmt: skip
+def test_speech_refusals_name_the_parameter(
+    server: MockServer, body: dict[str, Any], param: str, words: str
+) -> None:
+    reply = httpx.post(f"{server.base_url}/audio/speech", json=body, headers=AUTH)
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert error["param"] == param
+    assert words in error["message"]
+
+
+# --- transcription and translation -----------------------------------------------------------
+
+
+def cues(text: str) -> list[tuple[float, float, str]]:
+    """The cues of SRT or WebVTT text: start, end, text."""
+    found = re.findall(
+        r"(\d\d):(\d\d):(\d\d)[.,](\d{3}) --> (\d\d):(\d\d):(\d\d)[.,](\d{3})\n(.+)", text
+    )
+    out = []
+    for *clock, line in found:
+        h1, m1, s1, ms1, h2, m2, s2, ms2 = map(int, clock)
+        out.append((h1 * 3600 + m1 * 60 + s1 + ms1 / 1000, h2 * 3600 + m2 * 60 + s2 + ms2 / 1000,
+                    line))  # fmt: skip
+    return out
+
+
+SCRIPTED = "Call me back about the invoice. It is due on Friday."
+
+
+def test_transcription_in_every_response_format(client: openai.OpenAI) -> None:
+    file = ("voice-note.wav", NOTE)
+    plain = client.audio.transcriptions.create(model="whisper-1", file=file)
+    assert plain.text == SCRIPTED
+    assert plain.usage is not None and plain.usage.type == "duration"
+    assert plain.usage.seconds == 6
+    text = client.audio.transcriptions.create(model="whisper-1", file=file, response_format="text")
+    assert text == SCRIPTED + "\n"
+    srt = client.audio.transcriptions.create(model="whisper-1", file=file, response_format="srt")
+    assert srt.startswith("1\n00:00:00,000 --> ")
+    vtt = client.audio.transcriptions.create(model="whisper-1", file=file, response_format="vtt")
+    assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> ")
+    for subtitles in (srt, vtt):
+        timed = cues(subtitles)
+        assert [t for _, _, t in timed] == ["Call me back about the invoice.", "It is due on Friday."]
+        assert timed[0][0] == 0 and timed[0][1] == timed[1][0] and timed[-1][1] == 6.0
+    verbose = client.audio.transcriptions.create(
+        model="whisper-1", file=file, response_format="verbose_json",
+        timestamp_granularities=["word", "segment"], language="en",
+    )  # fmt: skip
+    assert (verbose.text, verbose.duration, verbose.language) == (SCRIPTED, 6.0, "english")
+    assert verbose.words is not None and verbose.segments is not None
+    assert [w.word for w in verbose.words][:4] == ["Call", "me", "back", "about"]
+    starts = [w.start for w in verbose.words]
+    assert starts == sorted(starts) and verbose.words[-1].end == 6.0
+    assert all(w.start < w.end for w in verbose.words)
+    assert [s.text for s in verbose.segments] == [" Call me back about the invoice.",
+                                                  " It is due on Friday."]  # fmt: skip
+    assert verbose.segments[-1].end == 6.0 and verbose.segments[0].tokens
+
+
+def test_timestamps_spread_over_the_real_duration_of_each_file(client: openai.OpenAI) -> None:
+    for seconds, rate in ((2.5, 8000), (11.0, 44_100)):
+        verbose = client.audio.transcriptions.create(
+            model="whisper-1", file=("voice-note.wav", note(seconds, rate)),
+            response_format="verbose_json", timestamp_granularities=["word"],
+        )  # fmt: skip
+        assert verbose.duration == seconds
+        assert verbose.words is not None and verbose.words[-1].end == seconds
+
+
+def test_durations_are_read_from_other_formats_headers() -> None:
+    """The files the mock writes, read back: every format but raw PCM has a duration."""
+    for fmt in ("mp3", "opus", "aac", "flac", "wav"):
+        data = audio.encode(fmt, 3.3)
+        assert audio.duration(data) == pytest.approx(decode(data)[0], abs=0.001), fmt
+    assert audio.duration(b"not audio at all") is None
+
+
+def test_with_no_scenario_the_transcript_is_generated_the_same_for_the_same_audio(
+    client: openai.OpenAI, server: MockServer
+) -> None:
+    first = client.audio.transcriptions.create(model="whisper-1", file=("a.wav", note(4.0)))
+    again = client.audio.transcriptions.create(model="whisper-1", file=("b.wav", note(4.0)))
+    other = client.audio.transcriptions.create(
+        model="whisper-1", file=("a.wav", note(4.0, pitch=330))
+    )
+    assert first.text == again.text != other.text
+    assert 6 <= len(first.text.split()) <= 20  # about what four seconds hold
+    assert server.last.scenario == "generated"
+    assert server.last.reply["content"] == other.text
+
+
+def test_matching_on_language_prompt_and_digest(client: openai.OpenAI, server: MockServer) -> None:
+    french = client.audio.transcriptions.create(
+        model="whisper-1", file=("x.mp3", audio.encode("mp3", 2)), language="fr"
+    )
+    assert french.text == "Rappelle-moi demain."
+    prompted = client.audio.transcriptions.create(
+        model="gpt-4o-transcribe", file=("x.wav", NOTE), prompt="Meeting with ACME"
+    )
+    assert prompted.text == "ACME quarterly review."
+    digest = server.last.body["file"]["sha256"]
+    scenario = {"match": {"file": {"sha256": digest}}, "reply": {"content": "pinned"}}
+    with MockServer([scenario]) as pinned, openai.OpenAI(
+        base_url=pinned.base_url, api_key="k", max_retries=0
+    ) as api:
+        assert api.audio.transcriptions.create(model="whisper-1", file=("y.wav", NOTE)).text == "pinned"
+        other = api.audio.transcriptions.create(model="whisper-1", file=("y.wav", note(1.0)))
+        assert other.text != "pinned" and pinned.last.scenario == "generated"
+
+
+def test_gpt_4o_transcribe_streams_text_deltas(client: openai.OpenAI) -> None:
+    stream = client.audio.transcriptions.create(
+        model="gpt-4o-transcribe", file=("voice-note.wav", NOTE), stream=True,
+        include=["logprobs"],
+    )  # fmt: skip
+    events = list(stream)
+    deltas = [e for e in events if e.type == "transcript.text.delta"]
+    done = events[-1]
+    assert done.type == "transcript.text.done"
+    assert "".join(d.delta for d in deltas) == done.text == SCRIPTED
+    assert len(deltas) > 5
+    assert done.usage is not None and done.usage.type == "tokens"
+    assert done.usage.input_token_details.audio_tokens > 0
+    assert done.logprobs and deltas[0].logprobs
+
+
+def test_whisper_ignores_stream_as_openai_does(client: openai.OpenAI) -> None:
+    reply = httpx.post(
+        f"{client.base_url}audio/transcriptions",
+        files={"file": ("voice-note.wav", NOTE)},
+        data={"model": "whisper-1", "stream": "true"},
+        headers=AUTH,
+    )
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json()["text"] == SCRIPTED
+
+
+DEPRECATED = pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
+"""The SDK marks ``audio.translations.create`` deprecated; it is still served and called."""
+
+
+@DEPRECATED
+def test_translation(client: openai.OpenAI, server: MockServer) -> None:
+    plain = client.audio.translations.create(model="whisper-1", file=("talk.m4a", b"\0" * 64))
+    assert plain.text and server.last.api == "translations"
+    verbose = client.audio.translations.create(
+        model="whisper-1", file=("talk.wav", note(3.0)), response_format="verbose_json"
+    )
+    assert verbose.language == "english" and verbose.duration == 3.0
+    assert verbose.segments and verbose.segments[-1].end == 3.0
+    srt = client.audio.translations.create(
+        model="whisper-1", file=("talk.wav", note(3.0)), response_format="srt"
+    )
+    assert cues(srt)[-1][1] == 3.0
+
+
+@pytest.mark.parametrize(
+    ("data", "files", "status", "param", "words"),
+    [
+        ({"model": "whisper-1"}, None, 400, None, "expected multipart/form-data"),
+        ({"model": "whisper-1"}, {"other": ("a.wav", NOTE)}, 400, "file", "Missing required"),
+        ({}, {"file": ("a.wav", NOTE)}, 400, "model", "Missing required"),
+        ({"model": "whisper-1"}, {"file": ("notes.txt", b"hi")}, 400, "file",
+         "Invalid file format"),
+        ({"model": "gpt-4o-transcribe", "response_format": "srt"}, {"file": ("a.wav", NOTE)},
+         400, "response_format", "not compatible with model"),
+        ({"model": "whisper-1", "response_format": "docx"}, {"file": ("a.wav", NOTE)}, 400,
+         "response_format", "Invalid value"),
+        ({"model": "whisper-1", "language": "english"}, {"file": ("a.wav", NOTE)}, 400,
+         "language", "ISO-639-1"),
+        ({"model": "whisper-1", "temperature": "hot"}, {"file": ("a.wav", NOTE)}, 400,
+         "temperature", "expected a number"),
+    ],
+)  # fmt: skip
+def test_transcription_refusals(
+    server: MockServer,
+    data: dict[str, str],
+    files: dict[str, Any] | None,
+    status: int,
+    param: str | None,
+    words: str,
+) -> None:
+    url = f"{server.base_url}/audio/transcriptions"
+    if files is None:
+        reply = httpx.post(url, json=data, headers=AUTH)
+    else:
+        reply = httpx.post(url, data=data, files=files, headers=AUTH)
+    assert reply.status_code == status
+    error = reply.json()["error"]
+    assert (error["param"], words in error["message"]) == (param, True), error
+
+
+def test_a_refused_upload_is_not_kept_whole_in_the_journal(server: MockServer) -> None:
+    big = note(30.0)
+    reply = httpx.post(
+        f"{server.base_url}/audio/transcriptions",
+        data={"model": "whisper-1", "response_format": "docx"},
+        files={"file": ("a.wav", big)},
+        headers=AUTH,
+    )
+    assert reply.status_code == 400
+    kept = server.last.body
+    assert isinstance(kept, str) and len(kept) < 20_000 < len(big)
+
+
+# --- moderation --------------------------------------------------------------------------------
+
+
+def test_moderation_by_default_flags_nothing_with_every_category(
+    client: openai.OpenAI, server: MockServer
+) -> None:
+    result = client.moderations.create(model="omni-moderation-latest", input="Have a nice day")
+    assert result.model == "omni-moderation-latest"
+    (only,) = result.results
+    assert only.flagged is False
+    raw = server.last
+    assert raw.api == "moderations" and raw.scenario == "generated"
+    body = only.model_dump(by_alias=True)
+    assert set(body["categories"]) == set(MODERATION_CATEGORIES)
+    assert not any(body["categories"].values())
+    assert all(0 < s < 0.01 for s in body["category_scores"].values())
+    assert body["category_applied_input_types"]["violence"] == ["text"]
+    again = client.moderations.create(model="omni-moderation-latest", input="Have a nice day")
+    assert again.results[0].category_scores == only.category_scores  # deterministic
+    several = client.moderations.create(input=["one", "two", "three"])
+    assert len(several.results) == 3
+    legacy = client.moderations.create(model="text-moderation-latest", input="hi")
+    assert legacy.results[0].categories.illicit is None  # not a category of the text models
+
+
+def test_moderation_of_an_image_and_text(client: openai.OpenAI) -> None:
+    result = client.moderations.create(
+        model="omni-moderation-latest",
+        input=[
+            {"type": "text", "text": "Is this fine?"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        ],
+    )
+    (only,) = result.results
+    applied = only.model_dump(by_alias=True)["category_applied_input_types"]
+    assert applied["violence"] == ["text", "image"]
+    assert applied["hate"] == ["text"]
+    refused = httpx.post(
+        f"{client.base_url}moderations",
+        json={"model": "text-moderation-latest",
+              "input": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
+        headers=AUTH,
+    )  # fmt: skip
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "input"
+
+
+def test_a_scenario_says_which_categories_fire(client: openai.OpenAI, server: MockServer) -> None:
+    result = client.moderations.create(input="I will hurt you")
+    (only,) = result.results
+    assert only.flagged is True
+    assert only.categories.violence and only.categories.harassment_threatening
+    assert not only.categories.hate
+    assert only.category_scores.violence == 0.97
+    assert 0.9 <= only.category_scores.harassment_threatening < 1
+    assert only.category_scores.hate < 0.01
+    assert server.last.scenario == "flagged"
+    assert server.last.reply["flagged"] == ["violence", "harassment/threatening"]
+
+
+def test_unknown_category_names_fail_at_load_time() -> None:
+    text = """
+scenarios:
+  - match: {api: moderations}
+    reply:
+      flagged: [violence, self_harm]
+      scores: {violense: 0.9}
+"""
+    with pytest.raises(ScenarioError) as raised:
+        load_text(text, "mod.yaml")
+    problems = [str(p) for p in raised.value.problems]
+    assert any(p.startswith("mod.yaml:5: scenarios[0].reply.flagged[1]: 'self_harm' is not one of")
+               for p in problems), problems  # fmt: skip
+    assert any("mod.yaml:6: scenarios[0].reply.scores.violense: unknown key (did you mean "
+               "'violence'?)" in p for p in problems), problems  # fmt: skip
+
+
+# --- journal, inspector, recording ---------------------------------------------------------------
+
+
+@DEPRECATED
+def test_every_route_journals_and_shows_in_the_inspector(
+    client: openai.OpenAI, server: MockServer
+) -> None:
+    client.audio.speech.create(model="tts-1", voice="alloy", input=SHORT, response_format="opus")
+    client.audio.transcriptions.create(model="whisper-1", file=("voice-note.wav", NOTE))
+    client.audio.translations.create(model="whisper-1", file=("voice-note.wav", NOTE))
+    client.moderations.create(input="hello")
+    recent = httpx.get(f"{server.url}/_mock/journal", headers=AUTH).json()["entries"][-4:]
+    assert [e["api"] for e in recent] == ["speech", "transcriptions", "translations", "moderations"]
+    detail = httpx.get(f"{server.url}/_mock/journal/{recent[1]['seq']}", headers=AUTH).json()
+    assert detail["body"]["file"]["filename"] == "voice-note.wav"
+    assert detail["body"]["file"]["duration"] == 6.0
+    assert detail["reply"]["content"] == SCRIPTED
+    speech = httpx.get(f"{server.url}/_mock/journal/{recent[0]['seq']}", headers=AUTH).json()
+    assert speech["reply"]["audio"]["format"] == "opus"
+
+
+def test_transcriptions_and_moderations_record_and_replay(tmp_path: Path) -> None:
+    upstream_scenarios = [
+        {"match": {"api": "transcriptions"}, "reply": {"content": "Recorded words."}},
+        {"match": {"api": "moderations"}, "reply": {"flagged": ["hate"]}},
+    ]
+    out = tmp_path / "recorded"
+    with MockServer(upstream_scenarios) as upstream:
+        rec = Recorder(upstream=upstream.base_url, out=out)
+        with MockServer([], options=Options(recorder=rec)) as recorder, openai.OpenAI(
+            base_url=recorder.base_url, api_key="k", max_retries=0
+        ) as api:
+            said = api.audio.transcriptions.create(model="whisper-1", file=("a.wav", NOTE)).text
+            text = api.audio.transcriptions.create(
+                model="whisper-1", file=("a.wav", NOTE), response_format="srt"
+            )
+            flagged = api.moderations.create(input="something hateful").results[0]
+            spoken = api.audio.speech.create(model="tts-1", voice="alloy", input=SHORT)
+            outcomes = [e.outcome for e in recorder.journal]
+    assert outcomes == ["recorded", "recorded", "recorded", "forwarded"]  # audio: not yet
+    assert decode(spoken.content)[0] > 1
+    assert len(list(out.glob("*.yaml"))) == 3
+    with MockServer(load_paths([out])) as replay, openai.OpenAI(
+        base_url=replay.base_url, api_key="k", max_retries=0
+    ) as api:
+        assert api.audio.transcriptions.create(model="whisper-1", file=("a.wav", NOTE)).text == said
+        assert api.audio.transcriptions.create(
+            model="whisper-1", file=("a.wav", NOTE), response_format="srt"
+        ) == text
+        again = api.moderations.create(input="something hateful").results[0]
+        assert again.categories == flagged.categories and again.flagged
+        assert again.category_scores == flagged.category_scores
+        other = api.audio.transcriptions.create(model="whisper-1", file=("a.wav", note(2.0)))
+        assert other.text != said  # another file: not the recording's
