@@ -13,8 +13,8 @@ from ..media.audio import CONTENT_TYPES
 from ..protocols.audio import MAX_INPUT, TRANSCRIPT_FORMATS
 from ..protocols.chat import MAX_N, RESPONSE_FORMATS, ROLES
 from ..protocols.moderations import MAX_INPUTS
-from ..scenarios.schema import MODERATION_CATEGORIES
 from ..protocols.responses import MESSAGE_ROLES, TOOL_CHOICES
+from ..scenarios.schema import MODERATION_CATEGORIES
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -451,7 +451,11 @@ def _transcription_request(language: bool) -> dict[str, Any]:
     """The multipart form. ``srt``, ``vtt`` and ``verbose_json`` are refused for the gpt-
     models (json and text only), as OpenAI refuses them."""
     properties: dict[str, Any] = {
-        "file": {"type": "string", "format": "binary", "description": "its name ends .wav, .mp3..."},
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "its name ends .wav, .mp3...",
+        },
         "model": {"type": "string", "minLength": 1},
         "prompt": {"type": "string"},
         "response_format": {"enum": list(TRANSCRIPT_FORMATS)},
@@ -628,6 +632,10 @@ def _post(operation: str, request: str, reply: str, stream: Any, errors: str) ->
 _AUTH_ERRORS = _errors(401, 431)
 
 
+_FILE_NAME = "the name's extension says the format, as OpenAI wants"
+_FILE_PART = 'form-data; name="file"; filename="audio.wav"'
+
+
 def _form_post(operation: str, request: str) -> dict[str, Any]:
     """A multipart upload answered with JSON (json, verbose_json) or text (text, srt, vtt)."""
     return {
@@ -638,11 +646,16 @@ def _form_post(operation: str, request: str) -> dict[str, Any]:
                 "content": {
                     "multipart/form-data": {
                         "schema": {"$ref": f"#/components/schemas/{request}"},
-                        "encoding": {"file": {"headers": {"Content-Disposition": {
-                            "description": "the name's extension says the format, as OpenAI wants",
-                            "schema": {"type": "string",
-                                       "example": 'form-data; name="file"; filename="audio.wav"'},
-                        }}}},
+                        "encoding": {
+                            "file": {
+                                "headers": {
+                                    "Content-Disposition": {
+                                        "description": _FILE_NAME,
+                                        "schema": {"type": "string", "example": _FILE_PART},
+                                    }
+                                }
+                            }
+                        },
                     }
                 },
             },
@@ -661,6 +674,7 @@ def _form_post(operation: str, request: str) -> dict[str, Any]:
             },
         }
     }
+
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -756,15 +770,19 @@ DOCUMENT: dict[str, Any] = {
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/SpeechRequest"}}
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/SpeechRequest"}
+                        }
                     },
                 },
                 "responses": {
                     "200": {
                         "description": "a file of the requested format (mp3 by default)",
                         "content": {
-                            **{t: {"schema": {"type": "string", "format": "binary"}}
-                               for t in CONTENT_TYPES.values()},
+                            **{
+                                t: {"schema": {"type": "string", "format": "binary"}}
+                                for t in CONTENT_TYPES.values()
+                            },
                             "text/event-stream": {"schema": _SPEECH_EVENT},
                         },
                     },
@@ -773,9 +791,7 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
-        "/v1/audio/transcriptions": _form_post(
-            "createTranscription", "TranscriptionRequest"
-        ),
+        "/v1/audio/transcriptions": _form_post("createTranscription", "TranscriptionRequest"),
         "/v1/audio/translations": _form_post("createTranslation", "TranslationRequest"),
         "/v1/moderations": _post(
             "createModeration", "ModerationRequest", "Moderation", None, "Error"

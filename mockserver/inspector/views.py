@@ -449,7 +449,8 @@ def _verdict(verdict: Verdict, rank: int) -> dict[str, Any]:
 
 
 def _explain_input(payload: Any, journal: Journal) -> tuple[str, bytes, Mapping[str, str]]:
-    """``{"api", "body", "headers"}``, ``{"seq": N}`` (a journal entry), or a bare chat body."""
+    """``{"api", "body", "headers"}``, ``{"seq": N}`` (a journal entry), or a bare chat body.
+    (A valid entry is explained from the request it parsed into: ``_parsed_entry``.)"""
     if not isinstance(payload, dict):
         raise APIError(400, "Expected a JSON object: a chat request body, or {'body': ...}.")
     if "seq" in payload and "body" not in payload:
@@ -480,6 +481,15 @@ def explain_request(state: State, api: str, raw: bytes, headers: Mapping[str, st
         if err.param == "api":
             raise
         return {"api": api, "rejected": {"status": err.status, **err.body()["error"]}}
+    return explain_parsed(state, api, chat, settings.adjusted)
+
+
+def explain_parsed(
+    state: State, api: str, chat: Request, adjusted: tuple[str, ...] | None = None
+) -> Any:
+    """``explain_request`` of a request already parsed."""
+    if adjusted is None:
+        adjusted = state.options.profile.apply(chat).adjusted
     verdicts = state.scenarios.explain(chat)
     answer = next((v for v in verdicts if v.answers), None)
     fallback = state.scenarios.fallback
@@ -491,7 +501,7 @@ def explain_request(state: State, api: str, raw: bytes, headers: Mapping[str, st
             "stream": chat.stream,
             "tools": chat.tool_names,
         },
-        "adjusted": list(settings.adjusted),
+        "adjusted": list(adjusted),
         "answer": None,
         "scenarios": [_verdict(v, rank) for rank, v in enumerate(verdicts)],
     }
@@ -510,10 +520,23 @@ def explain_request(state: State, api: str, raw: bytes, headers: Mapping[str, st
     return out
 
 
+def _parsed_entry(payload: Any, journal: Journal) -> Entry | None:
+    """The journal entry ``{"seq": N}`` names, when it holds its parsed request: explained from
+    that, since its body as the journal keeps it is not always what was sent (a multipart
+    upload is kept as its fields and a description of its file)."""
+    if isinstance(payload, dict) and isinstance(payload.get("seq"), int) and "body" not in payload:
+        entry = _find(journal, payload["seq"])
+        return entry if entry.request is not None else None
+    return None
+
+
 async def explain(request: web.Request) -> web.Response:
     state = request.app[STATE]
     _check_inspector(request)
     payload = parse_json_body(await request.read())
+    entry = _parsed_entry(payload, state.journal)
+    if entry is not None and entry.request is not None:
+        return _json(explain_parsed(state, entry.api, entry.request))
     api, raw, headers = _explain_input(payload, state.journal)
     return _json(explain_request(state, api, raw, headers))
 

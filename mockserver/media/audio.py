@@ -71,7 +71,9 @@ def encode(fmt: str, seconds: float, voice: int = 0) -> bytes:
 
 @lru_cache(maxsize=16)
 def _period(period: int) -> array[int]:
-    return array("h", (round(_AMPLITUDE * math.sin(2 * math.pi * i / period)) for i in range(period)))
+    return array(
+        "h", (round(_AMPLITUDE * math.sin(2 * math.pi * i / period)) for i in range(period))
+    )
 
 
 def tone(samples: int, period: int = 60) -> bytes:
@@ -226,22 +228,21 @@ def _bits(fields: list[tuple[int, int]]) -> bytes:
 
 
 _AAC_RAW = _bits(
-    [(3, 0), (4, 0), (8, 100)]  # SCE, tag 0, global gain
-    + [(1, 0), (2, 0), (1, 0), (6, 0), (1, 0)]  # ics_info: long window, max_sfb 0, no predictor
-    + [(1, 0), (1, 0), (1, 0)]  # no pulse, TNS or gain control data
-    + [(3, 7)]  # END
+    [
+        *[(3, 0), (4, 0), (8, 100)],  # SCE, tag 0, global gain
+        *[(1, 0), (2, 0), (1, 0), (6, 0), (1, 0)],  # ics_info: long window, max_sfb 0
+        *[(1, 0), (1, 0), (1, 0)],  # no pulse, TNS or gain control data
+        (3, 7),  # END
+    ]
 )
 
 
 def _adts(payload: bytes) -> bytes:
+    """An ADTS header (MPEG-4 AAC-LC, 24 kHz, mono, no CRC) before ``payload``."""
     length = 7 + len(payload)
-    return (
-        _bits(
-            [(12, 0xFFF), (1, 0), (2, 0), (1, 1), (2, 1), (4, 6), (1, 0), (3, 1)]
-            + [(1, 0), (1, 0), (1, 0), (1, 0), (13, length), (11, 0x7FF), (2, 0)]
-        )
-        + payload
-    )
+    fields = [(12, 0xFFF), (1, 0), (2, 0), (1, 1), (2, 1), (4, 6), (1, 0), (3, 1)]
+    fields += [(1, 0), (1, 0), (1, 0), (1, 0), (13, length), (11, 0x7FF), (2, 0)]
+    return _bits(fields) + payload
 
 
 _AAC_FRAME = _adts(_AAC_RAW)
@@ -268,7 +269,9 @@ def _ogg_page(packets: list[bytes], granule: int, sequence: int, flags: int) -> 
     lacing = bytearray()
     for packet in packets:
         lacing += b"\xff" * (len(packet) // 255) + bytes([len(packet) % 255])
-    head = struct.pack("<4sBBqIIIB", b"OggS", 0, flags, granule, 0x4D4F434B, sequence, 0, len(lacing))
+    head = struct.pack(
+        "<4sBBqIIIB", b"OggS", 0, flags, granule, 0x4D4F434B, sequence, 0, len(lacing)
+    )
     page = head + bytes(lacing) + b"".join(packets)
     return page[:22] + struct.pack("<I", _ogg_crc(page)) + page[26:]
 
@@ -323,7 +326,7 @@ def duration(data: bytes) -> float | None:
 def _wav_duration(data: bytes) -> float | None:
     try:
         with wave.open(io.BytesIO(data)) as file:
-            return file.getnframes() / file.getframerate()
+            return float(file.getnframes() / file.getframerate())
     except wave.Error:
         pass  # float or extensible WAV: read the header by hand
     at, byte_rate = 12, 0
@@ -332,7 +335,7 @@ def _wav_duration(data: bytes) -> float | None:
         if chunk == b"fmt ":
             byte_rate = struct.unpack_from("<I", data, at + 16)[0]
         elif chunk == b"data" and byte_rate:
-            return min(size, len(data) - at - 8) / byte_rate
+            return float(min(size, len(data) - at - 8) / byte_rate)
         at += 8 + size + (size & 1)
     return None
 
@@ -349,10 +352,10 @@ def _ogg_duration(data: bytes) -> float | None:
     first_packet = data[27 + data[26] : 27 + data[26] + 19]
     if first_packet.startswith(b"OpusHead"):
         skip = struct.unpack_from("<H", first_packet, 10)[0]
-        return max(0, granule - skip) / 48_000
+        return float(max(0, granule - skip) / 48_000)
     if first_packet.startswith(b"\x01vorbis"):
         rate = struct.unpack_from("<I", first_packet, 12)[0]
-        return granule / rate
+        return float(granule / rate)
     return None
 
 
@@ -387,7 +390,7 @@ def _mp3_duration(data: bytes) -> float | None:
         if tag >= 0:  # the header frame: it says how many frames follow (and holds no audio)
             flags, count = struct.unpack_from(">II", data, tag + 4)
             if flags & 1:
-                return count * per_frame / rate
+                return float(count * per_frame / rate)
             at += size
             continue
         seconds += per_frame / rate
@@ -435,5 +438,5 @@ def _mp4_duration(data: bytes) -> float | None:
                     scale, length = struct.unpack_from(">IQ", data, body + 20)
                 else:
                     scale, length = struct.unpack_from(">II", data, body + 12)
-                return length / scale
+                return float(length / scale)
     return None

@@ -63,7 +63,8 @@ LANGUAGES = {
     "ur": "urdu", "vi": "vietnamese", "zh": "chinese",
 }  # fmt: skip
 """Whisper reports the language by name; other ISO-639-1 codes are reported as given."""
-_SENTENCE = re.compile(r"[^.!?。！？]+(?:[.!?。！？]+|$)")
+_SENTENCE = re.compile("[^.!?\u3002\uff01\uff1f]+(?:[.!?\u3002\uff01\uff1f]+|$)")
+"""A sentence, ended as Latin or CJK text ends one (the full stop, and full-width ! and ?)."""
 
 
 def _whisper(model: str) -> bool:
@@ -89,7 +90,9 @@ def _number(body: Mapping[str, Any], name: str, low: float, high: float) -> floa
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise invalid_type(name, "a number", value)
     if not low <= value <= high:
-        side, bound = ("below minimum", f">= {low}") if value < low else ("above maximum", f"<= {high}")
+        side, bound = (
+            ("below minimum", f">= {low}") if value < low else ("above maximum", f"<= {high}")
+        )
         raise APIError(
             400,
             f"Invalid '{name}': decimal {side} value. Expected a value {bound}, "
@@ -182,8 +185,11 @@ class Speech(Protocol):
             fmt = body.get("response_format") or "mp3"
             voice = zlib.crc32(_voice(body.get("voice")).encode())
             data = audio.encode(fmt, seconds, voice)
-            made = answer.wire["audio"] = (data, audio.samples_for(fmt, seconds) / audio.SAMPLE_RATE)
-        return made  # type: ignore[no-any-return]
+            made = answer.wire["audio"] = (
+                data,
+                audio.samples_for(fmt, seconds) / audio.SAMPLE_RATE,
+            )
+        return made
 
     def content_type(self, answer: Answer) -> str:
         return audio.CONTENT_TYPES[answer.request.body.get("response_format") or "mp3"]
@@ -286,7 +292,6 @@ def parse_transcription(raw: bytes, headers: Mapping[str, str], api: str) -> Req
         messages=[{"role": "user", "content": parts}],
         stream=body["stream"] and not _whisper(model),
         headers=headers,
-        response_format=fmt,
         tokens=count_tokens(prompt),
     )
 
@@ -390,7 +395,7 @@ class Transcriptions(Protocol):
             if seconds is None:
                 seconds = max(1.0, len(text.split()) * SECONDS_PER_WORD)
             made = answer.wire["transcript"] = (text, float(seconds))
-        return made  # type: ignore[no-any-return]
+        return made
 
     def _usage(self, answer: Answer, text: str, seconds: float) -> dict[str, Any] | None:
         if _whisper(answer.request.model):
@@ -404,16 +409,18 @@ class Transcriptions(Protocol):
     def _logprobs(self, answer: Answer, text: str) -> list[dict[str, Any]] | None:
         if "logprobs" not in (answer.request.body.get("include") or ()):
             return None
-        return [{"token": t, "logprob": -0.01, "bytes": list(t.encode())} for t in split_tokens(text)]
+        return [
+            {"token": t, "logprob": -0.01, "bytes": list(t.encode())} for t in split_tokens(text)
+        ]
 
     def content_type(self, answer: Answer) -> str:
-        fmt = answer.request.response_format
+        fmt = answer.request.body.get("response_format") or "json"
         return "application/json" if fmt in ("json", "verbose_json") else TEXT_PLAIN
 
     def body(self, answer: Answer) -> bytes:
         text, seconds = self._transcript(answer)
         body = answer.request.body
-        fmt = answer.request.response_format
+        fmt = answer.request.body.get("response_format") or "json"
         if fmt == "text":
             return (text + "\n").encode()
         if fmt in ("srt", "vtt"):
@@ -507,4 +514,3 @@ class Translations(Transcriptions):
 
     def _usage(self, answer: Answer, text: str, seconds: float) -> dict[str, Any] | None:
         return None  # OpenAI's translation objects carry none
-

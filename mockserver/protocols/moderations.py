@@ -45,14 +45,14 @@ def _parts(value: list[Any]) -> tuple[list[str], int]:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
-        elif kind == "image_url" and isinstance(part.get("image_url"), dict) and isinstance(
-            part["image_url"].get("url"), str
+        elif (
+            kind == "image_url"
+            and isinstance(part.get("image_url"), dict)
+            and isinstance(part["image_url"].get("url"), str)
         ):
             images += 1
         else:
-            raise invalid_type(
-                f"input[{i}]", "a text part or an image_url part with a url", part
-            )
+            raise invalid_type(f"input[{i}]", "a text part or an image_url part with a url", part)
     return texts, images
 
 
@@ -130,7 +130,11 @@ class Moderations(Protocol):
         omni = _omni(answer.request.model)
         names = [c for c in MODERATION_CATEGORIES if omni or c not in LEGACY or c in flagged]
         scores = {
-            c: pinned[c] if c in pinned else high_score(c, text) if c in flagged else low_score(c, text)
+            c: pinned[c]
+            if c in pinned
+            else high_score(c, text)
+            if c in flagged
+            else low_score(c, text)
             for c in names
         }
         result: dict[str, Any] = {
@@ -171,4 +175,3 @@ class Moderations(Protocol):
         return Captured(
             [], None, text_of(body.get("model")), extra={"flagged": flagged, "scores": scores}
         )
-
