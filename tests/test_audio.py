@@ -7,6 +7,7 @@ files it transcribes are made here with the standard library's ``wave``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import math
@@ -29,6 +30,7 @@ from mockserver.media import audio
 from mockserver.recording.record import Recorder
 from mockserver.scenarios.loader import load_paths, load_text
 from mockserver.scenarios.schema import MODERATION_CATEGORIES
+from tests.docs import blocks, example
 
 AUTH = {"Authorization": "Bearer sk-test"}
 SHORT = "Your order has shipped."
@@ -570,3 +572,58 @@ def test_transcriptions_and_moderations_record_and_replay(tmp_path: Path) -> Non
         assert again.category_scores == flagged.category_scores
         other = api.audio.transcriptions.create(model="whisper-1", file=("a.wav", note(2.0)))
         assert other.text != said  # another file: not the recording's
+
+
+# --- the documentation's examples --------------------------------------------------------------
+
+
+def _run(code: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(code, {})
+    return out.getvalue()
+
+
+def test_docs_speech_example() -> None:
+    assert _run(example("speech-to-file")) == "3.0 s\n"
+
+
+def test_docs_transcription_example() -> None:
+    out = _run(example("transcribe-a-voice-note"))
+    (shown,) = [b.text for b in blocks("text") if b.page == "docs/audio.md"]
+    assert out == shown + "\n\n"  # the SRT ends with a blank line, and print() adds one
+
+
+def test_docs_moderation_example() -> None:
+    assert _run(example("moderation-flags")) == "False False\nTrue True\n"
+
+
+def test_docs_yaml_examples_answer_the_requests_meant_for_them() -> None:
+    texts = [b.text for b in blocks("yaml") if b.page == "docs/audio.md"]
+    scenarios = [s for text in texts for s in load_text(text, "docs/audio.md")]
+    exact = io.BytesIO()
+    with wave.open(exact, "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(16_000)
+        file.writeframes(bytes(2 * 16_000))
+    with (
+        MockServer(scenarios) as server,
+        openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
+    ):
+        answered = []
+        with pytest.raises(openai.InternalServerError):
+            api.audio.speech.create(model="tts-1", voice="alloy", input="Read my voicemail")
+        answered.append(server.last.scenario)
+        api.audio.transcriptions.create(model="whisper-1", file=("voice-note.wav", NOTE))
+        answered.append(server.last.scenario)
+        french = api.audio.transcriptions.create(
+            model="whisper-1", file=("memo-12.m4a", b"\0" * 32), language="fr"
+        )
+        assert french.text == "Rappelle-moi demain."
+        answered.append(server.last.scenario)
+        api.audio.transcriptions.create(model="whisper-1", file=("any.wav", exact.getvalue()))
+        answered.append(server.last.scenario)
+        assert api.moderations.create(input="I will hurt you").results[0].flagged
+        answered.append(server.last.scenario)
+    assert answered == [s.name for s in scenarios]
