@@ -110,6 +110,12 @@ def _string(body: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
+def _data(event: dict[str, Any]) -> bytes:
+    """A server-sent event with its type in its data (no ``event:`` line), as OpenAI's audio
+    streams send them."""
+    return b"data: " + dumps(event).encode() + b"\n\n"
+
+
 # --- speech ----------------------------------------------------------------------------------
 
 
@@ -199,19 +205,18 @@ class Speech(Protocol):
 
     def frames(self, answer: Answer) -> list[Frame]:
         data, _ = self._audio(answer)
-        return [
-            Frame(b"data: " + dumps({"type": "speech.audio.delta",
-                                     "audio": base64.b64encode(piece).decode()}).encode()
-                  + b"\n\n", paced=True)
+        deltas = (
+            {"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()}
             for piece in audio.pieces(data, DELTA_BYTES)
-        ]  # fmt: skip
+        )
+        return [Frame(_data(delta), paced=True) for delta in deltas]
 
     def end(self, answer: Answer, sent: int) -> bytes:
         _, seconds = self._audio(answer)
         spoken = answer.usage.prompt
         out = math.ceil(seconds * SPEECH_TOKENS_PER_SECOND)
         usage = {"input_tokens": spoken, "output_tokens": out, "total_tokens": spoken + out}
-        return b"data: " + dumps({"type": "speech.audio.done", "usage": usage}).encode() + b"\n\n"
+        return _data({"type": "speech.audio.done", "usage": usage})
 
     def reply_summary(self, answer: Answer) -> dict[str, Any]:
         data, seconds = self._audio(answer)
@@ -413,6 +418,19 @@ class Transcriptions(Protocol):
             {"token": t, "logprob": -0.01, "bytes": list(t.encode())} for t in split_tokens(text)
         ]
 
+    def _with_text(self, out: dict[str, Any], answer: Answer) -> dict[str, Any]:
+        """``out`` with the whole transcript, its logprobs when asked for, and usage: the
+        ``json`` body, and the stream's ``transcript.text.done``."""
+        text, seconds = self._transcript(answer)
+        out["text"] = text
+        logprobs = self._logprobs(answer, text)
+        if logprobs is not None:
+            out["logprobs"] = logprobs
+        usage = self._usage(answer, text, seconds)
+        if usage is not None:
+            out["usage"] = usage
+        return out
+
     def content_type(self, answer: Answer) -> str:
         fmt = answer.request.body.get("response_format") or "json"
         return "application/json" if fmt in ("json", "verbose_json") else TEXT_PLAIN
@@ -426,14 +444,7 @@ class Transcriptions(Protocol):
         if fmt in ("srt", "vtt"):
             return subtitles(_segments(text, seconds), fmt).encode()
         if fmt == "json":
-            out: dict[str, Any] = {"text": text}
-            logprobs = self._logprobs(answer, text)
-            if logprobs is not None:
-                out["logprobs"] = logprobs
-            usage = self._usage(answer, text, seconds)
-            if usage is not None:
-                out["usage"] = usage
-            return dumps(out).encode()
+            return dumps(self._with_text({}, answer)).encode()
         language = body.get("language") if self.task == "transcribe" else None
         verbose: dict[str, Any] = {
             "task": self.task,
@@ -465,19 +476,12 @@ class Transcriptions(Protocol):
             event: dict[str, Any] = {"type": "transcript.text.delta", "delta": piece}
             if logprobs:
                 event["logprobs"] = self._logprobs(answer, piece)
-            frames.append(Frame(b"data: " + dumps(event).encode() + b"\n\n", paced=True))
+            frames.append(Frame(_data(event), paced=True))
         return frames
 
     def end(self, answer: Answer, sent: int) -> bytes:
-        text, seconds = self._transcript(answer)
-        done: dict[str, Any] = {"type": "transcript.text.done", "text": text}
-        logprobs = self._logprobs(answer, text)
-        if logprobs is not None:
-            done["logprobs"] = logprobs
-        usage = self._usage(answer, text, seconds)
-        if usage is not None:
-            done["usage"] = usage
-        return b"data: " + dumps(done).encode() + b"\n\ndata: [DONE]\n\n"
+        done = self._with_text({"type": "transcript.text.done"}, answer)
+        return _data(done) + b"data: [DONE]\n\n"
 
     def reply_summary(self, answer: Answer) -> dict[str, Any]:
         text, seconds = self._transcript(answer)
