@@ -12,7 +12,9 @@ import io
 import json
 import math
 import re
+import shutil
 import struct
+import subprocess
 import wave
 from array import array
 from collections.abc import Iterator
@@ -627,3 +629,26 @@ def test_docs_yaml_examples_answer_the_requests_meant_for_them() -> None:
         assert api.moderations.create(input="I will hurt you").results[0].flagged
         answered.append(server.last.scenario)
     assert answered == [s.name for s in scenarios]
+
+
+def test_the_node_sdk_speaks_uploads_and_moderates(server: MockServer, tmp_path: Path) -> None:
+    """The Node SDK builds its multipart body its own way (``toFile``, fetch's FormData)."""
+    node = shutil.which("node")
+    folder = Path(__file__).parent / "node"
+    if node is None or not (folder / "node_modules" / "openai").is_dir():
+        pytest.fail("this test needs node and the SDKs: cd tests/node && npm ci", pytrace=False)
+    wav = tmp_path / "voice-note.wav"
+    wav.write_bytes(NOTE)
+    run = subprocess.run(
+        [node, "audio.mjs", server.url, str(wav)], cwd=folder, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {
+        "speech": {"type": "audio/wav", "riff": "RIFF"},
+        "text": SCRIPTED,
+        "duration": 6.0,
+        "lastWordEnd": 6.0,
+        "streamed": SCRIPTED,
+        "flagged": True,
+    }
