@@ -136,7 +136,7 @@ def _crc16(data: bytes, crc: int = 0) -> int:
     return crc
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=2)
 def _zeros_after(length: int) -> tuple[int, ...]:
     """Where each bit of a CRC-16 state goes after ``length`` zero bytes: the state's path is
     linear, so a header's CRC joins a body's CRC computed once (``crc(a + b) ==
@@ -186,10 +186,14 @@ def flac(pcm: bytes, samples: int, rate: int = SAMPLE_RATE) -> bytes:
         head += struct.pack(">H", count - 1)
         head += bytes([_crc8(head)])
         body = b"\x02" + data[2 * start : 2 * (start + count)]  # verbatim, no wasted bits
-        body_crc = crcs.get(body)
-        if body_crc is None:
-            body_crc = crcs[body] = _crc16(body)
-        frame = head + body + struct.pack(">H", _crc16_joined(head, body_crc, len(body)))
+        if count < _FLAC_BLOCK:  # the last block (or the only one): its own length, once
+            crc = _crc16(head + body)
+        else:
+            body_crc = crcs.get(body)
+            if body_crc is None:
+                body_crc = crcs[body] = _crc16(body)
+            crc = _crc16_joined(head, body_crc, len(body))
+        frame = head + body + struct.pack(">H", crc)
         frames.append(frame)
         sizes.append(len(frame))
     block = min(_FLAC_BLOCK, samples)
