@@ -58,9 +58,12 @@ NOTE = note(6.0)
 
 
 def decode(data: bytes) -> tuple[float, int, int]:
-    """Seconds, sample rate and peak amplitude (16-bit) of a file, as ffmpeg decodes it."""
+    """Seconds, sample rate and peak amplitude (16-bit) of a file, as ffmpeg decodes it, failing
+    on any checksum or bitstream error (FLAC's CRCs, Ogg's page checksums)."""
     to_s16 = av.AudioResampler(format="s16", layout="mono")
     with av.open(io.BytesIO(data)) as container:
+        strict = {"err_detect": "crccheck+bitstream+explode"}
+        container.streams.audio[0].codec_context.options = strict
         samples, rate, peak = 0, 0, 0
         for frame in container.decode(audio=0):
             samples += frame.samples
