@@ -351,6 +351,56 @@ def test_gpt_4o_transcribe_streams_text_deltas(client: openai.OpenAI) -> None:
     assert deltas[0].logprobs
 
 
+CALL = "agent: Thanks for calling. How can I help?\ncustomer: My parcel is late."
+
+
+def test_the_diarizing_model_says_who_speaks(client: openai.OpenAI, server: MockServer) -> None:
+    scenario = {"match": {"model": "*diarize"}, "reply": {"content": CALL}}
+    with (
+        MockServer([scenario]) as diarizing,
+        openai.OpenAI(base_url=diarizing.base_url, api_key="k", max_retries=0) as api,
+    ):
+        upload = ("call.wav", NOTE)
+        model = "gpt-4o-transcribe-diarize"
+        result = api.audio.transcriptions.create(
+            model=model, file=upload, response_format="diarized_json"
+        )
+        assert result.text == "Thanks for calling. How can I help? My parcel is late."
+        assert [(s.speaker, s.text) for s in result.segments] == [
+            ("agent", "Thanks for calling. How can I help?"),
+            ("customer", "My parcel is late."),
+        ]
+        assert result.segments[0].start == 0
+        assert result.segments[0].end == result.segments[1].start
+        assert result.segments[1].end == 6.0
+        assert result.duration == 6.0
+        events = list(
+            api.audio.transcriptions.create(
+                model=model, file=upload, response_format="diarized_json", stream=True
+            )
+        )
+        deltas = [e for e in events if e.type == "transcript.text.delta"]
+        segments = [e for e in events if e.type == "transcript.text.segment"]
+        assert [s.speaker for s in segments] == ["agent", "customer"]
+        assert {d.segment_id for d in deltas} == {"seg_0", "seg_1"}
+        assert "".join(d.delta for d in deltas) == events[-1].text == result.text
+    # Unlabelled text: each sentence in turn by the known speakers.
+    named = client.audio.transcriptions.create(
+        model="gpt-4o-transcribe-diarize", file=("voice-note.wav", NOTE),
+        response_format="diarized_json", known_speaker_names=["ana", "bo"],
+        known_speaker_references=["data:audio/wav;base64,AAAA"] * 2,
+    )  # fmt: skip
+    assert [s.speaker for s in named.segments] == ["ana", "bo"]
+    refused = httpx.post(
+        f"{server.base_url}/audio/transcriptions",
+        data={"model": "whisper-1", "response_format": "diarized_json"},
+        files={"file": ("a.wav", NOTE)},
+        headers=AUTH,
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "response_format"
+
+
 def test_whisper_ignores_stream_as_openai_does(client: openai.OpenAI) -> None:
     reply = httpx.post(
         f"{client.base_url}audio/transcriptions",
@@ -619,6 +669,8 @@ def test_docs_yaml_examples_answer_the_requests_meant_for_them() -> None:
         answered = []
         with pytest.raises(openai.InternalServerError):
             api.audio.speech.create(model="tts-1", voice="alloy", input="Read my voicemail")
+        answered.append(server.last.scenario)
+        api.audio.transcriptions.create(model="gpt-4o-transcribe-diarize", file=("c.wav", NOTE))
         answered.append(server.last.scenario)
         api.audio.transcriptions.create(model="whisper-1", file=("voice-note.wav", NOTE))
         answered.append(server.last.scenario)

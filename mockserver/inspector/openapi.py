@@ -449,7 +449,8 @@ _SPEECH_EVENT = {
 
 def _transcription_request(language: bool) -> dict[str, Any]:
     """The multipart form. ``srt``, ``vtt`` and ``verbose_json`` are refused for the gpt-
-    models (json and text only), as OpenAI refuses them."""
+    models (json and text only), as OpenAI refuses them; ``diarized_json`` is for
+    gpt-4o-transcribe-diarize only, so the document leaves it out."""
     properties: dict[str, Any] = {
         "file": {
             "type": "string",
@@ -458,7 +459,7 @@ def _transcription_request(language: bool) -> dict[str, Any]:
         },
         "model": {"type": "string", "minLength": 1},
         "prompt": {"type": "string"},
-        "response_format": {"enum": list(TRANSCRIPT_FORMATS)},
+        "response_format": {"enum": [f for f in TRANSCRIPT_FORMATS if f != "diarized_json"]},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1},
     }
     if language:

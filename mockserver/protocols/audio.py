@@ -48,7 +48,7 @@ AUDIO_TOKENS_PER_SECOND = 10
 SPEECH_TOKENS_PER_SECOND = 20
 DELTA_BYTES = 4800
 """Audio bytes per ``speech.audio.delta`` (before base64): 0.1 s of 24 kHz PCM."""
-TRANSCRIPT_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+TRANSCRIPT_FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
 TEXT_PLAIN = "text/plain; charset=utf-8"
 UPLOAD_FORMATS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
 LANGUAGES = {
@@ -72,9 +72,29 @@ def _whisper(model: str) -> bool:
     return model.startswith("whisper")
 
 
-def _json_only(model: str) -> bool:
-    """The gpt-4o transcribe models: ``json`` and ``text`` only, usage in tokens."""
-    return model.startswith("gpt-")
+def _formats(model: str) -> tuple[str, ...]:
+    """The response formats ``model`` gives: the gpt-4o models ``json`` and ``text`` only (and
+    ``diarized_json`` for the diarizing one), the others all but ``diarized_json``."""
+    if "diarize" in model:
+        return ("json", "text", "diarized_json")
+    if model.startswith("gpt-"):
+        return ("json", "text")
+    return TRANSCRIPT_FORMATS[:-1]
+
+
+_LABEL = re.compile(r"\s*([^:\n]{1,40}):\s+(\S.*)")
+
+
+def turns(text: str, names: list[str]) -> list[tuple[str, str]]:
+    """Who says what, for the diarizing model: lines written ``SPEAKER: words`` as written;
+    otherwise each sentence in turn by the known speakers, or by A and B."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    labelled = [_LABEL.fullmatch(line) for line in lines]
+    if lines and all(labelled):
+        return [(m.group(1).strip(), m.group(2).strip()) for m in labelled if m]
+    voices = names or ["A", "B"]
+    sentences = [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
+    return [(voices[i % len(voices)], s) for i, s in enumerate(sentences)]
 
 
 def _number(body: Mapping[str, Any], name: str, low: float, high: float) -> float | None:
@@ -253,11 +273,12 @@ def parse_transcription(raw: bytes, headers: Mapping[str, str], api: str) -> Req
     fmt = body.get("response_format") or "json"
     if fmt not in TRANSCRIPT_FORMATS:
         raise invalid_value("response_format", fmt, TRANSCRIPT_FORMATS)
-    if fmt not in ("json", "text") and _json_only(model):
+    allowed = _formats(model)
+    if fmt not in allowed:
         raise APIError(
             400,
             f"response_format '{fmt}' is not compatible with model '{model}'. "
-            "Use 'json' or 'text'.",
+            f"Use {' or '.join(repr(f) for f in allowed)}.",
             param="response_format",
             code="unsupported_value",
         )
@@ -389,14 +410,19 @@ class Transcriptions(Protocol):
         return parse_transcription(raw, headers, self.name)
 
     def _transcript(self, answer: Answer) -> tuple[str, float]:
-        """The text and the seconds it spans, once per answer."""
+        """The text and the seconds it spans, once per answer (and, for the diarizing model,
+        who says what: ``wire["turns"]``)."""
         made = answer.wire.get("transcript")
         if made is None:
-            file = answer.request.body["file"]
+            body = answer.request.body
+            file = body["file"]
             seconds = file["duration"]
             text = answer.rendered.choices[0].content
             if text is None:
                 text = generated_transcript(file["sha256"], seconds)
+            if "diarize" in answer.request.model:
+                said = answer.wire["turns"] = turns(text, body.get("known_speaker_names") or [])
+                text = " ".join(words for _, words in said)
             if seconds is None:
                 seconds = max(1.0, len(text.split()) * SECONDS_PER_WORD)
             made = answer.wire["transcript"] = (text, float(seconds))
@@ -431,9 +457,23 @@ class Transcriptions(Protocol):
             out["usage"] = usage
         return out
 
+    def _speakers(self, answer: Answer) -> list[dict[str, Any]]:
+        """The diarized segments: one per turn, timed like its words."""
+        text, seconds = self._transcript(answer)
+        words = _timed_words(text, seconds)
+        out: list[dict[str, Any]] = []
+        at = 0
+        for speaker, said in answer.wire["turns"]:
+            mine = words[at : at + len(said.split())]
+            at += len(mine)
+            out.append({"type": "transcript.text.segment", "id": f"seg_{len(out)}",
+                        "start": mine[0][1], "end": mine[-1][2], "text": said,
+                        "speaker": speaker})  # fmt: skip
+        return out
+
     def content_type(self, answer: Answer) -> str:
         fmt = answer.request.body.get("response_format") or "json"
-        return "application/json" if fmt in ("json", "verbose_json") else TEXT_PLAIN
+        return TEXT_PLAIN if fmt in ("text", "srt", "vtt") else "application/json"
 
     def body(self, answer: Answer) -> bytes:
         text, seconds = self._transcript(answer)
@@ -445,6 +485,11 @@ class Transcriptions(Protocol):
             return subtitles(_segments(text, seconds), fmt).encode()
         if fmt == "json":
             return dumps(self._with_text({}, answer)).encode()
+        if fmt == "diarized_json":
+            diarized = {"task": "transcribe", "duration": round(seconds, 2), "text": text,
+                        "segments": self._speakers(answer),
+                        "usage": self._usage(answer, text, seconds)}  # fmt: skip
+            return dumps(diarized).encode()
         language = body.get("language") if self.task == "transcribe" else None
         verbose: dict[str, Any] = {
             "task": self.task,
@@ -466,6 +511,8 @@ class Transcriptions(Protocol):
 
     def frames(self, answer: Answer) -> list[Frame]:
         self._transcript(answer)
+        if answer.request.body.get("response_format") == "diarized_json":
+            return self._diarized_frames(answer)
         choice = answer.rendered.choices[0]
         pieces = choice.content_pieces
         if choice.content is None:  # generated: cut like any text, by token
@@ -477,6 +524,17 @@ class Transcriptions(Protocol):
             if logprobs:
                 event["logprobs"] = self._logprobs(answer, piece)
             frames.append(Frame(_data(event), paced=True))
+        return frames
+
+    def _diarized_frames(self, answer: Answer) -> list[Frame]:
+        """Each turn's words as deltas naming their segment, then the segment itself."""
+        frames = []
+        for i, segment in enumerate(self._speakers(answer)):
+            for piece in split_tokens((" " if i else "") + segment["text"]):
+                delta = {"type": "transcript.text.delta", "delta": piece,
+                         "segment_id": segment["id"]}  # fmt: skip
+                frames.append(Frame(_data(delta), paced=True))
+            frames.append(Frame(_data(segment)))
         return frames
 
     def end(self, answer: Answer, sent: int) -> bytes:
