@@ -308,6 +308,18 @@ def test_with_no_scenario_the_transcript_is_generated_the_same_for_the_same_audi
     assert (server.last.reply or {})["content"] == other.text
 
 
+def test_a_generated_transcript_is_in_the_language_asked_for(client: openai.OpenAI) -> None:
+    from faker.providers.lorem.de_DE import Provider as German
+
+    german = client.audio.transcriptions.create(
+        model="whisper-1", file=("memo.wav", note(5.0)), language="de"
+    )
+    words = {w.strip(".").lower() for w in german.text.split()}
+    assert words <= {w.lower() for w in German.word_list}
+    english = client.audio.transcriptions.create(model="whisper-1", file=("memo.wav", note(5.0)))
+    assert english.text != german.text
+
+
 def test_matching_on_language_prompt_and_digest(client: openai.OpenAI, server: MockServer) -> None:
     french = client.audio.transcriptions.create(
         model="whisper-1", file=("x.mp3", audio.encode("mp3", 2)), language="fr"

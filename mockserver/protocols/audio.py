@@ -322,22 +322,31 @@ def parse_transcription(raw: bytes, headers: Mapping[str, str], api: str) -> Req
     )
 
 
-_FAKER: list[Faker] = []
+FAKER_LOCALES = {
+    "ar": "ar_AA", "az": "az_AZ", "bn": "bn_BD", "cs": "cs_CZ", "da": "da_DK", "de": "de_DE",
+    "el": "el_GR", "en": "en_US", "es": "es_ES", "fa": "fa_IR", "fr": "fr_FR", "he": "he_IL",
+    "hy": "hy_AM", "it": "it_IT", "ja": "ja_JP", "mk": "mk_MK", "nl": "nl_NL", "pl": "pl_PL",
+    "ru": "ru_RU", "th": "th_TH", "uk": "uk_UA", "vi": "vi_VN", "zh": "zh_CN",
+}  # fmt: skip
+"""Languages Faker has words for: a generated transcript is in the request's ``language``
+when it is one of these, else in English."""
+_FAKERS: dict[str, Faker] = {}
 
 
-def _faker(seed: int) -> Faker:
-    if not _FAKER:
+def _faker(seed: int, locale: str) -> Faker:
+    fake = _FAKERS.get(locale)
+    if fake is None:
         from faker import Faker
 
-        _FAKER.append(Faker("en_US"))
-    fake = _FAKER[0]
+        fake = _FAKERS[locale] = Faker(locale)
     fake.seed_instance(seed)
     return fake
 
 
-def generated_transcript(sha256: str, seconds: float | None) -> str:
-    """Sentences the same for the same audio, about as many words as its length would hold."""
-    fake = _faker(int(sha256[:16], 16))
+def generated_transcript(sha256: str, seconds: float | None, language: str | None = None) -> str:
+    """Sentences the same for the same audio, about as many words as its length would hold,
+    in ``language`` where Faker has its words."""
+    fake = _faker(int(sha256[:16], 16), FAKER_LOCALES.get(language or "en", "en_US"))
     words = max(6, round((seconds or 0) / SECONDS_PER_WORD))
     sentences: list[str] = []
     while words > 0:
@@ -419,7 +428,8 @@ class Transcriptions(Protocol):
             seconds = file["duration"]
             text = answer.rendered.choices[0].content
             if text is None:
-                text = generated_transcript(file["sha256"], seconds)
+                language = body.get("language") if self.task == "transcribe" else None
+                text = generated_transcript(file["sha256"], seconds, language)
             if "diarize" in answer.request.model:
                 said = answer.wire["turns"] = turns(text, body.get("known_speaker_names") or [])
                 text = " ".join(words for _, words in said)
