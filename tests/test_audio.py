@@ -596,6 +596,13 @@ def test_every_route_journals_and_shows_in_the_inspector(
         f"{server.url}/_mock/explain", json={"seq": recent[1]["seq"]}, headers=AUTH
     ).json()
     assert why["answer"]["scenario"] == "voice note"  # explained from the upload as parsed
+    made = httpx.get(f"{server.url}/_mock/journal/{recent[1]['seq']}/scenario", headers=AUTH)
+    assert len(load_text(made.text, "made.yaml")) == 1  # it loads
+    assert "file: voice-note.wav" in made.text
+    assert f"content: {SCRIPTED}" in made.text
+    moderated = httpx.get(f"{server.url}/_mock/journal/{recent[3]['seq']}/scenario", headers=AUTH)
+    assert "flagged: []" in moderated.text
+    assert load_text(moderated.text, "made.yaml")
     speech = httpx.get(f"{server.url}/_mock/journal/{recent[0]['seq']}", headers=AUTH).json()
     assert speech["reply"]["audio"]["format"] == "opus"
 

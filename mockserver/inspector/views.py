@@ -586,7 +586,12 @@ def scenario_for(entry: Entry) -> str:
             ]}  # fmt: skip
             if reply.get("content"):
                 out["content"] = reply["content"]
+        if "flagged" in reply:  # a moderation: the categories are its answer
+            out = {"flagged": list(reply["flagged"])}
         step = {"reply": out}
+    file = chat.body.get("file")
+    if isinstance(file, dict) and isinstance(file.get("filename"), str):  # an upload
+        match["file"] = file["filename"]
     scenario = {"name": f"from-request-{entry.seq}", "match": match, **step}
     text = yaml.dump(
         {"scenarios": [scenario]}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
