@@ -726,3 +726,16 @@ def test_the_node_sdk_speaks_uploads_and_moderates(server: MockServer, tmp_path:
         "streamed": SCRIPTED,
         "flagged": True,
     }
+
+
+def test_flagged_categories_in_a_scenario_for_every_api_are_a_warning() -> None:
+    from mockserver.scenarios.lint import warnings
+
+    loose = load_text("- {name: loose, reply: {flagged: [hate]}}\n", "m.yaml")
+    assert [str(p) for p in warnings(loose)] == [
+        "m.yaml:1: warning: scenario 'loose' answers with 'flagged' categories, which only "
+        "moderations read, but it matches every API (a chat request gets an empty message); "
+        "add match.api: moderations"
+    ]
+    scoped = "- {name: ok, match: {api: moderations}, reply: {flagged: [hate]}}\n"
+    assert warnings(load_text(scoped, "m.yaml")) == []

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from ..core.errors import Problem
-from .matching import BodyField, ModelIs, TextIs, TextMatch, ToolsOffered
+from .matching import ApiIs, BodyField, ModelIs, TextIs, TextMatch, ToolsOffered
 from .scenario import AfterLast, Condition, Scenario
 
 # Regexes that ``search`` finds in any text (a whitelist: proving it in general is undecidable
@@ -126,6 +126,27 @@ def duplicate_names(scenarios: Sequence[Scenario]) -> list[Problem]:
     return out
 
 
+def moderation_only(scenarios: Sequence[Scenario]) -> list[Problem]:
+    """Warnings for a reply that says which moderation categories fire, in a scenario that
+    answers every API: a chat request it matches gets an empty message."""
+    out = []
+    for scenario in scenarios:
+        if any(isinstance(c, ApiIs) for c in scenario.conditions):
+            continue
+        if any(s.reply is not None and s.reply.flagged is not None for s in scenario.steps):
+            out.append(
+                Problem(
+                    scenario.source,
+                    scenario.line,
+                    "",
+                    f"warning: scenario {scenario.name!r} answers with 'flagged' categories, "
+                    "which only moderations read, but it matches every API (a chat request "
+                    "gets an empty message); add match.api: moderations",
+                )
+            )
+    return out
+
+
 def warnings(scenarios: Sequence[Scenario]) -> list[Problem]:
     """Everything worth a warning about a loaded set (it still serves)."""
-    return shadowed(scenarios)
+    return [*shadowed(scenarios), *moderation_only(scenarios)]
