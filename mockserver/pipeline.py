@@ -245,6 +245,8 @@ class Pipeline:
                         entry.unmatched = miss.message
                         raise
                     resolution = found
+                if protocol.answers_unmatched and resolution.scenario is state.scenarios.fallback:
+                    resolution = GENERATED  # its own answer beats a chat text (--unmatched default)
                 entry.scenario = resolution.scenario.name
                 entry.step = resolution.step_index
                 if (settings.limit is not None or settings.stop or settings.empty) and recorded(

@@ -739,3 +739,20 @@ def test_flagged_categories_in_a_scenario_for_every_api_are_a_warning() -> None:
     ]
     scoped = "- {name: ok, match: {api: moderations}, reply: {flagged: [hate]}}\n"
     assert warnings(load_text(scoped, "m.yaml")) == []
+
+
+def test_the_unmatched_default_reply_does_not_become_a_transcript() -> None:
+    """``--unmatched default`` answers chat with a canned text; these routes answer for
+    themselves first (a transcript, not the chat text; speech of the request's text)."""
+    from mockserver.scenarios.loader import load_defaults
+
+    fallback = next(s for s in load_defaults() if s.name == "default")
+    with (
+        MockServer([], options=Options(fallback=fallback)) as server,
+        openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
+    ):
+        text = api.audio.transcriptions.create(model="whisper-1", file=("a.wav", NOTE)).text
+        assert "mockserver" not in text
+        assert server.last.scenario == "generated"
+        chat = api.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        assert "scripted reply" in (chat.choices[0].message.content or "")
