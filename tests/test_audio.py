@@ -756,3 +756,19 @@ def test_the_unmatched_default_reply_does_not_become_a_transcript() -> None:
         assert server.last.scenario == "generated"
         chat = api.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
         assert "scripted reply" in (chat.choices[0].message.content or "")
+
+
+def test_litellm_transcribes_speaks_and_moderates(
+    server: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price list from the network
+    monkeypatch.setenv("LITELLM_TELEMETRY", "False")
+    import litellm
+
+    where = {"api_base": server.base_url, "api_key": "sk-test"}
+    heard = litellm.transcription(model="whisper-1", file=("voice-note.wav", NOTE), **where)
+    assert heard.text == SCRIPTED
+    spoken = litellm.speech(model="openai/tts-1", voice="alloy", input=SHORT, **where)
+    assert decode(spoken.content)[0] > 1
+    checked = litellm.moderation(input="I will hurt you", model="omni-moderation-latest", **where)
+    assert checked.results[0].flagged
