@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,23 @@ GREETING = "Hello! I am mockserver, a scripted stand-in for a chat model."
 
 def ask(text: str = "anything", **extra: Any) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}], **extra}
+
+
+def silence(seconds: float) -> bytes:
+    """A WAV of ``seconds`` of 16 kHz silence: an upload for the audio examples."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(16_000)
+        file.writeframes(bytes(round(2 * 16_000 * seconds)))
+    return out.getvalue()
+
+
+def upload(name: str, seconds: float = 4.0, **fields: str) -> dict[str, Any]:
+    """A transcription request: a multipart form (``_files``) rather than JSON."""
+    form = {"model": "whisper-1", **fields}
+    return {"_path": "/audio/transcriptions", "_files": {"file": (name, silence(seconds))}, **form}
 
 
 # For every scenario of every YAML example, a request it must answer. An example is found by
@@ -102,6 +120,16 @@ REACHES: dict[str, dict[str, dict[str, Any]]] = {
         "noise": {"_path": "/embeddings", "input": "noise"},
         "embeddings-down": {"_path": "/embeddings", "input": "fail"},
     },
+    "audio: speech": {
+        "tts-overloaded": {"_path": "/audio/speech", "voice": "alloy", "input": "Read my voicemail"}
+    },
+    "audio: diarizing": {"support-call": upload("call.wav", model="gpt-4o-transcribe-diarize")},
+    "audio: uploads": {
+        "voice-note": upload("voice-note.wav"),
+        "any-french-memo": upload("memo-3.m4a", language="fr"),
+        "this-exact-recording": upload("any.wav", seconds=1.0),
+    },
+    "audio: moderation": {"threat": {"_path": "/moderations", "input": "I will hurt you"}},
     "recipe: agent": {"forecaster": {"_path": "/responses", "input": "hi", "tools": [
         {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]}},
     "recipe: streamed UI": {
@@ -176,10 +204,15 @@ def _derived_only(text: str) -> bool:
 def _post(server: MockServer, body: dict[str, Any]) -> None:
     headers = {"Authorization": "Bearer sk-docs", **body.pop("headers", {})}
     path = body.pop("_path", "/chat/completions")
+    files = body.pop("_files", None)
     body = {"model": "gpt-4", **body}
     # A fault may cut the connection ('drop', 'reset') or stall it ('stall').
     with contextlib.suppress(httpx.TransportError):
-        httpx.post(f"{server.base_url}{path}", json=body, headers=headers, timeout=0.5)
+        url = f"{server.base_url}{path}"
+        if files is not None:  # an upload: the other keys are the form's fields
+            httpx.post(url, data=body, files=files, headers=headers, timeout=0.5)
+        else:
+            httpx.post(url, json=body, headers=headers, timeout=0.5)
 
 
 @pytest.mark.parametrize(("page", "index", "text"), YAML, ids=[f"{p}#{i}" for p, i, _ in YAML])
