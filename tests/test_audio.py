@@ -772,3 +772,16 @@ def test_litellm_transcribes_speaks_and_moderates(
     assert decode(spoken.content)[0] > 1
     checked = litellm.moderation(input="I will hurt you", model="omni-moderation-latest", **where)
     assert checked.results[0].flagged
+
+
+def test_prompt_caching_leaves_these_routes_alone() -> None:
+    """``serve --prompt-cache`` simulates caching for conversations; these are not one."""
+    with (
+        MockServer([], options=Options(prompt_cache=True)) as server,
+        openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
+    ):
+        for _ in range(2):
+            api.audio.transcriptions.create(model="gpt-4o-transcribe", file=("a.wav", NOTE))
+            api.moderations.create(input="x" * 5000)
+            api.audio.speech.create(model="tts-1", voice="alloy", input="y " * 1500)
+        assert all("prompt_cache" not in e.extra for e in server.journal)

@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..core.caching import Plan
 from ..core.errors import APIError, invalid_type, missing_param
 from ..core.request import Request, body_and_model, invalid_value
 from ..core.tokens import count_tokens, split_tokens
@@ -199,6 +200,9 @@ class Speech(Protocol):
 
     def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
         return parse_speech(raw, headers, lookup)
+
+    def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
+        return None  # no prompt caching in OpenAI's audio APIs
 
     def _audio(self, answer: Answer) -> tuple[bytes, float]:
         """The file and its length in seconds, built once per answer."""
@@ -417,6 +421,9 @@ class Transcriptions(Protocol):
 
     def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
         return parse_transcription(raw, headers, self.name)
+
+    def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
+        return None  # no prompt caching in OpenAI's audio APIs
 
     def _transcript(self, answer: Answer) -> tuple[str, float]:
         """The text and the seconds it spans, once per answer (and, for the diarizing model,

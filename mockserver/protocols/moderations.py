@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.caching import Plan
 from ..core.errors import APIError, invalid_type, missing_param
 from ..core.request import Request, json_object
 from ..core.tokens import count_tokens
@@ -122,6 +123,9 @@ class Moderations(Protocol):
 
     def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
         return parse_moderation(raw, headers, lookup)
+
+    def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
+        return None  # moderation inputs are not a conversation: nothing is cached
 
     def _result(self, answer: Answer, text: str, images: int) -> dict[str, Any]:
         reply = answer.reply
