@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ..core.errors import Problem, ScenarioError
+from ..core.vectors import from_base64
 from .lint import duplicate_names, regex_groups
 from .matching import build_conditions
 from .ratelimit import RateLimit
@@ -295,12 +296,23 @@ class _Builder:
             choices = (self.message(spec, path),)
         if "embedding" in spec and "embeddings" in spec:
             self.problem((*path, "embeddings"), "give 'embedding' or 'embeddings', not both")
+        key = "embeddings" if "embeddings" in spec else "embedding"
         vectors = spec.get("embeddings") or ([spec["embedding"]] if "embedding" in spec else [])
+        floats = []
+        for i, vector in enumerate(vectors):
+            if not isinstance(vector, str):
+                floats.append(tuple(float(x) for x in vector))
+                continue
+            try:
+                floats.append(from_base64(vector))
+            except ValueError as err:
+                where = (*path, key, i) if key == "embeddings" else (*path, key)
+                self.problem(where, f"not a vector in OpenAI's base64 (float32): {err}")
         return Reply(
             choices=choices,
             usage=spec.get("usage"),
             model=spec.get("model"),
-            embeddings=tuple(tuple(float(x) for x in v) for v in vectors),
+            embeddings=tuple(floats),
             embedding_style=spec.get("embedding_style", "semantic"),
         )
 
