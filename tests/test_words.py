@@ -93,8 +93,7 @@ def _banner(*args: str) -> list[str]:
 def test_the_banner_says_where_state_is_kept() -> None:
     banner = _banner()
     assert banner[4] == (
-        "  state:     in this process; --state redis://HOST:PORT/DB to share it between "
-        "replicas\n"
+        "  state:     in this process; --state redis://HOST:PORT/DB to share it between replicas\n"
     )
     assert banner[5] == "  Ctrl+C to stop\n"
 
@@ -123,9 +122,7 @@ def test_a_reload_that_worked_is_news_not_a_warning(tmp_path: Path, lines: io.St
 UPSTREAM = [{"name": "resp", "match": {"api": "responses"}, "reply": {"content": "Hello there"}}]
 
 
-def test_the_recorder_logs_the_status_the_client_got(
-    tmp_path: Path, lines: io.StringIO
-) -> None:
+def test_the_recorder_logs_the_status_the_client_got(tmp_path: Path, lines: io.StringIO) -> None:
     """A streamed chat whose client leaves at [DONE] (the upstream keeps its connection open a
     while after it), and a streamed Responses request: each logged with its 200."""
     release = threading.Event()
@@ -174,9 +171,11 @@ def test_an_embeddings_recording_is_compact_and_replays_the_same_floats(
     ask = {"model": "text-embedding-3-small", "input": "sunny in Paris"}
     with MockServer([], options=Options(speed=0, quiet=True)) as upstream:
         rec = Recorder(upstream=upstream.base_url, out=tmp_path)
-        with MockServer([], options=Options(recorder=rec, speed=0, quiet=True)) as server:
-            with openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api:
-                recorded = api.embeddings.create(**ask, encoding_format="float")
+        with (
+            MockServer([], options=Options(recorder=rec, speed=0, quiet=True)) as server,
+            openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
+        ):
+            recorded = api.embeddings.create(**ask, encoding_format="float")
     (path,) = tmp_path.glob("*.yaml")
     vector = recorded.data[0].embedding
     assert len(vector) == 1536
@@ -198,10 +197,12 @@ def test_an_embeddings_recording_in_base64_is_kept_as_base64(tmp_path: Path) -> 
     ask = {"model": "text-embedding-3-small", "input": "sunny in Paris"}
     with MockServer([], options=Options(speed=0, quiet=True)) as upstream:
         rec = Recorder(upstream=upstream.base_url, out=tmp_path)
-        with MockServer([], options=Options(recorder=rec, speed=0, quiet=True)) as server:
-            with openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api:
-                recorded = api.embeddings.create(**ask)
-                raw = api.embeddings.with_raw_response.create(**ask, encoding_format="base64")
+        with (
+            MockServer([], options=Options(recorder=rec, speed=0, quiet=True)) as server,
+            openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
+        ):
+            recorded = api.embeddings.create(**ask)
+            raw = api.embeddings.with_raw_response.create(**ask, encoding_format="base64")
     (path,) = tmp_path.glob("*.yaml")
     text = path.read_text()
     assert len(text) < 9_000, len(text)
