@@ -25,7 +25,7 @@ from .core.errors import APIError
 from .core.profiles import Settings
 from .core.request import Request, parse_json_body
 from .protocols import JSON, Answer, Frame, Lookup, Protocol
-from .scenarios.matching import Resolution, recorded
+from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
 from .scenarios.render import Choice, Envelope, Usage, delays, digest, usage
 from .scenarios.scenario import Fault, Message, Reply, Scenario, Step
@@ -247,8 +247,8 @@ class Pipeline:
                     resolution = found
                 entry.scenario = resolution.scenario.name
                 entry.step = resolution.step_index
-                if (settings.limit is not None or settings.stop or settings.empty) and recorded(
-                    resolution.scenario
+                if resolution.step.verbatim and (
+                    settings.limit is not None or settings.stop or settings.empty
                 ):  # the upstream already applied them: a recording replays verbatim
                     settings = Settings(adjusted=settings.adjusted)
                 try:

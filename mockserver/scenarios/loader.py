@@ -17,7 +17,7 @@ import yaml
 from ..core.errors import Problem, ScenarioError
 from ..core.vectors import from_base64
 from .lint import duplicate_names, regex_groups
-from .matching import build_conditions
+from .matching import Recorded, build_conditions
 from .ratelimit import RateLimit
 from .scenario import (
     AfterLast,
@@ -197,6 +197,7 @@ class _Builder:
         self.groups: frozenset[str] | None = frozenset()
         self.flagged: list[KeyPath] = []  # where the schema found problems
         self.literal = False  # the reply being built says ``templates: false``
+        self.verbatim = False  # the scenario being built is a recording (``match.recorded``)
 
     def rate_limit(self, spec: Mapping[str, Any] | None, path: KeyPath) -> RateLimit | None:
         if spec is None:
@@ -398,6 +399,7 @@ class _Builder:
             if raw
             else None,
             headers={**defaults.get("headers", {}), **spec.get("headers", {})},
+            verbatim=self.verbatim,
             delay=_seconds(spec.get("delay")),
             cadence=cadence,
             fault=Fault(
@@ -429,6 +431,7 @@ class _Builder:
         self, spec: Mapping[str, Any], path: KeyPath, defaults: Mapping[str, Any], name: str
     ) -> Scenario:
         conditions = self.conditions(spec.get("match") or {}, path)
+        self.verbatim = any(isinstance(c, Recorded) for c in conditions)
         if "steps" in spec:
             step_keys = [k for k in ("reply", "error", "raw", "fault") if k in spec]
             if step_keys:

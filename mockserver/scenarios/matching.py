@@ -22,7 +22,7 @@ from typing import Any
 from ..core.errors import APIError
 from ..core.request import Request, field_at, message_text
 from .fingerprint import DEFAULT_FIELDS, Redactor, cached_covers, cached_digest, differences
-from .scenario import AfterLast, Captures, Condition, Scenario, Step
+from .scenario import ALL_APIS, VECTOR_APIS, AfterLast, Captures, Condition, Scenario, Step
 
 # Sequence positions kept, oldest conversation forgotten first: endless conversations in a
 # load test must not grow memory without bound.
@@ -224,11 +224,6 @@ class Recorded:
         )
 
 
-def recorded(scenario: Scenario) -> bool:
-    """True for a recording (it pins its request with ``match.recorded``)."""
-    return any(isinstance(c, Recorded) for c in scenario.conditions)
-
-
 def _recorded(spec: str | Mapping[str, Any]) -> Recorded:
     if isinstance(spec, str):
         return Recorded(spec)
@@ -385,28 +380,59 @@ class Substrings:
         return hits
 
 
+class _Index:
+    """Ranked scenarios indexed by their ``last_user`` condition (see the module's docstring)."""
+
+    def __init__(self, ranked: Iterable[tuple[int, Scenario]]) -> None:
+        self.exact: dict[str, Ranked] = {}
+        self.contains: dict[str, Ranked] = {}
+        self.scanned: Ranked = []
+        for rank, scenario in ranked:
+            key = _index_key(scenario)
+            if key is None:
+                self.scanned.append((rank, scenario))
+            else:
+                table = self.exact if key[0] == "exact" else self.contains
+                table.setdefault(key[1], []).append((rank, scenario))
+        self.substrings = Substrings(self.contains) if self.contains else None
+
+    def candidates(self, text: str) -> Iterable[tuple[int, Scenario]]:
+        """The scenarios that could match, in rank order: indexed hits and the unindexed."""
+        groups = [self.scanned] if self.scanned else []
+        exact = self.exact.get(text)
+        if exact:
+            groups.append(exact)
+        if self.substrings is not None:
+            groups.extend(self.contains[hit] for hit in self.substrings.search(text))
+        if len(groups) == 1:
+            return groups[0]
+        return heapq.merge(*groups, key=lambda p: p[0])
+
+
 class ScenarioSet:
     """Scenarios in the order they are tried, with the position of each step sequence.
 
     Order: higher ``priority`` first, then load order. Sequence state is kept per scenario and
-    per conversation (a header the scenario names, or the first user message).
+    per conversation (a header the scenario names, or the first user message). Each protocol
+    has its index of the scenarios whose replies can answer it (``Scenario.apis``), so a
+    request never meets one that cannot: most sets share one index between all protocols.
     """
 
     def __init__(self, scenarios: Iterable[Scenario], fallback: Scenario | None = None) -> None:
         ranked = sorted(enumerate(scenarios), key=lambda p: (-p[1].priority, p[0]))
         self.scenarios: list[Scenario] = [s for _, s in ranked]
         self.fallback = fallback
-        self._exact: dict[str, Ranked] = {}
-        self._contains: dict[str, Ranked] = {}
-        self._scanned: Ranked = []
-        for rank, scenario in enumerate(self.scenarios):
-            key = _index_key(scenario)
-            if key is None:
-                self._scanned.append((rank, scenario))
-            else:
-                table = self._exact if key[0] == "exact" else self._contains
-                table.setdefault(key[1], []).append((rank, scenario))
-        self._substrings = Substrings(self._contains) if self._contains else None
+        every = _Index(enumerate(self.scenarios))
+        self._indexes: dict[str, _Index] = {}
+        for api in ALL_APIS:
+            answering = [(r, s) for r, s in enumerate(self.scenarios) if api in s.apis]
+            same = len(answering) == len(self.scenarios)
+            self._indexes[api] = every if same else _Index(answering)
+        self._every = every
+        self._fallbacks = {
+            api: fallback if fallback is not None and api in fallback.apis else None
+            for api in ALL_APIS
+        }
         # Ordered: forgetting the oldest of a plain dict walks past every slot freed before it.
         self._positions: OrderedDict[tuple[Scenario, str], int] = OrderedDict()
         self.models = _model_names(self.scenarios)
@@ -424,17 +450,14 @@ class ScenarioSet:
         self._positions.clear()
 
     def _candidates(self, request: Request) -> Iterable[tuple[int, Scenario]]:
-        """The scenarios that could match, in rank order: indexed hits and the unindexed."""
-        text = request.last_user
-        groups = [self._scanned] if self._scanned else []
-        exact = self._exact.get(text)
-        if exact:
-            groups.append(exact)
-        if self._substrings is not None:
-            groups.extend(self._contains[hit] for hit in self._substrings.search(text))
-        if len(groups) == 1:
-            return groups[0]
-        return heapq.merge(*groups, key=lambda p: p[0])
+        """The scenarios that could match, in rank order, among those that can answer the
+        request's protocol."""
+        return self._indexes.get(request.api, self._every).candidates(request.last_user)
+
+    def fallback_for(self, request: Request) -> Scenario | None:
+        """What answers a request no scenario matches (``--unmatched default``), if its reply
+        can answer the request's protocol."""
+        return self._fallbacks.get(request.api, self.fallback)
 
     def resolve(self, request: Request) -> Resolution:
         passed_over = False  # a used-up sequence let a later scenario answer
@@ -447,8 +470,8 @@ class ScenarioSet:
                 stateless = _stateless(scenario) and not passed_over
                 return Resolution(scenario, scenario.steps[step], step, captures, stateless)
             passed_over = True
-        if self.fallback is not None:
-            fallback = self.fallback
+        fallback = self.fallback_for(request)
+        if fallback is not None:
             return Resolution(fallback, fallback.steps[0], 0, _NO_CAPTURES, not passed_over)
         raise self.no_match(request)
 
@@ -488,7 +511,7 @@ class ScenarioSet:
         for scenario in self.scenarios:
             failed = tuple(
                 c.explain(request) for c in scenario.conditions if c.check(request) is None
-            )
+            ) + _unanswerable(scenario, request)
             step = None if failed else self.peek(scenario, request)
             answers = step is not None and not answered
             answered = answered or answers
@@ -597,13 +620,20 @@ def nearest(scenarios: Iterable[Scenario], request: Request, limit: int = 3) -> 
     for ratio, held, rank, scenario, failing in pool:
         scores = [_text_closeness(c, request) for c in failing]
         closeness = sum(scores) / len(scores) if scores else 1.0
-        failed = tuple(c.explain(request) for c in failing) or (
-            "all its steps have been used (after_last: stop)",
-        )
+        failed = tuple(c.explain(request) for c in failing) + _unanswerable(scenario, request)
+        failed = failed or ("all its steps have been used (after_last: stop)",)
         near = Near(scenario, failed, held, len(scenario.conditions), closeness)
         ranked.append((ratio, held, closeness, rank, near))
     ranked.sort(key=lambda r: (-r[0], -r[1], -r[2], r[3]))
     return [r[4] for r in ranked[:limit]]
+
+
+def _unanswerable(scenario: Scenario, request: Request) -> tuple[str, ...]:
+    """Why the scenario cannot answer the request's protocol, if it cannot."""
+    if request.api in scenario.apis:
+        return ()
+    kind = "vectors" if request.api in VECTOR_APIS else "text"
+    return (f"its replies are not {kind}, so it does not answer {request.api} requests",)
 
 
 def _stateless(scenario: Scenario) -> bool:

@@ -1,0 +1,106 @@
+"""Traps a new user fell into: who gets credited for a request, what a recording is, which
+numbers people read, ids that must not repeat."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openai
+import pytest
+
+from mockserver import MockServer
+from mockserver.scenarios.loader import DEFAULTS_FILE, load_defaults, load_text
+from mockserver.state.live import Options
+
+
+def test_embeddings_are_not_credited_to_a_text_scenario() -> None:
+    """With the demo set, ``embeddings.create("hello")`` matched ``greeting`` (a text reply)
+    and any other input the catch-all ``default``: neither can answer with vectors."""
+    with (
+        MockServer([DEFAULTS_FILE], options=Options(speed=0)) as server,
+        openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
+    ):
+        hello = api.embeddings.create(model="text-embedding-3-small", input="hello")
+        other = api.embeddings.create(model="text-embedding-3-small", input="stew recipes")
+        chat = api.chat.completions.create(
+            model="gpt-4", messages=[{"role": "user", "content": "hello"}]
+        )
+        assert len(hello.data[0].embedding) == 1536
+        assert len(other.data[0].embedding) == 1536
+        assert chat.choices[0].message.content.startswith("Hello! I am mockserver")
+        assert [e.scenario for e in server.journal] == ["generated", "generated", "greeting"]
+        server.assert_called("greeting", times=1)  # the chat request only
+        assert server.requests("default") == []
+
+
+def test_a_scenario_answers_the_protocols_its_replies_can() -> None:
+    scenarios = load_text(
+        """
+- name: text
+  reply: {content: hi}
+- name: vectors
+  reply: {embedding: [0.5, 0.5]}
+- name: styled
+  reply: {embedding_style: random}
+- name: both
+  reply: {content: hi, embedding: [1.0]}
+- name: error
+  error: {status: 503}
+- name: mixed
+  steps:
+    - error: {status: 429}
+    - reply: {content: hi}
+"""
+    )
+    apis = {s.name: s.apis for s in scenarios}
+    text = frozenset({"chat", "responses", "messages"})
+    assert text <= apis["text"] and "embeddings" not in apis["text"]
+    assert apis["vectors"] == apis["styled"] == frozenset({"embeddings"})
+    assert text | {"embeddings"} <= apis["both"]
+    assert apis["error"] == apis["both"]
+    assert apis["mixed"] == apis["text"]
+
+
+def test_a_vectors_scenario_does_not_answer_chat_and_the_miss_says_why() -> None:
+    with (
+        MockServer(
+            [{"name": "vec", "match": {"last_user": "hi"}, "reply": {"embedding": [1.0, 0.0]}}],
+            options=Options(speed=0),
+        ) as server,
+        openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
+    ):
+        vectors = api.embeddings.create(model="m", input="hi", encoding_format="float")
+        assert vectors.data[0].embedding == [1.0, 0.0]
+        with pytest.raises(openai.NotFoundError) as missed:
+            api.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert "'vec'" in str(missed.value)
+    assert "its replies are not text, so it does not answer chat requests" in str(missed.value)
+
+
+def test_the_default_reply_does_not_answer_embeddings() -> None:
+    """``--unmatched default``: its reply is text; embeddings get generated vectors."""
+    fallback = next(s for s in load_defaults() if s.name == "default")
+    options = Options(speed=0, fallback=fallback)
+    with (
+        MockServer([], options=options) as server,
+        openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
+    ):
+        api.embeddings.create(model="text-embedding-3-small", input="hello")
+        api.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        assert [e.scenario for e in server.journal] == ["generated", "default"]
+
+
+def test_a_recording_replays_verbatim_as_a_property_of_its_steps(tmp_path: Path) -> None:
+    recorded, written = load_text(
+        """
+- name: rec
+  match: {recorded: 0123456789abcdef01234567}
+  steps:
+    - reply: {content: one two three}
+    - error: {status: 429}
+- name: hand
+  reply: {content: one two three}
+"""
+    )
+    assert [s.verbatim for s in recorded.steps] == [True, True]
+    assert [s.verbatim for s in written.steps] == [False]
