@@ -39,16 +39,17 @@ log = logging.getLogger("mockserver")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-_SCRAMBLE = 0x9E3779B97F4A7C15F39CC061  # odd: multiplying by it mod 2**96 is a bijection
-_ID_SPACE = (1 << 96) - 1
+_SCRAMBLE = 0x9E3779B97F4A7C15F39CC0619E3779B9  # odd: multiplying by it mod 2**128 is a bijection
+_ID_SPACE = (1 << 128) - 1
 
 
-def request_id(worker: int | None, seq: int, lane: int = 0) -> str:
-    """Unique per request, per worker and per ``lane`` (pipeline replies, other replies), yet
-    repeatable from one run to the next; scrambled, since an id is not an order. A multiply,
-    not a hash: it is on every request's path."""
-    n = ((worker or 0) << 72 | lane << 64 | seq) * _SCRAMBLE & _ID_SPACE
-    return f"req_{n:024x}"
+def request_id(options: Options, seq: int, lane: int = 0) -> str:
+    """Unique per request: per server run (``options.run``, drawn at start-up, so two servers
+    or two runs never share one), per worker and per ``lane`` (pipeline replies, other
+    replies); scrambled, since an id is not an order. A multiply, not a hash: it is on every
+    request's path. 32 hex digits, as OpenAI's."""
+    n = (options.run << 96 | (options.worker or 0) << 72 | lane << 64 | seq) * _SCRAMBLE
+    return f"req_{n & _ID_SPACE:032x}"
 
 
 def error_response(
@@ -193,7 +194,7 @@ class Pipeline:
             time=state.options.clock(),
             method=request.method,
             path=request.path,
-            request_id=request_id(state.options.worker, seq),
+            request_id=request_id(state.options, seq),
             raw_headers=request.headers,
             api=protocol.name,
         )

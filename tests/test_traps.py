@@ -3,6 +3,7 @@ numbers people read, ids that must not repeat."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import openai
@@ -54,7 +55,8 @@ def test_a_scenario_answers_the_protocols_its_replies_can() -> None:
     )
     apis = {s.name: s.apis for s in scenarios}
     text = frozenset({"chat", "responses", "messages"})
-    assert text <= apis["text"] and "embeddings" not in apis["text"]
+    assert text <= apis["text"]
+    assert "embeddings" not in apis["text"]
     assert apis["vectors"] == apis["styled"] == frozenset({"embeddings"})
     assert text | {"embeddings"} <= apis["both"]
     assert apis["error"] == apis["both"]
@@ -104,3 +106,31 @@ def test_a_recording_replays_verbatim_as_a_property_of_its_steps(tmp_path: Path)
     )
     assert [s.verbatim for s in recorded.steps] == [True, True]
     assert [s.verbatim for s in written.steps] == [False]
+
+
+def _ids(options: Options) -> tuple[list[str], list[str]]:
+    """The x-request-ids and the body ids of five identical requests (and one 404)."""
+    with (
+        MockServer([{"reply": {"content": "hi"}}], options=options) as server,
+        openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
+    ):
+        heads, bodies = [], []
+        for _ in range(5):
+            raw = api.chat.completions.with_raw_response.create(
+                model="m", messages=[{"role": "user", "content": "x"}]
+            )
+            heads.append(raw.headers["x-request-id"])
+            bodies.append(raw.parse().id)
+        with pytest.raises(openai.NotFoundError) as missing:
+            api.get("/nothing", cast_to=object)
+        heads.append(missing.value.response.headers["x-request-id"])
+    return heads, bodies
+
+
+def test_request_ids_are_unique_across_servers_and_runs_body_ids_are_not() -> None:
+    first, first_bodies = _ids(Options(speed=0))
+    second, second_bodies = _ids(Options(speed=0))
+    assert len(set(first + second)) == 12  # every server's fifth request had the same id
+    assert all(re.fullmatch(r"req_[0-9a-f]{32}", x) for x in first + second)
+    assert first_bodies == second_bodies  # deterministic: same input, same body
+    assert _ids(Options(speed=0, run=7)) == _ids(Options(speed=0, run=7))  # when asked to be
