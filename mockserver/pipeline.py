@@ -580,7 +580,10 @@ def _journal_body(raw: bytes) -> Any:
 
 
 def log_entry(entry: Entry) -> None:
-    """One line per request: what came, what answered it (or why nothing did), how it ended."""
+    """One line per request: what came, what answered it (or why nothing did), how it ended.
+
+    The text says ``step=1`` for a scenario's first step, as the inspector does; the JSON
+    field ``step`` is the journal's, an index from 0."""
     req = entry.request
     reason = None
     if entry.status >= 400 and entry.reply and "error" in entry.reply:
@@ -604,7 +607,7 @@ def log_entry(entry: Entry) -> None:
         "request_id": entry.request_id,
     }
     answered = (
-        f"scenario={entry.scenario}" + (f" step={entry.step}" if entry.step else "")
+        f"scenario={entry.scenario}" + (f" step={entry.step + 1}" if entry.step is not None else "")
         if entry.scenario
         else "UNMATCHED"
         if entry.unmatched

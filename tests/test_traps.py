@@ -3,11 +3,14 @@ numbers people read, ids that must not repeat."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
+import yaml
 
 from mockserver import MockServer
 from mockserver.scenarios.loader import DEFAULTS_FILE, load_defaults, load_text
@@ -134,3 +137,83 @@ def test_request_ids_are_unique_across_servers_and_runs_body_ids_are_not() -> No
     assert all(re.fullmatch(r"req_[0-9a-f]{32}", x) for x in first + second)
     assert first_bodies == second_bodies  # deterministic: same input, same body
     assert _ids(Options(speed=0, run=7)) == _ids(Options(speed=0, run=7))  # when asked to be
+
+
+def test_steps_are_numbered_from_one_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """The log said nothing for the first step and ``step=1`` for the second; the inspector
+    says "step 1" and "step 2"."""
+    steps = {"name": "seq", "steps": [{"reply": {"content": "a"}}, {"reply": {"content": "b"}}]}
+    log = logging.getLogger("mockserver")
+    propagate, log.propagate = log.propagate, True
+    try:
+        with (
+            caplog.at_level(logging.INFO, logger="mockserver"),
+            MockServer([steps], options=Options(speed=0, quiet=False)) as server,
+            openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
+        ):
+            for _ in range(2):
+                api.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+            assert [e.step for e in server.journal] == [0, 1]  # the journal keeps an index
+    finally:
+        log.propagate = propagate
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("POST")]
+    assert [x.split()[3:5] for x in said] == [
+        ["scenario=seq", "step=1"],
+        ["scenario=seq", "step=2"],
+    ]
+
+
+def test_as_scenario_of_an_unmatched_request_is_a_reply_to_fill_in() -> None:
+    """It wrote the mock's own 404 as the reply."""
+    with (
+        MockServer([{"match": {"last_user": "other"}, "reply": {"content": "x"}}]) as server,
+        openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
+    ):
+        with pytest.raises(openai.NotFoundError):
+            api.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "Book a table"}]
+            )
+        text = httpx.get(f"{server.url}/_mock/journal/1/scenario").text
+        (scenario,) = load_text(text)
+        server.add(scenario)
+        again = api.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "Book a table"}]
+        )
+    data = yaml.safe_load(text)["scenarios"][0]
+    assert data["match"] == {"model": "gpt-4o", "last_user": "Book a table"}
+    assert data["reply"] == {"content": "TODO: what the mock should answer"}
+    assert "error" not in data
+    assert again.choices[0].message.content == "TODO: what the mock should answer"
+
+
+def test_every_condition_reads_as_words() -> None:
+    """``ApiIs(api='chat')`` showed in the scenarios view and /_mock/scenarios/detail."""
+    spec = {
+        "name": "all",
+        "match": {
+            "api": "chat", "model": "gpt-4*", "last_user": {"contains": "hi"},
+            "system": {"regex": "^You"}, "last_role": "user", "tools": ["f"],
+            "tool_choice": "auto", "stream": False, "response_format": "json_object",
+            "headers": {"x-team": "a"}, "body": {"temperature": 0},
+            "recorded": "0123456789abcdef01234567",
+        },
+        "reply": {"content": "x"},
+    }  # fmt: skip
+    with MockServer([spec]) as server:
+        detail = httpx.get(f"{server.url}/_mock/scenarios/detail").json()
+    (shown,) = detail["scenarios"]
+    assert shown["conditions"] == [
+        "api 'chat'",
+        "model 'gpt-4*'",
+        "last_user contains 'hi'",
+        "system regex '^You'",
+        "last_role 'user'",
+        "tools ['f']",
+        "tool_choice 'auto'",
+        "stream False",
+        "response_format 'json_object'",
+        "header x-team exact 'a'",
+        "body.temperature 0",
+        "recorded request 0123456789ab (model, messages, tools, tool_choice, "
+        "response_format, n, stream)",
+    ]

@@ -314,7 +314,7 @@ class _Builder:
             usage=spec.get("usage"),
             model=spec.get("model"),
             embeddings=tuple(floats),
-            embedding_style=spec.get("embedding_style", "semantic"),
+            embedding_style=spec.get("embedding_style"),
         )
 
     def cadence(self, spec: Mapping[str, Any] | None) -> Cadence:

@@ -71,6 +71,9 @@ class ModelIs:
     def explain(self, request: Request) -> str:
         return f"model {self.pattern!r}, got {request.model!r}"
 
+    def describe(self) -> str:
+        return f"model {self.pattern!r}"
+
 
 @dataclass(frozen=True)
 class TextIs:
@@ -95,6 +98,9 @@ class TextIs:
         got = request.system if self.field == "system" else request.last_user
         return f"{self.field} {self.match}, got {_short(got)}"
 
+    def describe(self) -> str:
+        return f"{self.field} {self.match}"
+
 
 def _last_role(request: Request) -> str | None:
     return request.messages[-1]["role"] if request.messages else None
@@ -112,6 +118,9 @@ class ApiIs:
     def explain(self, request: Request) -> str:
         return f"api {self.api!r}, got {request.api!r}"
 
+    def describe(self) -> str:
+        return f"api {self.api!r}"
+
 
 @dataclass(frozen=True)
 class LastRole:
@@ -122,6 +131,9 @@ class LastRole:
 
     def explain(self, request: Request) -> str:
         return f"last_role {self.role!r}, got {_last_role(request)!r}"
+
+    def describe(self) -> str:
+        return f"last_role {self.role!r}"
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,9 @@ class ToolsOffered:
     def explain(self, request: Request) -> str:
         return f"tools {list(self.names)}, got {request.tool_names}"
 
+    def describe(self) -> str:
+        return f"tools {list(self.names)}"
+
 
 @dataclass(frozen=True)
 class ToolChoiceIs:
@@ -145,6 +160,9 @@ class ToolChoiceIs:
 
     def explain(self, request: Request) -> str:
         return f"tool_choice {self.value!r}, got {request.tool_choice!r}"
+
+    def describe(self) -> str:
+        return f"tool_choice {self.value!r}"
 
 
 @dataclass(frozen=True)
@@ -157,6 +175,9 @@ class StreamIs:
     def explain(self, request: Request) -> str:
         return f"stream {self.stream}, got {request.stream}"
 
+    def describe(self) -> str:
+        return f"stream {self.stream}"
+
 
 @dataclass(frozen=True)
 class ResponseFormatIs:
@@ -167,6 +188,9 @@ class ResponseFormatIs:
 
     def explain(self, request: Request) -> str:
         return f"response_format {self.type!r}, got {request.response_format!r}"
+
+    def describe(self) -> str:
+        return f"response_format {self.type!r}"
 
 
 @dataclass(frozen=True)
@@ -180,6 +204,9 @@ class HeaderIs:
 
     def explain(self, request: Request) -> str:
         return f"header {self.name} {self.match}, got {request.headers.get(self.name)!r}"
+
+    def describe(self) -> str:
+        return f"header {self.name} {self.match}"
 
 
 @dataclass(frozen=True)
@@ -196,6 +223,10 @@ class BodyField:
     def explain(self, request: Request) -> str:
         shown = self.value if isinstance(self.value, TextMatch) else repr(self.value)
         return f"body.{self.path} {shown}, got {field_at(request.body, self.path)!r}"
+
+    def describe(self) -> str:
+        shown = self.value if isinstance(self.value, TextMatch) else repr(self.value)
+        return f"body.{self.path} {shown}"
 
 
 @dataclass(frozen=True)
@@ -222,6 +253,9 @@ class Recorded:
         return (
             f"recorded request {self.digest[:12]}, got {got[:12]} (model, conversation, tools...)"
         )
+
+    def describe(self) -> str:
+        return f"recorded request {self.digest[:12]} ({', '.join(self.fields)})"
 
 
 def _recorded(spec: str | Mapping[str, Any]) -> Recorded:

@@ -31,6 +31,9 @@ class Condition(Protocol):
     def explain(self, request: Request) -> str:
         """What was expected and what the request had, for miss reports."""
 
+    def describe(self) -> str:
+        """What it tests, in words as the YAML wrote it: ``last_user contains 'weather'``."""
+
 
 Text = str | Template
 
@@ -68,7 +71,8 @@ class Reply:
     model: str | None = None
     embeddings: tuple[tuple[float, ...], ...] = ()
     """Pinned vectors for embeddings requests: one per input (reused in turn), as written."""
-    embedding_style: str = "semantic"
+    embedding_style: str | None = None
+    """Generated vectors' style (None: ``semantic``); naming one makes this a vectors reply."""
 
     @cached_property
     def apis(self) -> frozenset[str]:
@@ -80,7 +84,7 @@ class Reply:
             or m.tool_calls
             for m in self.choices
         )  # fmt: skip
-        vectors = bool(self.embeddings) or self.embedding_style != "semantic"
+        vectors = bool(self.embeddings) or self.embedding_style is not None
         if texts == vectors:
             return ALL_APIS
         return VECTOR_APIS if vectors else ALL_APIS - VECTOR_APIS
