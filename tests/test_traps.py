@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from mockserver import MockServer
+from mockserver.cli import main
 from mockserver.scenarios.loader import DEFAULTS_FILE, load_defaults, load_text
 from mockserver.state.live import Options
 
@@ -217,3 +218,25 @@ def test_every_condition_reads_as_words() -> None:
         "recorded request 0123456789ab (model, messages, tools, tool_choice, "
         "response_format, n, stream)",
     ]
+
+
+def test_validate_reports_every_problem_of_one_string(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It stopped at the first: ``{{ match.order }} ... {{ modle }}`` reported only modle."""
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "- name: a\n"
+        "  match: {last_user: {contains: order}}\n"
+        "  reply:\n"
+        "    content: 'Order {{ match.order }} for {{ modle }} by {{ fake.nam }} {{ oops'\n"
+    )
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert lines[-1] == "4 problem(s)", err
+    assert "'{{ match.order }}' would always be empty" in err
+    assert "unknown placeholder '{{ modle }}'" in err
+    assert "unknown fake data 'nam'" in err
+    assert "'{{ oops' is not a placeholder" in err
+    assert all(x.startswith(f"{path}:4: [0].reply.content: ") for x in lines[:-1]), err

@@ -219,11 +219,9 @@ class _Builder:
     def text(self, value: Any, path: KeyPath, in_json: bool = False) -> Any:
         if value is None or self.literal:
             return value
-        try:
-            compiled = compile_template(value, in_json)
-        except ValueError as err:
-            self.problem(path, str(err))
-            return value
+        compiled, problems = compile_template(value, in_json)
+        for problem in problems:
+            self.problem(path, problem)
         literals = [compiled] if isinstance(compiled, str) else compiled.parts[0::2]
         for literal in literals:
             start = literal.find("{{")
@@ -235,7 +233,6 @@ class _Builder:
                     f"{piece!r} is not a placeholder (unclosed '{{{{'?); "
                     "placeholders are written '{{ name }}'",
                 )
-                break
         if isinstance(compiled, Template) and self.groups is not None:
             self.check_groups(compiled, path)
         return compiled
