@@ -240,3 +240,25 @@ def test_validate_reports_every_problem_of_one_string(
     assert "unknown fake data 'nam'" in err
     assert "'{{ oops' is not a placeholder" in err
     assert all(x.startswith(f"{path}:4: [0].reply.content: ") for x in lines[:-1]), err
+
+
+def test_lint_knows_which_protocols_a_scenario_answers(tmp_path: Path) -> None:
+    from mockserver.scenarios.lint import warnings
+
+    found = warnings(
+        load_text(
+            """
+- {name: all, reply: {content: a}}
+- {name: vec, match: {api: embeddings}, reply: {embedding: [1.0]}}
+- {name: text-for-vectors, match: {api: embeddings}, reply: {content: b}}
+- {name: hidden, match: {model: x}, reply: {content: c}}
+"""
+        )
+    )
+    said = [p.message for p in found]
+    assert len(said) == 2, said
+    assert said[0].startswith("warning: scenario 'hidden' can never answer: 'all'")
+    assert said[1] == (
+        "warning: scenario 'text-for-vectors' can never answer: it matches only embeddings "
+        "requests, and its replies are not vectors"
+    )
