@@ -14,6 +14,7 @@ import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -156,52 +157,55 @@ def test_the_recorder_logs_the_status_the_client_got(tmp_path: Path, lines: io.S
     assert said[1].startswith("INFO POST /v1/responses 200 scenario=responses-hi-"), said
 
 
+EMBED = {"model": "text-embedding-3-small", "input": "sunny in Paris"}
+
+
+def _embed(server: MockServer, **extra: Any) -> tuple[list[float], Any]:
+    """The vector the SDK reads, and the JSON ``data`` the server sent."""
+    with openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api:
+        raw = api.embeddings.with_raw_response.create(**EMBED, **extra)
+    return raw.parse().data[0].embedding, raw.http_response.json()["data"]
+
+
+def _record_then_replay(out: Path, **extra: Any) -> tuple[str, Any, Any]:
+    """The recording's text, and what the SDK got while recording and from the replay."""
+    with MockServer([], options=Options(speed=0, quiet=True)) as upstream:
+        rec = Recorder(upstream=upstream.base_url, out=out)
+        with MockServer([], options=Options(recorder=rec, speed=0, quiet=True)) as server:
+            recorded = _embed(server, **extra)
+    (path,) = out.glob("*.yaml")
+    assert load_paths([path])
+    with MockServer([path], options=Options(speed=0, quiet=True)) as replay:
+        replayed = _embed(replay, **extra)
+        assert replay.journal[0].scenario == path.stem
+    return path.read_text(), recorded, replayed
+
+
 def test_an_embeddings_recording_is_compact_and_replays_the_same_floats(
     tmp_path: Path,
 ) -> None:
-    ask = {"model": "text-embedding-3-small", "input": "sunny in Paris"}
-    with MockServer([], options=Options(speed=0, quiet=True)) as upstream:
-        rec = Recorder(upstream=upstream.base_url, out=tmp_path)
-        with (
-            MockServer([], options=Options(recorder=rec, speed=0, quiet=True)) as server,
-            openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
-        ):
-            recorded = api.embeddings.create(**ask, encoding_format="float")
-    (path,) = tmp_path.glob("*.yaml")
-    vector = recorded.data[0].embedding
+    text, (vector, _), (again, _) = _record_then_replay(tmp_path, encoding_format="float")
     assert len(vector) == 1536
-    text = path.read_text()
     assert len(text) < 38_000, len(text)  # one float per line: 46 KB
     assert len(text.splitlines()) < 1536 / 4
     assert yaml.safe_load(text)["scenarios"][0]["reply"]["embeddings"] == [vector]
-    assert load_paths([path])
-    with MockServer([path], options=Options(speed=0, quiet=True)) as replay:
-        with openai.OpenAI(base_url=replay.base_url, api_key="k", max_retries=0) as api:
-            replayed = api.embeddings.create(**ask, encoding_format="float")
-        assert replay.journal[0].scenario == path.stem
-    assert replayed.data[0].embedding == vector
+    assert again == vector
 
 
 def test_an_embeddings_recording_in_base64_is_kept_as_base64(tmp_path: Path) -> None:
     """The openai SDK asks for base64 unless told otherwise: the file keeps OpenAI's string
     (8 KB for 1536 floats), and the replay sends the same bytes."""
-    ask = {"model": "text-embedding-3-small", "input": "sunny in Paris"}
-    with MockServer([], options=Options(speed=0, quiet=True)) as upstream:
-        rec = Recorder(upstream=upstream.base_url, out=tmp_path)
-        with (
-            MockServer([], options=Options(recorder=rec, speed=0, quiet=True)) as server,
-            openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
-        ):
-            recorded = api.embeddings.create(**ask)
-            raw = api.embeddings.with_raw_response.create(**ask, encoding_format="base64")
-    (path,) = tmp_path.glob("*.yaml")
-    text = path.read_text()
+    text, recorded, replayed = _record_then_replay(tmp_path)
     assert len(text) < 9_000, len(text)
-    assert load_paths([path])
-    with MockServer([path], options=Options(speed=0, quiet=True)) as replay:
-        with openai.OpenAI(base_url=replay.base_url, api_key="k", max_retries=0) as api:
-            replayed = api.embeddings.create(**ask)
-            again = api.embeddings.with_raw_response.create(**ask, encoding_format="base64")
-        assert {e.scenario for e in replay.journal} == {path.stem}
-    assert replayed.data[0].embedding == recorded.data[0].embedding
-    assert again.http_response.json()["data"] == raw.http_response.json()["data"]
+    assert replayed == recorded
+    assert isinstance(recorded[1][0]["embedding"], str)
+
+
+def test_the_banner_state_line_for_workers_and_a_store() -> None:
+    from mockserver.cli import _state_note
+
+    assert _state_note(None, 4).startswith("shared by the 4 workers; --state redis://")
+    assert _state_note("redis://:s3cret@db:6379/0", 1) == (
+        "redis://:***@db:6379/0 (shared by every replica that names it)"
+    )
+    assert "s3cret" not in _state_note("redis://app:s3cret@db:6379/0", 1)
