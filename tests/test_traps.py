@@ -262,3 +262,16 @@ def test_lint_knows_which_protocols_a_scenario_answers(tmp_path: Path) -> None:
         "warning: scenario 'text-for-vectors' can never answer: it matches only embeddings "
         "requests, and its replies are not vectors"
     )
+
+
+def test_the_inspector_explains_embeddings_as_the_server_answers_them() -> None:
+    with MockServer([DEFAULTS_FILE]) as server:
+        body = {"model": "text-embedding-3-small", "input": "hello"}
+        said = httpx.post(
+            f"{server.url}/_mock/explain", json={"api": "embeddings", "body": body}
+        ).json()
+    assert said["answer"]["scenario"] == "generated"
+    why = {v["name"]: v["failed"] for v in said["scenarios"]}
+    assert why["greeting"] == [
+        "its replies are not vectors, so it does not answer embeddings requests"
+    ]

@@ -449,7 +449,7 @@ def explain_request(state: State, api: str, raw: bytes, headers: Mapping[str, st
         return {"api": api, "rejected": {"status": err.status, **err.body()["error"]}}
     verdicts = state.scenarios.explain(chat)
     answer = next((v for v in verdicts if v.answers), None)
-    fallback = state.scenarios.fallback
+    fallback = state.scenarios.fallback_for(chat)
     out: dict[str, Any] = {
         "api": api,
         "request": {
@@ -472,6 +472,8 @@ def explain_request(state: State, api: str, raw: bytes, headers: Mapping[str, st
     elif fallback is not None:
         out["answer"] = {"scenario": fallback.name, "where": "--unmatched default", "step": 0}
         out["fallback"] = True
+    elif state.protocols[api].answers_unmatched:  # embeddings: generated vectors
+        out["answer"] = {"scenario": "generated", "where": "generated", "step": 0}
     else:
         out["unmatched"] = state.scenarios.no_match(chat).message
     return out

@@ -456,13 +456,17 @@ class ScenarioSet:
         ranked = sorted(enumerate(scenarios), key=lambda p: (-p[1].priority, p[0]))
         self.scenarios: list[Scenario] = [s for _, s in ranked]
         self.fallback = fallback
-        every = _Index(enumerate(self.scenarios))
+        self._every = _Index(enumerate(self.scenarios))
+        built: dict[tuple[int, ...], _Index] = {(): self._every}
         self._indexes: dict[str, _Index] = {}
-        for api in ALL_APIS:
-            answering = [(r, s) for r, s in enumerate(self.scenarios) if api in s.apis]
-            same = len(answering) == len(self.scenarios)
-            self._indexes[api] = every if same else _Index(answering)
-        self._every = every
+        for api in sorted(ALL_APIS):
+            left_out = tuple(r for r, s in enumerate(self.scenarios) if api not in s.apis)
+            if left_out not in built:  # protocols that leave out the same ones share an index
+                out = set(left_out)
+                built[left_out] = _Index(
+                    (r, s) for r, s in enumerate(self.scenarios) if r not in out
+                )
+            self._indexes[api] = built[left_out]
         self._fallbacks = {
             api: fallback if fallback is not None and api in fallback.apis else None
             for api in ALL_APIS
