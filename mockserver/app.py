@@ -40,7 +40,7 @@ _HTTP_CODES = {404: "unknown_url", 405: "method_not_allowed", 413: "request_too_
 def _other_id(request: web.Request) -> str:
     """A request id for replies outside the pipeline (errors, models): unique per request."""
     state = request.app[STATE]
-    return request_id(state.options.worker, next(state.other_ids), lane=1)
+    return request_id(state.options, next(state.other_ids), lane=1)
 
 
 def guarded(handler: Handler) -> Handler:

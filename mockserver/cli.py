@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -39,14 +40,24 @@ from .state.shared import Shared
 
 log = logging.getLogger("mockserver")
 
+DESCRIPTION = (
+    "A local mock of the OpenAI-protocol APIs (chat completions, Responses, embeddings) and "
+    "Anthropic Messages, driven by YAML scenarios"
+)
+"""What ``mockserver --help`` says first; the package's description says the same."""
+
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Every flag's default in ``--help``, so nobody has to read the source for it; a help
-    text that words its default itself (``default: any key``) is left as written."""
+    text that words its default itself (``default: any key``) is left as written, and a
+    required flag, a switch or a flag with no value by default gets none (``default: None``
+    says nothing to a reader)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if "default:" in text:
+        if "default:" in text or action.required or action.nargs == 0:
+            return text
+        if action.default is None or action.default == []:
             return text
         return super()._get_help_string(action)
 
@@ -56,9 +67,7 @@ def _version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mockserver", description="A local mock of the OpenAI chat completions API."
-    )
+    parser = argparse.ArgumentParser(prog="mockserver", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"mockserver {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve scenarios over HTTP", formatter_class=_Help)
@@ -414,6 +423,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _say(f"  profile:   {args.profile}" + (f" ({note})" if note else ""))
         keys = "one of the --api-key keys" if args.api_key else "any API key"
         _say(f"  client:    base_url={base_url!r}, {keys}")
+        _say(f"  state:     {_state_note(args.state, args.workers)}")
         _say("  Ctrl+C to stop")
 
     try:
@@ -453,6 +463,19 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _state_note(url: str | None, workers: int) -> str:
+    """Where sequences, budgets and stored responses live, for the banner (a password in the
+    URL is not shown)."""
+    if url is None:
+        owner = f"shared by the {workers} workers" if workers > 1 else "in this process"
+        return f"{owner}; --state redis://HOST:PORT/DB to share it between replicas"
+    parts = urlsplit(url)
+    if parts.password:
+        user = f"{parts.username}:***@" if parts.username else ":***@"
+        url = urlunsplit(parts._replace(netloc=user + parts.netloc.rpartition("@")[2]))
+    return f"{url} (shared by every replica that names it)"
+
+
 _PROFILE_NOTES = {
     "apifactory": "the API factory relay's quirks; --profile openai for OpenAI's own behaviour",
     "openai": "OpenAI's own parameter handling",
@@ -471,15 +494,19 @@ def _recording_flags(parser: argparse.ArgumentParser, record: bool) -> None:
             action="store_true",
             help="forward requests no scenario answers to --upstream and record them in --out",
         )
+    unset = "" if record else "; default: none, so nothing is forwarded"
     group.add_argument(
         "--upstream",
         required=record,
         metavar="URL",
-        help="the real API's base URL, as a client would use it (https://api.openai.com/v1; "
-        "default: none, so nothing is forwarded)",
+        help="the real API's base URL, as a client would use it (https://api.openai.com/v1"
+        f"{unset}){' (required)' if record else ''}",
     )
     group.add_argument(
-        "--out", required=record, metavar="DIR", help="where recordings go (default: none)"
+        "--out",
+        required=record,
+        metavar="DIR",
+        help="where recordings go" + (" (required)" if record else " (default: none)"),
     )
     group.add_argument(
         "--redact",
@@ -518,7 +545,8 @@ def _record_parser(sub: Any) -> None:
         nargs="+",
         default=[],
         metavar="PATH",
-        help="answer what these match locally; forward and record only the rest",
+        help="answer what these match locally; forward and record only the rest "
+        "(default: none, every request is forwarded)",
     )
     record.add_argument(
         "--allow-remote",

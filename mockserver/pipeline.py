@@ -25,7 +25,7 @@ from .core.errors import APIError
 from .core.profiles import Settings
 from .core.request import Request, parse_json_body
 from .protocols import JSON, Answer, Frame, Lookup, Protocol
-from .scenarios.matching import Resolution, recorded
+from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
 from .scenarios.render import Choice, Envelope, Usage, delays, digest, usage
 from .scenarios.scenario import Fault, Message, Reply, Scenario, Step
@@ -39,16 +39,17 @@ log = logging.getLogger("mockserver")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-_SCRAMBLE = 0x9E3779B97F4A7C15F39CC061  # odd: multiplying by it mod 2**96 is a bijection
-_ID_SPACE = (1 << 96) - 1
+_SCRAMBLE = 0x9E3779B97F4A7C15F39CC0619E3779B9  # odd: multiplying by it mod 2**128 is a bijection
+_ID_SPACE = (1 << 128) - 1
 
 
-def request_id(worker: int | None, seq: int, lane: int = 0) -> str:
-    """Unique per request, per worker and per ``lane`` (pipeline replies, other replies), yet
-    repeatable from one run to the next; scrambled, since an id is not an order. A multiply,
-    not a hash: it is on every request's path."""
-    n = ((worker or 0) << 72 | lane << 64 | seq) * _SCRAMBLE & _ID_SPACE
-    return f"req_{n:024x}"
+def request_id(options: Options, seq: int, lane: int = 0) -> str:
+    """Unique per request: per server run (``options.run``, drawn at start-up, so two servers
+    or two runs never share one), per worker and per ``lane`` (pipeline replies, other
+    replies); scrambled, since an id is not an order. A multiply, not a hash: it is on every
+    request's path. 32 hex digits, as OpenAI's."""
+    n = (options.run << 96 | (options.worker or 0) << 72 | lane << 64 | seq) * _SCRAMBLE
+    return f"req_{n & _ID_SPACE:032x}"
 
 
 def error_response(
@@ -193,7 +194,7 @@ class Pipeline:
             time=state.options.clock(),
             method=request.method,
             path=request.path,
-            request_id=request_id(state.options.worker, seq),
+            request_id=request_id(state.options, seq),
             raw_headers=request.headers,
             api=protocol.name,
         )
@@ -249,8 +250,8 @@ class Pipeline:
                     resolution = GENERATED  # its own answer beats a chat text (--unmatched default)
                 entry.scenario = resolution.scenario.name
                 entry.step = resolution.step_index
-                if (settings.limit is not None or settings.stop or settings.empty) and recorded(
-                    resolution.scenario
+                if resolution.step.verbatim and (
+                    settings.limit is not None or settings.stop or settings.empty
                 ):  # the upstream already applied them: a recording replays verbatim
                     settings = Settings(adjusted=settings.adjusted)
                 try:
@@ -590,7 +591,10 @@ def _journal_body(raw: bytes) -> Any:
 
 
 def log_entry(entry: Entry) -> None:
-    """One line per request: what came, what answered it (or why nothing did), how it ended."""
+    """One line per request: what came, what answered it (or why nothing did), how it ended.
+
+    The text says ``step=1`` for a scenario's first step, as the inspector does; the JSON
+    field ``step`` is the journal's, an index from 0."""
     req = entry.request
     reason = None
     if entry.status >= 400 and entry.reply and "error" in entry.reply:
@@ -614,7 +618,7 @@ def log_entry(entry: Entry) -> None:
         "request_id": entry.request_id,
     }
     answered = (
-        f"scenario={entry.scenario}" + (f" step={entry.step}" if entry.step else "")
+        f"scenario={entry.scenario}" + (f" step={entry.step + 1}" if entry.step is not None else "")
         if entry.scenario
         else "UNMATCHED"
         if entry.unmatched

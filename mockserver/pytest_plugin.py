@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from .core.errors import ScenarioError
+from .core.errors import Problem, ScenarioError
 from .scenarios.lint import duplicate_names
 from .scenarios.loader import load_paths
 from .scenarios.scenario import Scenario
@@ -106,11 +106,17 @@ def _load(path: Path) -> list[Scenario]:
 
 
 def _resolve(arg: str | os.PathLike[str], item: pytest.Item) -> Path:
+    """A marker's path: as given when absolute, else beside the test file, else under the
+    rootdir; a missing file is an error naming every place tried."""
     path = Path(arg)
-    if path.is_absolute():
-        return path
-    beside = Path(item.path).parent / path
-    return beside if beside.exists() else Path(item.config.rootpath) / path
+    tried = [path] if path.is_absolute() else [Path(item.path).parent / path]
+    if not path.is_absolute():
+        tried.append(Path(item.config.rootpath) / path)
+    for place in tried:
+        if place.exists():
+            return place
+    places = ", ".join(dict.fromkeys(str(p) for p in tried))
+    raise ScenarioError([Problem(str(arg), None, "", f"not found; tried {places}")])
 
 
 @pytest.fixture(scope="session")
@@ -170,8 +176,10 @@ def mockserver(
                 if clashes:  # the same rule as within one file: a name is a scenario's identity
                     raise ScenarioError(clashes)
                 server.add(*added)
-            except (ScenarioError, ValueError, OSError) as err:
-                failure = f"mockserver marker:\n{err}"
+            except ValueError as err:  # its message names the marker already
+                failure = str(err)
+            except (ScenarioError, OSError) as err:
+                failure = f"mockserver marker: {err}"  # the first problem on the summary line
             else:
                 failure = None
             if failure:  # outside the except: the report shows the problem, not a chain
@@ -184,7 +192,11 @@ def mockserver(
         try:
             server.check()
         except AssertionError as err:
-            pytest.fail(str(err), pytrace=False)
+            failure = str(err)
+        else:
+            failure = None
+        if failure:  # outside the except, or pytest prints the message twice, chained
+            pytest.fail(failure, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -242,10 +254,12 @@ def async_openai_client(
     is off, so each connection closes on that loop as its response ends, and nothing is left
     to close after the loop is gone."""
     sdk = _openai()
-    import httpx
-
+    # The SDK's own HTTP library (httpx, or httpx2 in later releases), through its limits
+    # object: the user's project may not have the other one.
+    limits = sdk.DEFAULT_CONNECTION_LIMITS
     http = sdk.DefaultAsyncHttpxClient(
-        verify=_mockserver_tls, limits=httpx.Limits(max_keepalive_connections=0)
+        verify=_mockserver_tls,
+        limits=type(limits)(max_connections=limits.max_connections, max_keepalive_connections=0),
     )
     return cast(
         "openai.AsyncOpenAI", sdk.AsyncOpenAI(**_client_settings(mockserver), http_client=http)

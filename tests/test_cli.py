@@ -253,7 +253,7 @@ def test_banner_and_a_warning_for_an_empty_scenario_folder(tmp_path: Path) -> No
     proc, url = start("--scenarios", str(tmp_path), "--log-format", "json")
     try:
         assert proc.stdout is not None
-        banner = [proc.stdout.readline() for _ in range(4)]
+        banner = [proc.stdout.readline() for _ in range(5)]
         reply = httpx.post(
             f"{url}/chat/completions", json=BODY, headers={"Authorization": "Bearer k"}
         )
@@ -266,6 +266,7 @@ def test_banner_and_a_warning_for_an_empty_scenario_folder(tmp_path: Path) -> No
         f"  scenarios: 0 from {tmp_path}\n",
         "  profile:   apifactory (the API factory relay's quirks; --profile openai for OpenAI's own behaviour)\n",
         f"  client:    base_url='{url}', any API key\n",
+        "  state:     in this process; --state redis://HOST:PORT/DB to share it between replicas\n",
         "  Ctrl+C to stop\n",
     ]
     assert reply.status_code == 404

@@ -266,7 +266,7 @@ def test_a_typo_in_the_marker_fails_the_test_and_the_next_test_is_unharmed(
             "*mockserver marker unmatched=: 'ignor' is not one of: 'fail', 'ignore'*",
             "*mockserver marker: unknown argument(s) speeed; expected: speed, unmatched*",
             "*mockserver marker speed=: 'fast' is not a number*",
-            "*missing.yaml: cannot read*",
+            "*missing.yaml: not found; tried*",
         ],
         consecutive=False,
     )

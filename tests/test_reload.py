@@ -113,7 +113,7 @@ def test_added_and_removed_files_count_as_edits(server: MockServer, folder: Path
 
 def test_serve_reloads_on_its_own(folder: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--quiet",
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0",
          "--scenarios", str(folder), "--reload-interval", "0.02"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -137,7 +137,7 @@ def test_serve_reloads_on_its_own(folder: Path) -> None:
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
-    assert "mockserver: reloaded 1 scenario(s)" in err
+    assert " INFO mockserver: reloaded 1 scenario(s)" in err
 
 
 def test_an_edited_include_reloads_the_file_that_includes_it(tmp_path: Path) -> None:

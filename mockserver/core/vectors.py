@@ -206,6 +206,27 @@ def to_base64(vector: Sequence[float]) -> str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
+def from_base64(text: str) -> tuple[float, ...]:
+    """The floats of ``to_base64``'s text; ValueError when it is not one."""
+    try:
+        data = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ValueError("not base64") from None
+    if not data or len(data) % 4:
+        raise ValueError(f"{len(data)} bytes are not a whole number of float32 values")
+    return struct.unpack(f"<{len(data) // 4}f", data)
+
+
+def exact_float32(vector: Sequence[float]) -> bool:
+    """True when every float is a float32 value, so ``to_base64`` keeps it exactly."""
+    try:
+        return tuple(
+            struct.unpack(f"<{len(vector)}f", struct.pack(f"<{len(vector)}f", *vector))
+        ) == tuple(vector)
+    except (OverflowError, struct.error):
+        return False
+
+
 def native_dimensions(model: str) -> int:
     """Vector length for ``model`` when the request has no ``dimensions``."""
     return NATIVE_DIMENSIONS.get(model, DEFAULT_DIMENSIONS)

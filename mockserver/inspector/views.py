@@ -27,15 +27,6 @@ from ..core.errors import APIError
 from ..core.request import Request, parse_json_body
 from ..protocols import Lookup, Protocol
 from ..scenarios.matching import (
-    BodyField,
-    HeaderIs,
-    LastRole,
-    ModelIs,
-    ResponseFormatIs,
-    StreamIs,
-    TextIs,
-    ToolChoiceIs,
-    ToolsOffered,
     Verdict,
 )
 from ..scenarios.scenario import Scenario
@@ -346,30 +337,6 @@ async def _end_streams(app: web.Application) -> None:
 # --- scenarios --------------------------------------------------------------------------------
 
 
-def describe(condition: Any) -> str:
-    """A match condition as the YAML wrote it, roughly: ``last_user contains 'weather'``."""
-    if isinstance(condition, ModelIs):
-        return f"model {condition.pattern!r}"
-    if isinstance(condition, TextIs):
-        return f"{condition.field} {condition.match}"
-    if isinstance(condition, LastRole):
-        return f"last_role {condition.role!r}"
-    if isinstance(condition, ToolsOffered):
-        return f"tools {list(condition.names)}"
-    if isinstance(condition, ToolChoiceIs):
-        return f"tool_choice {condition.value!r}"
-    if isinstance(condition, StreamIs):
-        return f"stream {condition.stream}"
-    if isinstance(condition, ResponseFormatIs):
-        return f"response_format {condition.type!r}"
-    if isinstance(condition, HeaderIs):
-        return f"header {condition.name} {condition.match}"
-    if isinstance(condition, BodyField):
-        shown = condition.value if not isinstance(condition.value, str) else repr(condition.value)
-        return f"body.{condition.path} {shown}"
-    return repr(condition)
-
-
 def _scenario(scenario: Scenario, rank: int, hits: int, seen: list[tuple[str, int]]) -> Any:
     steps = len(scenario.steps)
     return {
@@ -379,7 +346,7 @@ def _scenario(scenario: Scenario, rank: int, hits: int, seen: list[tuple[str, in
         "source": scenario.source,
         "line": scenario.line,
         "priority": scenario.priority,
-        "conditions": [describe(c) for c in scenario.conditions],
+        "conditions": [c.describe() for c in scenario.conditions],
         "steps": steps,
         "after_last": scenario.after_last.value,
         "conversation": (
@@ -492,7 +459,7 @@ def explain_parsed(
         adjusted = state.options.profile.apply(chat).adjusted
     verdicts = state.scenarios.explain(chat)
     answer = next((v for v in verdicts if v.answers), None)
-    fallback = state.scenarios.fallback
+    fallback = state.scenarios.fallback_for(chat)
     out: dict[str, Any] = {
         "api": api,
         "request": {
@@ -515,6 +482,8 @@ def explain_parsed(
     elif fallback is not None:
         out["answer"] = {"scenario": fallback.name, "where": "--unmatched default", "step": 0}
         out["fallback"] = True
+    elif state.protocols[api].answers_unmatched:  # embeddings: generated vectors
+        out["answer"] = {"scenario": "generated", "where": "generated", "step": 0}
     else:
         out["unmatched"] = state.scenarios.no_match(chat).message
     return out
@@ -574,7 +543,11 @@ def scenario_for(entry: Entry) -> str:
         match["response_format"] = chat.response_format
     reply = entry.reply or {}
     step: dict[str, Any]
-    if "error" in reply:
+    if entry.unmatched is not None:  # the mock's own 404 is what the new scenario replaces
+        fill = "TODO: what the mock should answer"
+        step = {"reply": {"embedding_style": "semantic"} if entry.api == "embeddings" else {
+            "content": fill}}  # fmt: skip
+    elif "error" in reply:
         error = reply["error"]
         step = {"error": {"status": error.get("status"), "message": error.get("message")}}
     else:

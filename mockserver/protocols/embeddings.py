@@ -121,7 +121,7 @@ class Embeddings(Protocol):
         if reply is not None and reply.embeddings:
             pinned = reply.embeddings
             return [list(pinned[i % len(pinned)]) for i in range(len(request.inputs))]
-        style = reply.embedding_style if reply is not None else "semantic"
+        style = (reply.embedding_style if reply is not None else None) or "semantic"
         dims = request.body.get("dimensions") or native_dimensions(request.model)
         return [embed(text, dims, answer.seed, style) for text in request.inputs]
 

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from ..core.errors import APIError, ScenarioError
 from ..core.request import Request
+from ..core.vectors import exact_float32, to_base64
 from ..protocols import Lookup, Protocol
 from ..protocols.capture import PIECE_ORDER, Captured, Event, Piece
 from ..scenarios.fingerprint import (
@@ -161,11 +162,20 @@ _Dumper.add_representer(
 )
 
 
+class _Row(list[Any]):
+    """A list written on one line, wrapped at the width (a vector: not a float per line)."""
+
+
+_Dumper.add_representer(
+    _Row, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
+)
+
+
 def _readable(value: Any) -> Any:
     """Multi-line strings as blocks (when YAML can keep them exact that way)."""
     if isinstance(value, str) and "\n" in value:
         return _Literal(value)
-    if isinstance(value, _Flow):
+    if isinstance(value, _Flow | _Row):
         return value
     if isinstance(value, dict):
         return {k: _readable(v) for k, v in value.items()}
@@ -176,6 +186,15 @@ def _readable(value: Any) -> Any:
 
 def _dump(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _vector(vector: Any) -> Any:
+    """A vector in few bytes, the same floats on replay: OpenAI's base64 as it came (a client
+    that asked for base64) or when every float is a float32 (base64 keeps those exactly),
+    else its floats on a few lines, not one per line."""
+    if isinstance(vector, list) and exact_float32(vector):
+        return to_base64(vector)
+    return _Row(vector) if isinstance(vector, list) else vector
 
 
 def _slug(text: str) -> str:
@@ -379,6 +398,7 @@ class Recorder:
                 relayed = {k: v for k, v in up.headers.items() if k.lower() not in _HOP_BY_HOP}
                 response = web.StreamResponse(status=up.status, headers=relayed)
                 await response.prepare(request)
+                entry.status = up.status  # what the client got, also if it leaves at [DONE]
                 stream = content_type == "text/event-stream"
                 try:
                     async for data in up.content.iter_any():
@@ -642,8 +662,9 @@ class Recorder:
 
 
 def styled(scenario: dict[str, Any]) -> dict[str, Any]:
-    """``scenario`` with its usage objects and cadence chunks written on one line each, as
-    the recorder writes them (a file read back and written again looks the same)."""
+    """``scenario`` with its usage objects and cadence chunks written on one line each, and its
+    vectors in few bytes, as the recorder writes them (a file read back and written again
+    looks the same)."""
     for step in [scenario, *scenario.get("steps", ())]:
         usage = (step.get("reply") or {}).get("usage")
         if usage:
@@ -651,6 +672,9 @@ def styled(scenario: dict[str, Any]) -> dict[str, Any]:
         cadence = step.get("cadence") or {}
         if cadence.get("chunks"):
             cadence["chunks"] = [_Flow(c) for c in cadence["chunks"]]
+        vectors = (step.get("reply") or {}).get("embeddings")
+        if vectors:
+            step["reply"]["embeddings"] = [_vector(v) for v in vectors]
     return scenario
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from ..core.errors import Problem
 from .matching import ApiIs, BodyField, ModelIs, TextIs, TextMatch, ToolsOffered
-from .scenario import AfterLast, Condition, Scenario
+from .scenario import VECTOR_APIS, AfterLast, Condition, Scenario
 
 # Regexes that ``search`` finds in any text (a whitelist: proving it in general is undecidable
 # for practical purposes, and a false "shadowed" warning would be worse than a missed one).
@@ -65,14 +65,21 @@ def shadowed(scenarios: Sequence[Scenario]) -> list[Problem]:
     out: list[Problem] = []
     # Earlier scenarios that always answer, indexed by one of their conditions (the longest:
     # usually the text, which differs most between scenarios).
+    # A winner must also answer every protocol this one does (a text reply does not answer
+    # embeddings: a catch-all chat scenario leaves them to later ones).
     by_key: dict[str, list[tuple[Scenario, frozenset[str]]]] = {}
-    catch_all: Scenario | None = None
+    catch_alls: list[Scenario] = []
     for scenario in in_try_order(scenarios):
+        if _unanswered(scenario):
+            continue  # ``unanswerable`` says why it never answers
         keys = frozenset(_key(c) for c in scenario.conditions if not always_holds(c))
-        winner = catch_all
+        apis = scenario.apis
+        winner = next((c for c in catch_alls if apis <= c.apis), None)
         if winner is None:
             for key in keys:
-                winner = next((c for c, ck in by_key.get(key, ()) if ck <= keys), None)
+                winner = next(
+                    (c for c, ck in by_key.get(key, ()) if ck <= keys and apis <= c.apis), None
+                )
                 if winner is not None:
                     break
         if winner is not None:
@@ -98,7 +105,7 @@ def shadowed(scenarios: Sequence[Scenario]) -> list[Problem]:
         if not _always_answers(scenario):
             continue
         if not keys:
-            catch_all = catch_all or scenario
+            catch_alls.append(scenario)
         else:
             by_key.setdefault(max(keys, key=len), []).append((scenario, keys))
     return out
@@ -121,6 +128,31 @@ def duplicate_names(scenarios: Sequence[Scenario]) -> list[Problem]:
                     f"the name {scenario.name!r} is already used by the scenario at "
                     f"{earlier.where}; give each scenario its own 'name' (the journal and "
                     "assert_called() tell scenarios apart by name)",
+                )
+            )
+    return out
+
+
+def _unanswered(scenario: Scenario) -> list[str]:
+    """The protocols ``match.api`` names that the scenario's replies cannot answer."""
+    wanted = {c.api for c in scenario.conditions if isinstance(c, ApiIs)}
+    return sorted(wanted - scenario.apis)
+
+
+def unanswerable(scenarios: Sequence[Scenario]) -> list[Problem]:
+    """Warnings for scenarios whose ``match.api`` names a protocol their replies cannot answer
+    (text for embeddings, vectors for chat): no request would ever get them."""
+    out: list[Problem] = []
+    for scenario in scenarios:
+        for api in _unanswered(scenario):
+            kind = "vectors" if api in VECTOR_APIS else "text"
+            out.append(
+                Problem(
+                    scenario.source,
+                    scenario.line,
+                    "",
+                    f"warning: scenario {scenario.name!r} can never answer: it matches only "
+                    f"{api} requests, and its replies are not {kind}",
                 )
             )
     return out
@@ -149,4 +181,4 @@ def moderation_only(scenarios: Sequence[Scenario]) -> list[Problem]:
 
 def warnings(scenarios: Sequence[Scenario]) -> list[Problem]:
     """Everything worth a warning about a loaded set (it still serves)."""
-    return [*shadowed(scenarios), *moderation_only(scenarios)]
+    return [*shadowed(scenarios), *unanswerable(scenarios), *moderation_only(scenarios)]

@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 
 from ..core.errors import Problem, ScenarioError
+from ..core.vectors import from_base64
 from .lint import duplicate_names, regex_groups
-from .matching import build_conditions
+from .matching import Recorded, build_conditions
 from .ratelimit import RateLimit
 from .scenario import (
     AfterLast,
@@ -196,6 +197,7 @@ class _Builder:
         self.groups: frozenset[str] | None = frozenset()
         self.flagged: list[KeyPath] = []  # where the schema found problems
         self.literal = False  # the reply being built says ``templates: false``
+        self.verbatim = False  # the scenario being built is a recording (``match.recorded``)
 
     def rate_limit(self, spec: Mapping[str, Any] | None, path: KeyPath) -> RateLimit | None:
         if spec is None:
@@ -217,11 +219,9 @@ class _Builder:
     def text(self, value: Any, path: KeyPath, in_json: bool = False) -> Any:
         if value is None or self.literal:
             return value
-        try:
-            compiled = compile_template(value, in_json)
-        except ValueError as err:
-            self.problem(path, str(err))
-            return value
+        compiled, problems = compile_template(value, in_json)
+        for problem in problems:
+            self.problem(path, problem)
         literals = [compiled] if isinstance(compiled, str) else compiled.parts[0::2]
         for literal in literals:
             start = literal.find("{{")
@@ -233,7 +233,6 @@ class _Builder:
                     f"{piece!r} is not a placeholder (unclosed '{{{{'?); "
                     "placeholders are written '{{ name }}'",
                 )
-                break
         if isinstance(compiled, Template) and self.groups is not None:
             self.check_groups(compiled, path)
         return compiled
@@ -295,13 +294,24 @@ class _Builder:
             choices = (self.message(spec, path),)
         if "embedding" in spec and "embeddings" in spec:
             self.problem((*path, "embeddings"), "give 'embedding' or 'embeddings', not both")
+        key = "embeddings" if "embeddings" in spec else "embedding"
         vectors = spec.get("embeddings") or ([spec["embedding"]] if "embedding" in spec else [])
+        floats = []
+        for i, vector in enumerate(vectors):
+            if not isinstance(vector, str):
+                floats.append(tuple(float(x) for x in vector))
+                continue
+            try:
+                floats.append(from_base64(vector))
+            except ValueError as err:
+                where = (*path, key, i) if key == "embeddings" else (*path, key)
+                self.problem(where, f"not a vector in OpenAI's base64 (float32): {err}")
         return Reply(
             choices=choices,
             usage=spec.get("usage"),
             model=spec.get("model"),
-            embeddings=tuple(tuple(float(x) for x in v) for v in vectors),
-            embedding_style=spec.get("embedding_style", "semantic"),
+            embeddings=tuple(floats),
+            embedding_style=spec.get("embedding_style"),
             flagged=tuple(spec["flagged"]) if "flagged" in spec else None,
             scores={k: float(v) for k, v in (spec.get("scores") or {}).items()},
         )
@@ -388,6 +398,7 @@ class _Builder:
             if raw
             else None,
             headers={**defaults.get("headers", {}), **spec.get("headers", {})},
+            verbatim=self.verbatim,
             delay=_seconds(spec.get("delay")),
             cadence=cadence,
             fault=Fault(
@@ -419,6 +430,7 @@ class _Builder:
         self, spec: Mapping[str, Any], path: KeyPath, defaults: Mapping[str, Any], name: str
     ) -> Scenario:
         conditions = self.conditions(spec.get("match") or {}, path)
+        self.verbatim = any(isinstance(c, Recorded) for c in conditions)
         if "steps" in spec:
             step_keys = [k for k in ("reply", "error", "raw", "fault") if k in spec]
             if step_keys:

@@ -22,7 +22,7 @@ from typing import Any
 from ..core.errors import APIError
 from ..core.request import Request, field_at, message_text
 from .fingerprint import DEFAULT_FIELDS, Redactor, cached_covers, cached_digest, differences
-from .scenario import AfterLast, Captures, Condition, Scenario, Step
+from .scenario import ALL_APIS, VECTOR_APIS, AfterLast, Captures, Condition, Scenario, Step
 
 # Sequence positions kept, oldest conversation forgotten first: endless conversations in a
 # load test must not grow memory without bound.
@@ -71,6 +71,9 @@ class ModelIs:
     def explain(self, request: Request) -> str:
         return f"model {self.pattern!r}, got {request.model!r}"
 
+    def describe(self) -> str:
+        return f"model {self.pattern!r}"
+
 
 @dataclass(frozen=True)
 class TextIs:
@@ -95,6 +98,9 @@ class TextIs:
         got = request.system if self.field == "system" else request.last_user
         return f"{self.field} {self.match}, got {_short(got)}"
 
+    def describe(self) -> str:
+        return f"{self.field} {self.match}"
+
 
 def _last_role(request: Request) -> str | None:
     return request.messages[-1]["role"] if request.messages else None
@@ -112,6 +118,9 @@ class ApiIs:
     def explain(self, request: Request) -> str:
         return f"api {self.api!r}, got {request.api!r}"
 
+    def describe(self) -> str:
+        return f"api {self.api!r}"
+
 
 @dataclass(frozen=True)
 class LastRole:
@@ -122,6 +131,9 @@ class LastRole:
 
     def explain(self, request: Request) -> str:
         return f"last_role {self.role!r}, got {_last_role(request)!r}"
+
+    def describe(self) -> str:
+        return f"last_role {self.role!r}"
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,9 @@ class ToolsOffered:
     def explain(self, request: Request) -> str:
         return f"tools {list(self.names)}, got {request.tool_names}"
 
+    def describe(self) -> str:
+        return f"tools {list(self.names)}"
+
 
 @dataclass(frozen=True)
 class ToolChoiceIs:
@@ -145,6 +160,9 @@ class ToolChoiceIs:
 
     def explain(self, request: Request) -> str:
         return f"tool_choice {self.value!r}, got {request.tool_choice!r}"
+
+    def describe(self) -> str:
+        return f"tool_choice {self.value!r}"
 
 
 @dataclass(frozen=True)
@@ -157,6 +175,9 @@ class StreamIs:
     def explain(self, request: Request) -> str:
         return f"stream {self.stream}, got {request.stream}"
 
+    def describe(self) -> str:
+        return f"stream {self.stream}"
+
 
 @dataclass(frozen=True)
 class ResponseFormatIs:
@@ -167,6 +188,9 @@ class ResponseFormatIs:
 
     def explain(self, request: Request) -> str:
         return f"response_format {self.type!r}, got {request.response_format!r}"
+
+    def describe(self) -> str:
+        return f"response_format {self.type!r}"
 
 
 @dataclass(frozen=True)
@@ -180,6 +204,9 @@ class HeaderIs:
 
     def explain(self, request: Request) -> str:
         return f"header {self.name} {self.match}, got {request.headers.get(self.name)!r}"
+
+    def describe(self) -> str:
+        return f"header {self.name} {self.match}"
 
 
 @dataclass(frozen=True)
@@ -196,6 +223,10 @@ class BodyField:
     def explain(self, request: Request) -> str:
         shown = self.value if isinstance(self.value, TextMatch) else repr(self.value)
         return f"body.{self.path} {shown}, got {field_at(request.body, self.path)!r}"
+
+    def describe(self) -> str:
+        shown = self.value if isinstance(self.value, TextMatch) else repr(self.value)
+        return f"body.{self.path} {shown}"
 
 
 @dataclass(frozen=True)
@@ -217,13 +248,19 @@ class FileIs:
         name = file.get("filename")
         return self.name.test(name) if isinstance(name, str) else None
 
-    def explain(self, request: Request) -> str:
-        file = request.body.get("file")
-        got = (file.get("filename"), file.get("sha256")) if isinstance(file, dict) else None
-        wanted = ", ".join(
+    def _wanted(self) -> str:
+        return ", ".join(
             ([f"name {self.name}"] if self.name else [])
             + ([f"sha256 {self.sha256[:12]}"] if self.sha256 else [])
         )
+
+    def describe(self) -> str:
+        return f"file {self._wanted()}"
+
+    def explain(self, request: Request) -> str:
+        file = request.body.get("file")
+        got = (file.get("filename"), file.get("sha256")) if isinstance(file, dict) else None
+        wanted = self._wanted()
         if got is None:
             return f"file {wanted}, got no file"
         return f"file {wanted}, got {_short(got[0] or '')} ({(got[1] or '')[:12]})"
@@ -254,10 +291,8 @@ class Recorded:
             f"recorded request {self.digest[:12]}, got {got[:12]} (model, conversation, tools...)"
         )
 
-
-def recorded(scenario: Scenario) -> bool:
-    """True for a recording (it pins its request with ``match.recorded``)."""
-    return any(isinstance(c, Recorded) for c in scenario.conditions)
+    def describe(self) -> str:
+        return f"recorded request {self.digest[:12]} ({', '.join(self.fields)})"
 
 
 def _recorded(spec: str | Mapping[str, Any]) -> Recorded:
@@ -423,28 +458,63 @@ class Substrings:
         return hits
 
 
+class _Index:
+    """Ranked scenarios indexed by their ``last_user`` condition (see the module's docstring)."""
+
+    def __init__(self, ranked: Iterable[tuple[int, Scenario]]) -> None:
+        self.exact: dict[str, Ranked] = {}
+        self.contains: dict[str, Ranked] = {}
+        self.scanned: Ranked = []
+        for rank, scenario in ranked:
+            key = _index_key(scenario)
+            if key is None:
+                self.scanned.append((rank, scenario))
+            else:
+                table = self.exact if key[0] == "exact" else self.contains
+                table.setdefault(key[1], []).append((rank, scenario))
+        self.substrings = Substrings(self.contains) if self.contains else None
+
+    def candidates(self, text: str) -> Iterable[tuple[int, Scenario]]:
+        """The scenarios that could match, in rank order: indexed hits and the unindexed."""
+        groups = [self.scanned] if self.scanned else []
+        exact = self.exact.get(text)
+        if exact:
+            groups.append(exact)
+        if self.substrings is not None:
+            groups.extend(self.contains[hit] for hit in self.substrings.search(text))
+        if len(groups) == 1:
+            return groups[0]
+        return heapq.merge(*groups, key=lambda p: p[0])
+
+
 class ScenarioSet:
     """Scenarios in the order they are tried, with the position of each step sequence.
 
     Order: higher ``priority`` first, then load order. Sequence state is kept per scenario and
-    per conversation (a header the scenario names, or the first user message).
+    per conversation (a header the scenario names, or the first user message). Each protocol
+    has its index of the scenarios whose replies can answer it (``Scenario.apis``), so a
+    request never meets one that cannot: most sets share one index between all protocols.
     """
 
     def __init__(self, scenarios: Iterable[Scenario], fallback: Scenario | None = None) -> None:
         ranked = sorted(enumerate(scenarios), key=lambda p: (-p[1].priority, p[0]))
         self.scenarios: list[Scenario] = [s for _, s in ranked]
         self.fallback = fallback
-        self._exact: dict[str, Ranked] = {}
-        self._contains: dict[str, Ranked] = {}
-        self._scanned: Ranked = []
-        for rank, scenario in enumerate(self.scenarios):
-            key = _index_key(scenario)
-            if key is None:
-                self._scanned.append((rank, scenario))
-            else:
-                table = self._exact if key[0] == "exact" else self._contains
-                table.setdefault(key[1], []).append((rank, scenario))
-        self._substrings = Substrings(self._contains) if self._contains else None
+        self._every = _Index(enumerate(self.scenarios))
+        built: dict[tuple[int, ...], _Index] = {(): self._every}
+        self._indexes: dict[str, _Index] = {}
+        for api in sorted(ALL_APIS):
+            left_out = tuple(r for r, s in enumerate(self.scenarios) if api not in s.apis)
+            if left_out not in built:  # protocols that leave out the same ones share an index
+                out = set(left_out)
+                built[left_out] = _Index(
+                    (r, s) for r, s in enumerate(self.scenarios) if r not in out
+                )
+            self._indexes[api] = built[left_out]
+        self._fallbacks = {
+            api: fallback if fallback is not None and api in fallback.apis else None
+            for api in ALL_APIS
+        }
         # Ordered: forgetting the oldest of a plain dict walks past every slot freed before it.
         self._positions: OrderedDict[tuple[Scenario, str], int] = OrderedDict()
         self.models = _model_names(self.scenarios)
@@ -462,17 +532,14 @@ class ScenarioSet:
         self._positions.clear()
 
     def _candidates(self, request: Request) -> Iterable[tuple[int, Scenario]]:
-        """The scenarios that could match, in rank order: indexed hits and the unindexed."""
-        text = request.last_user
-        groups = [self._scanned] if self._scanned else []
-        exact = self._exact.get(text)
-        if exact:
-            groups.append(exact)
-        if self._substrings is not None:
-            groups.extend(self._contains[hit] for hit in self._substrings.search(text))
-        if len(groups) == 1:
-            return groups[0]
-        return heapq.merge(*groups, key=lambda p: p[0])
+        """The scenarios that could match, in rank order, among those that can answer the
+        request's protocol."""
+        return self._indexes.get(request.api, self._every).candidates(request.last_user)
+
+    def fallback_for(self, request: Request) -> Scenario | None:
+        """What answers a request no scenario matches (``--unmatched default``), if its reply
+        can answer the request's protocol."""
+        return self._fallbacks.get(request.api, self.fallback)
 
     def resolve(self, request: Request) -> Resolution:
         passed_over = False  # a used-up sequence let a later scenario answer
@@ -485,8 +552,8 @@ class ScenarioSet:
                 stateless = _stateless(scenario) and not passed_over
                 return Resolution(scenario, scenario.steps[step], step, captures, stateless)
             passed_over = True
-        if self.fallback is not None:
-            fallback = self.fallback
+        fallback = self.fallback_for(request)
+        if fallback is not None:
             return Resolution(fallback, fallback.steps[0], 0, _NO_CAPTURES, not passed_over)
         raise self.no_match(request)
 
@@ -526,7 +593,7 @@ class ScenarioSet:
         for scenario in self.scenarios:
             failed = tuple(
                 c.explain(request) for c in scenario.conditions if c.check(request) is None
-            )
+            ) + _unanswerable(scenario, request)
             step = None if failed else self.peek(scenario, request)
             answers = step is not None and not answered
             answered = answered or answers
@@ -635,13 +702,20 @@ def nearest(scenarios: Iterable[Scenario], request: Request, limit: int = 3) -> 
     for ratio, held, rank, scenario, failing in pool:
         scores = [_text_closeness(c, request) for c in failing]
         closeness = sum(scores) / len(scores) if scores else 1.0
-        failed = tuple(c.explain(request) for c in failing) or (
-            "all its steps have been used (after_last: stop)",
-        )
+        failed = tuple(c.explain(request) for c in failing) + _unanswerable(scenario, request)
+        failed = failed or ("all its steps have been used (after_last: stop)",)
         near = Near(scenario, failed, held, len(scenario.conditions), closeness)
         ranked.append((ratio, held, closeness, rank, near))
     ranked.sort(key=lambda r: (-r[0], -r[1], -r[2], r[3]))
     return [r[4] for r in ranked[:limit]]
+
+
+def _unanswerable(scenario: Scenario, request: Request) -> tuple[str, ...]:
+    """Why the scenario cannot answer the request's protocol, if it cannot."""
+    if request.api in scenario.apis:
+        return ()
+    kind = "vectors" if request.api in VECTOR_APIS else "text"
+    return (f"its replies are not {kind}, so it does not answer {request.api} requests",)
 
 
 def _stateless(scenario: Scenario) -> bool:

@@ -78,7 +78,7 @@ class Watcher:
             return False
         self.error = None
         self.apply(scenarios)
-        log.warning("mockserver: reloaded %d scenario(s)", len(scenarios))
+        log.info("mockserver: reloaded %d scenario(s)", len(scenarios))
         return True
 
     async def run(self) -> None:

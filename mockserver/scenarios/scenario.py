@@ -11,7 +11,12 @@ from typing import Protocol
 from ..core.errors import APIError
 from ..core.request import Request
 from .ratelimit import RateLimit
+from .schema import API_NAMES
 from .templates import Template
+
+ALL_APIS = frozenset(API_NAMES)
+VECTOR_APIS = frozenset({"embeddings"})
+"""The protocols whose answer is vectors, not text."""
 
 Captures = Mapping[str, str]
 """Named regex groups a condition captured, for templates (``{{ match.name }}``)."""
@@ -25,6 +30,9 @@ class Condition(Protocol):
 
     def explain(self, request: Request) -> str:
         """What was expected and what the request had, for miss reports."""
+
+    def describe(self) -> str:
+        """What it tests, in words as the YAML wrote it: ``last_user contains 'weather'``."""
 
 
 Text = str | Template
@@ -63,11 +71,27 @@ class Reply:
     model: str | None = None
     embeddings: tuple[tuple[float, ...], ...] = ()
     """Pinned vectors for embeddings requests: one per input (reused in turn), as written."""
-    embedding_style: str = "semantic"
+    embedding_style: str | None = None
+    """Generated vectors' style (None: ``semantic``); naming one makes this a vectors reply."""
     flagged: tuple[str, ...] | None = None
     """Moderations: the categories that fire (None: the reply does not say; none fire)."""
     scores: Mapping[str, float] = field(default_factory=dict)
     """Moderations: category scores the scenario pins."""
+
+    @cached_property
+    def apis(self) -> frozenset[str]:
+        """The protocols this reply can answer: those that speak text when it has some, embeddings
+        when it pins vectors or names a style of them; a reply with neither (a model, usage)
+        answers any. A text-only reply does not answer embeddings: they get generated vectors."""
+        texts = any(
+            m.content is not None or m.reasoning is not None or m.refusal is not None
+            or m.tool_calls
+            for m in self.choices
+        )  # fmt: skip
+        vectors = bool(self.embeddings) or self.embedding_style is not None
+        if texts == vectors:
+            return ALL_APIS
+        return VECTOR_APIS if vectors else ALL_APIS - VECTOR_APIS
 
     @cached_property
     def static(self) -> bool:
@@ -142,6 +166,14 @@ class Step:
     delay: float = 0.0
     cadence: Cadence = Cadence()
     fault: Fault | None = None
+    verbatim: bool = False
+    """A recording's reply: the upstream already applied the request's limits and stop
+    sequences, so the profile does not cut it again."""
+
+    @property
+    def apis(self) -> frozenset[str]:
+        """The protocols this step can answer (an error or raw body: any)."""
+        return self.reply.apis if self.reply is not None else ALL_APIS
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,6 +188,15 @@ class Scenario:
     rate_limit: RateLimit | None = None
     source: str = "<inline>"
     line: int | None = None
+    apis: frozenset[str] = field(init=False, repr=False)
+    """The protocols every step can answer, known at load: the others pass this scenario by
+    (a text-only reply is not an embeddings answer)."""
+
+    def __post_init__(self) -> None:
+        apis = ALL_APIS
+        for step in self.steps:
+            apis &= step.apis
+        object.__setattr__(self, "apis", apis)
 
     @property
     def where(self) -> str:

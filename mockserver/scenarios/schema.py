@@ -43,6 +43,14 @@ MODERATION_CATEGORIES = (
 """OpenAI's moderation categories, in the order its replies list them: what a moderations
 reply's ``flagged`` and ``scores`` may name."""
 
+_VECTOR: dict[str, Any] = {
+    "anyOf": [
+        {"type": "array", "items": {"type": "number"}, "minItems": 1},
+        {"type": "string", "minLength": 1},
+    ],
+    "description": "a vector: its floats, or OpenAI's base64 of them (little-endian float32)",
+}
+
 _TEXT_MATCH: dict[str, Any] = {
     "x-expected": "a string or a mapping with one of exact, contains, regex",
     "anyOf": [
@@ -185,14 +193,12 @@ _REPLY = {
         "usage": _USAGE,
         "model": {"type": "string"},
         "embedding": {
-            "type": "array",
-            "items": {"type": "number"},
-            "minItems": 1,
+            **_VECTOR,
             "description": "embeddings: this vector for every input, as written",
         },
         "embeddings": {
             "type": "array",
-            "items": {"type": "array", "items": {"type": "number"}, "minItems": 1},
+            "items": _VECTOR,
             "minItems": 1,
             "description": "embeddings: one vector per input, in order (reused if fewer)",
         },

@@ -98,16 +98,14 @@ class Template:
         return "".join(out)
 
 
-def compile_template(text: str, in_json: bool = False) -> str | Template:
-    """A plain string when ``text`` has no placeholder (so it can be pre-rendered)."""
+def compile_template(text: str, in_json: bool = False) -> tuple[str | Template, list[str]]:
+    """A plain string when ``text`` has no placeholder (so it can be pre-rendered), and what is
+    wrong with each of its placeholders: all of them, so one run reports every problem."""
     parts = _PLACEHOLDER.split(text)
     if len(parts) == 1:
-        return text
-    for name in parts[1::2]:
-        problem = check_name(name)
-        if problem:
-            raise ValueError(problem)
-    return Template(tuple(parts), in_json)
+        return text, []
+    problems = [p for p in map(check_name, parts[1::2]) if p]
+    return Template(tuple(parts), in_json), problems
 
 
 def blank_placeholders(text: str) -> str:

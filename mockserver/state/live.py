@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -81,6 +82,10 @@ class Options:
     recorder: Recorder | None = None
     """Forwards requests to an upstream and records them (``mockserver record``, and
     ``serve --record-missing``): all of them, or those no scenario answers."""
+    run: int = field(default_factory=lambda: secrets.randbits(32))
+    """Drawn once per server (workers share it, and differ by ``worker``): what makes
+    ``x-request-id`` unique across servers and runs. Body ids stay deterministic; set it for
+    repeatable request ids too."""
 
 
 class ResponseStore:

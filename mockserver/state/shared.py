@@ -332,8 +332,8 @@ async def resolve(state: State, shared: Shared, request: Request) -> Resolution:
             stateless = _stateless(scenario) and not passed_over
             return Resolution(scenario, scenario.steps[step], step, captures, stateless)
         passed_over = True
-    if scenarios.fallback is not None:
-        fallback = scenarios.fallback
+    fallback = scenarios.fallback_for(request)
+    if fallback is not None:
         return Resolution(fallback, fallback.steps[0], 0, _NO_CAPTURES, not passed_over)
     raise scenarios.no_match(request)
 
