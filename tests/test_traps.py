@@ -140,15 +140,19 @@ def test_request_ids_are_unique_across_servers_and_runs_body_ids_are_not() -> No
     assert _ids(Options(speed=0, run=7)) == _ids(Options(speed=0, run=7))  # when asked to be
 
 
-def test_steps_are_numbered_from_one_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+def test_steps_are_numbered_from_one_in_the_log() -> None:
     """The log said nothing for the first step and ``step=1`` for the second; the inspector
     says "step 1" and "step 2"."""
     steps = {"name": "seq", "steps": [{"reply": {"content": "a"}}, {"reply": {"content": "b"}}]}
     log = logging.getLogger("mockserver")
-    propagate, log.propagate = log.propagate, True
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign,assignment]
+    saved = log.level
+    log.addHandler(handler)  # its own handler: what other tests left on the root does not count
+    log.setLevel(logging.INFO)
     try:
         with (
-            caplog.at_level(logging.INFO, logger="mockserver"),
             MockServer([steps], options=Options(speed=0, quiet=False)) as server,
             openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as api,
         ):
@@ -156,8 +160,9 @@ def test_steps_are_numbered_from_one_in_the_log(caplog: pytest.LogCaptureFixture
                 api.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
             assert [e.step for e in server.journal] == [0, 1]  # the journal keeps an index
     finally:
-        log.propagate = propagate
-    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("POST")]
+        log.removeHandler(handler)
+        log.setLevel(saved)
+    said = [r.getMessage() for r in records if r.getMessage().startswith("POST")]
     assert [x.split()[3:5] for x in said] == [
         ["scenario=seq", "step=1"],
         ["scenario=seq", "step=2"],
