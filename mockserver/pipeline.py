@@ -333,6 +333,7 @@ class Pipeline:
             and not step.delay
             and not req.context
             and not state.options.prompt_cache  # a repeat reads what the first one wrote
+            and not protocol.creates
         )
         shared = state.shared
         if shared is not None and step.fault is not None and step.fault.nth is not None:
@@ -387,14 +388,16 @@ class Pipeline:
                 entry.extra["prompt_cache"] = outcome.summary()
                 if outcome.read and cadence.cached_first_delay is not None:
                     cadence = replace(cadence, first_delay=cadence.cached_first_delay)
-        entry.reply = summary(rendered.choices, used, env)
+        answer = Answer(
+            req, rendered, used, env, reply, scenario.seed, entry.request_id, entry.time
+        )
+        entry.reply = protocol.summary(answer, summary(rendered.choices, used, env))
         for ticket in tickets:
             ticket.spend(used.total)
         if shared is not None and tickets:
             await sharing.spend(shared, tickets, used.total)
         if tickets:
             headers.update(protocol.rate_limit_headers(tickets[-1]))
-        answer = Answer(req, rendered, used, env, reply, scenario.seed)
         if not req.stream:
             if kind in ("stream_error", "failed") and fault is not None:
                 raise fault.error.to_error(headers)

@@ -680,7 +680,7 @@ def write_recording(path: Path, data: dict[str, Any], where: str) -> None:
     os.replace(tmp, path)
 
 
-_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key", "aikey")
 
 
 def _credentials(headers: Mapping[str, str]) -> list[str]:
