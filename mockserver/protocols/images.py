@@ -19,7 +19,7 @@ from typing import Any
 
 from ..core.errors import APIError, invalid_type, missing_param
 from ..core.forms import Upload, is_form, parse_form
-from ..core.request import Request, check_range, invalid_value, json_object
+from ..core.request import Request, check_range, integral, invalid_value, json_object
 from ..core.tokens import count_tokens
 from ..media.blobs import Blob
 from ..media.images import FORMATS, Picture, dimensions, encode, seed_of, sniff
@@ -133,22 +133,27 @@ def _check(body: dict[str, Any], edit: bool) -> tuple[str, str]:
             param="prompt",
             code="string_above_max_length",
         )
-    model = body.get("model", DEFAULT_MODEL)
+    model = body.get("model")
+    if model is None:
+        model = DEFAULT_MODEL
     if not isinstance(model, str):
         raise invalid_type("model", "a string", model)
     for name in _INTEGERS:
-        value = body.get(name)
+        value = integral(body, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise invalid_type(name, "an integer", value)
     check_range(body, "n", 1, 1 if model == "dall-e-3" else MAX_N)
     check_range(body, "output_compression", 0, 100)
     check_range(body, "partial_images", 0, MAX_PARTIAL)
     enums = (("quality", QUALITIES), ("background", BACKGROUNDS), ("output_format", FORMATS),
-             ("response_format", RESPONSE_FORMATS))  # fmt: skip
+             ("response_format", RESPONSE_FORMATS), ("moderation", ("low", "auto")))  # fmt: skip
     for name, allowed in enums:
         value = body.get(name)
         if value is not None and value not in allowed:
             raise invalid_value(name, value, allowed)
+    for name in ("user",):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise invalid_type(name, "a string", body[name])
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise invalid_type("stream", "a boolean", stream)
@@ -267,7 +272,7 @@ class Images(Protocol):
             quality = body.get("quality") or "auto"
             background = body.get("background") or "auto"
             done = answer.wire["settings"] = {
-                "output_format": "png" if is_dalle(model) else body.get("output_format", "png"),
+                "output_format": "png" if is_dalle(model) else body.get("output_format") or "png",
                 "quality": ("standard" if is_dalle(model) else "medium")
                 if quality == "auto" else quality,
                 "background": "opaque" if background == "auto" else background,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import APIError, invalid_type, missing_param
-from ..core.request import Request, json_object
+from ..core.request import Request, check_types, invalid_value, json_object, param_types
 from ..scenarios.scenario import TaskScript, TaskState
 from . import Answer, Lookup, Protocol, Stored, dumps
 
@@ -76,6 +76,11 @@ SERVICES = (
             "image"),
 )  # fmt: skip
 BY_SUBMIT = {s.submit: s for s in SERVICES}
+_TYPES = {
+    "seedance": param_types(integers=("duration",), strings=("resolution", "ratio")),
+    "gemini": param_types(strings=("aspect_ratio", "resolution", "action")),
+}
+RESOLUTIONS = ("1K", "2K", "4K")
 BY_NAME = {s.name: s for s in SERVICES}
 
 
@@ -91,7 +96,7 @@ def _prompt(body: dict[str, Any], service: Service) -> str:
             raise missing_param("prompt")
         if not isinstance(prompt, str):
             raise invalid_type("prompt", "a string", prompt)
-        action = body.get("action", "generate")
+        action = body.get("action") or "generate"
         if action not in ("generate", "edit"):
             raise APIError(400, f"Invalid action {action!r}: expected 'generate' or 'edit'.",
                            param="action")  # fmt: skip
@@ -125,8 +130,12 @@ class Tasks(Protocol):
         return Tasks(BY_SUBMIT[route])
 
     def api_key(self, headers: Mapping[str, str]) -> str | None:
-        key = headers.get("AIKey", "").strip()
-        return key or super().api_key(headers)
+        """The ``AIKey`` header's key, or the Bearer token's; both, when they differ, are a
+        key no server accepts (a request whose credentials disagree is refused)."""
+        keys = {k for k in (headers.get("AIKey", "").strip(), super().api_key(headers)) if k}
+        if len(keys) > 1:
+            return " and ".join(sorted(keys))
+        return keys.pop() if keys else None
 
     def auth_error(self, headers: Mapping[str, str], key: str | None) -> APIError:
         if key is None:
@@ -143,7 +152,10 @@ class Tasks(Protocol):
             raise missing_param("model")
         if not isinstance(model, str):
             raise invalid_type("model", "a string", model)
+        check_types(body, _TYPES[self.service.name])
         prompt = _prompt(body, self.service)
+        if self.service.name == "gemini" and (body.get("resolution") or "1K") not in RESOLUTIONS:
+            raise invalid_value("resolution", body["resolution"], RESOLUTIONS)
         return Request(
             api="tasks",
             body=body,
@@ -261,8 +273,8 @@ def poll_service(path: str) -> Service | None:
 def aspect_size(body: Mapping[str, Any]) -> tuple[int, int]:
     """A Nano Banana image's size: ``aspect_ratio`` (``16:9``) at ``resolution`` (1K, 2K, 4K;
     4K drawn at 3840 on the long edge), edges rounded to 16."""
-    base = {"1K": 1024, "2K": 2048, "4K": 3840}.get(str(body.get("resolution", "1K")), 1024)
-    a, _, b = str(body.get("aspect_ratio", "1:1")).partition(":")
+    base = {"1K": 1024, "2K": 2048, "4K": 3840}.get(str(body.get("resolution") or "1K"), 1024)
+    a, _, b = str(body.get("aspect_ratio") or "1:1").partition(":")
     try:
         ratio = float(a) / float(b)
     except (ValueError, ZeroDivisionError):
