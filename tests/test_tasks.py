@@ -27,8 +27,9 @@ IMAGE = {"prompt": "a banana in space", "action": "generate", "model": "nano-ban
 
 
 @pytest.fixture
-def server() -> Iterator[MockServer]:
-    with MockServer([], options=Options(api_keys=frozenset({"sk-relay"}))) as server:
+def server(clock: Clock) -> Iterator[MockServer]:
+    options = Options(api_keys=frozenset({"sk-relay"}), clock=clock)
+    with MockServer([], options=options) as server:
         yield server
 
 
@@ -45,13 +46,18 @@ def poll_video(server: MockServer, task_id: str) -> httpx.Response:
 
 
 def test_a_video_job_walks_queued_running_succeeded_and_its_mp4_is_served(
-    server: MockServer,
+    server: MockServer, clock: Clock
 ) -> None:
     task_id = submit_video(server)
     assert task_id.startswith("cgt-")
-    seen = [poll_video(server, task_id).json()["result"] for _ in range(4)]
+    seen = []
+    for t in (0, 0.5, 1, 4.9, 5, 60):  # by default: queued 1 s, running 4 s
+        clock.now = 1000 + t
+        seen.append(poll_video(server, task_id).json()["result"])
     assert [(r["status"], r["state"], r["progress"]) for r in seen] == [
         (0, "pending", 0),
+        (0, "pending", 0),
+        (0, "processing", 50),
         (0, "processing", 50),
         (1, "completed", 100),
         (1, "completed", 100),
@@ -63,12 +69,14 @@ def test_a_video_job_walks_queued_running_succeeded_and_its_mp4_is_served(
     assert b"avc1" in video.content
 
 
-def test_a_nano_banana_job_answers_its_task_code_and_a_real_image(server: MockServer) -> None:
+def test_a_nano_banana_job_answers_its_task_code_and_a_real_image(
+    server: MockServer, clock: Clock
+) -> None:
     reply = httpx.post(f"{server.url}/ai/gemini/image/generate", json=IMAGE, headers=KEY).json()
     code = reply["result"]["taskCode"]
     assert set(reply["result"]) == {"taskCode"}
-    for _ in range(3):
-        last = httpx.get(f"{server.url}/ai/gemini/result", params={"code": code}, headers=KEY)
+    clock.now += 10
+    last = httpx.get(f"{server.url}/ai/gemini/result", params={"code": code}, headers=KEY)
     result = last.json()["result"]
     assert result["status"] == 1
     assert result["imageUrls"] == [result["imageUrl"]]
@@ -76,18 +84,26 @@ def test_a_nano_banana_job_answers_its_task_code_and_a_real_image(server: MockSe
     assert (image.format, image.size) == ("PNG", (1024, 576))  # 16:9
 
 
-def test_two_identical_submits_are_two_tasks(server: MockServer) -> None:
-    first, second = submit_video(server), submit_video(server)
+def test_two_identical_submits_are_two_tasks(server: MockServer, clock: Clock) -> None:
+    first = submit_video(server)
+    clock.now += 3
+    second = submit_video(server)
     assert first != second
-    assert poll_video(server, first).json()["result"]["state"] == "pending"
     assert poll_video(server, first).json()["result"]["state"] == "processing"
     assert poll_video(server, second).json()["result"]["state"] == "pending"
 
 
-def test_at_speed_zero_a_task_is_done_on_its_first_poll() -> None:
-    with MockServer([], options=Options(speed=0)) as server:
+def test_at_speed_zero_a_task_is_done_on_its_first_poll_unless_it_counts_polls() -> None:
+    counted = {"match": {"api": "tasks", "last_user": {"contains": "counted"}},
+               "reply": {"task": {"states": [{"status": "running", "polls": 2},
+                                             {"status": "succeeded"}]}}}  # fmt: skip
+    with MockServer([counted], options=Options(speed=0)) as server:
         task_id = submit_video(server)
         assert poll_video(server, task_id).json()["result"]["status"] == 1
+        task_id = submit_video(server, {**VIDEO, "content": [{"type": "text", "text": "counted"}]})
+        assert [poll_video(server, task_id).json()["result"]["status"] for _ in range(3)] == [
+            0, 0, 1,
+        ]  # fmt: skip
 
 
 def test_a_lifecycle_timed_in_seconds_follows_the_clock_at_speed(clock: Clock) -> None:

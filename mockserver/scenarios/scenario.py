@@ -109,10 +109,11 @@ class TaskScript:
     an image; None: the mock's own)."""
 
     states: tuple[TaskState, ...] = (
-        TaskState("queued", 0, polls=1),
-        TaskState("running", 50, polls=1),
+        TaskState("queued", 0, seconds=1),
+        TaskState("running", 50, seconds=4),
         TaskState("succeeded", 100),
     )
+    """By default a task takes 5 s (at ``--speed``; done on its first poll at speed 0)."""
     media: Blob | None = None
 
 
