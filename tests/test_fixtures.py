@@ -269,7 +269,8 @@ def _make_thumbnail(client: openai.OpenAI, prompt: str) -> bytes:
     result = client.images.generate(
         model="gpt-image-2", prompt=prompt, size="1024x1024", quality="low", output_format="webp"
     )
-    assert result.data is not None and result.data[0].b64_json is not None
+    assert result.data is not None
+    assert result.data[0].b64_json is not None
     return base64.b64decode(result.data[0].b64_json)
 
 
@@ -281,7 +282,7 @@ def _render_video(base: str, prompt: str) -> tuple[list[int], dict[str, Any]]:
     task_id = httpx.post(f"{base}/ai/seedance/videos", json=body, headers=headers).json()["result"][
         "task_id"
     ]
-    progress = []
+    progress: list[int] = []
     while True:
         reply = httpx.get(f"{base}/ai/seedance/result", params={"task_id": task_id},
                           headers=headers).json()  # fmt: skip
@@ -301,7 +302,8 @@ def test_thumbnail_and_video_job(mockserver: MockServer, openai_client: openai.O
     progress, done = _render_video(mockserver.url, "a sunset over the sea, slow pan")
     assert progress == [0, 40, 80]
     video = httpx.get(done["result"]["videoUrl"])
-    assert video.headers["content-type"] == "video/mp4" and video.content[4:8] == b"ftyp"
+    assert video.headers["content-type"] == "video/mp4"
+    assert video.content[4:8] == b"ftyp"
     progress, failed = _render_video(mockserver.url, "something forbidden")
     assert progress == [0]
     assert (failed["code"], failed["info"]) == (4003, "The prompt violates the content policy.")
