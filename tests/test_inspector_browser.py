@@ -358,5 +358,5 @@ def test_an_image_request_shows_its_thumbnail(browser: Browser, server: MockServ
     expect(thumb).to_have_attribute("src", server.last.reply["images"][0])  # type: ignore[index]
     page.wait_for_function("document.querySelector('#details img.thumb').naturalWidth > 0")
     assert page.locator("#details").inner_text().count("1536x1024 · png") == 1
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page.errors == []
     page.close()
