@@ -351,3 +351,41 @@ def test_the_encoders_write_files_their_headers_describe(fmt: str) -> None:
         image = Image.open(io.BytesIO(data))
         image.load()
         assert image.size == (w, h)
+
+
+def test_record_then_replay_keeps_the_images_in_files_beside_the_scenario(tmp_path: Path) -> None:
+    from mockserver.recording.record import Recorder
+
+    out = tmp_path / "recorded"
+    mask = png(256, 256, 9)
+    with MockServer([]) as upstream:
+        rec = Recorder(upstream=upstream.base_url, out=out)
+        with MockServer([], options=Options(recorder=rec)) as recorder:
+            api = openai.OpenAI(
+                base_url=recorder.base_url, api_key="sk-real-key-123", max_retries=0
+            )
+            made = api.images.generate(model="gpt-image-2", prompt="a teapot", n=2)
+            edited = api.images.edit(
+                model="gpt-image-2", prompt="paint it blue",
+                image=("teapot.png", png(256, 256)), mask=("mask.png", mask),
+            )  # fmt: skip
+            assert [e.outcome for e in recorder.journal] == ["recorded"] * 2
+    pictures = sorted(p.name for p in out.iterdir() if not p.name.endswith(".yaml"))
+    assert len(pictures) == 3
+    assert all(p.endswith(".png") for p in pictures)
+    assert "sk-real-key-123" not in "".join(p.read_text() for p in out.glob("*.yaml"))
+    with MockServer([out]) as replay:  # the upstream is gone
+        api = openai.OpenAI(base_url=replay.base_url, api_key="k", max_retries=0)
+        again = api.images.generate(model="gpt-image-2", prompt="a teapot", n=2)
+        edited_again = api.images.edit(
+            model="gpt-image-2", prompt="paint it blue",
+            image=("teapot.png", png(256, 256)), mask=("mask.png", mask),
+        )  # fmt: skip
+        assert not replay.unmatched
+        assert all((e.scenario or "").startswith("images-") for e in replay.journal)
+    assert made.data is not None
+    assert again.data is not None
+    assert [d.b64_json for d in again.data] == [d.b64_json for d in made.data]
+    assert edited.data is not None
+    assert edited_again.data is not None
+    assert edited_again.data[0].b64_json == edited.data[0].b64_json

@@ -13,6 +13,7 @@ it (the mock serves the bytes itself, at ``/media/...``). A scenario can pin the
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +25,7 @@ from ..core.tokens import count_tokens
 from ..media.blobs import Blob
 from ..media.images import FORMATS, Picture, dimensions, encode, seed_of, sniff
 from . import Answer, Frame, Lookup, Protocol, dumps, sse_event
+from .capture import Captured
 
 DEFAULT_MODEL = "gpt-image-2"
 """The relay's model: what a request that names none gets (the SDK makes ``model`` optional)."""
@@ -403,6 +405,36 @@ class Images(Protocol):
 
     def stream_error(self, err: APIError, answer: Answer, sent: int) -> bytes:
         return sse_event("error", {"type": "error", "error": err.body()["error"]})
+
+    def read_body(self, body: Any) -> Captured | None:
+        return images_body(body)
+
+
+# --- reading an upstream's reply back (recording) -------------------------------------------
+
+
+def images_body(body: Any) -> Captured | None:
+    """``reply.images``: each ``b64_json`` image as a file named by its digest (the recorder
+    writes it beside the scenario); None for ``url`` replies, kept as they came (``raw``): the
+    files behind those URLs are not the upstream's to give."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or not data:
+        return None
+    files: dict[str, bytes] = {}
+    names = []
+    for item in data:
+        b64 = item.get("b64_json") if isinstance(item, dict) else None
+        if not isinstance(b64, str):
+            return None
+        raw = base64.b64decode(b64)
+        name = f"image-{hashlib.sha256(raw).hexdigest()[:16]}.{sniff(raw) or 'bin'}"
+        files[name] = raw
+        names.append(name)
+    extra: dict[str, Any] = {"images": names}
+    revised = data[0].get("revised_prompt")
+    if isinstance(revised, str):
+        extra["revised_prompt"] = revised
+    return Captured([], None, None, extra=extra, files=files)
 
 
 def _b64(image: bytes | Blob) -> str:

@@ -473,6 +473,7 @@ class Recorder:
                 step["error"] = _error(status, data)
             elif data is not None and status == 200 and (read := protocol.read_body(data)):
                 step["reply"] = read.reply()
+                self._keep(read.files)
                 if exchange.elapsed >= 0.001:
                     step["delay"] = round(exchange.elapsed, 3)
         except (KeyError, TypeError, AttributeError, ValueError) as err:
@@ -609,6 +610,19 @@ class Recorder:
             out["headers"] = redactor.data(headers, places)
         out["request"] = redactor.data(req.body, places)
         return out
+
+
+    def _keep(self, files: Mapping[str, bytes]) -> None:
+        """Binary bodies (images) beside the scenario files that name them; a name is the
+        file's digest, so a file written once is never written again."""
+        for name, data in files.items():
+            path = self.out / name
+            if path.exists():
+                continue
+            self.out.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
 
     def _scenario(self, file: _File, steps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         steps = file.steps if steps is None else steps
