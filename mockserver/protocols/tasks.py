@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import APIError, invalid_type, missing_param
-from ..core.request import Request, check_types, invalid_value, json_object, param_types
+from ..core.request import Request, body_and_model, check_types, invalid_value, param_types
 from ..scenarios.scenario import TaskScript, TaskState
 from . import Answer, Lookup, Protocol, Stored, dumps
 
@@ -146,12 +146,7 @@ class Tasks(Protocol):
         return envelope_error(err.status, err.message)
 
     def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
-        body = json_object(raw)
-        model = body.get("model")
-        if model is None:
-            raise missing_param("model")
-        if not isinstance(model, str):
-            raise invalid_type("model", "a string", model)
+        body, model = body_and_model(raw)
         check_types(body, _TYPES[self.service.name])
         prompt = _prompt(body, self.service)
         if self.service.name == "gemini" and (body.get("resolution") or "1K") not in RESOLUTIONS:
