@@ -35,7 +35,7 @@ def test_the_image_scenarios_answer_their_requests() -> None:
         assert again.data is not None
         assert again.data[0].url is not None
         assert [e.scenario for e in server.journal] == [
-            "logo", "moderated", "flaky renderer", "flaky renderer",
+            "logo", "moderated", "flaky-renderer", "flaky-renderer",
         ]  # fmt: skip
 
 
@@ -68,4 +68,4 @@ def test_the_task_scenarios_answer_their_requests() -> None:
         ).json()
         assert custom["result"] == {"status": 1, "imageUrl": "https://cdn.example/x.png"}
         submits = [e.scenario for e in server.journal if e.method == "POST"]
-        assert submits == ["slow render", "refused job", "custom poll body"]
+        assert submits == ["slow-render", "refused-job", "custom-poll-body"]
