@@ -620,9 +620,26 @@ SEEDANCE_REQUEST = {
             "type": "array",
             "minItems": 1,
             "items": {
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "required": ["type", "text"],
+                        "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+                    },
+                    {
+                        "type": "object",
+                        "required": ["type", "image_url"],
+                        "properties": {
+                            "type": {"const": "image_url"},
+                            "image_url": {"type": "object"},
+                        },
+                    },
+                ]
+            },
+            "contains": {
                 "type": "object",
-                "required": ["type", "text"],
-                "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+                "required": ["type"],
+                "properties": {"type": {"const": "text"}},
             },
         },
         "resolution": _nullable({"type": "string"}),

@@ -106,8 +106,19 @@ def _prompt(body: dict[str, Any], service: Service) -> str:
         raise missing_param("content")
     if not isinstance(content, list) or not content:
         raise invalid_type("content", "a non-empty array", content)
-    texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-    if not texts or not all(isinstance(t, str) for t in texts):
+    texts = []
+    for i, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif not (kind == "image_url" and isinstance(part.get("image_url"), dict)):
+            raise APIError(
+                400,
+                f'\'content[{i}]\' must be {{"type": "text", "text": ...}} or '
+                '{"type": "image_url", "image_url": {"url": ...}}.',
+                param=f"content[{i}]",
+            )
+    if not texts:
         raise APIError(400, "'content' needs a part {\"type\": \"text\", \"text\": ...}.",
                        param="content")  # fmt: skip
     return "\n".join(str(t) for t in texts)
