@@ -611,7 +611,6 @@ class Recorder:
         out["request"] = redactor.data(req.body, places)
         return out
 
-
     def _keep(self, files: Mapping[str, bytes]) -> None:
         """Binary bodies (images) beside the scenario files that name them; a name is the
         file's digest, so a file written once is never written again."""
