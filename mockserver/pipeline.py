@@ -391,7 +391,7 @@ class Pipeline:
         answer = Answer(
             req, rendered, used, env, reply, scenario.seed, entry.request_id, entry.time
         )
-        entry.reply = protocol.summary(answer, summary(rendered.choices, used, env))
+        entry.reply = summary(rendered.choices, used, env)
         for ticket in tickets:
             ticket.spend(used.total)
         if shared is not None and tickets:

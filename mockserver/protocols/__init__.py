@@ -186,11 +186,6 @@ class Protocol:
     def malformed(self) -> bytes:
         return b'data: {"id": "broken", "choices": [\n\n'
 
-    def summary(self, answer: Answer, base: dict[str, Any]) -> dict[str, Any]:
-        """What the journal and the inspector keep of this reply: ``base`` (the text, tool
-        calls and usage), with what a protocol answers beyond text (images, a task id)."""
-        return base
-
     def stored(self, answer: Answer, body: bytes | None) -> Stored | None:
         """What to keep of this reply for later requests to refer to; most keep nothing."""
         return None

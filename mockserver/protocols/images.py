@@ -319,11 +319,11 @@ class Images(Protocol):
         compression = answer.request.body.get("output_compression")
         return f"{origin}/media/images/{image_token(pic, s['output_format'], compression)}"
 
-    def summary(self, answer: Answer, base: dict[str, Any]) -> dict[str, Any]:
+    def reply_summary(self, answer: Answer) -> dict[str, Any]:
         """The images, by the path that serves each (the inspector shows them)."""
         s = self.settings(answer)
         images = [self.url(answer, i, "") for i in range(answer.request.n)]
-        return {**base, "images": images, "size": s["size"], "output_format": s["output_format"]}
+        return {"images": images, "size": s["size"], "output_format": s["output_format"]}
 
     def revised_prompt(self, answer: Answer) -> str | None:
         reply = answer.reply

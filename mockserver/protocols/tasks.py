@@ -179,8 +179,8 @@ class Tasks(Protocol):
     def body(self, answer: Answer) -> bytes:
         return dumps({**SUCCESS, "result": {self.service.id_key: self.task_id(answer)}}).encode()
 
-    def summary(self, answer: Answer, base: dict[str, Any]) -> dict[str, Any]:
-        return {**base, "task_id": self.task_id(answer), "service": self.service.name}
+    def reply_summary(self, answer: Answer) -> dict[str, Any]:
+        return {"task_id": self.task_id(answer), "service": self.service.name}
 
     def stored(self, answer: Answer, body: bytes | None) -> Stored:
         """The task as any worker can answer its polls: when it began, its script, and what it
