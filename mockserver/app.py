@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -15,18 +16,31 @@ from .core.errors import APIError, ScenarioError
 from .inspector import admin, views
 from .inspector.admin import Handler
 from .inspector.openapi import DOCUMENT
+from .media.blobs import Blob, sample_video
+from .media.images import CONTENT_TYPES, encode, seed_of
 from .pipeline import Pipeline, check_auth, error_response, request_id
 from .protocols import JSON, Protocol
 from .protocols.audio import Speech, Transcriptions, Translations
 from .protocols.chat import Chat
 from .protocols.embeddings import Embeddings
+from .protocols.images import Images, from_token
 from .protocols.messages import Messages
 from .protocols.moderations import Moderations
 from .protocols.responses import Responses
+from .protocols.tasks import (
+    SERVICES,
+    STORED_PREFIX,
+    Progress,
+    Tasks,
+    advance,
+    aspect_size,
+    poll_body,
+    poll_service,
+)
 from .scenarios.matching import ScenarioSet
 from .scenarios.reload import Watcher
 from .scenarios.scenario import Scenario
-from .state.journal import Journal
+from .state.journal import Entry, Journal
 from .state.live import STATE, Options, State
 from .state.shared import Shared
 
@@ -168,6 +182,102 @@ async def get_response(request: web.Request) -> web.Response:
     return _logged(request, web.Response(body=stored.body, content_type=JSON))
 
 
+async def poll_task(request: web.Request) -> web.Response:
+    """A relay task's state (``GET /ai/seedance/result?task_id=``, ``/ai/gemini/result?code=``):
+    the next stage of its script, journalled like the submit."""
+    state = request.app[STATE]
+    service = poll_service(request.path)
+    assert service is not None
+    protocol = state.protocols["tasks"]
+    seq = state.journal.next_seq()
+    entry = Entry(seq=seq, time=state.options.clock(), method=request.method, path=request.path,
+                  request_id=request_id(state.options.worker, seq), raw_headers=request.headers,
+                  api="tasks")  # fmt: skip
+    task_id = request.query.get(service.query, "")
+    entry.body = {service.query: task_id}
+    try:
+        check_auth(protocol, request, state.options.api_keys)
+        if not task_id:
+            raise APIError(400, f"Missing query parameter '{service.query}'.", param=service.query)
+        if state.shared is None:
+            stored = state.responses.get(STORED_PREFIX + task_id)
+        else:
+            stored = await state.shared.get_response(STORED_PREFIX + task_id)
+        record = json.loads(stored.body) if stored is not None else None
+        if record is None or record.get("service") != service.name:
+            raise APIError(404, f"Task not found: {task_id}.", param=service.query)
+        progress = state.tasks.pop(task_id, None) or Progress(0, record["created"])
+        state.tasks[task_id] = progress  # the most recently polled last: the oldest go first
+        while len(state.tasks) > _TASKS_KEPT:
+            del state.tasks[next(iter(state.tasks))]
+        stage = advance(record["states"], progress, entry.time, state.options.speed)
+        body = poll_body(record, stage, _media_url(request, record))
+        entry.reply = {"task_id": task_id, "status": stage["status"],
+                       "progress": stage.get("progress")}  # fmt: skip
+        entry.outcome = "ok" if stage["status"] != "failed" else "task_failed"
+        response = web.Response(body=body, content_type=JSON)
+    except APIError as err:
+        entry.outcome = "error"
+        entry.reply = {"error": {"status": err.status, "message": err.message,
+                                 "type": err.type, "code": err.code}}  # fmt: skip
+        response = web.Response(status=err.status, body=protocol.error_body(err, entry.request_id),
+                                content_type=JSON)  # fmt: skip
+    response.headers["x-request-id"] = entry.request_id
+    entry.status = response.status
+    state.journal.record(entry, 0)
+    return _logged(request, response)
+
+
+_TASKS_KEPT = 10_000
+
+
+def _media_url(request: web.Request, record: dict[str, Any]) -> str:
+    """Where a finished task's file is served: the scenario's (by digest), the sample video,
+    or an image drawn from the prompt at the requested aspect ratio."""
+    origin = f"{request.scheme}://{request.host}"
+    if record.get("media"):
+        return f"{origin}/media/files/{record['media']}"
+    if record["service"] == "seedance":
+        return f"{origin}/media/sample.mp4"
+    w, h = aspect_size(record["body"])
+    seed = seed_of(record["prompt"], record["model"], 0, record["seed"])
+    return f"{origin}/media/images/{seed:016x}-{w}x{h}-24-0-100.png"
+
+
+async def media_image(request: web.Request) -> web.Response:
+    """A generated image, drawn again from its URL (no state: any worker serves it)."""
+    found = from_token(request.match_info["token"])
+    if found is None:
+        raise web.HTTPNotFound()
+    picture, fmt, quality = found
+    return web.Response(body=encode(picture, fmt, quality), content_type=CONTENT_TYPES[fmt])
+
+
+def _blobs(state: State) -> dict[str, Blob]:
+    """The files the loaded scenarios pin, by the name their URL gives them."""
+    out = {}
+    for scenario in state.scenarios.scenarios:
+        for step in scenario.steps:
+            reply = step.reply
+            if reply is None:
+                continue
+            media = reply.task.media if reply.task is not None else None
+            for blob in (*reply.images, *([media] if media is not None else [])):
+                out[f"{blob.digest}.{blob.extension}"] = blob
+    return out
+
+
+async def media_file(request: web.Request) -> web.Response:
+    """A file a scenario pins (an image, a task's video), as written."""
+    if request.match_info["name"] == "sample.mp4":
+        blob: Blob | None = sample_video()
+    else:
+        blob = _blobs(request.app[STATE]).get(request.match_info["name"])
+    if blob is None:
+        raise web.HTTPNotFound()
+    return web.Response(body=blob.data, content_type=blob.content_type)
+
+
 async def openapi_document(request: web.Request) -> web.Response:
     return web.json_response(DOCUMENT)
 
@@ -194,6 +304,8 @@ def protocols(options: Options) -> list[Protocol]:
         Transcriptions(),
         Translations(),
         Moderations(),
+        Images(),
+        Tasks(),
     ]
 
 
@@ -217,17 +329,22 @@ def create_app(
         watcher = state.watcher = Watcher(options.watch, state.replace, options.reload_interval)
         app.cleanup_ctx.append(lambda _: watcher.running())
     for protocol in state.protocols.values():
-        handle: Handler = Pipeline(protocol, state).handle
-        if shared is not None:  # a store that fails while journalling still gets an error object
-            handle = guarded(handle)
         for route in protocol.routes:
-            for prefix in ("/v1", ""):
+            handle: Handler = Pipeline(protocol.for_route(route), state).handle
+            if shared is not None:  # a store that fails while journalling gets an error object
+                handle = guarded(handle)
+            for prefix in protocol.prefixes:
                 app.router.add_post(prefix + route, handle)
     for prefix in ("/v1", ""):
         app.router.add_get(f"{prefix}/responses/{{id}}", guarded(get_response))
         app.router.add_get(f"{prefix}/models", guarded(list_models))
         app.router.add_get(f"{prefix}/models/{{model}}", guarded(get_model))
     app.router.add_get("/openapi.json", guarded(openapi_document))
+    for service in SERVICES:
+        app.router.add_get(service.poll, guarded(poll_task))
+    app.router.add_get("/media/images/{token}", guarded(media_image))
+    app.router.add_get("/media/files/{name}", guarded(media_file))
+    app.router.add_get("/media/{name:sample\\.mp4}", guarded(media_file))
     admin.add_routes(app, guarded)
     views.add_routes(app, guarded)
     app.router.add_route("*", "/{path:.*}", guarded(unknown_route))  # last: after every other

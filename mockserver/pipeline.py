@@ -334,6 +334,7 @@ class Pipeline:
             and not step.delay
             and not req.context
             and not state.options.prompt_cache  # a repeat reads what the first one wrote
+            and not protocol.creates
         )
         shared = state.shared
         if shared is not None and step.fault is not None and step.fault.nth is not None:
@@ -388,6 +389,9 @@ class Pipeline:
                 entry.extra["prompt_cache"] = outcome.summary()
                 if outcome.read and cadence.cached_first_delay is not None:
                     cadence = replace(cadence, first_delay=cadence.cached_first_delay)
+        answer = Answer(
+            req, rendered, used, env, reply, scenario.seed, entry.request_id, entry.time
+        )
         entry.reply = summary(rendered.choices, used, env)
         for ticket in tickets:
             ticket.spend(used.total)
@@ -395,7 +399,6 @@ class Pipeline:
             await sharing.spend(shared, tickets, used.total)
         if tickets:
             headers.update(protocol.rate_limit_headers(tickets[-1]))
-        answer = Answer(req, rendered, used, env, reply, scenario.seed)
         if not req.stream:
             if kind in ("stream_error", "failed") and fault is not None:
                 raise fault.error.to_error(headers)

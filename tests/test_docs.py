@@ -142,6 +142,20 @@ REACHES: dict[str, dict[str, dict[str, Any]]] = {
         "connection-reset": ask("reset"),
         "down": ask("down"),
     },
+    "media: images": {
+        "logo": {"_path": "/images/generations", "model": "gpt-image-2", "prompt": "our logo"},
+        "moderated": {"_path": "/images/generations", "model": "gpt-image-2",
+                      "prompt": "something violent"},
+        "flaky-renderer": {"_path": "/images/generations", "model": "dall-e-3", "prompt": "koi"},
+    },
+    "media: tasks": {  # the relay's own routes: from the server's root, not under /v1
+        "slow-render": {"_route": "/ai/seedance/videos", "model": "doubao-seedance-2-0",
+                        "content": [{"type": "text", "text": "a slow pan"}]},
+        "refused-job": {"_route": "/ai/seedance/videos", "model": "doubao-seedance-2-0",
+                        "content": [{"type": "text", "text": "something forbidden"}]},
+        "custom-poll-body": {"_route": "/ai/gemini/image/generate", "model": "nano-banana-pro",
+                             "prompt": "a banana"},
+    },
 }  # fmt: skip
 
 
@@ -203,12 +217,13 @@ def _derived_only(text: str) -> bool:
 
 def _post(server: MockServer, body: dict[str, Any]) -> None:
     headers = {"Authorization": "Bearer sk-docs", **body.pop("headers", {})}
-    path = body.pop("_path", "/chat/completions")
+    url = server.base_url + body.pop("_path", "/chat/completions")
+    if "_route" in body:  # a route outside /v1 (the relay's task APIs)
+        url = server.url + body.pop("_route")
     files = body.pop("_files", None)
     body = {"model": "gpt-4", **body}
     # A fault may cut the connection ('drop', 'reset') or stall it ('stall').
     with contextlib.suppress(httpx.TransportError):
-        url = f"{server.base_url}{path}"
         if files is not None:  # an upload: the other keys are the form's fields
             httpx.post(url, data=body, files=files, headers=headers, timeout=0.5)
         else:

@@ -260,3 +260,54 @@ def test_prompt_caching_cost() -> None:
     hit = second.prompt_tokens_details.cached_tokens or 0
     assert hit >= 1024
     assert cost(first) - cost(second) == pytest.approx(hit * (price - cached_price))
+
+
+def _make_thumbnail(client: openai.OpenAI, prompt: str) -> bytes:
+    """The app's thumbnail: one low-quality WebP, decoded from base64 as the relay's example."""
+    import base64
+
+    result = client.images.generate(
+        model="gpt-image-2", prompt=prompt, size="1024x1024", quality="low", output_format="webp"
+    )
+    assert result.data is not None
+    assert result.data[0].b64_json is not None
+    return base64.b64decode(result.data[0].b64_json)
+
+
+def _render_video(base: str, prompt: str) -> tuple[list[int], dict[str, Any]]:
+    """The app's video job: submit, then poll (no waiting here) until done or failed."""
+    headers = {"AIKey": "sk-relay"}
+    body = {"model": "doubao-seedance-2-0-fast", "content": [{"type": "text", "text": prompt}],
+            "resolution": "720p", "ratio": "16:9", "duration": 5}  # fmt: skip
+    task_id = httpx.post(f"{base}/ai/seedance/videos", json=body, headers=headers).json()["result"][
+        "task_id"
+    ]
+    progress: list[int] = []
+    while True:
+        reply = httpx.get(f"{base}/ai/seedance/result", params={"task_id": task_id},
+                          headers=headers).json()  # fmt: skip
+        if reply["code"] != 0 or reply["result"]["status"] != 0:
+            return progress, reply
+        progress.append(reply["result"]["progress"])
+
+
+@pytest.mark.mockserver(FIXTURES / "thumbnail_and_video_job.yaml")
+def test_thumbnail_and_video_job(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
+    import io
+
+    from PIL import Image
+
+    thumbnail = Image.open(io.BytesIO(_make_thumbnail(openai_client, "a sunset over the sea")))
+    assert (thumbnail.format, thumbnail.size) == ("WEBP", (1024, 1024))
+    progress, done = _render_video(mockserver.url, "a sunset over the sea, slow pan")
+    assert progress == [0, 40, 80]
+    video = httpx.get(done["result"]["videoUrl"])
+    assert video.headers["content-type"] == "video/mp4"
+    assert video.content[4:8] == b"ftyp"
+    progress, failed = _render_video(mockserver.url, "something forbidden")
+    assert progress == [0]
+    assert (failed["code"], failed["info"]) == (4003, "The prompt violates the content policy.")
+    submits = [e.scenario for e in mockserver.journal if e.method == "POST"]
+    assert submits == ["thumbnail", "video job", "video job refused"]
+    polls = [e.reply and e.reply["status"] for e in mockserver.journal if e.method == "GET"]
+    assert polls == ["queued", "running", "running", "succeeded", "queued", "failed"]

@@ -345,3 +345,18 @@ def test_screenshot(browser: Browser, tmp_path: Path) -> None:
             page.screenshot(path=str(path))
             assert path.stat().st_size > 20_000
             page.close()
+
+
+def test_an_image_request_shows_its_thumbnail(browser: Browser, server: MockServer) -> None:
+    page = open_page(browser, server)
+    with client(server) as sdk:
+        sdk.images.generate(model="gpt-image-2", prompt="a lighthouse", size="1536x1024")
+    rows(page).first.wait_for(timeout=WAIT)
+    rows(page).first.click()
+    thumb = page.locator("#details img.thumb")
+    thumb.wait_for(timeout=WAIT)
+    expect(thumb).to_have_attribute("src", server.last.reply["images"][0])  # type: ignore[index]
+    page.wait_for_function("document.querySelector('#details img.thumb').naturalWidth > 0")
+    assert page.locator("#details").inner_text().count("1536x1024 · png") == 1
+    assert page.errors == []
+    page.close()

@@ -1,6 +1,6 @@
 """The layout's one rule: a folder imports only the folders below it, and nothing imports in a circle.
 
-Lowest first: ``core``, ``scenarios``, ``protocols``, ``state``, ``recording``, ``inspector``;
+Lowest first: ``core``, ``media``, ``scenarios``, ``protocols``, ``state``, ``recording``, ``inspector``;
 the request path and the server (the modules at the top of the package) may import them all.
 Imports under ``TYPE_CHECKING`` count too: a type is a dependency a reader has to follow.
 """

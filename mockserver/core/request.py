@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import APIError, invalid_type, missing_param
+from .forms import Upload
 from .tokens import count_prompt_tokens
 
 
@@ -44,6 +45,8 @@ class Request:
     """Messages a protocol kept outside the request (a stored previous response's turns)."""
     inputs: tuple[str, ...] = ()
     """Texts to embed (embeddings); the first is also ``last_user``."""
+    files: tuple[Upload, ...] = ()
+    """Files uploaded with the request (multipart: images to edit, a mask, audio)."""
     tokens: int | None = None
     """Prompt tokens when the protocol counts them its own way (embeddings: the inputs'), or
     once counted."""

@@ -537,6 +537,127 @@ _MODERATION = {
         },
     },
 }
+_IMAGE_PARAMS: dict[str, Any] = {
+    "prompt": {"type": "string", "maxLength": 32000},
+    "model": _nullable({"type": "string", "description": "default gpt-image-2 (the relay's)"}),
+    "n": _nullable({"type": "integer", "minimum": 1, "maximum": 10}),
+    "size": _nullable({"enum": ["auto", "1024x1024", "1536x1024", "1024x1536"]}),
+    "quality": _nullable({"enum": ["low", "medium", "high", "auto"]}),
+    "background": _nullable({"enum": ["transparent", "opaque", "auto"]}),
+    "output_format": _nullable({"enum": ["png", "jpeg", "webp"]}),
+    "output_compression": _nullable({"type": "integer", "minimum": 0, "maximum": 100}),
+    "response_format": _nullable({"enum": ["url", "b64_json"]}),
+    "moderation": _nullable({"enum": ["low", "auto"]}),
+    "user": _nullable({"type": "string"}),
+    "stream": _nullable({"type": "boolean"}),
+    "partial_images": _nullable({"type": "integer", "minimum": 0, "maximum": 3}),
+}
+_NO_TRANSPARENT_JPEG = {
+    "not": {
+        "required": ["background", "output_format"],
+        "properties": {"background": {"const": "transparent"}, "output_format": {"const": "jpeg"}},
+    }
+}
+IMAGES_REQUEST = {
+    "type": "object",
+    "required": ["prompt"],
+    "properties": _IMAGE_PARAMS,
+    **_NO_TRANSPARENT_JPEG,
+    "description": "sizes are the GPT image models' (gpt-image-2 takes any WIDTHxHEIGHT in "
+    "multiples of 16 up to 3840x2160; DALL-E its own list); stream and partial_images stream",
+}
+_BINARY = {"type": "string", "format": "binary"}
+IMAGE_EDIT_REQUEST = {
+    "type": "object",
+    "required": ["prompt", "image"],
+    "properties": {
+        **_IMAGE_PARAMS,
+        "image": {"anyOf": [_BINARY, {"type": "array", "items": _BINARY, "minItems": 1}]},
+        "mask": {**_BINARY, "description": "a PNG the size of the first image"},
+    },
+    "description": "images are PNG, JPEG or WebP files (anything else is a 400); a transparent "
+    "background needs png or webp",
+}
+_IMAGES = {
+    "type": "object",
+    "required": ["created", "data"],
+    "properties": {
+        "created": {"type": "integer"},
+        "data": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "b64_json": {"type": "string"},
+                    "url": {"type": "string"},
+                    "revised_prompt": {"type": "string"},
+                },
+            },
+        },
+        "background": {"enum": ["transparent", "opaque"]},
+        "output_format": {"enum": ["png", "jpeg", "webp"]},
+        "quality": {"type": "string"},
+        "size": {"type": "string"},
+        "usage": {
+            "type": "object",
+            "required": ["input_tokens", "output_tokens", "total_tokens"],
+        },
+    },
+}
+_ENVELOPE = {
+    "type": "object",
+    "required": ["code", "info", "result"],
+    "properties": {"code": {"type": "integer"}, "info": {"type": "string"}, "result": {}},
+    "description": "the relay's envelope: code 0 and info 'success', or an error's code and "
+    "message (result null)",
+}
+SEEDANCE_REQUEST = {
+    "type": "object",
+    "required": ["model", "content"],
+    "properties": {
+        "model": {"type": "string"},
+        "content": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "required": ["type", "text"],
+                        "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+                    },
+                    {
+                        "type": "object",
+                        "required": ["type", "image_url"],
+                        "properties": {
+                            "type": {"const": "image_url"},
+                            "image_url": {"type": "object"},
+                        },
+                    },
+                ]
+            },
+            "contains": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"const": "text"}},
+            },
+        },
+        "resolution": _nullable({"type": "string"}),
+        "ratio": _nullable({"type": "string"}),
+        "duration": _nullable({"type": "integer"}),
+    },
+}
+GEMINI_IMAGE_REQUEST = {
+    "type": "object",
+    "required": ["model", "prompt"],
+    "properties": {
+        "model": {"type": "string"},
+        "prompt": {"type": "string"},
+        "action": _nullable({"enum": ["generate", "edit"]}),
+        "aspect_ratio": _nullable({"type": "string"}),
+        "resolution": _nullable({"enum": ["1K", "2K", "4K"]}),
+    },
+}
 
 _COMPLETION = {
     "type": "object",
@@ -607,7 +728,15 @@ def _errors(*statuses: int, shape: str = "Error") -> dict[str, Any]:
     return {str(s): {"description": f"an error object ({shape})", **body} for s in statuses}
 
 
-def _post(operation: str, request: str, reply: str, stream: Any, errors: str) -> dict[str, Any]:
+def _post(
+    operation: str,
+    request: str,
+    reply: str,
+    stream: Any,
+    errors: str,
+    media: str = "application/json",
+    statuses: tuple[int, ...] = (400, 404, 408, 413, 429, 401, 431),
+) -> dict[str, Any]:
     content: dict[str, Any] = {
         "application/json": {"schema": {"$ref": f"#/components/schemas/{reply}"}}
     }
@@ -618,19 +747,67 @@ def _post(operation: str, request: str, reply: str, stream: Any, errors: str) ->
             "operationId": operation,
             "requestBody": {
                 "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}
-                },
+                "content": {media: {"schema": {"$ref": f"#/components/schemas/{request}"}}},
             },
             "responses": {
                 "200": {"description": "the scenario's reply", "content": content},
-                **_errors(400, 404, 408, 413, 429, 401, 431, shape=errors),
+                **_errors(*statuses, shape=errors),
             },
         }
     }
 
 
 _AUTH_ERRORS = _errors(401, 431)
+_TASK_ERRORS = (400, 404, 408, 413, 429, 401, 431)
+
+
+def _poll(operation: str, query: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation,
+            "security": [{"aikey": []}, {"bearer": []}],
+            "parameters": [
+                {
+                    "name": query,
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "the task's next stage (its script's), in the envelope",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}
+                    },
+                },
+                **_errors(400, 404, 401, 431, shape="Envelope"),
+            },
+        }
+    }
+
+
+def _submit(operation: str, request: str) -> dict[str, Any]:
+    post = _post(operation, request, "Envelope", None, "Envelope", statuses=_TASK_ERRORS)
+    post["post"]["security"] = [{"aikey": []}, {"bearer": []}]
+    return post
+
+
+def _media(operation: str, name: str, types: list[str]) -> dict[str, Any]:
+    content = {t: {"schema": {"type": "string", "format": "binary"}} for t in types}
+    return {
+        "get": {
+            "operationId": operation,
+            "security": [],
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "the file", "content": content},
+                **_errors(404),
+            },
+        }
+    }
 
 
 _FILE_NAME = "the name's extension says the format, as OpenAI wants"
@@ -683,10 +860,14 @@ DOCUMENT: dict[str, Any] = {
         "title": "mockserver",
         "version": "1",
         "description": "A scripted mock of LLM APIs: chat completions, responses, "
-        "Anthropic messages, embeddings, speech, transcription, translation, moderation.",
+        "Anthropic messages, embeddings, speech, transcription, translation, moderation, "
+        "images, and a relay's task APIs (video, images).",
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "aikey": {"type": "apiKey", "in": "header", "name": "AIKey"},
+        },
         "schemas": {
             "Error": _ERROR,
             "ChatRequest": CHAT_REQUEST,
@@ -705,6 +886,12 @@ DOCUMENT: dict[str, Any] = {
             "Transcription": _TRANSCRIPTION,
             "ModerationRequest": MODERATION_REQUEST,
             "Moderation": _MODERATION,
+            "ImagesRequest": IMAGES_REQUEST,
+            "ImageEditRequest": IMAGE_EDIT_REQUEST,
+            "Images": _IMAGES,
+            "Envelope": _ENVELOPE,
+            "SeedanceRequest": SEEDANCE_REQUEST,
+            "GeminiImageRequest": GEMINI_IMAGE_REQUEST,
         },
     },
     "security": [{"bearer": []}],
@@ -796,6 +983,27 @@ DOCUMENT: dict[str, Any] = {
         "/v1/audio/translations": _form_post("createTranslation", "TranslationRequest"),
         "/v1/moderations": _post(
             "createModeration", "ModerationRequest", "Moderation", None, "Error"
+        ),
+        "/v1/images/generations": _post(
+            "createImage", "ImagesRequest", "Images", _NAMED_EVENT, "Error"
+        ),
+        "/v1/images/edits": _post(
+            "createImageEdit",
+            "ImageEditRequest",
+            "Images",
+            _NAMED_EVENT,
+            "Error",
+            media="multipart/form-data",
+        ),
+        "/ai/seedance/videos": _submit("submitSeedanceVideo", "SeedanceRequest"),
+        "/ai/seedance/result": _poll("pollSeedanceVideo", "task_id"),
+        "/ai/gemini/image/generate": _submit("submitGeminiImage", "GeminiImageRequest"),
+        "/ai/gemini/result": _poll("pollGeminiImage", "code"),
+        "/media/images/{token}": _media(
+            "getGeneratedImage", "token", ["image/png", "image/jpeg", "image/webp"]
+        ),
+        "/media/files/{name}": _media(
+            "getScenarioFile", "name", ["image/png", "image/jpeg", "image/webp", "video/mp4"]
         ),
         "/v1/models": {
             "get": {

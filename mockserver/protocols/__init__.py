@@ -61,6 +61,10 @@ class Answer:
     """The scenario's reply, for protocols whose answer is not text (embeddings)."""
     seed: int = 0
     """The scenario's seed: what generated data (vectors) derive from, with the request."""
+    request_id: str = ""
+    """The request's own id, unique per request: what names what a reply creates (a task)."""
+    now: float = 0.0
+    """When the request came (the server's clock): when what it creates began."""
     wire: dict[str, Any] = field(default_factory=dict)
     """What the protocol built of this answer and needs again (a Responses body is also its
     stream's last event and its stored copy): built once per request, not once per use."""
@@ -92,6 +96,17 @@ class Protocol:
     cache_apart: ClassVar[bool] = False
     """True where usage counts cached prompt tokens apart from ``input_tokens`` (Anthropic);
     elsewhere they are part of the prompt's count (OpenAI, Gemini)."""
+    prefixes: ClassVar[tuple[str, ...]] = ("/v1", "")
+    """What the routes are served under: OpenAI's with and without ``/v1`` (SDKs given a
+    base URL without it call the bare path); a relay's own APIs under their path alone."""
+    creates: ClassVar[bool] = False
+    """True where every request creates something (a task): never answered from the memo."""
+
+    def for_route(self, route: str) -> Protocol:
+        """The protocol that serves ``route``: itself, or a sibling configured for it where
+        one protocol has several operations (image generations and edits, a relay's two
+        task services), so ``parse`` knows which it is reading."""
+        return self
 
     key_variable: ClassVar[str] = "OPENAI_API_KEY"
     """The environment variable a real client of this protocol takes its key from: where

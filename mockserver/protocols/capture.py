@@ -54,6 +54,9 @@ class Captured:
     """An error the stream reported in its middle: ``{kind, message, type, code}``."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Reply keys beyond the message ones (``embeddings``)."""
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Binary bodies the reply names (``images``), by file name: the recorder writes them
+    beside the scenario file, which refers to them by that name."""
 
     def reply(self) -> dict[str, Any]:
         """The scenario's ``reply`` mapping."""

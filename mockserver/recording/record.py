@@ -493,6 +493,7 @@ class Recorder:
                 step["error"] = _error(status, data)
             elif data is not None and status == 200 and (read := protocol.read_body(data)):
                 step["reply"] = read.reply()
+                self._keep(read.files)
                 if exchange.elapsed >= 0.001:
                     step["delay"] = round(exchange.elapsed, 3)
         except (KeyError, TypeError, AttributeError, ValueError) as err:
@@ -630,6 +631,18 @@ class Recorder:
         out["request"] = redactor.data(req.body, places)
         return out
 
+    def _keep(self, files: Mapping[str, bytes]) -> None:
+        """Binary bodies (images) beside the scenario files that name them; a name is the
+        file's digest, so a file written once is never written again."""
+        for name, data in files.items():
+            path = self.out / name
+            if path.exists():
+                continue
+            self.out.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+
     def _scenario(self, file: _File, steps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         steps = file.steps if steps is None else steps
         scenario: dict[str, Any] = {"name": file.name, "priority": PRIORITY, "match": file.match}
@@ -704,7 +717,7 @@ def write_recording(path: Path, data: dict[str, Any], where: str) -> None:
     os.replace(tmp, path)
 
 
-_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key", "aikey")
 
 
 def _credentials(headers: Mapping[str, str]) -> list[str]:

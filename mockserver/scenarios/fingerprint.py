@@ -217,6 +217,8 @@ def _value(request: Request, name: str) -> Any:
 def canonical(request: Request, fields: Sequence[str] = DEFAULT_FIELDS) -> str:
     """The request as one JSON text: its protocol and the named fields, keys sorted."""
     data = {"api": request.api, **{name: _value(request, name) for name in fields}}
+    if request.files:  # uploads (images to edit, audio) by content: another file, another request
+        data["files"] = [[f.field, f.digest] for f in request.files]
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 

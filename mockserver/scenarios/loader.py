@@ -16,6 +16,7 @@ import yaml
 
 from ..core.errors import Problem, ScenarioError
 from ..core.vectors import from_base64
+from ..media.blobs import Blob, blob
 from .lint import duplicate_names, regex_groups
 from .matching import Recorded, build_conditions
 from .ratelimit import RateLimit
@@ -30,6 +31,8 @@ from .scenario import (
     Reply,
     Scenario,
     Step,
+    TaskScript,
+    TaskState,
     ToolCall,
 )
 from .schema import FILE, SCENARIO_KEYS, format_path, validate
@@ -306,6 +309,12 @@ class _Builder:
             except ValueError as err:
                 where = (*path, key, i) if key == "embeddings" else (*path, key)
                 self.problem(where, f"not a vector in OpenAI's base64 (float32): {err}")
+        if "image" in spec and "images" in spec:
+            self.problem((*path, "images"), "give 'image' or 'images', not both")
+        files = spec.get("images") or ([spec["image"]] if "image" in spec else [])
+        key = "images" if "images" in spec else "image"
+        images = [self.file(f, (*path, key, i) if key == "images" else (*path, key))
+                  for i, f in enumerate(files)]  # fmt: skip
         return Reply(
             choices=choices,
             usage=spec.get("usage"),
@@ -314,6 +323,43 @@ class _Builder:
             embedding_style=spec.get("embedding_style"),
             flagged=tuple(spec["flagged"]) if "flagged" in spec else None,
             scores={k: float(v) for k, v in (spec.get("scores") or {}).items()},
+            images=tuple(b for b in images if b is not None),
+            revised_prompt=spec.get("revised_prompt"),
+            task=self.task(spec["task"], (*path, "task")) if "task" in spec else None,
+        )
+
+    def file(self, name: str, path: KeyPath) -> Blob | None:
+        """A file a reply serves, read now (relative to the scenario file): a missing file is
+        a problem before the server starts, not a 500 on the first request."""
+        base = Path(self.source).parent if self.source != "<inline>" else Path()
+        try:
+            return blob(name, (base / name).read_bytes())
+        except OSError as err:
+            self.problem(path, f"cannot read {name!r}: {err.strerror or err}")
+            return None
+
+    def task(self, spec: Mapping[str, Any], path: KeyPath) -> TaskScript:
+        states = spec.get("states")
+        for i, state in enumerate(states or ()):
+            if "polls" in state and "seconds" in state:
+                self.problem((*path, "states", i, "seconds"), "give 'polls' or 'seconds', not both")
+        media = self.file(spec["media"], (*path, "media")) if "media" in spec else None
+        if not states:
+            return TaskScript(media=media)
+        return TaskScript(
+            states=tuple(
+                TaskState(
+                    status=s["status"],
+                    progress=s.get("progress"),
+                    polls=s.get("polls"),
+                    seconds=s.get("seconds"),
+                    code=s.get("code"),
+                    info=s.get("info"),
+                    body=s.get("body"),
+                )
+                for s in states
+            ),
+            media=media,
         )
 
     def cadence(self, spec: Mapping[str, Any] | None) -> Cadence:

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from ..core.errors import APIError
 from ..core.request import Request
+from ..media.blobs import Blob
 from .ratelimit import RateLimit
 from .schema import API_NAMES
 from .templates import Template
@@ -77,6 +78,12 @@ class Reply:
     """Moderations: the categories that fire (None: the reply does not say; none fire)."""
     scores: Mapping[str, float] = field(default_factory=dict)
     """Moderations: category scores the scenario pins."""
+    images: tuple[Blob, ...] = ()
+    """Pinned images (``image``, ``images``), served as written: one per image asked for,
+    reused in turn."""
+    revised_prompt: str | None = None
+    task: TaskScript | None = None
+    """A task API's lifecycle (``task``): what each poll of the task submitted answers."""
 
     @cached_property
     def apis(self) -> frozenset[str]:
@@ -101,6 +108,37 @@ class Reply:
             if any(isinstance(t, Template) for t in texts):
                 return False
         return True
+
+
+TASK_STATUSES = ("queued", "running", "succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """One stage of a task's lifecycle; it lasts ``polls`` polls or ``seconds`` (scaled by
+    ``--speed``); the last stage lasts for ever. ``body`` replaces the whole poll reply."""
+
+    status: str
+    progress: int | None = None
+    polls: int | None = None
+    seconds: float | None = None
+    code: int | None = None
+    info: str | None = None
+    body: object = None
+
+
+@dataclass(frozen=True)
+class TaskScript:
+    """What a submitted task does: its stages in order, and the file it ends with (a video,
+    an image; None: the mock's own)."""
+
+    states: tuple[TaskState, ...] = (
+        TaskState("queued", 0, seconds=1),
+        TaskState("running", 50, seconds=4),
+        TaskState("succeeded", 100),
+    )
+    """By default a task takes 5 s (at ``--speed``; done on its first poll at speed 0)."""
+    media: Blob | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ API_NAMES = (
     "transcriptions",
     "translations",
     "moderations",
+    "images",
+    "tasks",
 )
 """The values of a scenario's ``match.api``: each names a protocol (``Protocol.name``)."""
 
@@ -185,6 +187,31 @@ _MESSAGE = {
     "finish_reason": _FINISH,
 }
 
+_TASK_STATE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["status"],
+    "properties": {
+        "status": {"enum": ["queued", "running", "succeeded", "failed"]},
+        "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+        "polls": {"type": "integer", "minimum": 1, "description": "polls this stage lasts"},
+        "seconds": {"type": "number", "minimum": 0, "description": "how long it lasts"},
+        "code": {"type": "integer", "description": "failed: the envelope's code"},
+        "info": {"type": "string", "description": "failed: the envelope's info"},
+        "body": {"description": "the whole poll reply for this stage, as written"},
+    },
+}
+
+_TASK = {
+    "type": "object",
+    "description": "tasks: the lifecycle polls walk (default: queued, running 50%, succeeded)",
+    "additionalProperties": False,
+    "properties": {
+        "states": {"type": "array", "items": _TASK_STATE, "minItems": 1},
+        "media": {"type": "string", "description": "the file it ends with, relative to this file"},
+    },
+}
+
 _REPLY = {
     "type": "object",
     "additionalProperties": False,
@@ -220,6 +247,18 @@ _REPLY = {
             },
             "description": "moderations: category scores (others: low, deterministic)",
         },
+        "image": {
+            "type": "string",
+            "description": "images: a file (relative to this scenario file) every image is",
+        },
+        "images": {
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 1,
+            "description": "images: files, one per image asked for (reused in turn)",
+        },
+        "revised_prompt": {"type": "string", "description": "images: data[].revised_prompt"},
+        "task": _TASK,
         "templates": {
             "type": "boolean",
             "description": "false: texts are literal, {{ }} included (recordings say so)",

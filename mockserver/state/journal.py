@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..core.request import Request
 
-_SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "openai-organization"})
+_SECRET_HEADERS = frozenset(
+    {"authorization", "api-key", "x-api-key", "aikey", "openai-organization"}
+)
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:

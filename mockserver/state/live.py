@@ -139,6 +139,8 @@ class State:
     memos: Memos = field(default_factory=Memos)
     responses: ResponseStore = field(default_factory=ResponseStore)
     prompt_cache: PromptCache = field(default_factory=PromptCache)
+    tasks: dict[str, Any] = field(default_factory=dict)
+    """How far each polled task has got, in this process (``protocols.tasks.Progress``)."""
     watcher: Watcher | None = None
     shared: Shared | None = None
     """The owner of the state that decides answers when several processes serve (else None)."""
@@ -166,6 +168,7 @@ class State:
         self.journal.clear()
         self.responses.clear()
         self.prompt_cache.clear()
+        self.tasks.clear()
 
 
 STATE = web.AppKey("state", State)

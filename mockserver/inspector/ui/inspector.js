@@ -374,7 +374,15 @@ function replyView(reply) {
   for (const call of reply.tool_calls || []) {
     out.push(h("div", { class: "message tool" }, h("div", { class: "role" }, `tool call · ${call.name}`), h("div", { class: "body mono" }, pretty(call.arguments))));
   }
+  if (reply.images && reply.images.length) {
+    out.push(h("div", { class: "thumbs" }, reply.images.map((src) =>
+      h("a", { href: src, target: "_blank", rel: "noopener" },
+        h("img", { class: "thumb", src, loading: "lazy", alt: `image ${reply.size || ""}` })))));
+  }
   const facts = [];
+  if (reply.size) facts.push(h("dt", {}, "image"), h("dd", {}, `${reply.size} · ${reply.output_format}`));
+  if (reply.task_id) facts.push(h("dt", {}, "task"), h("dd", { class: "mono" }, `${reply.service || ""} ${reply.task_id}`));
+  if (reply.status && !reply.error) facts.push(h("dt", {}, "task status"), h("dd", {}, `${reply.status}${reply.progress != null ? ` · ${reply.progress}%` : ""}`));
   if (reply.finish_reason) facts.push(h("dt", {}, "finish_reason"), h("dd", {}, reply.finish_reason));
   if (reply.usage) facts.push(h("dt", {}, "usage"), h("dd", { class: "mono" }, Object.entries(reply.usage).map(([k, v]) => `${k} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ")));
   if (facts.length) out.push(h("dl", { class: "facts" }, facts));
