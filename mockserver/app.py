@@ -191,7 +191,7 @@ async def poll_task(request: web.Request) -> web.Response:
     protocol = state.protocols["tasks"]
     seq = state.journal.next_seq()
     entry = Entry(seq=seq, time=state.options.clock(), method=request.method, path=request.path,
-                  request_id=request_id(state.options.worker, seq), raw_headers=request.headers,
+                  request_id=request_id(state.options, seq), raw_headers=request.headers,
                   api="tasks")  # fmt: skip
     task_id = request.query.get(service.query, "")
     entry.body = {service.query: task_id}
