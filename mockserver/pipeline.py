@@ -276,7 +276,7 @@ class Pipeline:
                 if request.writer.output_size:  # a stream under way: all that is left is to cut it
                     raise
                 log.exception("mockserver: unexpected error on %s %s", request.method, request.path)
-                crash = APIError(500, "mockserver hit an unexpected error.", type="server_error")
+                crash = APIError(500, "mockserver hit an unexpected error.")
                 response = _refused(protocol, crash, entry, raw)
             entry.status = response.status
             return response
@@ -573,7 +573,7 @@ def _refused(protocol: Protocol, err: APIError, entry: Entry, raw: bytes) -> web
     if entry.outcome == "ok":
         entry.outcome = "error"
     entry.reply = {"error": {"status": err.status, "message": err.message,
-                             "type": err.type, "code": err.code}}  # fmt: skip
+                             "type": protocol.error_type(err), "code": err.code}}  # fmt: skip
     return response
 
 

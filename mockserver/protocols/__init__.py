@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from ..core.caching import Plan, automatic, conversation_blocks
-from ..core.errors import APIError
+from ..core.errors import APIError, openai_error_type
 from ..core.request import Request, bearer_token
 from ..scenarios.ratelimit import Ticket
 from ..scenarios.render import Envelope, Rendered, Usage
@@ -134,6 +134,11 @@ class Protocol:
         """An upstream's stream read back, with every piece of text and when it came; None
         where this protocol's streams are forwarded but not recorded."""
         return None
+
+    def error_type(self, err: APIError) -> str:
+        """The ``type`` this protocol sends for ``err``: the one stated, or its own for the
+        status (a scenario's ``error:`` without ``type`` states none)."""
+        return err.type or openai_error_type(err.status)
 
     def error_body(self, err: APIError, request_id: str) -> bytes:
         return err.body_bytes()

@@ -47,18 +47,8 @@ ERROR_TYPES = {
     504: "timeout_error",
     529: "overloaded_error",
 }
-_KNOWN_TYPES = frozenset(ERROR_TYPES.values())
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                  "content_filter": "refusal", "function_call": "tool_use"}  # fmt: skip
-
-
-def _error_type(err: APIError) -> str:
-    """Anthropic's type for the status, unless the error names a type only Anthropic has
-    (a scenario's ``type: overloaded_error``); OpenAI's defaults give way to the status."""
-    if err.type in _KNOWN_TYPES and err.type != "invalid_request_error":
-        return err.type
-    fallback = "api_error" if err.status >= 500 else "invalid_request_error"
-    return ERROR_TYPES.get(err.status, fallback)
 
 
 def _invalid(message: str) -> APIError:
@@ -379,8 +369,16 @@ class Messages(Protocol):
     def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
         return explicit(cache_blocks(req.body), scope, anthropic_minimum(req.model))
 
+    def error_type(self, err: APIError) -> str:
+        """The type stated, else Anthropic's for the status. A rate-limit budget's refusal
+        states OpenAI's (``requests``, ``tokens``): Anthropic calls every 429 ``rate_limit_error``."""
+        if err.type is not None and err.ticket is None:
+            return err.type
+        fallback = "api_error" if err.status >= 500 else "invalid_request_error"
+        return ERROR_TYPES.get(err.status, fallback)
+
     def error_body(self, err: APIError, request_id: str) -> bytes:
-        body = {"type": "error", "error": {"type": _error_type(err), "message": err.message},
+        body = {"type": "error", "error": {"type": self.error_type(err), "message": err.message},
                 "request_id": request_id}  # fmt: skip
         return dumps(body).encode()
 
@@ -496,7 +494,7 @@ class Messages(Protocol):
 
     def stream_error(self, err: APIError, answer: Answer, sent: int) -> bytes:
         data = json.dumps(
-            {"type": "error", "error": {"type": _error_type(err), "message": err.message}}
+            {"type": "error", "error": {"type": self.error_type(err), "message": err.message}}
         )
         return f"event: error\ndata: {data}\n\n".encode()
 

@@ -475,7 +475,7 @@ class Responses(Protocol):
     def stream_error(self, err: APIError, answer: Answer, sent: int) -> bytes:
         """The documented flat fields, and the nested ``error`` production sends (the SDK raises
         ``APIError`` on that one only)."""
-        nested = {"type": err.type, "code": err.code, "message": err.message, "param": err.param}
+        nested = {"type": self.error_type(err), "code": err.code, "message": err.message, "param": err.param}
         return _event(
             "error", sent, code=err.code, message=err.message, param=err.param, error=nested
         )

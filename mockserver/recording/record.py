@@ -424,7 +424,6 @@ class Recorder:
                     504,
                     f"mockserver record: the upstream {self.upstream} did not answer within "
                     f"{self.timeout:g} seconds.",
-                    type="server_error",
                     code="upstream_timeout",
                 ) from None
             if entry.outcome == "ok":  # not recorded yet
@@ -435,7 +434,6 @@ class Recorder:
                 raise APIError(
                     502,
                     f"mockserver record: cannot reach the upstream {self.upstream}: {err}",
-                    type="server_error",
                     code="upstream_unreachable",
                 ) from None
             if entry.outcome == "ok":

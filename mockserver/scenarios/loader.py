@@ -44,13 +44,7 @@ _PIECE_KINDS = ("reasoning", "refusal", "arguments")  # cadence chunks other tha
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
-_ERROR_TYPES = {
-    400: ("invalid_request_error", None),
-    401: ("invalid_request_error", "invalid_api_key"),
-    403: ("invalid_request_error", None),
-    404: ("invalid_request_error", None),
-    429: ("rate_limit_error", "rate_limit_exceeded"),
-}
+_ERROR_CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
 _ERROR_MESSAGES = {
     400: "Bad request.",
     401: "Incorrect API key provided.",
@@ -172,16 +166,15 @@ def _seconds(value: Any) -> float:
 
 
 def _error_reply(spec: Mapping[str, Any]) -> ErrorReply:
+    """The step's error; a ``type`` it does not state stays None, for the protocol answering
+    to choose (OpenAI's ``invalid_request_error`` is Anthropic's ``not_found_error`` on a 404)."""
     status = int(spec["status"])
-    default_type, default_code = _ERROR_TYPES.get(
-        status, ("server_error" if status >= 500 else "invalid_request_error", None)
-    )
     return ErrorReply(
         status=status,
         message=spec.get("message", _ERROR_MESSAGES.get(status, f"Error {status}.")),
-        type=spec.get("type", default_type),
+        type=spec.get("type"),
         param=spec.get("param"),
-        code=spec.get("code", default_code),
+        code=spec.get("code", _ERROR_CODES.get(status)),
     )
 
 
