@@ -164,7 +164,7 @@ def test_an_anthropic_tool_use_becomes_compact_arguments(
 ) -> None:
     """What Anthropic's ``input`` object becomes in the neutral conversation (and the journal,
     and a recording): the same JSON text OpenAI would have sent."""
-    server.replace({"match": {"tool_result": "sunny"}, "reply": {"content": "ok"}})
+    server.replace({"match": {"last_role": "tool"}, "reply": {"content": "ok"}})
     claude.messages.create(
         model="m", max_tokens=5,
         messages=[

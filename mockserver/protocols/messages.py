@@ -25,7 +25,7 @@ from ..core.caching import (
     message_block,
 )
 from ..core.errors import APIError, describe_type
-from ..core.request import Request, integral, json_object
+from ..core.request import Request, arguments_json, integral, json_object
 from ..scenarios.ratelimit import Ticket
 from ..scenarios.render import Usage, digest
 from . import Answer, Frame, Lookup, Protocol, dumps
@@ -115,7 +115,7 @@ def _conversation(messages: Any) -> list[dict[str, Any]]:
             elif kind == "tool_use":
                 if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
                     raise _invalid(f"{at}: tool_use blocks need 'id' and 'name'")
-                arguments = dumps(block.get("input") or {})
+                arguments = arguments_json(block.get("input") or {})
                 function = {"name": block["name"], "arguments": arguments}
                 calls.append({"id": block["id"], "type": "function", "function": function})
             elif kind == "tool_result":

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ..core.errors import Problem, ScenarioError
+from ..core.request import arguments_json
 from ..core.vectors import from_base64
 from .lint import duplicate_names, regex_groups
 from .matching import Recorded, build_conditions
@@ -248,7 +249,7 @@ class _Builder:
     def arguments(self, value: Any, path: KeyPath) -> Any:
         if value is None:
             return "{}"
-        text = json.dumps(value) if isinstance(value, dict) else value
+        text = arguments_json(value) if isinstance(value, dict) else value
         try:
             json.loads(text if self.literal else blank_placeholders(text))
         except ValueError:
@@ -356,7 +357,7 @@ class _Builder:
                 target, name = reply.get(kind), f"reply.{kind}"
             elif call < len(calls):
                 args = calls[call].get("arguments")
-                target = json.dumps(args) if isinstance(args, dict) else args
+                target = arguments_json(args) if isinstance(args, dict) else args
                 name = f"reply.tool_calls[{call}].arguments"
             else:
                 self.problem(
