@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -401,6 +401,14 @@ class Pipeline:
                 raise fault.error.to_error(headers)
             if cadence.first_delay:
                 await _wait(state, cadence.first_delay * scale)
+            pieces = protocol.pieces(answer) if kind is None else None
+            if pieces is not None:
+                headers["Content-Type"] = protocol.content_type(answer)
+                headers.update(protocol.headers(entry.request_id))
+                response = await _write_pieces(request, pieces, headers)
+                if described := protocol.reply_summary(answer):
+                    entry.reply.update(described)
+                return response
             body = protocol.body(answer)
             if described := protocol.reply_summary(answer):
                 entry.reply.update(described)
@@ -533,6 +541,20 @@ class Pipeline:
             await response.write(protocol.end(answer, sent))
         await response.write_eof()
         return response
+
+
+async def _write_pieces(
+    request: web.Request, pieces: Iterator[bytes], headers: Mapping[str, str]
+) -> web.StreamResponse:
+    """A large body written as it is made, one piece at a time, the loop free between pieces:
+    neither the whole body in memory nor the other requests waiting for it."""
+    response = web.StreamResponse(headers=headers)
+    await response.prepare(request)
+    for piece in pieces:
+        await response.write(piece)
+        await asyncio.sleep(0)
+    await response.write_eof()
+    return response
 
 
 async def read_body(request: web.Request, options: Options) -> bytes:

@@ -14,7 +14,7 @@ inspector or the server.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -155,6 +155,12 @@ class Protocol:
         format and length; a transcript generated with the body). Called after ``body`` or
         ``frames``, so it can read what they kept in ``answer.wire``."""
         return {}
+
+    def pieces(self, answer: Answer) -> Iterator[bytes] | None:
+        """The body in pieces, when building it whole would hold the event loop (a batch of
+        thousands of vectors): the pipeline writes them out one by one and serves other
+        requests in between. None where ``body`` is cheap enough."""
+        return None
 
     def frames(self, answer: Answer) -> list[Frame]:
         """Every frame of a stream but the last (``end``); protocols that never stream
