@@ -226,10 +226,13 @@ def test_encrypted_content_in_the_stream_and_the_stored_copy(
     sealed = plain.output[0].encrypted_content  # type: ignore[union-attr]
     assert sealed
     events = list(client.responses.create(model="o4-mini", input="hi", stream=True))
+    added = [e.item for e in events if e.type == "response.output_item.added"]
+    assert added[0].type == "reasoning" and added[0].encrypted_content is None
     done = [e.item for e in events if e.type == "response.output_item.done"]
-    assert done[0].type == "reasoning" and done[0].encrypted_content == sealed
+    assert done[0].type == "reasoning" and done[0].encrypted_content
     completed = [e for e in events if e.type == "response.completed"][0]
-    assert completed.response.output[0].encrypted_content == sealed  # type: ignore[union-attr]
+    streamed = completed.response.output[0]
+    assert streamed.encrypted_content == done[0].encrypted_content  # type: ignore[union-attr]
     stored = client.responses.retrieve(plain.id)
     assert stored.output[0].encrypted_content == sealed  # type: ignore[union-attr]
 

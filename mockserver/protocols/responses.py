@@ -9,13 +9,15 @@ server sends, each event numbered from 0. Responses that are stored can be conti
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.errors import APIError, invalid_type, missing_param
 from ..core.request import Request, body_and_model, check_types, invalid_value, param_types
-from ..scenarios.render import Choice, Usage
+from ..scenarios.render import Choice, Usage, digest
 from . import Answer, Frame, Lookup, Protocol, Stored, dumps, dumps_text
 from .capture import (
     PIECE_ORDER,
@@ -102,6 +104,10 @@ def _conversation(items: Any) -> list[dict[str, Any]]:
             output = item["output"]
             content = output if isinstance(output, str) else _text(output, f"{where}.output")
             out.append({"role": "tool", "tool_call_id": item["call_id"], "content": content})
+        elif kind == "reasoning":
+            sealed_text = item.get("encrypted_content")
+            if sealed_text is not None and not isinstance(sealed_text, str):
+                raise invalid_type(f"{where}.encrypted_content", "a string", sealed_text)
         elif kind is None:
             raise missing_param(f"{where}.type")
         elif not isinstance(kind, str):
@@ -249,8 +255,18 @@ class _Items:
         self.has_message = c.refusal is not None or bool(c.content) or not self.calls
 
     def reasoning(self, done: bool) -> dict[str, Any]:
-        summary = [{"type": "summary_text", "text": self.choice.reasoning}] if done else []
-        return {"id": f"rs_{self.tag}", "type": "reasoning", "summary": summary}
+        """The reasoning item; done, with its ``encrypted_content``. The openai SDK's types say
+        the API now populates it by default (no longer only under ``include:
+        ["reasoning.encrypted_content"]``), and stateless clients (``store: false``: the
+        Vercel AI SDK, pydantic-ai) drop or refuse a reasoning item to resend without it. So
+        it is always there; ``output_item.added`` leaves it out, as the SDK warns it may be
+        incomplete there."""
+        reasoning = self.choice.reasoning or ""
+        if not done:
+            return {"id": f"rs_{self.tag}", "type": "reasoning", "summary": []}
+        summary = [{"type": "summary_text", "text": reasoning}]
+        return {"id": f"rs_{self.tag}", "type": "reasoning", "summary": summary,
+                "encrypted_content": sealed(self.tag, reasoning)}  # fmt: skip
 
     def part(self, done: bool) -> dict[str, Any]:
         c = self.choice
@@ -511,6 +527,17 @@ class Responses(Protocol):
 
     def read_stream(self, events: list[Event]) -> Captured:
         return responses_stream(events)
+
+
+def sealed(tag: str, reasoning: str) -> str:
+    """A reasoning item's ``encrypted_content``: deterministic (the same request and reply give
+    the same text), opaque (the reasoning masked by a keystream), and shaped like the real one,
+    a URL-safe base64 Fernet token (version byte 0x80, so it begins ``gAAAAA``)."""
+    key = bytes.fromhex(digest(tag, reasoning))
+    text = reasoning.encode()
+    stream = hashlib.shake_256(key).digest(len(text))
+    masked = bytes(a ^ b for a, b in zip(text, stream, strict=True))
+    return base64.urlsafe_b64encode(b"\x80\0\0\0\0" + key + masked).decode()
 
 
 def _items(answer: Answer) -> _Items:
