@@ -12,6 +12,7 @@ from typing import Any
 from ..media.audio import CONTENT_TYPES
 from ..protocols.audio import MAX_INPUT, TRANSCRIPT_FORMATS
 from ..protocols.chat import MAX_N, RESPONSE_FORMATS, ROLES
+from ..protocols.embeddings import MAX_DIMENSIONS
 from ..protocols.moderations import MAX_INPUTS
 from ..protocols.responses import MESSAGE_ROLES, TOOL_CHOICES
 from ..scenarios.schema import MODERATION_CATEGORIES
@@ -389,7 +390,7 @@ EMBEDDINGS_REQUEST = {
             ]
         },
         "encoding_format": _nullable({"enum": ["float", "base64"]}),
-        "dimensions": {"type": "integer", "minimum": 1, "maximum": 16384},
+        "dimensions": {"type": "integer", "minimum": 1, "maximum": MAX_DIMENSIONS},
         "user": _nullable({"type": "string"}),
     },
     "description": "dimensions is refused for text-embedding-ada-002, as OpenAI refuses it",
@@ -755,6 +756,29 @@ DOCUMENT: dict[str, Any] = {
                         },
                     },
                     **_errors(400, 404, 408, 413, 429),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/v1/responses/{response_id}": {
+            "get": {
+                "operationId": "retrieveResponse",
+                "parameters": [
+                    {
+                        "name": "response_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "a stored response (one created without store: false)",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Response"}}
+                        },
+                    },
+                    **_errors(404),
                     **_AUTH_ERRORS,
                 },
             }
