@@ -24,6 +24,7 @@ from .core.caching import Outcome
 from .core.errors import APIError
 from .core.profiles import Settings
 from .core.request import Request, parse_json_body
+from .core.secrets import redact_target
 from .protocols import JSON, Answer, Frame, Lookup, Protocol
 from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
@@ -193,7 +194,7 @@ class Pipeline:
             seq=seq,
             time=state.options.clock(),
             method=request.method,
-            path=request.path,
+            path=redact_target(request.path_qs),
             request_id=request_id(state.options, seq),
             raw_headers=request.headers,
             api=protocol.name,

@@ -403,3 +403,39 @@ def test_responses_logprobs(server: MockServer, client: openai.OpenAI) -> None:
     assert [lp.token for lp in done.logprobs] == [lp.token for lp in part.logprobs]
     without = client.responses.create(model="m", input="hi")
     assert without.output[0].content[0].logprobs == []  # type: ignore[union-attr]
+
+
+# --- credentials: every header that carries one, and ?key=, redacted in the journal -------
+
+SECRETS = {
+    "Cookie": "session=cookie-secret-1; theme=dark",
+    "Proxy-Authorization": "Basic proxy-secret-2",
+    "api-key": "azure-secret-3",
+    "x-goog-api-key": "google-secret-4",
+    "AIKey": "relay-secret-5",
+    "x-api-key": "anthropic-secret-6",
+}
+
+
+def test_every_credential_header_and_the_key_parameter_are_redacted(
+    server: MockServer, client: openai.OpenAI
+) -> None:
+    server.replace({"reply": {"content": "ok"}})
+    client.chat.completions.create(
+        model="m", messages=USER, extra_headers=SECRETS,  # type: ignore[arg-type]
+        extra_query={"key": "query-secret-7", "alt": "sse"},
+    )  # fmt: skip
+    entry = server.last
+    assert entry.path == "/v1/chat/completions?key=***&alt=sse"
+    headers = {k.lower(): v for k, v in entry.headers.items()}
+    assert headers["cookie"] == "session=***; theme=***"
+    assert headers["proxy-authorization"] == "Basic ***"
+    assert headers["authorization"] == "Bearer ***"
+    for name in ("api-key", "x-goog-api-key", "aikey", "x-api-key"):
+        assert headers[name] == "***"
+    inspected = httpx.get(f"{server.url}/_mock/journal/{entry.seq}").text
+    listed = httpx.get(f"{server.url}/_mock/journal").text
+    for shown in (inspected, listed, json.dumps(entry.to_dict())):
+        assert "sk-test" not in shown
+        for n in range(1, 8):
+            assert f"secret-{n}" not in shown
