@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.errors import APIError, invalid_type, missing_param
+from ..core.logprobs import MAX_TOP, by_piece, token_logprobs
 from ..core.request import (
     Request,
     body_and_model,
@@ -139,6 +140,15 @@ def parse_chat(raw: bytes, headers: Mapping[str, str] | None = None) -> Request:
     check_range(body, "n", 1, MAX_N)
     check_range(body, "max_tokens", 0, None)
     check_range(body, "max_completion_tokens", 0, None)
+    check_range(body, "top_logprobs", 0, MAX_TOP)
+    if body.get("top_logprobs") is not None and body.get("logprobs") is not True:
+        # OpenAI's wording for this one is unknown: ours.
+        raise APIError(
+            400,
+            "Invalid value for 'logprobs': must be true when 'top_logprobs' is set.",
+            param="logprobs",
+            code="invalid_value",
+        )
     return Request(
         api="chat",
         body=body,
@@ -185,7 +195,30 @@ def _env_free(choices: tuple[Choice, ...]) -> bool:
     return all(call_id is not None for c in choices for call_id, _, _ in c.tool_calls)
 
 
-def choices_json(env: Envelope | None, choices: tuple[Choice, ...]) -> str:
+Logprobs = tuple[int, int] | None
+"""What a request asked of logprobs: ``top_logprobs`` and the seed they derive from; None
+when it did not ask (``logprobs`` absent or false)."""
+
+
+def logprobs_asked(answer: Answer) -> Logprobs:
+    body = answer.request.body
+    if body.get("logprobs") is not True:
+        return None
+    return int(body.get("top_logprobs") or 0), answer.seed
+
+
+def _logprobs(c: Choice, i: int, asked: tuple[int, int]) -> dict[str, Any]:
+    """A choice's ``logprobs``: its content's tokens (or its refusal's), each with its own."""
+    top, seed = asked
+    salt = f"{seed}:{i}"
+    if c.refusal is not None:
+        return {"content": None, "refusal": token_logprobs(c.refusal, top, salt)}
+    return {"content": token_logprobs(c.content or "", top, salt), "refusal": None}
+
+
+def choices_json(
+    env: Envelope | None, choices: tuple[Choice, ...], asked: Logprobs = None
+) -> str:
     """The ``choices`` array of a completion, as JSON text."""
     out = []
     for i, c in enumerate(choices):
@@ -198,14 +231,18 @@ def choices_json(env: Envelope | None, choices: tuple[Choice, ...]) -> str:
                  "function": {"name": name, "arguments": args}}
                 for k, (call_id, name, args) in enumerate(c.tool_calls)
             ]  # fmt: skip
+        logprobs = _logprobs(c, i, asked) if asked is not None else None
         out.append(
-            {"index": i, "message": message, "logprobs": None, "finish_reason": c.finish_reason}
-        )
+            {"index": i, "message": message, "logprobs": logprobs,
+             "finish_reason": c.finish_reason}
+        )  # fmt: skip
     return dumps(out)
 
 
-def _delta(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+def _delta(
+    index: int, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None
+) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
 
 
 Deltas = list[tuple[str, bool, float | None]]
@@ -224,7 +261,9 @@ def _opening(env: Envelope | None, i: int, c: Choice) -> dict[str, Any]:
     return _delta(i, {"role": "assistant", "content": ""})
 
 
-def deltas_json(env: Envelope | None, choices: tuple[Choice, ...]) -> Deltas:
+def deltas_json(
+    env: Envelope | None, choices: tuple[Choice, ...], asked: Logprobs = None
+) -> Deltas:
     opening = [_opening(env, i, c) for i, c in enumerate(choices)]
     out: Deltas = [(dumps(opening), False, None)]
 
@@ -234,10 +273,20 @@ def deltas_json(env: Envelope | None, choices: tuple[Choice, ...]) -> Deltas:
     for i, c in enumerate(choices):
         for p, d in paced(c.reasoning_pieces, c.reasoning_delays):
             add(_delta(i, {"reasoning_content": p}), delay=d)
-        for p, d in paced(c.content_pieces, c.piece_delays):
-            add(_delta(i, {"content": p}), delay=d)
-        for p, d in paced(c.refusal_pieces, c.refusal_delays):
-            add(_delta(i, {"refusal": p}), delay=d)
+        content: list[Any] = [None] * len(c.content_pieces)
+        refusal: list[Any] = [None] * len(c.refusal_pieces)
+        if asked is not None:
+            whole = _logprobs(c, i, asked)
+            if c.refusal is not None:
+                refusal = [{"content": None, "refusal": x}
+                           for x in by_piece(whole["refusal"], c.refusal_pieces)]  # fmt: skip
+            else:
+                content = [{"content": x, "refusal": None}
+                           for x in by_piece(whole["content"], c.content_pieces)]  # fmt: skip
+        for (p, d), lp in zip(paced(c.content_pieces, c.piece_delays), content, strict=True):
+            add(_delta(i, {"content": p}, logprobs=lp), delay=d)
+        for (p, d), lp in zip(paced(c.refusal_pieces, c.refusal_delays), refusal, strict=True):
+            add(_delta(i, {"refusal": p}, logprobs=lp), delay=d)
         headed = "tool_calls" in opening[i]["delta"]
         for k, ((call_id, name, _), pieces) in enumerate(
             zip(c.tool_calls, c.argument_pieces, strict=True)
@@ -281,9 +330,10 @@ class Chat(Protocol):
 
     def body(self, answer: Answer) -> bytes:
         env = answer.env
-        choices, _ = self._prepared(answer)
+        asked = logprobs_asked(answer)
+        choices, _ = self._prepared(answer) if asked is None else (None, None)
         if choices is None:
-            choices = choices_json(env, answer.rendered.choices)
+            choices = choices_json(env, answer.rendered.choices, asked)
         return (
             f'{{"id": "{env.id}", "object": "chat.completion", "created": {env.created}, '
             f'"model": {dumps(env.model)}, "choices": {choices}, '
@@ -293,9 +343,10 @@ class Chat(Protocol):
 
     def frames(self, answer: Answer) -> list[Frame]:
         env = answer.env
-        _, deltas = self._prepared(answer)
+        asked = logprobs_asked(answer)
+        _, deltas = self._prepared(answer) if asked is None else (None, None)
         if deltas is None:
-            deltas = deltas_json(env, answer.rendered.choices)
+            deltas = deltas_json(env, answer.rendered.choices, asked)
         head = dumps(
             {"id": env.id, "object": "chat.completion.chunk", "created": env.created,
              "model": env.model, "system_fingerprint": env.system_fingerprint}

@@ -16,7 +16,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.errors import APIError, invalid_type, missing_param
-from ..core.request import Request, body_and_model, check_types, invalid_value, param_types
+from ..core.logprobs import MAX_TOP, by_piece, token_logprobs, without_bytes
+from ..core.request import (
+    Request,
+    body_and_model,
+    check_range,
+    check_types,
+    invalid_value,
+    param_types,
+)
 from ..scenarios.render import Choice, Usage, digest
 from . import Answer, Frame, Lookup, Protocol, Stored, dumps, dumps_text
 from .capture import (
@@ -45,6 +53,7 @@ _INTEGERS = ("max_output_tokens", "top_logprobs", "max_tool_calls")
 _BOOLEANS = ("stream", "store", "parallel_tool_calls", "background")
 _STRINGS = ("instructions", "previous_response_id", "user", "safety_identifier")
 _OBJECTS = ("metadata", "reasoning", "text", "stream_options")
+LOGPROBS = "message.output_text.logprobs"
 _TYPES = param_types(_NUMBERS, _INTEGERS, _BOOLEANS, _STRINGS, _OBJECTS)
 
 
@@ -195,6 +204,12 @@ def parse_responses(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> R
             param="max_output_tokens",
             code="integer_below_min_value",
         )
+    check_range(body, "top_logprobs", 0, MAX_TOP)
+    include = body.get("include")
+    if include is not None and not (
+        isinstance(include, list) and all(isinstance(i, str) for i in include)
+    ):
+        raise invalid_type("include", "an array of strings", include)
     if "input" not in body or body["input"] is None:
         raise missing_param("input")
     messages = _conversation(body["input"])
@@ -253,6 +268,12 @@ class _Items:
             for k, (scripted, name, args) in enumerate(c.tool_calls)
         ]
         self.has_message = c.refusal is not None or bool(c.content) or not self.calls
+        body = answer.request.body
+        self.logprobs: list[dict[str, Any]] | None = None
+        """The text's logprobs, when ``include`` asks for them; ``[]`` is what goes otherwise."""
+        if LOGPROBS in (body.get("include") or ()) and c.refusal is None:
+            top = int(body.get("top_logprobs") or 0)
+            self.logprobs = token_logprobs(c.content or "", top, f"{answer.seed}:0")
 
     def reasoning(self, done: bool) -> dict[str, Any]:
         """The reasoning item; done, with its ``encrypted_content``. The openai SDK's types say
@@ -273,7 +294,8 @@ class _Items:
         if c.refusal is not None:
             return {"type": "refusal", "refusal": c.refusal if done else ""}
         text = (c.content or "") if done else ""
-        return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        logprobs = self.logprobs if done and self.logprobs is not None else []
+        return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs}
 
     def message(self, done: bool) -> dict[str, Any]:
         return {
@@ -426,15 +448,19 @@ class Responses(Protocol):
             shared: dict[str, Any],
             pieces: Sequence[str],
             delays: Sequence[float | None] = (),
-            after: str = "",
+            after: str | Sequence[str] = "",
         ) -> None:
             """``event(kind, True, delay, **shared, delta=piece)`` per piece, then the fields in
-            ``after``: the same bytes, but what all the deltas share is encoded once, not once a
-            piece (encoding the whole event was most of the cost of a streamed reply)."""
+            ``after`` (the same for every piece, or one each): the same bytes, but what all the
+            deltas share is encoded once, not once a piece (encoding the whole event was most
+            of the cost of a streamed reply)."""
             head = f'{{"type": "{kind}", "sequence_number": '
             middle = f', {dumps(shared)[1:-1]}, "delta": '
-            for piece, delay in zip(pieces, delays or (None,) * len(pieces), strict=True):
-                text = f"{head}{len(out)}{middle}{dumps_text(piece)}{after}}}"
+            afters = (after,) * len(pieces) if isinstance(after, str) else after
+            for piece, delay, tail in zip(
+                pieces, delays or (None,) * len(pieces), afters, strict=True
+            ):
+                text = f"{head}{len(out)}{middle}{dumps_text(piece)}{tail}}}"
                 out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), True, delay))
 
         snapshot = self.encoded(answer, None)  # the same in both opening events
@@ -465,9 +491,15 @@ class Responses(Protocol):
                 deltas("response.refusal.delta", where, c.refusal_pieces, c.refusal_delays)
                 event("response.refusal.done", **where, refusal=c.refusal)
             else:
+                logprobs = items.logprobs
+                after: str | list[str] = ', "logprobs": []'
+                if logprobs is not None:
+                    after = [f', "logprobs": {dumps(without_bytes(x))}'
+                             for x in by_piece(logprobs, c.content_pieces)]  # fmt: skip
                 deltas("response.output_text.delta", where, c.content_pieces, c.piece_delays,
-                       ', "logprobs": []')  # fmt: skip
-                event("response.output_text.done", **where, text=c.content or "", logprobs=[])
+                       after)  # fmt: skip
+                done = without_bytes(logprobs) if logprobs is not None else []
+                event("response.output_text.done", **where, text=c.content or "", logprobs=done)
             event("response.content_part.done", **where, part=items.part(True))
             event("response.output_item.done", output_index=index, item=items.message(True))
             index += 1
