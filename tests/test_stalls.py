@@ -21,7 +21,8 @@ from mockserver import MockServer
 
 AUTH = {"Authorization": "Bearer sk-test"}
 PING = {"model": "m", "messages": [{"role": "user", "content": "ping"}]}
-LONG = " ".join(f"word{i}" for i in range(4000))
+LONG = " ".join(f"word{i}" for i in range(4000))  # 8,000 tokens
+LONGER = " ".join(f"word{i}" for i in range(60_000))  # 120,000 tokens
 
 
 async def _timed(request: Awaitable[httpx.Response]) -> tuple[float, httpx.Response]:
@@ -44,6 +45,7 @@ async def _lags_during(server: MockServer, path: str, body: dict[str, Any]) -> l
     assert response.status_code == 200, response.text[:300]
     assert len(lags) >= 3, f"the big request took {took:.3f}s, {len(lags)} small ones"
     assert max(lags) < took / 4, f"slowest small request {max(lags):.3f}s of {took:.3f}s"
+    print(f"{path}: {len(lags)} small requests during {took:.3f}s, slowest {max(lags):.3f}s")
     return lags
 
 
@@ -58,9 +60,11 @@ async def test_many_long_choices_leave_the_loop_serving() -> None:
     scenarios = [
         {"match": {"last_user": "ping"}, "reply": {"content": "pong"}},
         {"match": {"last_user": "long"}, "reply": {"content": LONG}},
+        {"match": {"last_user": "longer"}, "reply": {"content": LONGER}},
     ]
-    body = {"model": "m", "messages": [{"role": "user", "content": "long"}], "n": 64}
+    long = {"model": "m", "messages": [{"role": "user", "content": "long"}], "n": 16}
+    longer = {"model": "m", "messages": [{"role": "user", "content": "longer"}], "n": 128}
     with MockServer(scenarios) as server:
-        await _lags_during(server, "/chat/completions", body)
-        await _lags_during(server, "/chat/completions", {**body, "stream": True})
-        await _lags_during(server, "/responses", {"model": "m", "input": "long", "stream": True})
+        await _lags_during(server, "/chat/completions", longer)  # 77 MB of JSON
+        await _lags_during(server, "/chat/completions", {**long, "stream": True})  # 128k chunks
+        await _lags_during(server, "/responses", {"model": "m", "input": "longer", "stream": True})

@@ -43,6 +43,12 @@ def claude(server: MockServer) -> Iterator[anthropic.Anthropic]:
         yield client
 
 
+def body_of(err: openai.APIStatusError | anthropic.APIStatusError) -> dict[str, Any]:
+    body = err.body
+    assert isinstance(body, dict)
+    return body
+
+
 # --- error types: each protocol its own for a status no scenario named ----------------------
 
 
@@ -52,7 +58,8 @@ def test_the_loader_leaves_an_unstated_error_type_unstated() -> None:
     assert error is not None
     assert (error.status, error.type) == (404, None)
     [stated] = load_data([{"error": {"status": 404, "type": "custom_error"}}])
-    assert stated.steps[0].error is not None and stated.steps[0].error.type == "custom_error"
+    assert stated.steps[0].error is not None
+    assert stated.steps[0].error.type == "custom_error"
 
 
 @pytest.mark.parametrize(
@@ -77,15 +84,15 @@ def test_an_unstated_type_is_the_protocols_own(
 ) -> None:
     server.replace({"error": {"status": status, "message": "scripted"}})
     with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model="m", messages=USER)  # type: ignore[arg-type]
-    assert caught.value.body["type"] == openai_type  # type: ignore[index]
+        client.chat.completions.create(model="m", messages=USER)
+    assert body_of(caught.value)["type"] == openai_type
     assert server.last.reply == {
         "error": {"status": status, "message": "scripted", "type": openai_type,
                   "code": {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status)}
     }  # fmt: skip
     with pytest.raises(anthropic.APIStatusError) as got:
-        claude.messages.create(model="m", max_tokens=5, messages=USER)  # type: ignore[arg-type]
-    assert got.value.body["error"]["type"] == anthropic_type  # type: ignore[index]
+        claude.messages.create(model="m", max_tokens=5, messages=USER)
+    assert body_of(got.value)["error"]["type"] == anthropic_type
     assert server.last.reply is not None
     assert server.last.reply["error"]["type"] == anthropic_type  # what the client saw
 
@@ -97,15 +104,15 @@ def test_a_stated_type_is_sent_as_stated_by_every_protocol(
     on a 404, with its type for the status: the scenario's word was lost."""
     server.replace({"error": {"status": 404, "type": "invalid_request_error", "message": "gone"}})
     with pytest.raises(anthropic.NotFoundError) as got:
-        claude.messages.create(model="m", max_tokens=5, messages=USER)  # type: ignore[arg-type]
-    assert got.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+        claude.messages.create(model="m", max_tokens=5, messages=USER)
+    assert body_of(got.value)["error"]["type"] == "invalid_request_error"
     server.replace({"error": {"status": 400, "type": "context_length_exceeded", "message": "x"}})
-    with pytest.raises(anthropic.BadRequestError) as got:
-        claude.messages.create(model="m", max_tokens=5, messages=USER)  # type: ignore[arg-type]
-    assert got.value.body["error"]["type"] == "context_length_exceeded"  # type: ignore[index]
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        claude.messages.create(model="m", max_tokens=5, messages=USER)
+    assert body_of(bad.value)["error"]["type"] == "context_length_exceeded"
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="m", messages=USER)  # type: ignore[arg-type]
-    assert caught.value.body["type"] == "context_length_exceeded"  # type: ignore[index]
+        client.chat.completions.create(model="m", messages=USER)
+    assert body_of(caught.value)["type"] == "context_length_exceeded"
 
 
 def test_a_fault_error_without_type_is_each_protocols_own(
@@ -113,10 +120,12 @@ def test_a_fault_error_without_type_is_each_protocols_own(
 ) -> None:
     server.replace({"reply": {"content": "a b c d"},
                     "fault": {"kind": "stream_error", "after_chunks": 1}})  # fmt: skip
-    with claude.messages.stream(model="m", max_tokens=5, messages=USER) as stream:  # type: ignore[arg-type]
-        with pytest.raises(anthropic.APIStatusError) as got:
-            stream.get_final_message()
-    assert got.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+    with (
+        claude.messages.stream(model="m", max_tokens=5, messages=USER) as stream,
+        pytest.raises(anthropic.APIStatusError) as got,
+    ):
+        stream.get_final_message()
+    assert body_of(got.value)["error"]["type"] == "api_error"
     r = httpx.post(
         f"{server.base_url}/responses", json={"model": "m", "input": "hi", "stream": True},
         headers=AUTH,
@@ -133,19 +142,20 @@ def test_arguments_are_compact_json_in_chat_and_responses(
 ) -> None:
     server.replace({"reply": {"tool_calls": [WEATHER]}})
     compact = '{"city":"Zürich","days":[1,2]}'
-    chat = client.chat.completions.create(model="m", messages=USER)  # type: ignore[arg-type]
+    chat = client.chat.completions.create(model="m", messages=USER)
     calls = chat.choices[0].message.tool_calls
-    assert calls is not None and calls[0].function.arguments == compact  # type: ignore[union-attr]
+    assert calls is not None
+    assert calls[0].function.arguments == compact
     streamed = "".join(
         call.function.arguments or ""
-        for chunk in client.chat.completions.create(model="m", messages=USER, stream=True)  # type: ignore[arg-type]
+        for chunk in client.chat.completions.create(model="m", messages=USER, stream=True)
         for choice in chunk.choices
         for call in choice.delta.tool_calls or []
         if call.function is not None
     )
     assert streamed == compact
     response = client.responses.create(model="m", input="hi")
-    assert [item.arguments for item in response.output] == [compact]  # type: ignore[union-attr]
+    assert [item.arguments for item in response.output] == [compact]
     assert server.last.reply is not None
     assert server.last.reply["tool_calls"][0]["arguments"] == compact
 
@@ -155,8 +165,9 @@ def test_a_string_of_arguments_is_sent_as_written(
 ) -> None:
     spaced = '{"city": "Paris"}'
     server.replace({"reply": {"tool_calls": [{"name": "get_weather", "arguments": spaced}]}})
-    chat = client.chat.completions.create(model="m", messages=USER)  # type: ignore[arg-type]
-    assert chat.choices[0].message.tool_calls[0].function.arguments == spaced  # type: ignore[index,union-attr]
+    chat = client.chat.completions.create(model="m", messages=USER)
+    calls = chat.choices[0].message.tool_calls or []
+    assert [c.function.arguments for c in calls if c.type == "function"] == [spaced]
 
 
 def test_an_anthropic_tool_use_becomes_compact_arguments(
@@ -185,9 +196,7 @@ def test_an_anthropic_tool_use_becomes_compact_arguments(
 REASONING = {"reply": {"reasoning": "The user greets me; greet back.", "content": "Hello!"}}
 
 
-def test_reasoning_items_carry_encrypted_content(
-    server: MockServer, client: openai.OpenAI
-) -> None:
+def test_reasoning_items_carry_encrypted_content(server: MockServer, client: openai.OpenAI) -> None:
     server.replace(REASONING)
     first = client.responses.create(
         model="o4-mini", input="hi", store=False, include=["reasoning.encrypted_content"]
@@ -195,19 +204,20 @@ def test_reasoning_items_carry_encrypted_content(
     item = first.output[0]
     assert item.type == "reasoning"
     sealed = item.encrypted_content
-    assert isinstance(sealed, str) and len(sealed) > 40
+    assert isinstance(sealed, str)
+    assert len(sealed) > 40
     base64.urlsafe_b64decode(sealed)  # opaque, but shaped like the real one
     assert "greet" not in sealed  # not the reasoning in clear
     again = client.responses.create(
         model="o4-mini", input="hi", store=False, include=["reasoning.encrypted_content"]
     )
-    assert again.output[0].encrypted_content == sealed  # type: ignore[union-attr]
+    assert again.output[0].encrypted_content == sealed
     # Stateless use: the items sent back as input, encrypted reasoning included.
     follow = client.responses.create(
         model="o4-mini",
         input=[
             {"role": "user", "content": "hi"},
-            *[o.model_dump(exclude_none=True) for o in first.output],  # type: ignore[misc]
+            *[o.model_dump(exclude_none=True) for o in first.output],
             {"role": "user", "content": "and again"},
         ],
         store=False,
@@ -215,7 +225,8 @@ def test_reasoning_items_carry_encrypted_content(
     )
     assert follow.output_text == "Hello!"
     sent = server.last.body["input"][1]
-    assert sent["type"] == "reasoning" and sent["encrypted_content"] == sealed
+    assert sent["type"] == "reasoning"
+    assert sent["encrypted_content"] == sealed
 
 
 def test_encrypted_content_in_the_stream_and_the_stored_copy(
@@ -223,18 +234,20 @@ def test_encrypted_content_in_the_stream_and_the_stored_copy(
 ) -> None:
     server.replace(REASONING)
     plain = client.responses.create(model="o4-mini", input="hi")
-    sealed = plain.output[0].encrypted_content  # type: ignore[union-attr]
+    sealed = plain.output[0].encrypted_content
     assert sealed
     events = list(client.responses.create(model="o4-mini", input="hi", stream=True))
     added = [e.item for e in events if e.type == "response.output_item.added"]
-    assert added[0].type == "reasoning" and added[0].encrypted_content is None
+    assert added[0].type == "reasoning"
+    assert added[0].encrypted_content is None
     done = [e.item for e in events if e.type == "response.output_item.done"]
-    assert done[0].type == "reasoning" and done[0].encrypted_content
-    completed = [e for e in events if e.type == "response.completed"][0]
+    assert done[0].type == "reasoning"
+    assert done[0].encrypted_content
+    completed = next(e for e in events if e.type == "response.completed")
     streamed = completed.response.output[0]
-    assert streamed.encrypted_content == done[0].encrypted_content  # type: ignore[union-attr]
+    assert streamed.encrypted_content == done[0].encrypted_content
     stored = client.responses.retrieve(plain.id)
-    assert stored.output[0].encrypted_content == sealed  # type: ignore[union-attr]
+    assert stored.output[0].encrypted_content == sealed
 
 
 def test_an_encrypted_content_that_is_not_a_string_is_refused(server: MockServer) -> None:
@@ -323,7 +336,8 @@ def test_openapi_documents_retrieving_a_response(server: MockServer) -> None:
     document = httpx.get(f"{server.url}/openapi.json").json()
     operation = document["paths"]["/v1/responses/{response_id}"]["get"]
     assert [p["name"] for p in operation["parameters"]] == ["response_id"]
-    assert "200" in operation["responses"] and "404" in operation["responses"]
+    assert "200" in operation["responses"]
+    assert "404" in operation["responses"]
 
 
 # --- logprobs -------------------------------------------------------------------------------
@@ -348,28 +362,39 @@ def _check_logprobs(items: list[Any], text: str, top: int) -> None:
 def test_chat_logprobs(server: MockServer, client: openai.OpenAI) -> None:
     server.replace({"reply": {"content": LONG}})
     plain = client.chat.completions.create(
-        model="m", messages=USER, logprobs=True, top_logprobs=3  # type: ignore[arg-type]
+        model="m",
+        messages=USER,
+        logprobs=True,
+        top_logprobs=3,
     )
     logprobs = plain.choices[0].logprobs
-    assert logprobs is not None and logprobs.content is not None
+    assert logprobs is not None
+    assert logprobs.content is not None
     _check_logprobs(logprobs.content, LONG, 3)
     again = client.chat.completions.create(
-        model="m", messages=USER, logprobs=True, top_logprobs=3  # type: ignore[arg-type]
+        model="m",
+        messages=USER,
+        logprobs=True,
+        top_logprobs=3,
     )
     assert again.choices[0].logprobs == logprobs  # deterministic
     streamed = [
         item
         for chunk in client.chat.completions.create(
-            model="m", messages=USER, logprobs=True, top_logprobs=3, stream=True  # type: ignore[arg-type]
+            model="m",
+            messages=USER,
+            logprobs=True,
+            top_logprobs=3,
+            stream=True,
         )
         for choice in chunk.choices
         for item in (choice.logprobs.content or [] if choice.logprobs else [])
     ]
     assert streamed == logprobs.content
-    bare = client.chat.completions.create(model="m", messages=USER, logprobs=True)  # type: ignore[arg-type]
+    bare = client.chat.completions.create(model="m", messages=USER, logprobs=True)
     assert bare.choices[0].logprobs is not None
     _check_logprobs(bare.choices[0].logprobs.content or [], LONG, 0)
-    none = client.chat.completions.create(model="m", messages=USER)  # type: ignore[arg-type]
+    none = client.chat.completions.create(model="m", messages=USER)
     assert none.choices[0].logprobs is None
 
 
@@ -379,7 +404,7 @@ def test_chat_top_logprobs_needs_logprobs_and_at_most_20(
     server.replace({"reply": {"content": LONG}})
     for bad in ({"top_logprobs": 21, "logprobs": True}, {"top_logprobs": 2}):
         with pytest.raises(openai.BadRequestError) as caught:
-            client.chat.completions.create(model="m", messages=USER, **bad)  # type: ignore[call-overload]
+            client.chat.completions.create(model="m", messages=USER, **bad)
         assert caught.value.param in ("top_logprobs", "logprobs")
 
 
@@ -387,7 +412,10 @@ def test_responses_logprobs(server: MockServer, client: openai.OpenAI) -> None:
     server.replace({"reply": {"content": LONG}})
     include: Any = ["message.output_text.logprobs"]
     plain = client.responses.create(model="m", input="hi", include=include, top_logprobs=2)
-    part = plain.output[0].content[0]  # type: ignore[union-attr]
+    message = plain.output[0]
+    assert message.type == "message"
+    part = message.content[0]
+    assert part.type == "output_text"
     assert part.logprobs is not None
     _check_logprobs(part.logprobs, LONG, 2)
     events = list(
@@ -399,10 +427,12 @@ def test_responses_logprobs(server: MockServer, client: openai.OpenAI) -> None:
         (lp.token, lp.logprob) for lp in part.logprobs
     ]
     assert all(len(lp.top_logprobs or []) == 2 for lp in streamed)
-    done = [e for e in events if e.type == "response.output_text.done"][0]
+    done = next(e for e in events if e.type == "response.output_text.done")
     assert [lp.token for lp in done.logprobs] == [lp.token for lp in part.logprobs]
-    without = client.responses.create(model="m", input="hi")
-    assert without.output[0].content[0].logprobs == []  # type: ignore[union-attr]
+    without = client.responses.create(model="m", input="hi").output[0]
+    assert without.type == "message"
+    assert without.content[0].type == "output_text"
+    assert without.content[0].logprobs == []
 
 
 # --- credentials: every header that carries one, and ?key=, redacted in the journal -------
@@ -422,7 +452,7 @@ def test_every_credential_header_and_the_key_parameter_are_redacted(
 ) -> None:
     server.replace({"reply": {"content": "ok"}})
     client.chat.completions.create(
-        model="m", messages=USER, extra_headers=SECRETS,  # type: ignore[arg-type]
+        model="m", messages=USER, extra_headers=SECRETS,
         extra_query={"key": "query-secret-7", "alt": "sse"},
     )  # fmt: skip
     entry = server.last

@@ -775,7 +775,9 @@ DOCUMENT: dict[str, Any] = {
                     "200": {
                         "description": "a stored response (one created without store: false)",
                         "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Response"}}
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Response"}
+                            }
                         },
                     },
                     **_errors(404),

@@ -14,7 +14,7 @@ inspector or the server.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -25,6 +25,11 @@ from ..scenarios.ratelimit import Ticket
 from ..scenarios.render import Envelope, Rendered, Usage
 from ..scenarios.scenario import Reply
 from .capture import Captured, Event
+
+HEAVY = 10_000
+"""Stream pieces (chunks of text) above which a reply is heavy: ~40 ms of JSON or more. A
+heavy reply is made as it is written, in slices, so that other requests are served between
+them, and is not kept whole anywhere (not in a cache, not as one body)."""
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -162,9 +167,10 @@ class Protocol:
         requests in between. None where ``body`` is cheap enough."""
         return None
 
-    def frames(self, answer: Answer) -> list[Frame]:
-        """Every frame of a stream but the last (``end``); protocols that never stream
-        (embeddings) never get here, since their requests have ``stream`` false."""
+    def frames(self, answer: Answer) -> Iterable[Frame]:
+        """Every frame of a stream but the last (``end``), made as they are taken (a heavy
+        reply is written out as it is made); protocols that never stream (embeddings) never
+        get here, since their requests have ``stream`` false."""
         raise NotImplementedError
 
     def end(self, answer: Answer, sent: int) -> bytes:

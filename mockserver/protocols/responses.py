@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..core.errors import APIError, invalid_type, missing_param
@@ -433,86 +434,97 @@ class Responses(Protocol):
     def body(self, answer: Answer) -> bytes:
         return self._final(answer).encode()
 
-    def frames(self, answer: Answer) -> list[Frame]:
+    def frames(self, answer: Answer) -> Iterator[Frame]:
         items = _items(answer)
         c = items.choice
-        out: list[Frame] = []
+        sequence = 0  # each event's sequence_number
 
-        def event(kind: str, paced: bool = False, delay: float | None = None, **data: Any) -> None:
-            payload = {"type": kind, "sequence_number": len(out), **data}
-            text = dumps(payload)
-            out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), paced, delay))
+        def event(kind: str, paced: bool = False, delay: float | None = None, **data: Any) -> Frame:
+            nonlocal sequence
+            payload = {"type": kind, "sequence_number": sequence, **data}
+            sequence += 1
+            return Frame(f"event: {kind}\ndata: {dumps(payload)}\n\n".encode(), paced, delay)
 
         def deltas(
             kind: str,
             shared: dict[str, Any],
             pieces: Sequence[str],
             delays: Sequence[float | None] = (),
-            after: str | Sequence[str] = "",
-        ) -> None:
+            after: str | Iterable[str] = "",
+        ) -> Iterator[Frame]:
             """``event(kind, True, delay, **shared, delta=piece)`` per piece, then the fields in
             ``after`` (the same for every piece, or one each): the same bytes, but what all the
             deltas share is encoded once, not once a piece (encoding the whole event was most
             of the cost of a streamed reply)."""
+            nonlocal sequence
             head = f'{{"type": "{kind}", "sequence_number": '
             middle = f', {dumps(shared)[1:-1]}, "delta": '
-            afters = (after,) * len(pieces) if isinstance(after, str) else after
+            afters = itertools.repeat(after) if isinstance(after, str) else after
             for piece, delay, tail in zip(
-                pieces, delays or (None,) * len(pieces), afters, strict=True
+                pieces, delays or (None,) * len(pieces), afters, strict=False
             ):
-                text = f"{head}{len(out)}{middle}{dumps_text(piece)}{tail}}}"
-                out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), True, delay))
+                text = f"{head}{sequence}{middle}{dumps_text(piece)}{tail}}}"
+                sequence += 1
+                yield Frame(f"event: {kind}\ndata: {text}\n\n".encode(), True, delay)
 
         snapshot = self.encoded(answer, None)  # the same in both opening events
         for kind in ("response.created", "response.in_progress"):
-            text = _spliced(kind, len(out), "response", snapshot)
-            out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode()))
+            text = _spliced(kind, sequence, "response", snapshot)
+            sequence += 1
+            yield Frame(f"event: {kind}\ndata: {text}\n\n".encode())
         index = 0
         if c.reasoning is not None:
             item = items.reasoning(False)
             where = {"item_id": item["id"], "output_index": index}
-            event("response.output_item.added", output_index=index, item=item)
+            yield event("response.output_item.added", output_index=index, item=item)
             part = {"type": "summary_text", "text": ""}
-            event("response.reasoning_summary_part.added", **where, summary_index=0, part=part)
-            deltas("response.reasoning_summary_text.delta", {**where, "summary_index": 0},
-                   c.reasoning_pieces, c.reasoning_delays)  # fmt: skip
-            event("response.reasoning_summary_text.done", **where, summary_index=0,
-                  text=c.reasoning)  # fmt: skip
+            yield event("response.reasoning_summary_part.added", **where, summary_index=0,
+                        part=part)  # fmt: skip
+            yield from deltas("response.reasoning_summary_text.delta",
+                              {**where, "summary_index": 0}, c.reasoning_pieces,
+                              c.reasoning_delays)  # fmt: skip
+            yield event("response.reasoning_summary_text.done", **where, summary_index=0,
+                        text=c.reasoning)  # fmt: skip
             part = {"type": "summary_text", "text": c.reasoning}
-            event("response.reasoning_summary_part.done", **where, summary_index=0, part=part)
-            event("response.output_item.done", output_index=index, item=items.reasoning(True))
+            yield event("response.reasoning_summary_part.done", **where, summary_index=0,
+                        part=part)  # fmt: skip
+            yield event("response.output_item.done", output_index=index,
+                        item=items.reasoning(True))  # fmt: skip
             index += 1
         if items.has_message:
             item = items.message(False)
             where = {"item_id": item["id"], "output_index": index, "content_index": 0}
-            event("response.output_item.added", output_index=index, item=item)
-            event("response.content_part.added", **where, part=items.part(False))
+            yield event("response.output_item.added", output_index=index, item=item)
+            yield event("response.content_part.added", **where, part=items.part(False))
             if c.refusal is not None:
-                deltas("response.refusal.delta", where, c.refusal_pieces, c.refusal_delays)
-                event("response.refusal.done", **where, refusal=c.refusal)
+                yield from deltas("response.refusal.delta", where, c.refusal_pieces,
+                                  c.refusal_delays)  # fmt: skip
+                yield event("response.refusal.done", **where, refusal=c.refusal)
             else:
                 logprobs = items.logprobs
-                after: str | list[str] = ', "logprobs": []'
+                after: str | Iterator[str] = ', "logprobs": []'
                 if logprobs is not None:
-                    after = [f', "logprobs": {dumps(without_bytes(x))}'
-                             for x in by_piece(logprobs, c.content_pieces)]  # fmt: skip
-                deltas("response.output_text.delta", where, c.content_pieces, c.piece_delays,
-                       after)  # fmt: skip
+                    after = (f', "logprobs": {dumps(without_bytes(x))}'
+                             for x in by_piece(logprobs, c.content_pieces))  # fmt: skip
+                yield from deltas("response.output_text.delta", where, c.content_pieces,
+                                  c.piece_delays, after)  # fmt: skip
                 done = without_bytes(logprobs) if logprobs is not None else []
-                event("response.output_text.done", **where, text=c.content or "", logprobs=done)
-            event("response.content_part.done", **where, part=items.part(True))
-            event("response.output_item.done", output_index=index, item=items.message(True))
+                yield event("response.output_text.done", **where, text=c.content or "",
+                            logprobs=done)  # fmt: skip
+            yield event("response.content_part.done", **where, part=items.part(True))
+            yield event("response.output_item.done", output_index=index,
+                        item=items.message(True))  # fmt: skip
             index += 1
         for k, pieces in enumerate(c.argument_pieces):
             item = items.call(k, False)
             where = {"item_id": item["id"], "output_index": index}
-            event("response.output_item.added", output_index=index, item=item)
+            yield event("response.output_item.added", output_index=index, item=item)
             own = c.argument_delays[k] if c.argument_delays else ()
-            deltas("response.function_call_arguments.delta", where, pieces, own)
-            event("response.function_call_arguments.done", **where, arguments=items.calls[k][2])
-            event("response.output_item.done", output_index=index, item=items.call(k, True))
+            yield from deltas("response.function_call_arguments.delta", where, pieces, own)
+            yield event("response.function_call_arguments.done", **where,
+                        arguments=items.calls[k][2])  # fmt: skip
+            yield event("response.output_item.done", output_index=index, item=items.call(k, True))
             index += 1
-        return out
 
     def end(self, answer: Answer, sent: int) -> bytes:
         cut = answer.rendered.choices[0].finish_reason == "length"
@@ -523,7 +535,12 @@ class Responses(Protocol):
     def stream_error(self, err: APIError, answer: Answer, sent: int) -> bytes:
         """The documented flat fields, and the nested ``error`` production sends (the SDK raises
         ``APIError`` on that one only)."""
-        nested = {"type": self.error_type(err), "code": err.code, "message": err.message, "param": err.param}
+        nested = {
+            "type": self.error_type(err),
+            "code": err.code,
+            "message": err.message,
+            "param": err.param,
+        }
         return _event(
             "error", sent, code=err.code, message=err.message, param=err.param, error=nested
         )
