@@ -232,14 +232,10 @@ class Renderer:
                 return cached
         ctx = None if static else Context(request, captures, self._fake(seed))
         messages = reply.choices
-        if static:  # the same message gives the same choice: built once, however large n is
-            built = [build_choice(m, settings, cadence, None) for m in messages[: request.n]]
-            out = tuple(built[i % len(built)] for i in range(request.n))
-        else:
-            out = tuple(
-                build_choice(messages[i % len(messages)], settings, cadence, ctx)
-                for i in range(request.n)
-            )
+        # The same message gives the same choice (fake data is seeded per request, not per
+        # choice): each is built once, however large ``n`` is.
+        built = [build_choice(m, settings, cadence, ctx) for m in messages[: request.n]]
+        out = tuple(built[i % len(built)] for i in range(request.n))
         if not static:
             return Rendered(out)
         if len(self._cache) >= _CACHE_LIMIT:
