@@ -398,14 +398,16 @@ def test_chat_logprobs(server: MockServer, client: openai.OpenAI) -> None:
     assert none.choices[0].logprobs is None
 
 
-def test_chat_top_logprobs_needs_logprobs_and_at_most_20(
-    server: MockServer, client: openai.OpenAI
-) -> None:
+def test_top_logprobs_at_most_20(server: MockServer, client: openai.OpenAI) -> None:
     server.replace({"reply": {"content": LONG}})
-    for bad in ({"top_logprobs": 21, "logprobs": True}, {"top_logprobs": 2}):
-        with pytest.raises(openai.BadRequestError) as caught:
-            client.chat.completions.create(model="m", messages=USER, **bad)
-        assert caught.value.param in ("top_logprobs", "logprobs")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="m", messages=USER, logprobs=True, top_logprobs=21)
+    assert caught.value.param == "top_logprobs"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="m", input="hi", top_logprobs=21)
+    assert caught.value.param == "top_logprobs"
+    alone = client.chat.completions.create(model="m", messages=USER, top_logprobs=2)
+    assert alone.choices[0].logprobs is None  # logprobs not asked for
 
 
 def test_responses_logprobs(server: MockServer, client: openai.OpenAI) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.logprobs import MAX_TOP
 from ..media.audio import CONTENT_TYPES
 from ..protocols.audio import MAX_INPUT, TRANSCRIPT_FORMATS
 from ..protocols.chat import MAX_N, RESPONSE_FORMATS, ROLES
@@ -73,6 +74,7 @@ _OTHER_TOOL = {
 _NUMBER = _nullable({"type": "number"})
 _INTEGER = _nullable({"type": "integer"})
 _BOOLEAN = _nullable({"type": "boolean"})
+_TOP_LOGPROBS = _nullable({"type": "integer", "minimum": 0, "maximum": MAX_TOP})
 
 CHAT_REQUEST = {
     "type": "object",
@@ -90,7 +92,7 @@ CHAT_REQUEST = {
         "max_completion_tokens": _nullable({"type": "integer", "minimum": 0}),
         "n": _nullable({"type": "integer", "minimum": 1, "maximum": MAX_N}),
         "seed": _INTEGER,
-        "top_logprobs": _INTEGER,
+        "top_logprobs": _TOP_LOGPROBS,
         "logprobs": _BOOLEAN,
         "parallel_tool_calls": _BOOLEAN,
         "store": _BOOLEAN,
@@ -200,7 +202,7 @@ RESPONSES_REQUEST = {
         "temperature": _NUMBER,
         "top_p": _NUMBER,
         "max_output_tokens": _nullable({"type": "integer", "minimum": 0}),
-        "top_logprobs": _INTEGER,
+        "top_logprobs": _TOP_LOGPROBS,
         "max_tool_calls": _INTEGER,
         "user": _nullable({"type": "string"}),
         "metadata": _nullable({"type": "object"}),

@@ -140,15 +140,7 @@ def parse_chat(raw: bytes, headers: Mapping[str, str] | None = None) -> Request:
     check_range(body, "n", 1, MAX_N)
     check_range(body, "max_tokens", 0, None)
     check_range(body, "max_completion_tokens", 0, None)
-    check_range(body, "top_logprobs", 0, MAX_TOP)
-    if body.get("top_logprobs") is not None and body.get("logprobs") is not True:
-        # OpenAI's wording for this one is unknown: ours.
-        raise APIError(
-            400,
-            "Invalid value for 'logprobs': must be true when 'top_logprobs' is set.",
-            param="logprobs",
-            code="invalid_value",
-        )
+    check_range(body, "top_logprobs", 0, MAX_TOP)  # without ``logprobs: true``, unused
     return Request(
         api="chat",
         body=body,
