@@ -15,6 +15,7 @@ import pytest
 
 from mockserver import MockServer, Options
 from mockserver.scenarios.loader import load_data
+from tests.docs import example
 
 AUTH = {"Authorization": "Bearer sk-test"}
 USER = [{"role": "user", "content": "hi"}]
@@ -471,3 +472,17 @@ def test_every_credential_header_and_the_key_parameter_are_redacted(
         assert "sk-test" not in shown
         for n in range(1, 8):
             assert f"secret-{n}" not in shown
+
+
+# --- the docs page's example -------------------------------------------------------------
+
+
+def test_the_wire_page_example(capsys: pytest.CaptureFixture[str]) -> None:
+    exec(example("wire-logprobs-and-reasoning"), {})
+    assert capsys.readouterr().out.splitlines() == [
+        "'Hello' True 2",
+        "' there' True 2",
+        "'!' True 2",
+        "reasoning gAAAAA",
+        "Hello there!",
+    ]
