@@ -428,7 +428,7 @@ class Pipeline:
             return web.Response(
                 body=body, headers={**headers, **protocol.headers(entry.request_id)}
             )
-        if heavy and kind is None and cadence.instant:
+        if heavy and kind is None and (cadence.instant or not scale):  # nothing to wait for
             stored = self._store(state, answer, None)
             if shared is not None and stored is not None:
                 await shared.put_response(stored)
