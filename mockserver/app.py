@@ -90,7 +90,7 @@ def guarded(handler: Handler) -> Handler:
             raise
         except Exception:
             log.exception("mockserver: unexpected error on %s %s", request.method, request.path)
-            crash = APIError(500, "mockserver hit an unexpected error.", type="server_error")
+            crash = APIError(500, "mockserver hit an unexpected error.")
             return error_response(_OPENAI, crash, _other_id(request))
         if "x-request-id" not in response.headers and not response.prepared:
             response.headers["x-request-id"] = _other_id(request)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -24,7 +24,8 @@ from .core.caching import Outcome
 from .core.errors import APIError
 from .core.profiles import Settings
 from .core.request import Request, parse_json_body
-from .protocols import JSON, Answer, Frame, Lookup, Protocol
+from .core.secrets import redact_target
+from .protocols import HEAVY, JSON, Answer, Frame, Lookup, Protocol
 from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
 from .scenarios.render import Choice, Envelope, Usage, delays, digest, usage
@@ -111,6 +112,9 @@ async def _forever(request: web.Request, state: State) -> None:
 
 _SLICE = 1.0
 _LATE = 0.001
+_BATCH = 256 * 1024
+"""Bytes of frames made and written at once when a heavy stream goes out without pauses
+(~10 ms of work); other requests are served between batches."""
 
 
 async def _wait(state: State, seconds: float, response: web.StreamResponse | None = None) -> None:
@@ -193,7 +197,7 @@ class Pipeline:
             seq=seq,
             time=state.options.clock(),
             method=request.method,
-            path=request.path,
+            path=redact_target(request.path_qs),
             request_id=request_id(state.options, seq),
             raw_headers=request.headers,
             api=protocol.name,
@@ -276,7 +280,7 @@ class Pipeline:
                 if request.writer.output_size:  # a stream under way: all that is left is to cut it
                     raise
                 log.exception("mockserver: unexpected error on %s %s", request.method, request.path)
-                crash = APIError(500, "mockserver hit an unexpected error.", type="server_error")
+                crash = APIError(500, "mockserver hit an unexpected error.")
                 response = _refused(protocol, crash, entry, raw)
             entry.status = response.status
             return response
@@ -399,11 +403,20 @@ class Pipeline:
             await sharing.spend(shared, tickets, used.total)
         if tickets:
             headers.update(protocol.rate_limit_headers(tickets[-1]))
+        heavy = rendered.pieces > HEAVY
         if not req.stream:
             if kind in ("stream_error", "failed") and fault is not None:
                 raise fault.error.to_error(headers)
             if cadence.first_delay:
                 await _wait(state, cadence.first_delay * scale)
+            pieces = protocol.pieces(answer) if kind is None else None
+            if pieces is not None:
+                headers["Content-Type"] = protocol.content_type(answer)
+                headers.update(protocol.headers(entry.request_id))
+                response = await _write_pieces(request, pieces, headers)
+                if described := protocol.reply_summary(answer):
+                    entry.reply.update(described)
+                return response
             body = protocol.body(answer)
             if described := protocol.reply_summary(answer):
                 entry.reply.update(described)
@@ -413,12 +426,27 @@ class Pipeline:
             if kind == "malformed":
                 body = body[: len(body) // 2]
             headers["Content-Type"] = protocol.content_type(answer)
-            if repeatable and not cadence.first_delay:
+            if repeatable and not cadence.first_delay and not heavy:
                 self._remember(state, memo_key, body, headers, entry, req, stored)
             return web.Response(
                 body=body, headers={**headers, **protocol.headers(entry.request_id)}
             )
-        frames = protocol.frames(answer)
+        if heavy and kind is None and (cadence.instant or not scale):  # nothing to wait for
+            stored = self._store(state, answer, None)
+            if shared is not None and stored is not None:
+                await shared.put_response(stored)
+            headers["Cache-Control"] = "no-cache"
+            headers["Content-Type"] = protocol.stream_type
+            headers.update(protocol.headers(entry.request_id))
+            batches = _batches(protocol.frames(answer), lambda sent: protocol.end(answer, sent))
+            response = await _write_pieces(request, batches, headers)
+            if described := protocol.reply_summary(answer):
+                entry.reply.update(described)
+            return response
+        if heavy:
+            frames = await _gather(protocol.frames(answer))
+        else:
+            frames = list(protocol.frames(answer))
         if described := protocol.reply_summary(answer):
             entry.reply.update(described)
         scripted = delays(cadence, [(f.paced, f.delay) for f in frames], int(seed[8:16], 16))
@@ -432,7 +460,7 @@ class Pipeline:
             stored = self._store(state, answer, None)
             if shared is not None and stored is not None:
                 await shared.put_response(stored)
-            if repeatable and not any(scripted):
+            if repeatable and not any(scripted) and not heavy:
                 self._remember(state, memo_key, body, headers, entry, req, stored)
             return web.Response(
                 body=body, headers={**headers, **protocol.headers(entry.request_id)}
@@ -538,6 +566,50 @@ class Pipeline:
         return response
 
 
+def _batches(frames: Iterable[Frame], end: Callable[[int], bytes]) -> Iterator[bytes]:
+    """A stream's frames, made as they are taken, joined into writes of about ``_BATCH``
+    bytes each, then its ``end`` (given how many frames went before it)."""
+    batch: list[bytes] = []
+    size = sent = 0
+    for frame in frames:
+        batch.append(frame.data)
+        size += len(frame.data)
+        sent += 1
+        if size >= _BATCH:
+            yield b"".join(batch)
+            batch, size = [], 0
+    batch.append(end(sent))
+    yield b"".join(batch)
+
+
+async def _gather(frames: Iterable[Frame]) -> list[Frame]:
+    """A heavy paced stream's frames, made a batch at a time, the loop free in between (its
+    schedule needs them all before the first goes out)."""
+    out: list[Frame] = []
+    size = 0
+    for frame in frames:
+        out.append(frame)
+        size += len(frame.data)
+        if size >= _BATCH:
+            size = 0
+            await asyncio.sleep(0)
+    return out
+
+
+async def _write_pieces(
+    request: web.Request, pieces: Iterator[bytes], headers: Mapping[str, str]
+) -> web.StreamResponse:
+    """A large body written as it is made, one piece at a time, the loop free between pieces:
+    neither the whole body in memory nor the other requests waiting for it."""
+    response = web.StreamResponse(headers=headers)
+    await response.prepare(request)
+    for piece in pieces:
+        await response.write(piece)
+        await asyncio.sleep(0)
+    await response.write_eof()
+    return response
+
+
 async def read_body(request: web.Request, options: Options) -> bytes:
     """The body; a 413 over ``max_body``; a 408 when it comes too slowly (an attack, or a bug).
 
@@ -576,7 +648,7 @@ def _refused(protocol: Protocol, err: APIError, entry: Entry, raw: bytes) -> web
     if entry.outcome == "ok":
         entry.outcome = "error"
     entry.reply = {"error": {"status": err.status, "message": err.message,
-                             "type": err.type, "code": err.code}}  # fmt: skip
+                             "type": protocol.error_type(err), "code": err.code}}  # fmt: skip
     return response
 
 

@@ -60,7 +60,7 @@ def test_match_placeholder_with_its_group_renders(
     )
     assert reply.choices[0].message.content == "Bergen/Oslo"
     calls = reply.choices[0].message.tool_calls or []
-    assert calls[0].function.arguments == '{"city": "Bergen"}'
+    assert calls[0].function.arguments == '{"city":"Bergen"}'
 
 
 @pytest.mark.parametrize(

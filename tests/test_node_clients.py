@@ -42,7 +42,7 @@ def test_node_sdks_chat_responses_embeddings_and_messages() -> None:
     assert got == {
         "chat": "Hello, Node.",
         "chatStream": "Hello, Node.",
-        "toolCall": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        "toolCall": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
         "responses": "Hello, Node.",
         "responsesEvents": ["response.created", "response.completed"],
         "embeddings": [1536, 1536],

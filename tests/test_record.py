@@ -719,7 +719,7 @@ def test_messages_reader_json_and_stream() -> None:
     assert reply == {
         "content": "Let me check.",
         "reasoning": "Need the weather tool.",
-        "tool_calls": [{"id": "toolu_01", "name": "get_weather", "arguments": '{"city": "Paris"}'}],
+        "tool_calls": [{"id": "toolu_01", "name": "get_weather", "arguments": '{"city":"Paris"}'}],
         "finish_reason": "tool_calls",
         "usage": {
             "prompt_tokens": 40,
@@ -824,7 +824,10 @@ def test_messages_reader_json_and_stream() -> None:
     )
     captured = messages_stream(events)
     assert captured.complete
-    assert captured.reply() == reply
+    # A body's ``input`` object is written compact; a stream's arguments keep the spelling of
+    # its deltas, which the recorded pieces must spell again.
+    spelled = [{"id": "toolu_01", "name": "get_weather", "arguments": '{"city": "Paris"}'}]
+    assert captured.reply() == {**reply, "tool_calls": spelled}
     assert [(p.kind, p.text) for p in captured.pieces] == [
         ("reasoning", "Need the "),
         ("reasoning", "weather tool."),

@@ -123,8 +123,8 @@ def test_parallel_tool_calls(mockserver: MockServer, openai_client: openai.OpenA
     assert choice.finish_reason == "tool_calls"
     calls = choice.message.tool_calls or []
     assert [(c.function.name, c.function.arguments) for c in calls] == [
-        ("get_weather", '{"city": "Paris"}'),
-        ("get_weather", '{"city": "Lyon"}'),
+        ("get_weather", '{"city":"Paris"}'),  # a mapping: compact, as OpenAI writes it
+        ("get_weather", '{"city": "Lyon"}'),  # a string: as written
     ]
     assert len({c.id for c in calls}) == 2
 
@@ -140,7 +140,7 @@ def test_streamed_tool_calls_accumulate(
             pass
         final = stream.get_final_completion()
     calls = final.choices[0].message.tool_calls or []
-    assert [c.function.arguments for c in calls] == ['{"city": "Paris"}', '{"city": "Lyon"}']
+    assert [c.function.arguments for c in calls] == ['{"city":"Paris"}', '{"city": "Lyon"}']
     assert final.choices[0].finish_reason == "tool_calls"
 
 

@@ -329,7 +329,7 @@ def local_outcomes(limit: RateLimit, script: list[Call]) -> list[tuple[str, int,
         try:
             ticket = budgets.admit(limit, f"key{slot}", "gpt-4", prompt, now)
         except APIError as refusal:
-            out.append((refusal.type, -1, -1))
+            out.append((refusal.type or "", -1, -1))
             continue
         ticket.spend(spent)
         out.append(("", ticket.window.requests, ticket.window.tokens))

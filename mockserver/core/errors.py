@@ -18,13 +18,25 @@ class MockServerError(Exception):
     """Base of every error this package raises on purpose."""
 
 
+def openai_error_type(status: int) -> str:
+    """The ``type`` OpenAI gives an error of this status when nothing more precise is known
+    (its own 429s name the limit, ``requests`` or ``tokens``; a scenario's get this)."""
+    if status == 429:
+        return "rate_limit_error"
+    return "server_error" if status >= 500 else "invalid_request_error"
+
+
 @dataclass
 class APIError(MockServerError):
-    """An HTTP error reply in OpenAI's shape."""
+    """An HTTP error reply, in OpenAI's shape unless the protocol shapes it its way.
+
+    ``type`` None means "not stated": each protocol gives the status its own type (OpenAI
+    ``invalid_request_error``, Anthropic ``not_found_error`` for the same 404), so an error
+    raised below the protocols, or a scenario's ``error:`` without ``type``, names none."""
 
     status: int
     message: str
-    type: str = "invalid_request_error"
+    type: str | None = None
     param: str | None = None
     code: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -38,7 +50,7 @@ class APIError(MockServerError):
         return {
             "error": {
                 "message": self.message,
-                "type": self.type,
+                "type": self.type or openai_error_type(self.status),
                 "param": self.param,
                 "code": self.code,
             }

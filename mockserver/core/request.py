@@ -18,6 +18,11 @@ from .errors import APIError, invalid_type, missing_param
 from .forms import Upload
 from .tokens import count_prompt_tokens
 
+arguments_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""Tool-call arguments as text, the way OpenAI writes them: compact JSON (no space after ``:``
+or ``,``), other scripts as they are. A client that compares or hashes arguments, or replays
+them, sees what the real API sends."""
+
 
 @dataclass
 class Request:

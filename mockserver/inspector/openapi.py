@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.logprobs import MAX_TOP
 from ..media.audio import CONTENT_TYPES
 from ..protocols.audio import MAX_INPUT, TRANSCRIPT_FORMATS
 from ..protocols.chat import MAX_N, RESPONSE_FORMATS, ROLES
+from ..protocols.embeddings import MAX_DIMENSIONS
 from ..protocols.moderations import MAX_INPUTS
 from ..protocols.responses import MESSAGE_ROLES, TOOL_CHOICES
 from ..scenarios.schema import MODERATION_CATEGORIES
@@ -72,6 +74,7 @@ _OTHER_TOOL = {
 _NUMBER = _nullable({"type": "number"})
 _INTEGER = _nullable({"type": "integer"})
 _BOOLEAN = _nullable({"type": "boolean"})
+_TOP_LOGPROBS = _nullable({"type": "integer", "minimum": 0, "maximum": MAX_TOP})
 
 CHAT_REQUEST = {
     "type": "object",
@@ -89,7 +92,7 @@ CHAT_REQUEST = {
         "max_completion_tokens": _nullable({"type": "integer", "minimum": 0}),
         "n": _nullable({"type": "integer", "minimum": 1, "maximum": MAX_N}),
         "seed": _INTEGER,
-        "top_logprobs": _INTEGER,
+        "top_logprobs": _TOP_LOGPROBS,
         "logprobs": _BOOLEAN,
         "parallel_tool_calls": _BOOLEAN,
         "store": _BOOLEAN,
@@ -199,7 +202,7 @@ RESPONSES_REQUEST = {
         "temperature": _NUMBER,
         "top_p": _NUMBER,
         "max_output_tokens": _nullable({"type": "integer", "minimum": 0}),
-        "top_logprobs": _INTEGER,
+        "top_logprobs": _TOP_LOGPROBS,
         "max_tool_calls": _INTEGER,
         "user": _nullable({"type": "string"}),
         "metadata": _nullable({"type": "object"}),
@@ -389,7 +392,7 @@ EMBEDDINGS_REQUEST = {
             ]
         },
         "encoding_format": _nullable({"enum": ["float", "base64"]}),
-        "dimensions": {"type": "integer", "minimum": 1, "maximum": 16384},
+        "dimensions": {"type": "integer", "minimum": 1, "maximum": MAX_DIMENSIONS},
         "user": _nullable({"type": "string"}),
     },
     "description": "dimensions is refused for text-embedding-ada-002, as OpenAI refuses it",
@@ -942,6 +945,31 @@ DOCUMENT: dict[str, Any] = {
                         },
                     },
                     **_errors(400, 404, 408, 413, 429),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/v1/responses/{response_id}": {
+            "get": {
+                "operationId": "retrieveResponse",
+                "parameters": [
+                    {
+                        "name": "response_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "a stored response (one created without store: false)",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Response"}
+                            }
+                        },
+                    },
+                    **_errors(404),
                     **_AUTH_ERRORS,
                 },
             }

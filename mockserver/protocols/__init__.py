@@ -14,17 +14,22 @@ inspector or the server.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from ..core.caching import Plan, automatic, conversation_blocks
-from ..core.errors import APIError
+from ..core.errors import APIError, openai_error_type
 from ..core.request import Request, bearer_token
 from ..scenarios.ratelimit import Ticket
 from ..scenarios.render import Envelope, Rendered, Usage
 from ..scenarios.scenario import Reply
 from .capture import Captured, Event
+
+HEAVY = 10_000
+"""Stream pieces (chunks of text) above which a reply is heavy: ~40 ms of JSON or more. A
+heavy reply is made as it is written, in slices, so that other requests are served between
+them, and is not kept whole anywhere (not in a cache, not as one body)."""
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -150,6 +155,11 @@ class Protocol:
         where this protocol's streams are forwarded but not recorded."""
         return None
 
+    def error_type(self, err: APIError) -> str:
+        """The ``type`` this protocol sends for ``err``: the one stated, or its own for the
+        status (a scenario's ``error:`` without ``type`` states none)."""
+        return err.type or openai_error_type(err.status)
+
     def error_body(self, err: APIError, request_id: str) -> bytes:
         return err.body_bytes()
 
@@ -166,9 +176,16 @@ class Protocol:
         ``frames``, so it can read what they kept in ``answer.wire``."""
         return {}
 
-    def frames(self, answer: Answer) -> list[Frame]:
-        """Every frame of a stream but the last (``end``); protocols that never stream
-        (embeddings) never get here, since their requests have ``stream`` false."""
+    def pieces(self, answer: Answer) -> Iterator[bytes] | None:
+        """The body in pieces, when building it whole would hold the event loop (a batch of
+        thousands of vectors): the pipeline writes them out one by one and serves other
+        requests in between. None where ``body`` is cheap enough."""
+        return None
+
+    def frames(self, answer: Answer) -> Iterable[Frame]:
+        """Every frame of a stream but the last (``end``), made as they are taken (a heavy
+        reply is written out as it is made); protocols that never stream (embeddings) never
+        get here, since their requests have ``stream`` false."""
         raise NotImplementedError
 
     def end(self, answer: Answer, sent: int) -> bytes:

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.request import arguments_json
+
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
 # Replay order of the pieces of one choice (as the protocols write them).
 PIECE_ORDER = {"reasoning": 0, "text": 1, "refusal": 2, "arguments": 3}
@@ -138,7 +140,7 @@ def scenario_message(
 def scenario_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"id": call_id} if isinstance(call_id, str) and call_id else {}
     out["name"] = str(name or "")
-    out["arguments"] = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+    out["arguments"] = arguments if isinstance(arguments, str) else arguments_json(arguments or {})
     return out
 
 

@@ -8,10 +8,11 @@ spliced into each reply's envelope: this is the hot path of every load test.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..core.errors import APIError, invalid_type, missing_param
+from ..core.logprobs import MAX_TOP, by_piece, token_logprobs
 from ..core.request import (
     Request,
     body_and_model,
@@ -22,7 +23,7 @@ from ..core.request import (
     present,
 )
 from ..scenarios.render import Choice, Envelope, Usage, paced
-from . import Answer, Frame, Lookup, Protocol, dumps
+from . import HEAVY, Answer, Frame, Lookup, Protocol, dumps
 from .capture import (
     Captured,
     Event,
@@ -139,6 +140,7 @@ def parse_chat(raw: bytes, headers: Mapping[str, str] | None = None) -> Request:
     check_range(body, "n", 1, MAX_N)
     check_range(body, "max_tokens", 0, None)
     check_range(body, "max_completion_tokens", 0, None)
+    check_range(body, "top_logprobs", 0, MAX_TOP)  # without ``logprobs: true``, unused
     return Request(
         api="chat",
         body=body,
@@ -185,9 +187,37 @@ def _env_free(choices: tuple[Choice, ...]) -> bool:
     return all(call_id is not None for c in choices for call_id, _, _ in c.tool_calls)
 
 
-def choices_json(env: Envelope | None, choices: tuple[Choice, ...]) -> str:
+Logprobs = tuple[int, int] | None
+"""What a request asked of logprobs: ``top_logprobs`` and the seed they derive from; None
+when it did not ask (``logprobs`` absent or false)."""
+
+
+def logprobs_asked(answer: Answer) -> Logprobs:
+    body = answer.request.body
+    if body.get("logprobs") is not True:
+        return None
+    return int(body.get("top_logprobs") or 0), answer.seed
+
+
+def _logprobs(c: Choice, i: int, asked: tuple[int, int]) -> dict[str, Any]:
+    """A choice's ``logprobs``: its content's tokens (or its refusal's), each with its own."""
+    top, seed = asked
+    salt = f"{seed}:{i}"
+    if c.refusal is not None:
+        return {"content": None, "refusal": token_logprobs(c.refusal, top, salt)}
+    return {"content": token_logprobs(c.content or "", top, salt), "refusal": None}
+
+
+def choices_json(env: Envelope | None, choices: tuple[Choice, ...], asked: Logprobs = None) -> str:
     """The ``choices`` array of a completion, as JSON text."""
-    out = []
+    return "[" + ", ".join(choice_texts(env, choices, asked)) + "]"
+
+
+def choice_texts(
+    env: Envelope | None, choices: tuple[Choice, ...], asked: Logprobs = None
+) -> Iterator[str]:
+    """Each choice's JSON, one at a time: a reply of many long choices is written out as
+    they are made (``Chat.pieces``), the loop free between them."""
     for i, c in enumerate(choices):
         message: dict[str, Any] = {"role": "assistant", "content": c.content, "refusal": c.refusal}
         if c.reasoning is not None:
@@ -198,14 +228,15 @@ def choices_json(env: Envelope | None, choices: tuple[Choice, ...]) -> str:
                  "function": {"name": name, "arguments": args}}
                 for k, (call_id, name, args) in enumerate(c.tool_calls)
             ]  # fmt: skip
-        out.append(
-            {"index": i, "message": message, "logprobs": None, "finish_reason": c.finish_reason}
-        )
-    return dumps(out)
+        logprobs = _logprobs(c, i, asked) if asked is not None else None
+        yield dumps({"index": i, "message": message, "logprobs": logprobs,
+                     "finish_reason": c.finish_reason})  # fmt: skip
 
 
-def _delta(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+def _delta(
+    index: int, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None
+) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
 
 
 Deltas = list[tuple[str, bool, float | None]]
@@ -224,20 +255,35 @@ def _opening(env: Envelope | None, i: int, c: Choice) -> dict[str, Any]:
     return _delta(i, {"role": "assistant", "content": ""})
 
 
-def deltas_json(env: Envelope | None, choices: tuple[Choice, ...]) -> Deltas:
+def deltas_json(
+    env: Envelope | None, choices: tuple[Choice, ...], asked: Logprobs = None
+) -> Iterator[tuple[str, bool, float | None]]:
+    """Every chunk's ``choices`` JSON, as it is made (a long stream is written as it goes)."""
     opening = [_opening(env, i, c) for i, c in enumerate(choices)]
-    out: Deltas = [(dumps(opening), False, None)]
+    yield dumps(opening), False, None
 
-    def add(delta: dict[str, Any], paced: bool = True, delay: float | None = None) -> None:
-        out.append((dumps([delta]), paced, delay))
+    def add(
+        delta: dict[str, Any], paced: bool = True, delay: float | None = None
+    ) -> tuple[str, bool, float | None]:
+        return dumps([delta]), paced, delay
 
     for i, c in enumerate(choices):
         for p, d in paced(c.reasoning_pieces, c.reasoning_delays):
-            add(_delta(i, {"reasoning_content": p}), delay=d)
-        for p, d in paced(c.content_pieces, c.piece_delays):
-            add(_delta(i, {"content": p}), delay=d)
-        for p, d in paced(c.refusal_pieces, c.refusal_delays):
-            add(_delta(i, {"refusal": p}), delay=d)
+            yield add(_delta(i, {"reasoning_content": p}), delay=d)
+        content: list[Any] = [None] * len(c.content_pieces)
+        refusal: list[Any] = [None] * len(c.refusal_pieces)
+        if asked is not None:
+            whole = _logprobs(c, i, asked)
+            if c.refusal is not None:
+                refusal = [{"content": None, "refusal": x}
+                           for x in by_piece(whole["refusal"], c.refusal_pieces)]  # fmt: skip
+            else:
+                content = [{"content": x, "refusal": None}
+                           for x in by_piece(whole["content"], c.content_pieces)]  # fmt: skip
+        for (p, d), lp in zip(paced(c.content_pieces, c.piece_delays), content, strict=True):
+            yield add(_delta(i, {"content": p}, logprobs=lp), delay=d)
+        for (p, d), lp in zip(paced(c.refusal_pieces, c.refusal_delays), refusal, strict=True):
+            yield add(_delta(i, {"refusal": p}, logprobs=lp), delay=d)
         headed = "tool_calls" in opening[i]["delta"]
         for k, ((call_id, name, _), pieces) in enumerate(
             zip(c.tool_calls, c.argument_pieces, strict=True)
@@ -246,15 +292,14 @@ def deltas_json(env: Envelope | None, choices: tuple[Choice, ...]) -> Deltas:
                 head = {"index": k, "id": call_id or _require(env).call_id(call_id, i, k),
                         "type": "function",
                         "function": {"name": name, "arguments": ""}}  # fmt: skip
-                add(_delta(i, {"tool_calls": [head]}), paced=False)
+                yield add(_delta(i, {"tool_calls": [head]}), paced=False)
             own = c.argument_delays[k] if c.argument_delays else ()
             for p, d in paced(pieces, own):
-                add(
+                yield add(
                     _delta(i, {"tool_calls": [{"index": k, "function": {"arguments": p}}]}), delay=d
                 )
     for i, c in enumerate(choices):
-        add(_delta(i, {}, c.finish_reason), paced=False)
-    return out
+        yield add(_delta(i, {}, c.finish_reason), paced=False)
 
 
 class Chat(Protocol):
@@ -265,51 +310,76 @@ class Chat(Protocol):
     def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
         return parse_chat(raw, headers)
 
-    def _prepared(self, answer: Answer) -> tuple[str | None, Deltas | None]:
-        """The choices JSON and chunk deltas, done once for a cached template-free reply."""
+    def _choices(self, answer: Answer) -> str | None:
+        """The choices JSON, made once for a cached template-free reply (None: not cached)."""
         rendered = answer.rendered
-        prepared = rendered.wire.get(self.name)
-        if prepared is None:
-            if not (rendered.cached and _env_free(rendered.choices)):
-                return None, None
-            choices = rendered.choices
-            prepared = rendered.wire[self.name] = (
-                choices_json(None, choices),
-                deltas_json(None, choices),
-            )
+        prepared: str | None = rendered.wire.get("chat.body")
+        if prepared is None and rendered.cached and _env_free(rendered.choices):
+            prepared = rendered.wire["chat.body"] = choices_json(None, rendered.choices)
         return prepared
 
-    def body(self, answer: Answer) -> bytes:
+    def _deltas(self, answer: Answer) -> Deltas | None:
+        """The chunk deltas, likewise; apart from the choices JSON, so that a plain request
+        never pays for a stream's pieces. A heavy reply's are not kept: made as written."""
+        rendered = answer.rendered
+        prepared: Deltas | None = rendered.wire.get("chat.stream")
+        if (
+            prepared is None
+            and rendered.cached
+            and rendered.pieces <= HEAVY
+            and _env_free(rendered.choices)
+        ):
+            prepared = rendered.wire["chat.stream"] = list(deltas_json(None, rendered.choices))
+        return prepared
+
+    def _around(self, answer: Answer) -> tuple[str, str]:
+        """A completion's JSON before its choices and after them."""
         env = answer.env
-        choices, _ = self._prepared(answer)
-        if choices is None:
-            choices = choices_json(env, answer.rendered.choices)
         return (
             f'{{"id": "{env.id}", "object": "chat.completion", "created": {env.created}, '
-            f'"model": {dumps(env.model)}, "choices": {choices}, '
-            f'"usage": {usage_json(answer.usage)}, '
-            f'"system_fingerprint": {dumps(env.system_fingerprint)}}}'
-        ).encode()
+            f'"model": {dumps(env.model)}, "choices": ',
+            f', "usage": {usage_json(answer.usage)}, '
+            f'"system_fingerprint": {dumps(env.system_fingerprint)}}}',
+        )
 
-    def frames(self, answer: Answer) -> list[Frame]:
+    def body(self, answer: Answer) -> bytes:
+        asked = logprobs_asked(answer)
+        choices = self._choices(answer) if asked is None else None
+        if choices is None:
+            choices = choices_json(answer.env, answer.rendered.choices, asked)
+        head, tail = self._around(answer)
+        return f"{head}{choices}{tail}".encode()
+
+    def pieces(self, answer: Answer) -> Iterator[bytes] | None:
+        """Many long choices (``n: 128`` of a long text): written a choice at a time."""
+        if answer.rendered.pieces <= HEAVY:
+            return None
+        return self._pieces(answer)
+
+    def _pieces(self, answer: Answer) -> Iterator[bytes]:
+        head, tail = self._around(answer)
+        yield f"{head}[".encode()
+        texts = choice_texts(answer.env, answer.rendered.choices, logprobs_asked(answer))
+        for i, text in enumerate(texts):
+            yield (f", {text}" if i else text).encode()
+        yield f"]{tail}".encode()
+
+    def frames(self, answer: Answer) -> Iterator[Frame]:
         env = answer.env
-        _, deltas = self._prepared(answer)
-        if deltas is None:
-            deltas = deltas_json(env, answer.rendered.choices)
+        asked = logprobs_asked(answer)
+        cached = self._deltas(answer) if asked is None else None
+        deltas = cached if cached is not None else deltas_json(env, answer.rendered.choices, asked)
         head = dumps(
             {"id": env.id, "object": "chat.completion.chunk", "created": env.created,
              "model": env.model, "system_fingerprint": env.system_fingerprint}
         )[:-1]  # fmt: skip
         with_usage = answer.request.include_usage
         tail = ',"usage":null}\n\n' if with_usage else "}\n\n"
-        out = [
-            Frame(f'data: {head},"choices":{chunk}{tail}'.encode(), paced, delay)
-            for chunk, paced, delay in deltas
-        ]
+        for chunk, output, delay in deltas:
+            yield Frame(f'data: {head},"choices":{chunk}{tail}'.encode(), output, delay)
         if with_usage:
             usage = usage_json(answer.usage)
-            out.append(Frame(f'data: {head},"choices":[],"usage":{usage}}}\n\n'.encode()))
-        return out
+            yield Frame(f'data: {head},"choices":[],"usage":{usage}}}\n\n'.encode())
 
     def end(self, answer: Answer, sent: int) -> bytes:
         return DONE

@@ -8,20 +8,32 @@ reads the first input, so the usual conditions select embeddings scenarios too.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..core.caching import Plan
 from ..core.errors import APIError, invalid_type, missing_param
 from ..core.request import Request, body_and_model, integral
 from ..core.tokens import count_tokens
-from ..core.vectors import accepts_dimensions, embed, native_dimensions, to_base64
-from . import Answer, Lookup, Protocol
+from ..core.vectors import (
+    NATIVE_DIMENSIONS,
+    accepts_dimensions,
+    embed,
+    native_dimensions,
+    to_base64,
+)
+from . import Answer, Lookup, Protocol, dumps
 from .capture import Captured, dig, text_of, usage_of
 
 MAX_INPUTS = 2048
-MAX_DIMENSIONS = 16_384  # a cap on what one vector may cost (``embed`` allocates what it is asked)
+MAX_TOKENS = 300_000
+"""OpenAI's limit on the tokens of all inputs of one request, whatever the model."""
+MAX_DIMENSIONS = max(NATIVE_DIMENSIONS.values())
+"""The largest vector a real model has (text-embedding-3-large's 3072): a request for more
+would only cost the mock time and memory (16384 took 26 s and 783 MB)."""
+SLICE_FLOATS = 32_768
+"""About 20 ms of vectors: a larger reply is written out in slices of this many floats, and
+other requests are served between them."""
 FORMATS = ("float", "base64")
 _INVALID_INPUT = (
     "'$.input' is invalid. Please check the API reference: "
@@ -29,40 +41,53 @@ _INVALID_INPUT = (
 )
 
 
-def _texts(value: Any) -> list[str]:
-    """The inputs as texts: strings as they are, token arrays as their ids."""
+def _is_ids(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(t, int) and not isinstance(t, bool) for t in value
+    )
+
+
+def _texts(value: Any) -> tuple[list[str], int]:
+    """The inputs as texts (strings as they are, token arrays as their ids), and their tokens:
+    a token array counts exactly its length, a string what the tokenizer makes of it."""
     if isinstance(value, str):
         if not value:
             raise APIError(400, _INVALID_INPUT, param="input")
-        return [value]
+        return [value], count_tokens(value)
     if not isinstance(value, list):
         raise invalid_type("input", "a string or an array", value)
     if not value or len(value) > MAX_INPUTS:
         raise APIError(400, _INVALID_INPUT, param="input")
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return [" ".join(map(str, value))]  # one token array
+    if _is_ids(value):
+        return [" ".join(map(str, value))], len(value)  # one token array
     texts = []
+    tokens = 0
     for i, item in enumerate(value):
         if isinstance(item, str):
             if not item:
                 raise APIError(400, _INVALID_INPUT, param="input")
             texts.append(item)
-        elif (
-            isinstance(item, list)
-            and item
-            and all(isinstance(t, int) and not isinstance(t, bool) for t in item)
-        ):
+            tokens += count_tokens(item)
+        elif item and _is_ids(item):
             texts.append(" ".join(map(str, item)))
+            tokens += len(item)
         else:
             raise invalid_type(f"input[{i}]", "a string or an array of integers", item)
-    return texts
+    return texts, tokens
 
 
 def parse_embeddings(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
     body, model = body_and_model(raw)
     if "input" not in body:
         raise missing_param("input")
-    texts = _texts(body["input"])
+    texts, tokens = _texts(body["input"])
+    if tokens > MAX_TOKENS:
+        raise APIError(
+            400,
+            f"Requested {tokens} tokens, max {MAX_TOKENS} tokens per request",
+            type="max_tokens_per_request",
+            code="max_tokens_per_request",
+        )
     fmt = body.get("encoding_format")
     if fmt is not None and fmt not in FORMATS:
         raise APIError(
@@ -103,7 +128,7 @@ def parse_embeddings(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> 
         messages=[{"role": "user", "content": texts[0]}],
         headers=headers,
         inputs=tuple(texts),
-        tokens=sum(count_tokens(t) for t in texts),
+        tokens=tokens,
     )
 
 
@@ -116,31 +141,54 @@ class Embeddings(Protocol):
     def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
         return parse_embeddings(raw, headers, lookup)
 
-    def vectors(self, answer: Answer) -> list[list[float]]:
+    def vector(self, answer: Answer, i: int) -> list[float]:
         request, reply = answer.request, answer.reply
         if reply is not None and reply.embeddings:
             pinned = reply.embeddings
-            return [list(pinned[i % len(pinned)]) for i in range(len(request.inputs))]
+            return list(pinned[i % len(pinned)])
         style = (reply.embedding_style if reply is not None else None) or "semantic"
-        dims = request.body.get("dimensions") or native_dimensions(request.model)
-        return [embed(text, dims, answer.seed, style) for text in request.inputs]
+        return embed(request.inputs[i], _dimensions(answer), answer.seed, style)
+
+    def _pieces(self, answer: Answer, per: int) -> Iterator[bytes]:
+        """The body, ``per`` vectors a piece; joined, the bytes ``json.dumps`` would write."""
+        base64 = answer.request.body.get("encoding_format") == "base64"
+        count = len(answer.request.inputs)
+        yield b'{"object": "list", "data": ['
+        for start in range(0, count, per):
+            items = []
+            for i in range(start, min(start + per, count)):
+                vector = self.vector(answer, i)
+                encoded = to_base64(vector) if base64 else vector
+                items.append({"object": "embedding", "index": i, "embedding": encoded})
+            text = dumps(items)[1:-1]
+            yield (", " + text if start else text).encode()
+        tokens = answer.usage.prompt
+        yield (
+            f'], "model": {dumps(answer.env.model)}, "usage": {{"prompt_tokens": {tokens}, '
+            f'"total_tokens": {tokens}}}}}'
+        ).encode()
 
     def body(self, answer: Answer) -> bytes:
-        base64 = answer.request.body.get("encoding_format") == "base64"
-        data = [
-            {"object": "embedding", "index": i, "embedding": to_base64(v) if base64 else v}
-            for i, v in enumerate(self.vectors(answer))
-        ]
-        tokens = answer.usage.prompt
-        body = {"object": "list", "data": data, "model": answer.env.model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
-        return json.dumps(body).encode()
+        return b"".join(self._pieces(answer, len(answer.request.inputs) or 1))
+
+    def pieces(self, answer: Answer) -> Iterator[bytes] | None:
+        per = max(1, SLICE_FLOATS // _dimensions(answer))
+        return self._pieces(answer, per) if len(answer.request.inputs) > per else None
 
     def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
         return None  # embeddings inputs are not a conversation: nothing is cached
 
     def read_body(self, body: Any) -> Captured:
         return embeddings_body(body)
+
+
+def _dimensions(answer: Answer) -> int:
+    reply = answer.reply
+    if reply is not None and reply.embeddings:
+        return len(reply.embeddings[0]) or 1
+    request = answer.request
+    dims: int = request.body.get("dimensions") or native_dimensions(request.model)
+    return dims
 
 
 # --- reading an upstream's reply back (recording) -------------------------------------------

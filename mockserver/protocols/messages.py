@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..core.caching import (
@@ -25,7 +25,7 @@ from ..core.caching import (
     message_block,
 )
 from ..core.errors import APIError, describe_type
-from ..core.request import Request, integral, json_object
+from ..core.request import Request, arguments_json, integral, json_object
 from ..scenarios.ratelimit import Ticket
 from ..scenarios.render import Usage, digest
 from . import Answer, Frame, Lookup, Protocol, dumps
@@ -47,18 +47,8 @@ ERROR_TYPES = {
     504: "timeout_error",
     529: "overloaded_error",
 }
-_KNOWN_TYPES = frozenset(ERROR_TYPES.values())
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                  "content_filter": "refusal", "function_call": "tool_use"}  # fmt: skip
-
-
-def _error_type(err: APIError) -> str:
-    """Anthropic's type for the status, unless the error names a type only Anthropic has
-    (a scenario's ``type: overloaded_error``); OpenAI's defaults give way to the status."""
-    if err.type in _KNOWN_TYPES and err.type != "invalid_request_error":
-        return err.type
-    fallback = "api_error" if err.status >= 500 else "invalid_request_error"
-    return ERROR_TYPES.get(err.status, fallback)
 
 
 def _invalid(message: str) -> APIError:
@@ -125,7 +115,7 @@ def _conversation(messages: Any) -> list[dict[str, Any]]:
             elif kind == "tool_use":
                 if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
                     raise _invalid(f"{at}: tool_use blocks need 'id' and 'name'")
-                arguments = dumps(block.get("input") or {})
+                arguments = arguments_json(block.get("input") or {})
                 function = {"name": block["name"], "arguments": arguments}
                 calls.append({"id": block["id"], "type": "function", "function": function})
             elif kind == "tool_result":
@@ -379,8 +369,16 @@ class Messages(Protocol):
     def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
         return explicit(cache_blocks(req.body), scope, anthropic_minimum(req.model))
 
+    def error_type(self, err: APIError) -> str:
+        """The type stated, else Anthropic's for the status. A rate-limit budget's refusal
+        states OpenAI's (``requests``, ``tokens``); Anthropic calls any 429 ``rate_limit_error``."""
+        if err.type is not None and err.ticket is None:
+            return err.type
+        fallback = "api_error" if err.status >= 500 else "invalid_request_error"
+        return ERROR_TYPES.get(err.status, fallback)
+
     def error_body(self, err: APIError, request_id: str) -> bytes:
-        body = {"type": "error", "error": {"type": _error_type(err), "message": err.message},
+        body = {"type": "error", "error": {"type": self.error_type(err), "message": err.message},
                 "request_id": request_id}  # fmt: skip
         return dumps(body).encode()
 
@@ -436,67 +434,65 @@ class Messages(Protocol):
         message = self._message(answer, self._blocks(answer), done=True)
         return dumps(message).encode()
 
-    def frames(self, answer: Answer) -> list[Frame]:
+    def frames(self, answer: Answer) -> Iterator[Frame]:
         c = answer.rendered.choices[0]
-        out: list[Frame] = []
 
-        def event(kind: str, paced: bool = False, delay: float | None = None, **data: Any) -> None:
+        def event(kind: str, paced: bool = False, delay: float | None = None, **data: Any) -> Frame:
             text = dumps({"type": kind, **data})
-            out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), paced, delay))
+            return Frame(f"event: {kind}\ndata: {text}\n\n".encode(), paced, delay)
 
-        event("message_start", message=self._message(answer, [], done=False))
+        yield event("message_start", message=self._message(answer, [], done=False))
         index = 0
 
-        def start(block: dict[str, Any]) -> None:
-            event("content_block_start", index=index, content_block=block)
+        def start(block: dict[str, Any]) -> Iterator[Frame]:
+            yield event("content_block_start", index=index, content_block=block)
             if index == 0:
-                event("ping")
+                yield event("ping")
 
         if c.reasoning is not None:
-            start({"type": "thinking", "thinking": "", "signature": ""})
+            yield from start({"type": "thinking", "thinking": "", "signature": ""})
             for piece in c.reasoning_pieces:
-                event("content_block_delta", True, index=index,
-                      delta={"type": "thinking_delta", "thinking": piece})  # fmt: skip
+                yield event("content_block_delta", True, index=index,
+                            delta={"type": "thinking_delta", "thinking": piece})  # fmt: skip
             signature = {"type": "signature_delta", "signature": _signature(answer, c.reasoning)}
-            event("content_block_delta", index=index, delta=signature)
-            event("content_block_stop", index=index)
+            yield event("content_block_delta", index=index, delta=signature)
+            yield event("content_block_stop", index=index)
             index += 1
         text = c.refusal if c.refusal is not None else c.content
         if text is not None and (text or not c.tool_calls):
-            start({"type": "text", "text": ""})
+            yield from start({"type": "text", "text": ""})
             pieces = c.refusal_pieces if c.refusal is not None else c.content_pieces
             delays = (
                 c.piece_delays if c.refusal is None and c.piece_delays else (None,) * len(pieces)
             )
             for piece, delay in zip(pieces, delays, strict=True):
-                event("content_block_delta", True, delay, index=index,
-                      delta={"type": "text_delta", "text": piece})  # fmt: skip
-            event("content_block_stop", index=index)
+                yield event("content_block_delta", True, delay, index=index,
+                            delta={"type": "text_delta", "text": piece})  # fmt: skip
+            yield event("content_block_stop", index=index)
             index += 1
         for k, ((scripted, name, _), pieces) in enumerate(
             zip(c.tool_calls, c.argument_pieces, strict=True)
         ):
             block = {"type": "tool_use", "id": self._tool_id(answer, scripted, k), "name": name,
                      "input": {}}  # fmt: skip
-            start(block)
-            event("content_block_delta", index=index,
-                  delta={"type": "input_json_delta", "partial_json": ""})  # fmt: skip
+            yield from start(block)
+            yield event("content_block_delta", index=index,
+                        delta={"type": "input_json_delta", "partial_json": ""})  # fmt: skip
             for piece in pieces:
-                event("content_block_delta", True, index=index,
-                      delta={"type": "input_json_delta", "partial_json": piece})  # fmt: skip
-            event("content_block_stop", index=index)
+                yield event("content_block_delta", True, index=index,
+                            delta={"type": "input_json_delta", "partial_json": piece})  # fmt: skip
+            yield event("content_block_stop", index=index)
             index += 1
         reason, sequence = _stop(answer)
-        event("message_delta", delta={"stop_reason": reason, "stop_sequence": sequence},
-              usage=_usage(answer.usage))  # fmt: skip
-        return out
+        yield event("message_delta", delta={"stop_reason": reason, "stop_sequence": sequence},
+                    usage=_usage(answer.usage))  # fmt: skip
 
     def end(self, answer: Answer, sent: int) -> bytes:
         return b'event: message_stop\ndata: {"type": "message_stop"}\n\n'
 
     def stream_error(self, err: APIError, answer: Answer, sent: int) -> bytes:
         data = json.dumps(
-            {"type": "error", "error": {"type": _error_type(err), "message": err.message}}
+            {"type": "error", "error": {"type": self.error_type(err), "message": err.message}}
         )
         return f"event: error\ndata: {data}\n\n".encode()
 

@@ -9,13 +9,24 @@ server sends, each event numbered from 0. Responses that are stored can be conti
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..core.errors import APIError, invalid_type, missing_param
-from ..core.request import Request, body_and_model, check_types, invalid_value, param_types
-from ..scenarios.render import Choice, Usage
+from ..core.logprobs import MAX_TOP, by_piece, token_logprobs, without_bytes
+from ..core.request import (
+    Request,
+    body_and_model,
+    check_range,
+    check_types,
+    invalid_value,
+    param_types,
+)
+from ..scenarios.render import Choice, Usage, digest
 from . import Answer, Frame, Lookup, Protocol, Stored, dumps, dumps_text
 from .capture import (
     PIECE_ORDER,
@@ -43,6 +54,7 @@ _INTEGERS = ("max_output_tokens", "top_logprobs", "max_tool_calls")
 _BOOLEANS = ("stream", "store", "parallel_tool_calls", "background")
 _STRINGS = ("instructions", "previous_response_id", "user", "safety_identifier")
 _OBJECTS = ("metadata", "reasoning", "text", "stream_options")
+LOGPROBS = "message.output_text.logprobs"
 _TYPES = param_types(_NUMBERS, _INTEGERS, _BOOLEANS, _STRINGS, _OBJECTS)
 
 
@@ -102,6 +114,10 @@ def _conversation(items: Any) -> list[dict[str, Any]]:
             output = item["output"]
             content = output if isinstance(output, str) else _text(output, f"{where}.output")
             out.append({"role": "tool", "tool_call_id": item["call_id"], "content": content})
+        elif kind == "reasoning":
+            sealed_text = item.get("encrypted_content")
+            if sealed_text is not None and not isinstance(sealed_text, str):
+                raise invalid_type(f"{where}.encrypted_content", "a string", sealed_text)
         elif kind is None:
             raise missing_param(f"{where}.type")
         elif not isinstance(kind, str):
@@ -189,6 +205,12 @@ def parse_responses(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> R
             param="max_output_tokens",
             code="integer_below_min_value",
         )
+    check_range(body, "top_logprobs", 0, MAX_TOP)
+    include = body.get("include")
+    if include is not None and not (
+        isinstance(include, list) and all(isinstance(i, str) for i in include)
+    ):
+        raise invalid_type("include", "an array of strings", include)
     if "input" not in body or body["input"] is None:
         raise missing_param("input")
     messages = _conversation(body["input"])
@@ -247,17 +269,34 @@ class _Items:
             for k, (scripted, name, args) in enumerate(c.tool_calls)
         ]
         self.has_message = c.refusal is not None or bool(c.content) or not self.calls
+        body = answer.request.body
+        self.logprobs: list[dict[str, Any]] | None = None
+        """The text's logprobs, when ``include`` asks for them; ``[]`` is what goes otherwise."""
+        if LOGPROBS in (body.get("include") or ()) and c.refusal is None:
+            top = int(body.get("top_logprobs") or 0)
+            self.logprobs = token_logprobs(c.content or "", top, f"{answer.seed}:0")
 
     def reasoning(self, done: bool) -> dict[str, Any]:
-        summary = [{"type": "summary_text", "text": self.choice.reasoning}] if done else []
-        return {"id": f"rs_{self.tag}", "type": "reasoning", "summary": summary}
+        """The reasoning item; done, with its ``encrypted_content``. The openai SDK's types say
+        the API now populates it by default (no longer only under ``include:
+        ["reasoning.encrypted_content"]``), and stateless clients (``store: false``: the
+        Vercel AI SDK, pydantic-ai) drop or refuse a reasoning item to resend without it. So
+        it is always there; ``output_item.added`` leaves it out, as the SDK warns it may be
+        incomplete there."""
+        reasoning = self.choice.reasoning or ""
+        if not done:
+            return {"id": f"rs_{self.tag}", "type": "reasoning", "summary": []}
+        summary = [{"type": "summary_text", "text": reasoning}]
+        return {"id": f"rs_{self.tag}", "type": "reasoning", "summary": summary,
+                "encrypted_content": sealed(self.tag, reasoning)}  # fmt: skip
 
     def part(self, done: bool) -> dict[str, Any]:
         c = self.choice
         if c.refusal is not None:
             return {"type": "refusal", "refusal": c.refusal if done else ""}
         text = (c.content or "") if done else ""
-        return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        logprobs = self.logprobs if done and self.logprobs is not None else []
+        return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs}
 
     def message(self, done: bool) -> dict[str, Any]:
         return {
@@ -395,76 +434,97 @@ class Responses(Protocol):
     def body(self, answer: Answer) -> bytes:
         return self._final(answer).encode()
 
-    def frames(self, answer: Answer) -> list[Frame]:
+    def frames(self, answer: Answer) -> Iterator[Frame]:
         items = _items(answer)
         c = items.choice
-        out: list[Frame] = []
+        sequence = 0  # each event's sequence_number
 
-        def event(kind: str, paced: bool = False, delay: float | None = None, **data: Any) -> None:
-            payload = {"type": kind, "sequence_number": len(out), **data}
-            text = dumps(payload)
-            out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), paced, delay))
+        def event(kind: str, paced: bool = False, delay: float | None = None, **data: Any) -> Frame:
+            nonlocal sequence
+            payload = {"type": kind, "sequence_number": sequence, **data}
+            sequence += 1
+            return Frame(f"event: {kind}\ndata: {dumps(payload)}\n\n".encode(), paced, delay)
 
         def deltas(
             kind: str,
             shared: dict[str, Any],
             pieces: Sequence[str],
             delays: Sequence[float | None] = (),
-            after: str = "",
-        ) -> None:
+            after: str | Iterable[str] = "",
+        ) -> Iterator[Frame]:
             """``event(kind, True, delay, **shared, delta=piece)`` per piece, then the fields in
-            ``after``: the same bytes, but what all the deltas share is encoded once, not once a
-            piece (encoding the whole event was most of the cost of a streamed reply)."""
+            ``after`` (the same for every piece, or one each): the same bytes, but what all the
+            deltas share is encoded once, not once a piece (encoding the whole event was most
+            of the cost of a streamed reply)."""
+            nonlocal sequence
             head = f'{{"type": "{kind}", "sequence_number": '
             middle = f', {dumps(shared)[1:-1]}, "delta": '
-            for piece, delay in zip(pieces, delays or (None,) * len(pieces), strict=True):
-                text = f"{head}{len(out)}{middle}{dumps_text(piece)}{after}}}"
-                out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode(), True, delay))
+            afters = itertools.repeat(after) if isinstance(after, str) else after
+            for piece, delay, tail in zip(
+                pieces, delays or (None,) * len(pieces), afters, strict=False
+            ):
+                text = f"{head}{sequence}{middle}{dumps_text(piece)}{tail}}}"
+                sequence += 1
+                yield Frame(f"event: {kind}\ndata: {text}\n\n".encode(), True, delay)
 
         snapshot = self.encoded(answer, None)  # the same in both opening events
         for kind in ("response.created", "response.in_progress"):
-            text = _spliced(kind, len(out), "response", snapshot)
-            out.append(Frame(f"event: {kind}\ndata: {text}\n\n".encode()))
+            text = _spliced(kind, sequence, "response", snapshot)
+            sequence += 1
+            yield Frame(f"event: {kind}\ndata: {text}\n\n".encode())
         index = 0
         if c.reasoning is not None:
             item = items.reasoning(False)
             where = {"item_id": item["id"], "output_index": index}
-            event("response.output_item.added", output_index=index, item=item)
+            yield event("response.output_item.added", output_index=index, item=item)
             part = {"type": "summary_text", "text": ""}
-            event("response.reasoning_summary_part.added", **where, summary_index=0, part=part)
-            deltas("response.reasoning_summary_text.delta", {**where, "summary_index": 0},
-                   c.reasoning_pieces, c.reasoning_delays)  # fmt: skip
-            event("response.reasoning_summary_text.done", **where, summary_index=0,
-                  text=c.reasoning)  # fmt: skip
+            yield event("response.reasoning_summary_part.added", **where, summary_index=0,
+                        part=part)  # fmt: skip
+            yield from deltas("response.reasoning_summary_text.delta",
+                              {**where, "summary_index": 0}, c.reasoning_pieces,
+                              c.reasoning_delays)  # fmt: skip
+            yield event("response.reasoning_summary_text.done", **where, summary_index=0,
+                        text=c.reasoning)  # fmt: skip
             part = {"type": "summary_text", "text": c.reasoning}
-            event("response.reasoning_summary_part.done", **where, summary_index=0, part=part)
-            event("response.output_item.done", output_index=index, item=items.reasoning(True))
+            yield event("response.reasoning_summary_part.done", **where, summary_index=0,
+                        part=part)  # fmt: skip
+            yield event("response.output_item.done", output_index=index,
+                        item=items.reasoning(True))  # fmt: skip
             index += 1
         if items.has_message:
             item = items.message(False)
             where = {"item_id": item["id"], "output_index": index, "content_index": 0}
-            event("response.output_item.added", output_index=index, item=item)
-            event("response.content_part.added", **where, part=items.part(False))
+            yield event("response.output_item.added", output_index=index, item=item)
+            yield event("response.content_part.added", **where, part=items.part(False))
             if c.refusal is not None:
-                deltas("response.refusal.delta", where, c.refusal_pieces, c.refusal_delays)
-                event("response.refusal.done", **where, refusal=c.refusal)
+                yield from deltas("response.refusal.delta", where, c.refusal_pieces,
+                                  c.refusal_delays)  # fmt: skip
+                yield event("response.refusal.done", **where, refusal=c.refusal)
             else:
-                deltas("response.output_text.delta", where, c.content_pieces, c.piece_delays,
-                       ', "logprobs": []')  # fmt: skip
-                event("response.output_text.done", **where, text=c.content or "", logprobs=[])
-            event("response.content_part.done", **where, part=items.part(True))
-            event("response.output_item.done", output_index=index, item=items.message(True))
+                logprobs = items.logprobs
+                after: str | Iterator[str] = ', "logprobs": []'
+                if logprobs is not None:
+                    after = (f', "logprobs": {dumps(without_bytes(x))}'
+                             for x in by_piece(logprobs, c.content_pieces))  # fmt: skip
+                yield from deltas("response.output_text.delta", where, c.content_pieces,
+                                  c.piece_delays, after)  # fmt: skip
+                done = without_bytes(logprobs) if logprobs is not None else []
+                yield event("response.output_text.done", **where, text=c.content or "",
+                            logprobs=done)  # fmt: skip
+            yield event("response.content_part.done", **where, part=items.part(True))
+            yield event("response.output_item.done", output_index=index,
+                        item=items.message(True))  # fmt: skip
             index += 1
         for k, pieces in enumerate(c.argument_pieces):
             item = items.call(k, False)
             where = {"item_id": item["id"], "output_index": index}
-            event("response.output_item.added", output_index=index, item=item)
+            yield event("response.output_item.added", output_index=index, item=item)
             own = c.argument_delays[k] if c.argument_delays else ()
-            deltas("response.function_call_arguments.delta", where, pieces, own)
-            event("response.function_call_arguments.done", **where, arguments=items.calls[k][2])
-            event("response.output_item.done", output_index=index, item=items.call(k, True))
+            yield from deltas("response.function_call_arguments.delta", where, pieces, own)
+            yield event("response.function_call_arguments.done", **where,
+                        arguments=items.calls[k][2])  # fmt: skip
+            yield event("response.output_item.done", output_index=index, item=items.call(k, True))
             index += 1
-        return out
 
     def end(self, answer: Answer, sent: int) -> bytes:
         cut = answer.rendered.choices[0].finish_reason == "length"
@@ -475,7 +535,12 @@ class Responses(Protocol):
     def stream_error(self, err: APIError, answer: Answer, sent: int) -> bytes:
         """The documented flat fields, and the nested ``error`` production sends (the SDK raises
         ``APIError`` on that one only)."""
-        nested = {"type": err.type, "code": err.code, "message": err.message, "param": err.param}
+        nested = {
+            "type": self.error_type(err),
+            "code": err.code,
+            "message": err.message,
+            "param": err.param,
+        }
         return _event(
             "error", sent, code=err.code, message=err.message, param=err.param, error=nested
         )
@@ -511,6 +576,17 @@ class Responses(Protocol):
 
     def read_stream(self, events: list[Event]) -> Captured:
         return responses_stream(events)
+
+
+def sealed(tag: str, reasoning: str) -> str:
+    """A reasoning item's ``encrypted_content``: deterministic (the same request and reply give
+    the same text), opaque (the reasoning masked by a keystream), and shaped like the real one,
+    a URL-safe base64 Fernet token (version byte 0x80, so it begins ``gAAAAA``)."""
+    key = bytes.fromhex(digest(tag, reasoning))
+    text = reasoning.encode()
+    stream = hashlib.shake_256(key).digest(len(text))
+    masked = bytes(a ^ b for a, b in zip(text, stream, strict=True))
+    return base64.urlsafe_b64encode(b"\x80\0\0\0\0" + key + masked).decode()
 
 
 def _items(answer: Answer) -> _Items:

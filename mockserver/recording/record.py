@@ -30,6 +30,7 @@ from aiohttp import web
 
 from ..core.errors import APIError, ScenarioError
 from ..core.request import Request
+from ..core.secrets import credentials
 from ..core.vectors import exact_float32, to_base64
 from ..protocols import Lookup, Protocol
 from ..protocols.capture import PIECE_ORDER, Captured, Event, Piece
@@ -424,7 +425,6 @@ class Recorder:
                     504,
                     f"mockserver record: the upstream {self.upstream} did not answer within "
                     f"{self.timeout:g} seconds.",
-                    type="server_error",
                     code="upstream_timeout",
                 ) from None
             if entry.outcome == "ok":  # not recorded yet
@@ -435,7 +435,6 @@ class Recorder:
                 raise APIError(
                     502,
                     f"mockserver record: cannot reach the upstream {self.upstream}: {err}",
-                    type="server_error",
                     code="upstream_unreachable",
                 ) from None
             if entry.outcome == "ok":
@@ -581,7 +580,7 @@ class Recorder:
         """Write (or extend) the file of this request; the scenario's name, or None. The
         journal ``entry`` learns what was answered (as written) and the file."""
         # The client's own credentials are redacted too, should the upstream echo them.
-        own = [re.escape(c) for c in _credentials(req.headers)]
+        own = [re.escape(c) for c in credentials(req.headers)]
         redactor = Redactor([*self._redactor.spec(), *own]) if own else self._redactor
         step = self.step(protocol, exchange, redactor)
         if step is None:
@@ -715,21 +714,6 @@ def write_recording(path: Path, data: dict[str, Any], where: str) -> None:
         handle.write(text)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-
-
-_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key", "aikey")
-
-
-def _credentials(headers: Mapping[str, str]) -> list[str]:
-    """The secrets a client sent in its headers (long enough not to be an ordinary word)."""
-    out = []
-    for name in _CREDENTIAL_HEADERS:
-        value = headers.get(name) or headers.get(name.title()) or ""
-        scheme, _, token = value.partition(" ")
-        secret = token.strip() if token else scheme.strip()
-        if len(secret) >= 8:
-            out.append(secret)
-    return out
 
 
 def _textual(content_type: str) -> bool:

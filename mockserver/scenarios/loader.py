@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ..core.errors import Problem, ScenarioError
+from ..core.request import arguments_json
 from ..core.vectors import from_base64
 from ..media.blobs import Blob, blob
 from .lint import duplicate_names, regex_groups
@@ -47,13 +48,7 @@ _PIECE_KINDS = ("reasoning", "refusal", "arguments")  # cadence chunks other tha
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
-_ERROR_TYPES = {
-    400: ("invalid_request_error", None),
-    401: ("invalid_request_error", "invalid_api_key"),
-    403: ("invalid_request_error", None),
-    404: ("invalid_request_error", None),
-    429: ("rate_limit_error", "rate_limit_exceeded"),
-}
+_ERROR_CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
 _ERROR_MESSAGES = {
     400: "Bad request.",
     401: "Incorrect API key provided.",
@@ -175,16 +170,15 @@ def _seconds(value: Any) -> float:
 
 
 def _error_reply(spec: Mapping[str, Any]) -> ErrorReply:
+    """The step's error; a ``type`` it does not state stays None, for the protocol answering
+    to choose (OpenAI's ``invalid_request_error`` is Anthropic's ``not_found_error`` on a 404)."""
     status = int(spec["status"])
-    default_type, default_code = _ERROR_TYPES.get(
-        status, ("server_error" if status >= 500 else "invalid_request_error", None)
-    )
     return ErrorReply(
         status=status,
         message=spec.get("message", _ERROR_MESSAGES.get(status, f"Error {status}.")),
-        type=spec.get("type", default_type),
+        type=spec.get("type"),
         param=spec.get("param"),
-        code=spec.get("code", default_code),
+        code=spec.get("code", _ERROR_CODES.get(status)),
     )
 
 
@@ -258,7 +252,7 @@ class _Builder:
     def arguments(self, value: Any, path: KeyPath) -> Any:
         if value is None:
             return "{}"
-        text = json.dumps(value) if isinstance(value, dict) else value
+        text = arguments_json(value) if isinstance(value, dict) else value
         try:
             json.loads(text if self.literal else blank_placeholders(text))
         except ValueError:
@@ -409,7 +403,7 @@ class _Builder:
                 target, name = reply.get(kind), f"reply.{kind}"
             elif call < len(calls):
                 args = calls[call].get("arguments")
-                target = json.dumps(args) if isinstance(args, dict) else args
+                target = arguments_json(args) if isinstance(args, dict) else args
                 name = f"reply.tool_calls[{call}].arguments"
             else:
                 self.problem(

@@ -578,7 +578,6 @@ class ScenarioSet:
             404,
             f"mockserver: no scenario matched this request (last user message "
             f"{_short(request.last_user)}, model {request.model!r}).{detail}",
-            type="invalid_request_error",
             code="scenario_not_found",
         )
 

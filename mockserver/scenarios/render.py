@@ -183,6 +183,15 @@ class Rendered:
     wire: dict[str, Any] = field(default_factory=dict, compare=False)
     cached: bool = False
 
+    @property
+    def pieces(self) -> int:
+        """How many stream pieces the choices hold: what writing them out costs, roughly."""
+        return sum(
+            len(c.content_pieces) + len(c.reasoning_pieces) + len(c.refusal_pieces)
+            + sum(map(len, c.argument_pieces))
+            for c in self.choices
+        )  # fmt: skip
+
 
 class Renderer:
     """Builds concrete choices; those of template-free replies once, JSON included."""
@@ -223,10 +232,10 @@ class Renderer:
                 return cached
         ctx = None if static else Context(request, captures, self._fake(seed))
         messages = reply.choices
-        out = tuple(
-            build_choice(messages[i % len(messages)], settings, cadence, ctx)
-            for i in range(request.n)
-        )
+        # The same message gives the same choice (fake data is seeded per request, not per
+        # choice): each is built once, however large ``n`` is.
+        built = [build_choice(m, settings, cadence, ctx) for m in messages[: request.n]]
+        out = tuple(built[i % len(built)] for i in range(request.n))
         if not static:
             return Rendered(out)
         if len(self._cache) >= _CACHE_LIMIT:

@@ -145,7 +145,8 @@ class TaskScript:
 class ErrorReply:
     status: int
     message: str
-    type: str
+    type: str | None = None
+    """None: not stated; the protocol answering gives the status its own type."""
     param: str | None = None
     code: str | None = None
 
@@ -190,9 +191,7 @@ class Fault:
     after_chunks: int = 0
     nth: int | None = None
     probability: float | None = None
-    error: ErrorReply = ErrorReply(
-        500, "The server had an error while processing your request.", "server_error"
-    )
+    error: ErrorReply = ErrorReply(500, "The server had an error while processing your request.")
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,22 +13,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from ..core.secrets import redact_headers
+
 if TYPE_CHECKING:
     from ..core.request import Request
-
-_SECRET_HEADERS = frozenset(
-    {"authorization", "api-key", "x-api-key", "aikey", "openai-organization"}
-)
-
-
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    out = {}
-    for name, value in headers.items():
-        if name.lower() in _SECRET_HEADERS:
-            scheme, _, token = value.partition(" ")
-            value = f"{scheme} ***" if token else "***"
-        out[name] = value
-    return out
 
 
 @dataclass(slots=True)

@@ -54,7 +54,6 @@ def unavailable(detail: str) -> APIError:
         503,
         f"mockserver: the shared state store is unreachable ({detail}); not answering from "
         "per-process state, which would break the promises of sequences and budgets.",
-        type="server_error",
         code="state_store_unavailable",
     )
 
