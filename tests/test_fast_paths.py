@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 from mockserver import MockServer, Options
 from mockserver.core.tokens import split_tokens
 from mockserver.protocols import Stored, dumps, dumps_text
+from mockserver.serving import steady_malloc
 from mockserver.state.live import ResponseStore
 from mockserver.state.memo import Memos
 
@@ -331,3 +334,26 @@ def test_the_written_out_response_is_the_encoded_response_object(
     protocol = Responses(usage_style)
     items = _Items(answer) if done else None
     assert protocol.encoded(answer, items) == dumps(protocol.response(answer, items))
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]  # fmt: skip
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator: Linux only")
+def test_serve_keeps_socket_sized_reads_on_the_heap() -> None:
+    """After ``steady_malloc`` (``serve`` calls it), a buffer of asyncio's read size (256 KiB)
+    is neither mapped (mmap, mremap, munmap a read) nor does freeing it give the heap's top
+    back (brk twice a read): it comes from and returns to the heap, whatever happened before."""
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    assert steady_malloc()
+    before = libc.mallinfo2()
+    buffers = [bytearray(256 * 1024 + 1) for _ in range(4)]
+    during = libc.mallinfo2()
+    assert during.hblks == before.hblks  # no mapped block for any of them
+    del buffers
+    after = libc.mallinfo2()
+    assert after.arena == during.arena  # the heap kept its top (no trim)
