@@ -91,7 +91,7 @@ def measure(pid: int, port: int, out: Path, api: str, stream: bool, same: bool, 
     return int(totals.split()[1]) / n
 
 
-def serve(label: str, tmp: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+def serve(label: str, tmp: Path, before: str | None) -> tuple[subprocess.Popen[bytes], int, Path]:
     port = free_port()
     if label == "bare aiohttp":
         command = [sys.executable, str(HERE / "bare.py"), str(port)]
@@ -103,6 +103,9 @@ def serve(label: str, tmp: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
             "--scenarios",
             str(scenario_file(tmp, 9, "contains")),
         ]
+    env = {**os.environ, **MALLOC_ENV}
+    if label == "mockserver before" and before:
+        env["PYTHONPATH"] = before  # another checkout, served the same way
     out = tmp / f"callgrind.{label.replace(' ', '-')}"
     proc = subprocess.Popen(
         [
@@ -114,7 +117,7 @@ def serve(label: str, tmp: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, **MALLOC_ENV},
+        env=env,
     )
     for _ in range(1200):  # valgrind starts slowly
         try:
@@ -134,10 +137,13 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=300, help="requests counted per row")
     parser.add_argument("--same-only", action="store_true", help="only the same-body rows")
     parser.add_argument("--varied-only", action="store_true", help="only the varied rows")
+    parser.add_argument("--before", metavar="DIR", help="also serve this checkout (as run.py)")
     args = parser.parse_args()
     labels = {"mockserver": ["mockserver"], "bare": ["bare aiohttp"]}.get(
         args.server, ["bare aiohttp", "mockserver"]
     )
+    if args.before:
+        labels.append("mockserver before")
     bodies = ["varied"] * (not args.same_only) + ["same"] * (not args.varied_only)
     tmp = Path(tempfile.mkdtemp())
     print("server-only instructions per request (callgrind, client outside the server; "
@@ -145,7 +151,7 @@ def main() -> int:
     print("| server | route | bodies | plain | streamed |")
     print("|---|---|---|---:|---:|")
     for label in labels:
-        proc, port, out = serve(label, tmp)
+        proc, port, out = serve(label, tmp, args.before)
         try:
             asyncio.run(send(port, prepared("chat", False, False, 1200)))  # a full journal
             for kind in bodies:
