@@ -28,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from common import USER  # noqa: E402
+from common import USER, post  # noqa: E402
 from run import APIS, MALLOC_ENV, MOCK, PATHS, STREAMS, body, free_port, scenario_file  # noqa: E402
 
 _SENT = [0]  # every varied body ever sent is new, across rows and warm-ups
@@ -40,12 +40,7 @@ def prepared(api: str, stream: bool, same: bool, n: int) -> list[bytes]:
     out = []
     for i in range(_SENT[0], _SENT[0] + n):
         text = template if same else template.replace(USER, f"{USER} {i}")
-        data = text.encode()
-        head = (
-            f"POST /v1{PATHS[api]} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer bench\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-        )
-        out.append(head.encode() + data)
+        out.append(post(f"/v1{PATHS[api]}", text.encode()))
     _SENT[0] += n
     return out
 
