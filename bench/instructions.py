@@ -29,7 +29,17 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from common import USER, post  # noqa: E402
-from run import APIS, MALLOC_ENV, MOCK, PATHS, STREAMS, body, free_port, scenario_file  # noqa: E402
+from run import (  # noqa: E402
+    APIS,
+    MALLOC_ENV,
+    MOCK,
+    PATHS,
+    STREAMS,
+    before_command,
+    body,
+    free_port,
+    scenario_file,
+)
 
 _SENT = [0]  # every varied body ever sent is new, across rows and warm-ups
 
@@ -98,9 +108,8 @@ def serve(label: str, tmp: Path, before: str | None) -> tuple[subprocess.Popen[b
             "--scenarios",
             str(scenario_file(tmp, 9, "contains")),
         ]
-    env = {**os.environ, **MALLOC_ENV}
     if label == "mockserver before" and before:
-        env["PYTHONPATH"] = before  # another checkout, served the same way
+        command = before_command(command, before)
     out = tmp / f"callgrind.{label.replace(' ', '-')}"
     proc = subprocess.Popen(
         [
@@ -112,7 +121,7 @@ def serve(label: str, tmp: Path, before: str | None) -> tuple[subprocess.Popen[b
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=env,
+        env={**os.environ, **MALLOC_ENV},
     )
     for _ in range(1200):  # valgrind starts slowly
         try:
@@ -127,7 +136,12 @@ def serve(label: str, tmp: Path, before: str | None) -> tuple[subprocess.Popen[b
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--server", choices=("mockserver", "bare", "both"), default="both")
+    parser.add_argument(
+        "--server",
+        choices=("mockserver", "bare", "both", "before"),
+        default="both",
+        help="before: only the --before checkout",
+    )
     parser.add_argument("--api", choices=APIS, action="append", help="rows of this API (all)")
     parser.add_argument("-n", type=int, default=300, help="requests counted per row")
     parser.add_argument("--same-only", action="store_true", help="only the same-body rows")
@@ -137,6 +151,8 @@ def main() -> int:
     labels = {"mockserver": ["mockserver"], "bare": ["bare aiohttp"]}.get(
         args.server, ["bare aiohttp", "mockserver"]
     )
+    if args.server == "before":
+        labels = []
     if args.before:
         labels.append("mockserver before")
     bodies = ["varied"] * (not args.same_only) + ["same"] * (not args.varied_only)

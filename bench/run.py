@@ -233,6 +233,13 @@ def scenario_file(folder: Path, extra: int, op: str = "exact", target: str = "")
 MOCK = [sys.executable, "-m", "mockserver", "serve", "--quiet", "--speed", "0", "--no-reload"]
 
 
+def before_command(command: list[str], checkout: str) -> list[str]:
+    """``command`` serving another checkout. ``python -m`` puts the working directory first
+    on the path, ahead of PYTHONPATH, so without ``-P`` the bench's own checkout was served
+    under the "before" label too."""
+    return ["env", f"PYTHONPATH={checkout}", command[0], "-P", *command[1:]]
+
+
 def mock(path: Path) -> tuple[list[str], int]:
     port = free_port()
     return [*MOCK, "--port", str(port), "--scenarios", str(path)], port
@@ -306,7 +313,7 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
     servers["mockserver"] = mock(scenario_file(tmp, 9, "contains"))
     if args.before:  # another checkout of the package, served beside this one in the same run
         command, port = mock(scenario_file(tmp, 9, "contains"))
-        servers["mockserver before"] = (["env", f"PYTHONPATH={args.before}", *command], port)
+        servers["mockserver before"] = (before_command(command, args.before), port)
     runs: dict[str, dict[Key, list[float]]] = {s: {} for s in servers}
     cpu: dict[str, dict[Key, list[float]]] = {s: {} for s in servers}  # µs per request
     for _ in range(args.rounds):
