@@ -108,8 +108,10 @@ def serve(label: str, tmp: Path, before: str | None) -> tuple[subprocess.Popen[b
             "--scenarios",
             str(scenario_file(tmp, 9, "contains")),
         ]
-    if label == "mockserver before" and before:
-        command = before_command(command, before)
+    env = {**os.environ, **MALLOC_ENV}
+    if label == "mockserver before" and before:  # valgrind must start python itself, not env
+        command = [command[0], "-P", *command[1:]]  # see run.before_command
+        env["PYTHONPATH"] = before
     out = tmp / f"callgrind.{label.replace(' ', '-')}"
     proc = subprocess.Popen(
         [
@@ -121,7 +123,7 @@ def serve(label: str, tmp: Path, before: str | None) -> tuple[subprocess.Popen[b
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, **MALLOC_ENV},
+        env=env,
     )
     for _ in range(1200):  # valgrind starts slowly
         try:
