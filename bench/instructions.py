@@ -35,7 +35,6 @@ from run import (  # noqa: E402
     MOCK,
     PATHS,
     STREAMS,
-    before_command,
     body,
     free_port,
     scenario_file,
