@@ -10,7 +10,7 @@ import sys
 from aiohttp import web
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import REPLY, USER
+from common import EMBEDDING, REPLY, USER
 
 CHUNKS = [REPLY[i : i + 20] for i in range(0, len(REPLY), 20)]
 HEAD = {"id": "chatcmpl-bare", "object": "chat.completion.chunk", "created": 0, "model": "gpt-4"}
@@ -48,8 +48,13 @@ PLAIN = json.dumps(
 
 RESPONSE = {"id": "resp_bare", "object": "response", "created_at": 0, "model": "gpt-4"}
 TEXT = {"type": "output_text", "text": REPLY, "annotations": []}
-MESSAGE = {"id": "msg_bare", "type": "message", "status": "completed", "role": "assistant",
-           "content": [TEXT]}  # fmt: skip
+MESSAGE = {
+    "id": "msg_bare",
+    "type": "message",
+    "status": "completed",
+    "role": "assistant",
+    "content": [TEXT],
+}
 USAGE = {"input_tokens": 10, "output_tokens": 56, "total_tokens": 66}
 DONE = {**RESPONSE, "status": "completed", "output": [MESSAGE], "usage": USAGE}
 RESPONSES_PLAIN = json.dumps(DONE).encode()
@@ -80,10 +85,64 @@ def _responses_events() -> list[bytes]:
 RESPONSES_EVENTS = _responses_events()
 
 
+MESSAGE_HEAD = {"id": "msg_bare", "type": "message", "role": "assistant", "model": "claude"}
+MESSAGE_USAGE = {"input_tokens": 10, "output_tokens": 56}
+MESSAGES_PLAIN = json.dumps(
+    {
+        **MESSAGE_HEAD,
+        "content": [{"type": "text", "text": REPLY}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": MESSAGE_USAGE,
+    }
+).encode()
+
+
+def _messages_events() -> list[bytes]:
+    block = {"type": "content_block_delta", "index": 0}
+    kinds: list[dict[str, object]] = [
+        {
+            "type": "message_start",
+            "message": {
+                **MESSAGE_HEAD,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {**MESSAGE_USAGE, "output_tokens": 1},
+            },
+        },
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+        *({**block, "delta": {"type": "text_delta", "text": c}} for c in CHUNKS),
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 56},
+        },
+        {"type": "message_stop"},
+    ]
+    return [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in kinds]
+
+
+MESSAGES_EVENTS = _messages_events()
+EMBEDDINGS_PLAIN = json.dumps(
+    {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": EMBEDDING}],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 2, "total_tokens": 2},
+    }
+).encode()
+
+
 async def reply(request: web.Request, plain: bytes, frames: list[bytes]) -> web.StreamResponse:
     body = await request.json()
-    turns = body["messages"] if request.path.endswith("/completions") else body["input"]
-    assert turns[-1]["content"].startswith(USER)
+    turns = (
+        body["input"] if request.path.endswith(("/responses", "/embeddings")) else body["messages"]
+    )
+    last = turns if isinstance(turns, str) else turns[-1]["content"]
+    assert last.startswith(USER)
     if not body.get("stream"):
         return web.Response(body=plain, content_type="application/json")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -102,8 +161,23 @@ async def responses(request: web.Request) -> web.StreamResponse:
     return await reply(request, RESPONSES_PLAIN, RESPONSES_EVENTS)
 
 
+async def messages(request: web.Request) -> web.StreamResponse:
+    return await reply(request, MESSAGES_PLAIN, MESSAGES_EVENTS)
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    return await reply(request, EMBEDDINGS_PLAIN, [])
+
+
+def app() -> web.Application:
+    """The bare handler's routes, one per protocol the bench measures."""
+    served = web.Application()
+    served.router.add_post("/v1/chat/completions", chat)
+    served.router.add_post("/v1/responses", responses)
+    served.router.add_post("/v1/messages", messages)
+    served.router.add_post("/v1/embeddings", embeddings)
+    return served
+
+
 if __name__ == "__main__":
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    app.router.add_post("/v1/responses", responses)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+    web.run_app(app(), host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)

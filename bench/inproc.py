@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from aiohttp import web  # noqa: E402
-from common import USER  # noqa: E402
+from common import USER, post  # noqa: E402
 from run import scenario_file  # noqa: E402
 
 from mockserver.app import create_app  # noqa: E402
@@ -52,11 +52,7 @@ def requests(api: str, stream: bool, same: bool, n: int, turns: int) -> list[byt
         turn = [*history, {"role": "user", "content": USER if same else f"{USER} {i}"}]
         key = "input" if api == "responses" else "messages"
         body = json.dumps({"model": "gpt-4", key: turn, "stream": stream}).encode()
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer bench\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        out.append(head.encode() + body)
+        out.append(post(path, body))
     _SENT[0] += n
     return out
 
@@ -83,9 +79,7 @@ async def main_async(args: argparse.Namespace) -> None:
     if args.bare:
         import bare
 
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", bare.chat)
-        app.router.add_post("/v1/responses", bare.responses)
+        app = bare.app()
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
     else:
         app = create_app(load_paths([scenario_file(tmp, 9, "contains")]), Options(speed=0))

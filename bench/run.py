@@ -28,11 +28,12 @@ import httpx
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from common import REPLY, USER  # noqa: E402
+from common import EMBEDDING, REPLY, USER  # noqa: E402
 
 from mockserver.protocols.chat import parse_chat  # noqa: E402
 from mockserver.scenarios.loader import load_paths  # noqa: E402
 from mockserver.scenarios.matching import ScenarioSet  # noqa: E402
+from mockserver.serving import MMAP_THRESHOLD, TRIM_THRESHOLD  # noqa: E402
 
 AIMOCK_VERSION = "1.43"
 
@@ -59,10 +60,21 @@ class Served(str):
     pid: int
 
 
+# glibc's allocator, fixed alike for every server (``serving.steady_malloc`` says why): left
+# to its dynamic rule, a server's socket reads cost three more syscalls or none, at random.
+MALLOC_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
+    "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD),
+}
+
+
 @contextmanager
 def server(command: list[str], port: int, pin: bool = True) -> Iterator[Served]:
     proc = subprocess.Popen(
-        [*(pinned(0) if pin else []), *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*(pinned(0) if pin else []), *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **MALLOC_ENV},
     )
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     try:
@@ -89,21 +101,33 @@ def server(command: list[str], port: int, pin: bool = True) -> Iterator[Served]:
 
 
 def body(stream: bool, api: str = "chat") -> str:
-    """The request: one user message, in the chat or the Responses shape."""
+    """The request: one user message, in the shape of ``api`` (embeddings: one input text)."""
     turn = [{"role": "user", "content": USER}]
     if api == "responses":
         return json.dumps({"model": "gpt-4", "input": turn, "stream": stream})
+    if api == "messages":
+        return json.dumps(
+            {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": turn, "stream": stream}
+        )
+    if api == "embeddings":
+        return json.dumps({"model": "text-embedding-3-small", "input": USER})
     return json.dumps({"model": "gpt-4", "messages": turn, "stream": stream})
 
 
+PATHS = {"chat": "/chat/completions", "responses": "/responses", "messages": "/messages",
+         "embeddings": "/embeddings"}  # fmt: skip
+
+
 def route(url: str, api: str) -> str:
-    return url.replace("/chat/completions", "/responses") if api == "responses" else url
+    return url.replace("/chat/completions", PATHS[api])
 
 
 def _streamed_text(api: str, text: str) -> str:
+    events = [json.loads(line[6:]) for line in text.split("\n") if line.startswith("data: {")]
     if api == "responses":
-        events = (json.loads(line[6:]) for line in text.split("\n") if line.startswith("data: {"))
         return "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    if api == "messages":
+        return "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta")
     return "".join(
         (json.loads(line[6:])["choices"] or [{}])[0].get("delta", {}).get("content") or ""
         for line in text.split("\n")
@@ -125,6 +149,12 @@ def check(url: str, stream: bool, api: str = "chat") -> None:
     elif api == "responses":
         message = next(item for item in r.json()["output"] if item["type"] == "message")
         text = message["content"][0]["text"]
+    elif api == "messages":
+        text = r.json()["content"][0]["text"]
+    elif api == "embeddings":
+        vector = r.json()["data"][0]["embedding"]
+        assert vector == EMBEDDING, f"{url} sent another vector ({len(vector)} numbers)"
+        return
     else:
         text = r.json()["choices"][0]["message"]["content"]
     assert text == REPLY, f"{url} sent {text!r}"
@@ -191,7 +221,9 @@ def scenario_file(folder: Path, extra: int, op: str = "exact", target: str = "")
     ]
     target = target or op
     wanted = f"{{contains: {USER!r}}}" if target == "contains" else repr(USER)
-    lines += [f"  - match: {{last_user: {wanted}}}", f"    reply: {{content: {REPLY!r}}}",
+    lines += [f"  - match: {{api: embeddings, last_user: {wanted}}}",
+              f"    reply: {{embedding: {json.dumps(EMBEDDING)}}}",
+              f"  - match: {{last_user: {wanted}}}", f"    reply: {{content: {REPLY!r}}}",
               "    cadence: {chunk: 20}"]  # fmt: skip
     path = folder / f"bench-{op}-{extra}-{target}.yaml"
     path.write_text("\n".join(lines) + "\n")
@@ -201,13 +233,23 @@ def scenario_file(folder: Path, extra: int, op: str = "exact", target: str = "")
 MOCK = [sys.executable, "-m", "mockserver", "serve", "--quiet", "--speed", "0", "--no-reload"]
 
 
+def before_command(command: list[str], checkout: str) -> list[str]:
+    """``command`` serving another checkout. ``python -m`` puts the working directory first
+    on the path, ahead of PYTHONPATH, so without ``-P`` the bench's own checkout was served
+    under the "before" label too."""
+    return ["env", f"PYTHONPATH={checkout}", command[0], "-P", *command[1:]]
+
+
 def mock(path: Path) -> tuple[list[str], int]:
     port = free_port()
     return [*MOCK, "--port", str(port), "--scenarios", str(path)], port
 
 
-# (api, bodies): the rows of the throughput tables, each run plain and streamed.
-ROWS = (("chat", "varied"), ("responses", "varied"), ("chat", "same"), ("responses", "same"))
+# (api, bodies): the rows of the throughput tables, each run plain and streamed (embeddings
+# plain only: the API has no stream).
+APIS = ("chat", "responses", "messages", "embeddings")
+ROWS = tuple((api, bodies) for bodies in ("varied", "same") for api in APIS)
+STREAMS = {api: (False,) if api == "embeddings" else (False, True) for api in APIS}
 SCRIPTS = {"varied": "varied.lua", "same": "post.lua"}
 
 
@@ -229,18 +271,18 @@ def tables(runs: dict[str, dict[Key, list[float]]], unit: str, higher_is_better:
               "plain vs aimock | streamed vs aimock |")  # fmt: skip
         print("|---|---|---:|---:|---:|---:|---:|---:|")
         for label, r in results.items():
-            for api in ("chat", "responses"):
-                mine = [r[(api, bodies, stream)] for stream in (False, True)]
+            for api in APIS:
+                mine = [r.get((api, bodies, stream), math.nan) for stream in (False, True)]
                 ratios = [
-                    (x / other[(api, bodies, stream)] if higher_is_better
-                     else other[(api, bodies, stream)] / x)
+                    (x / other.get((api, bodies, stream), math.nan) if higher_is_better
+                     else other.get((api, bodies, stream), math.nan) / x)
                     for other in others
                     for x, stream in zip(mine, (False, True), strict=True)
                 ]  # fmt: skip
-                shown = [f"{x:.2f}x" for x in ratios] + ["-"] * (4 - len(ratios))
-                print(
-                    f"| {label} | {api} | {mine[0]:,.0f} | {mine[1]:,.0f} | {' | '.join(shown)} |"
-                )
+                shown = [("-" if math.isnan(x) else f"{x:.2f}x") for x in ratios]
+                shown += ["-"] * (4 - len(ratios))
+                cells = ["-" if math.isnan(x) else f"{x:,.0f}" for x in mine]
+                print(f"| {label} | {api} | {' | '.join(cells)} | {' | '.join(shown)} |")
 
 
 def throughput(tmp: Path, args: argparse.Namespace) -> None:
@@ -250,7 +292,14 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
     does; ``same`` rows send one body over and over, as most load generators do."""
     fixture = tmp / "aimock.json"
     fixture.write_text(
-        json.dumps({"fixtures": [{"match": {"userMessage": USER}, "response": {"content": REPLY}}]})
+        json.dumps(
+            {
+                "fixtures": [
+                    {"match": {"userMessage": USER}, "response": {"content": REPLY}},
+                    {"match": {"inputText": USER}, "response": {"embedding": EMBEDDING}},
+                ]
+            }
+        )
     )
     servers: dict[str, tuple[list[str], int]] = {}
     port = free_port()
@@ -264,7 +313,7 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
     servers["mockserver"] = mock(scenario_file(tmp, 9, "contains"))
     if args.before:  # another checkout of the package, served beside this one in the same run
         command, port = mock(scenario_file(tmp, 9, "contains"))
-        servers["mockserver before"] = (["env", f"PYTHONPATH={args.before}", *command], port)
+        servers["mockserver before"] = (before_command(command, args.before), port)
     runs: dict[str, dict[Key, list[float]]] = {s: {} for s in servers}
     cpu: dict[str, dict[Key, list[float]]] = {s: {} for s in servers}  # µs per request
     for _ in range(args.rounds):
@@ -275,7 +324,7 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
                 fresh = free_port()
                 started = [str(fresh) if part == str(port) else part for part in command]
                 with server(started, fresh) as url:
-                    for stream in (False, True):
+                    for stream in STREAMS[api]:
                         try:
                             check(route(url, api), stream, api)
                             before = cpu_seconds(url.pid)

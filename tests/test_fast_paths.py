@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 from mockserver import MockServer, Options
 from mockserver.core.tokens import split_tokens
 from mockserver.protocols import Stored, dumps, dumps_text
+from mockserver.serving import steady_malloc
 from mockserver.state.live import ResponseStore
 from mockserver.state.memo import Memos
 
@@ -131,6 +134,81 @@ def test_responses_stream_events_are_json_dumps_of_their_payloads(
         assert said.get("response.refusal.delta", "") == refusal
     elif content:
         assert said["response.output_text.delta"] == content
+
+
+# The field each Messages delta carries its piece in.
+MESSAGES_DELTAS = {"text_delta": "text", "thinking_delta": "thinking",
+                   "input_json_delta": "partial_json", "signature_delta": "signature"}  # fmt: skip
+
+
+@settings(SERVER_TESTS, max_examples=25)
+@given(
+    content=texts,
+    reasoning=st.none() | texts.filter(bool),
+    arguments=st.lists(texts, max_size=2),
+    chunk=chunks,
+)
+def test_messages_stream_events_are_json_dumps_of_their_payloads(
+    server: MockServer, content: str, reasoning: str | None, arguments: list[str], chunk: str | int
+) -> None:
+    """Messages deltas are spliced around the piece's encoded text; each event must still be
+    exactly ``json.dumps`` of its payload (type, index, delta), and the pieces add up."""
+    reply: dict[str, Any] = {"content": content}
+    if reasoning is not None:
+        reply["reasoning"] = reasoning
+    if arguments:
+        reply["tool_calls"] = [{"name": "f", "arguments": {"text": a}} for a in arguments]
+    server.replace({"reply": reply, "cadence": {"chunk": chunk}})
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    r = httpx.post(f"{server.base_url}/messages", json=body, headers=AUTH)
+    assert r.status_code == 200
+    said: dict[int, str] = {}
+    kinds: dict[int, str] = {}
+    for kind, data in _events(r.content.decode()):
+        payload = json.loads(data)
+        assert data == json.dumps(payload, ensure_ascii=False)
+        assert payload["type"] == kind
+        if kind == "content_block_start":
+            kinds[payload["index"]] = payload["content_block"]["type"]
+        if kind == "content_block_delta":
+            assert list(payload) == ["type", "index", "delta"]
+            field = MESSAGES_DELTAS[payload["delta"]["type"]]
+            assert list(payload["delta"]) == ["type", field]
+            said[payload["index"]] = said.get(payload["index"], "") + payload["delta"][field]
+    by_kind = {kinds[i]: said.get(i, "") for i in kinds}
+    if reasoning is not None:
+        assert by_kind["thinking"].startswith(reasoning)  # then its signature
+    if content:
+        assert by_kind["text"] == content
+
+
+@settings(SERVER_TESTS, max_examples=30)
+@given(
+    vectors=st.lists(
+        st.lists(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-9, 9),
+                 min_size=1, max_size=6),
+        min_size=1, max_size=3,
+    ),
+    inputs=st.integers(1, 4),
+    model=texts.filter(bool),
+)  # fmt: skip
+def test_pinned_embeddings_are_the_encoded_body(
+    server: MockServer, vectors: list[list[float]], inputs: int, model: str
+) -> None:
+    """Pinned vectors are encoded once per scenario and spliced into each body: the bytes must
+    be ``json.dumps`` of the body the generic path builds (one vector per input, in turn)."""
+    server.replace({"match": {"api": "embeddings"}, "reply": {"embeddings": vectors}})
+    texts_in = [f"text {i}" for i in range(inputs)]
+    r = httpx.post(f"{server.base_url}/embeddings", json={"model": model, "input": texts_in},
+                   headers=AUTH)  # fmt: skip
+    assert r.status_code == 200, r.text
+    pinned = [[float(x) for x in v] for v in vectors]  # the loader keeps numbers as floats
+    data = [{"object": "embedding", "index": i, "embedding": pinned[i % len(pinned)]}
+            for i in range(inputs)]  # fmt: skip
+    usage = r.json()["usage"]
+    expected = {"object": "list", "data": data, "model": r.json()["model"], "usage": usage}
+    assert r.content == json.dumps(expected).encode()
 
 
 request_params = st.fixed_dictionaries(
@@ -331,3 +409,26 @@ def test_the_written_out_response_is_the_encoded_response_object(
     protocol = Responses(usage_style)
     items = _Items(answer) if done else None
     assert protocol.encoded(answer, items) == dumps(protocol.response(answer, items))
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]  # fmt: skip
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator: Linux only")
+def test_serve_keeps_socket_sized_reads_on_the_heap() -> None:
+    """After ``steady_malloc`` (``serve`` calls it), a buffer of asyncio's read size (256 KiB)
+    is neither mapped (mmap, mremap, munmap a read) nor does freeing it give the heap's top
+    back (brk twice a read): it comes from and returns to the heap, whatever happened before."""
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    assert steady_malloc()
+    before = libc.mallinfo2()
+    buffers = [bytearray(256 * 1024 + 1) for _ in range(4)]
+    during = libc.mallinfo2()
+    assert during.hblks == before.hblks  # no mapped block for any of them
+    del buffers
+    after = libc.mallinfo2()
+    assert after.arena == during.arena  # the heap kept its top (no trim)

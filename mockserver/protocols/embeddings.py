@@ -8,6 +8,8 @@ reads the first input, so the usual conditions select embeddings scenarios too.
 
 from __future__ import annotations
 
+import json
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -22,6 +24,7 @@ from ..core.vectors import (
     native_dimensions,
     to_base64,
 )
+from ..scenarios.scenario import Reply
 from . import Answer, Lookup, Protocol, dumps
 from .capture import Captured, dig, text_of, usage_of
 
@@ -39,6 +42,19 @@ _INVALID_INPUT = (
     "'$.input' is invalid. Please check the API reference: "
     "https://platform.openai.com/docs/api-reference."
 )
+
+
+_PINNED: weakref.WeakKeyDictionary[Reply, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def _pinned_json(reply: Reply) -> tuple[str, ...]:
+    """The JSON text of a reply's pinned vectors, encoded once per scenario reply (a reply is
+    frozen; its entry goes when a reload drops it): writing 1,536 floats costs about 6 million
+    instructions, twenty times the rest of a request."""
+    texts = _PINNED.get(reply)
+    if texts is None:
+        texts = _PINNED[reply] = tuple(json.dumps(list(v)) for v in reply.embeddings)
+    return texts
 
 
 def _is_ids(value: Any) -> bool:
@@ -153,14 +169,25 @@ class Embeddings(Protocol):
         """The body, ``per`` vectors a piece; joined, the bytes ``json.dumps`` would write."""
         base64 = answer.request.body.get("encoding_format") == "base64"
         count = len(answer.request.inputs)
+        reply = answer.reply
+        pinned = (
+            _pinned_json(reply) if not base64 and reply is not None and reply.embeddings else ()
+        )
         yield b'{"object": "list", "data": ['
         for start in range(0, count, per):
-            items = []
-            for i in range(start, min(start + per, count)):
-                vector = self.vector(answer, i)
-                encoded = to_base64(vector) if base64 else vector
-                items.append({"object": "embedding", "index": i, "embedding": encoded})
-            text = dumps(items)[1:-1]
+            if pinned:  # spliced from the vectors' text, encoded once
+                text = ", ".join(
+                    f'{{"object": "embedding", "index": {i}, "embedding": {pinned[i % n]}}}'
+                    for n in (len(pinned),)
+                    for i in range(start, min(start + per, count))
+                )
+            else:
+                items = []
+                for i in range(start, min(start + per, count)):
+                    vector = self.vector(answer, i)
+                    encoded = to_base64(vector) if base64 else vector
+                    items.append({"object": "embedding", "index": i, "embedding": encoded})
+                text = dumps(items)[1:-1]
             yield (", " + text if start else text).encode()
         tokens = answer.usage.prompt
         yield (

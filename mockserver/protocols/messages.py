@@ -28,12 +28,14 @@ from ..core.errors import APIError, describe_type
 from ..core.request import Request, arguments_json, integral, json_object
 from ..scenarios.ratelimit import Ticket
 from ..scenarios.render import Usage, digest
-from . import Answer, Frame, Lookup, Protocol, dumps
+from . import Answer, Frame, Lookup, Protocol, dumps, dumps_text
 from .capture import Captured, Event, Piece, dig, scenario_call, scenario_message, text_of, usage_of
 
 ROLES = ("user", "assistant", "system")
 ANTHROPIC_VERSION = "2023-06-01"
 """The ``anthropic-version`` a request sent upstream carries unless its recording kept one."""
+# What every content_block_delta event starts with, up to its index (``frames`` splices them).
+_DELTA_HEAD = 'event: content_block_delta\ndata: {"type": "content_block_delta", "index": '
 TOOL_CHOICES = ("auto", "any", "tool", "none")
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -436,13 +438,22 @@ class Messages(Protocol):
 
     def frames(self, answer: Answer) -> Iterator[Frame]:
         c = answer.rendered.choices[0]
+        index = 0
 
         def event(kind: str, paced: bool = False, delay: float | None = None, **data: Any) -> Frame:
             text = dumps({"type": kind, **data})
             return Frame(f"event: {kind}\ndata: {text}\n\n".encode(), paced, delay)
 
+        def delta(kind: str, field: str, piece: str, delay: float | None = None) -> Frame:
+            """``event("content_block_delta", True, delay, index=index, delta={"type": kind,
+            field: piece})``, the same bytes, spliced: one a piece, most of a stream's events."""
+            text = (
+                f'{_DELTA_HEAD}{index}, "delta": {{"type": "{kind}", "{field}": '
+                f"{dumps_text(piece)}}}}}\n\n"
+            )
+            return Frame(text.encode(), True, delay)
+
         yield event("message_start", message=self._message(answer, [], done=False))
-        index = 0
 
         def start(block: dict[str, Any]) -> Iterator[Frame]:
             yield event("content_block_start", index=index, content_block=block)
@@ -452,8 +463,7 @@ class Messages(Protocol):
         if c.reasoning is not None:
             yield from start({"type": "thinking", "thinking": "", "signature": ""})
             for piece in c.reasoning_pieces:
-                yield event("content_block_delta", True, index=index,
-                            delta={"type": "thinking_delta", "thinking": piece})  # fmt: skip
+                yield delta("thinking_delta", "thinking", piece)
             signature = {"type": "signature_delta", "signature": _signature(answer, c.reasoning)}
             yield event("content_block_delta", index=index, delta=signature)
             yield event("content_block_stop", index=index)
@@ -466,8 +476,7 @@ class Messages(Protocol):
                 c.piece_delays if c.refusal is None and c.piece_delays else (None,) * len(pieces)
             )
             for piece, delay in zip(pieces, delays, strict=True):
-                yield event("content_block_delta", True, delay, index=index,
-                            delta={"type": "text_delta", "text": piece})  # fmt: skip
+                yield delta("text_delta", "text", piece, delay)
             yield event("content_block_stop", index=index)
             index += 1
         for k, ((scripted, name, _), pieces) in enumerate(
@@ -479,8 +488,7 @@ class Messages(Protocol):
             yield event("content_block_delta", index=index,
                         delta={"type": "input_json_delta", "partial_json": ""})  # fmt: skip
             for piece in pieces:
-                yield event("content_block_delta", True, index=index,
-                            delta={"type": "input_json_delta", "partial_json": piece})  # fmt: skip
+                yield delta("input_json_delta", "partial_json", piece)
             yield event("content_block_stop", index=index)
             index += 1
         reason, sequence = _stop(answer)
