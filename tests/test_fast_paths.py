@@ -197,7 +197,7 @@ def test_pinned_embeddings_are_the_encoded_body(
     server: MockServer, vectors: list[list[float]], inputs: int, model: str
 ) -> None:
     """Pinned vectors are encoded once per scenario and spliced into each body: the bytes must
-    be ``json.dumps`` of the body the generic path builds (one vector per input, in turn)."""
+    be ``json.dumps`` (UTF-8, as every protocol writes) of the body the generic path builds (one vector per input, in turn)."""
     server.replace({"match": {"api": "embeddings"}, "reply": {"embeddings": vectors}})
     texts_in = [f"text {i}" for i in range(inputs)]
     r = httpx.post(f"{server.base_url}/embeddings", json={"model": model, "input": texts_in},
@@ -208,7 +208,7 @@ def test_pinned_embeddings_are_the_encoded_body(
             for i in range(inputs)]  # fmt: skip
     usage = r.json()["usage"]
     expected = {"object": "list", "data": data, "model": r.json()["model"], "usage": usage}
-    assert r.content == json.dumps(expected).encode()
+    assert r.content == json.dumps(expected, ensure_ascii=False).encode()  # as every body
 
 
 request_params = st.fixed_dictionaries(
