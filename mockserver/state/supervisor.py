@@ -8,6 +8,10 @@ and a worker with a live viewer open follows it (the supervisor sends it each ne
 supervisor also calls its workers, to carry a reset or new scenarios sent to any one worker's
 admin API to all of them.
 
+A worker's journal entries are notes (one-way): written to the socket before the reply they
+journal is sent, so the supervisor reads them before any later request's call, and no worker
+waits on them.
+
 Frames are a 4-byte length and a pickle: both ends are this program, on one host, and the
 socket lives in a directory only this user can enter.
 """
@@ -257,7 +261,11 @@ class SupervisorClient(Backend):
         return live
 
     async def push(self, items: list[tuple[str, int]]) -> None:
-        await self._call("push", items)
+        """A note, not a call: written to the socket before the reply is sent, so the
+        supervisor has it before any later request asks; nothing to wait for."""
+        if self.peer is None or self.peer.closed:
+            raise unavailable("the supervisor connection is closed")
+        self.peer.note("push", items)
 
     async def journal(self) -> list[tuple[int, str]]:
         entries: list[tuple[int, str]] = await self._call("journal")
