@@ -42,7 +42,7 @@ from .scenarios.reload import Watcher
 from .scenarios.scenario import Scenario
 from .state.journal import Entry, Journal
 from .state.live import STATE, Options, State
-from .state.shared import Shared
+from .state.store import LocalStore, Store
 
 log = logging.getLogger("mockserver")
 
@@ -168,10 +168,7 @@ async def get_response(request: web.Request) -> web.Response:
     state = request.app[STATE]
     response_id = request.match_info["id"]
     check_auth(_OPENAI, request, state.options.api_keys)
-    if state.shared is None:
-        stored = state.responses.get(response_id)
-    else:
-        stored = await state.shared.get_response(response_id)
+    stored = await state.store.get_response(response_id)
     if stored is None:
         raise APIError(
             404,
@@ -199,10 +196,7 @@ async def poll_task(request: web.Request) -> web.Response:
         check_auth(protocol, request, state.options.api_keys)
         if not task_id:
             raise APIError(400, f"Missing query parameter '{service.query}'.", param=service.query)
-        if state.shared is None:
-            stored = state.responses.get(STORED_PREFIX + task_id)
-        else:
-            stored = await state.shared.get_response(STORED_PREFIX + task_id)
+        stored = await state.store.get_response(STORED_PREFIX + task_id)
         record = json.loads(stored.body) if stored is not None else None
         if record is None or record.get("service") != service.name:
             raise APIError(404, f"Task not found: {task_id}.", param=service.query)
@@ -224,7 +218,7 @@ async def poll_task(request: web.Request) -> web.Response:
                                 content_type=JSON)  # fmt: skip
     response.headers["x-request-id"] = entry.request_id
     entry.status = response.status
-    state.journal.record(entry, 0)
+    await state.store.record(entry)
     return _logged(request, response)
 
 
@@ -282,11 +276,11 @@ async def openapi_document(request: web.Request) -> web.Response:
     return web.json_response(DOCUMENT)
 
 
-async def _connected(state: State, shared: Shared) -> AsyncIterator[None]:
-    """For ``app.cleanup_ctx``: connect to the shared store before serving (or fail to start)."""
-    await shared.start(state)
+async def _connected(store: Store) -> AsyncIterator[None]:
+    """For ``app.cleanup_ctx``: connect to the store before serving (or fail to start)."""
+    await store.start()
     yield
-    await shared.close()
+    await store.close()
 
 
 async def _release_hangs(app: web.Application) -> None:
@@ -310,10 +304,11 @@ def protocols(options: Options) -> list[Protocol]:
 
 
 def create_app(
-    scenarios: Iterable[Scenario], options: Options | None = None, shared: Shared | None = None
+    scenarios: Iterable[Scenario], options: Options | None = None, store: Store | None = None
 ) -> web.Application:
     """The mock as an aiohttp application. ``app[STATE]`` holds its scenarios and journal;
-    ``shared`` keeps the state that decides answers when several processes serve."""
+    ``store`` keeps the state that decides answers (default: in this process; a
+    ``SharedStore`` when several processes serve)."""
     options = options or Options()
     app = web.Application(client_max_size=options.max_body)
     state = app[STATE] = State(
@@ -321,18 +316,15 @@ def create_app(
         scenarios=ScenarioSet(scenarios, options.fallback),
         journal=Journal(options.journal_size),
         protocols={p.name: p for p in protocols(options)},
-        shared=shared,
+        store=store or LocalStore(),
     )
-    if shared is not None:
-        app.cleanup_ctx.append(lambda _: _connected(state, shared))
+    app.cleanup_ctx.append(lambda _: _connected(state.store))
     if options.watch:
         watcher = state.watcher = Watcher(options.watch, state.replace, options.reload_interval)
         app.cleanup_ctx.append(lambda _: watcher.running())
     for protocol in state.protocols.values():
         for route in protocol.routes:
             handle: Handler = Pipeline(protocol.for_route(route), state).handle
-            if shared is not None:  # a store that fails while journalling gets an error object
-                handle = guarded(handle)
             for prefix in protocol.prefixes:
                 app.router.add_post(prefix + route, handle)
     for prefix in ("/v1", ""):

@@ -36,7 +36,7 @@ from .scenarios.ratelimit import RateLimit
 from .scenarios.schema import FILE
 from .state import supervisor
 from .state.live import DEFAULT_MAX_BODY, Options
-from .state.shared import Shared
+from .state.shared import SharedStore
 
 log = logging.getLogger("mockserver")
 
@@ -270,18 +270,18 @@ def _report(problems: Sequence[Problem]) -> None:
         _say(str(problem), sys.stderr)
 
 
-def _store(url: str | None) -> Shared | None:
-    from .state.redis_store import RedisShared
+def _store(url: str | None) -> SharedStore | None:
+    from .state.redis_store import RedisBackend
 
-    return RedisShared(url) if url is not None else None
+    return SharedStore(RedisBackend(url)) if url is not None else None
 
 
 def _store_reachable(url: str) -> bool:
     """Fail closed: a configured store that does not answer means the server does not start."""
-    from .state.redis_store import RedisShared
+    from .state.redis_store import RedisBackend
 
     try:
-        asyncio.run(RedisShared.check(url))
+        asyncio.run(RedisBackend.check(url))
     except (APIError, RuntimeError, ValueError) as err:
         print(f"mockserver: cannot use the state store {url}: {err}", file=sys.stderr)
         return False
@@ -429,11 +429,11 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         if args.workers > 1:
             # The supervisor owns the workers' shared state, unless Redis does (--state).
-            owner = supervisor.Socket() if args.state is None else None
+            owner = supervisor.Socket(options.journal_size) if args.state is None else None
 
             def worker_app(index: int) -> web.Application:
                 worker = replace(options, workers=args.workers, worker=index)
-                store = _store(args.state) if owner is None else owner.client()
+                store = _store(args.state) if owner is None else SharedStore(owner.client())
                 return create_app(scenarios, worker, store)
 
             try:

@@ -25,12 +25,11 @@ from .core.errors import APIError
 from .core.profiles import Settings
 from .core.request import Request, parse_json_body
 from .core.secrets import redact_target
-from .protocols import HEAVY, JSON, Answer, Frame, Lookup, Protocol
+from .protocols import HEAVY, JSON, Answer, Frame, Protocol, Stored
 from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
 from .scenarios.render import Choice, Envelope, Usage, delays, digest, usage
 from .scenarios.scenario import Fault, Message, Reply, Scenario, Step
-from .state import shared as sharing
 from .state.journal import Entry
 from .state.live import Options, State
 from .state.memo import Memo
@@ -72,22 +71,11 @@ def check_auth(protocol: Protocol, request: web.Request, keys: frozenset[str]) -
     return token
 
 
-def _admit(state: State, key: str, req: Request, scenario: Scenario) -> list[Ticket]:
-    """Count the request against the server's budget and the scenario's; 429 when over."""
-    limits = [x for x in (state.options.rate_limit, scenario.rate_limit) if x is not None]
-    if not limits:
-        return []
-    now = state.options.clock()
-    return [state.budgets.admit(x, key, req.model, req.prompt_tokens, now) for x in limits]
-
-
-def _fires(fault: Fault | None, state: State, step: Step, seed: str) -> bool:
+async def _fires(state: State, fault: Fault | None, resolution: Resolution, seed: str) -> bool:
     if fault is None:
         return False
     if fault.nth is not None:
-        count = state.fault_counts.get(step, 0) + 1
-        state.fault_counts[step] = count
-        return count == fault.nth
+        return await state.store.fires_nth(resolution, fault.nth)
     if fault.probability is not None:
         return random.Random(seed).random() < fault.probability
     return True
@@ -190,7 +178,6 @@ class Pipeline:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         state = self.state
-        protocol = self.protocol
         started = time.perf_counter()
         seq = state.journal.next_seq()
         entry = Entry(
@@ -200,106 +187,124 @@ class Pipeline:
             path=redact_target(request.path_qs),
             request_id=request_id(state.options, seq),
             raw_headers=request.headers,
-            api=protocol.name,
+            api=self.protocol.name,
+            worker=state.options.worker,
         )
+        try:
+            response = await self._serve(request, entry)
+        except BaseException as cut:
+            if isinstance(cut, _Dropped):
+                entry.status = 0
+            elif isinstance(cut, ConnectionResetError | asyncio.CancelledError) and (
+                entry.outcome == "ok"
+            ):
+                entry.outcome = "client_disconnected"
+            # else a stream cut by an unexpected error: journalled all the same
+            await self._journal(entry, started)
+            if not self.state.options.quiet:
+                log_entry(entry)
+            if isinstance(cut, _Dropped):
+                raise asyncio.CancelledError from None
+            raise
+        gone = await self._journal(entry, started)
+        if gone is not None and not response.prepared:
+            # The store could not keep the entry: the reply not yet sent becomes its 503, so
+            # the one log line and the client agree (a stream under way is only logged).
+            response = _refused(self.protocol, gone, entry, b"")
+            entry.status = response.status
+        if not self.state.options.quiet:
+            log_entry(entry)
+        return response
+
+    async def _journal(self, entry: Entry, started: float) -> APIError | None:
+        """Keep the entry; the store's error when it could not (a lost shared store)."""
+        entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        try:
+            await self.state.store.record(entry)
+        except APIError as gone:
+            return gone
+        return None
+
+    async def _serve(self, request: web.Request, entry: Entry) -> web.StreamResponse:
+        state = self.state
+        protocol = self.protocol
+        store = state.store
         raw = b""
         try:
+            raw = await read_body(request, state.options)
+            entry.size = len(raw)
+            key = check_auth(protocol, request, state.options.api_keys)
+            names = state.scenarios.header_names
+            memo_key = (protocol.name, raw, *map(request.headers.get, names))
+            memo = state.memos.get(memo_key, int(entry.time))
+            if memo is not None:
+                if memo.stored is not None:
+                    await store.put_response(memo.stored)
+                return self._replay(memo, entry)
+            req = await store.parse(protocol, raw, request.headers)
+            entry.body = req.body
+            entry.request = req
+            recorder = state.options.recorder
+            if recorder is not None and recorder.forward_all:
+                response = await recorder.forward(request, protocol, req, raw, entry)
+                entry.status = response.status
+                return response
+            settings = state.options.profile.apply(req)
+            entry.adjusted = settings.adjusted
             try:
-                raw = await read_body(request, state.options)
-                key = check_auth(protocol, request, state.options.api_keys)
-                names = state.scenarios.header_names
-                memo_key = (protocol.name, raw, *map(request.headers.get, names))
-                memo = state.memos.get(memo_key, int(entry.time))
-                shared = state.shared  # None: one process, its state in-process, no awaits
-                if memo is not None:
-                    if shared is not None and memo.stored is not None:
-                        await shared.put_response(memo.stored)
-                    return self._replay(state, memo, entry)
-                recorder = state.options.recorder
-                if shared is None:
-                    lookup: Lookup = state.responses.conversation
-                    if recorder is not None:
-                        lookup = recorder.lenient(lookup)
-                    req = protocol.parse(raw, request.headers, lookup)
-                else:
-                    req = await sharing.parse(protocol, raw, request.headers, shared)
-                entry.body = req.body
-                entry.request = req
-                if recorder is not None and recorder.forward_all:
-                    response = await recorder.forward(request, protocol, req, raw, entry)
-                    entry.status = response.status
-                    return response
-                settings = state.options.profile.apply(req)
-                entry.adjusted = settings.adjusted
+                resolution = await store.resolve(state.scenarios, req)
+            except APIError as miss:
+                found = None
+                if recorder is not None and miss.code == "scenario_not_found":
+                    found = recorder.resolve(req)  # recorded earlier in this run
+                    if found is None:  # record on miss
+                        response = await recorder.forward(request, protocol, req, raw, entry)
+                        entry.status = response.status
+                        return response
+                if found is None and protocol.answers_unmatched:
+                    found = GENERATED
+                if found is None:
+                    entry.unmatched = miss.message
+                    raise
+                resolution = found
+            if protocol.answers_unmatched and resolution.scenario is state.scenarios.fallback:
+                resolution = GENERATED  # its own answer beats a chat text (--unmatched default)
+            entry.scenario = resolution.scenario.name
+            entry.step = resolution.step_index
+            if resolution.step.verbatim and (
+                settings.limit is not None or settings.stop or settings.empty
+            ):  # the upstream already applied them: a recording replays verbatim
+                settings = Settings(adjusted=settings.adjusted)
+            server = state.options.rate_limit
+            tickets: list[Ticket] = []
+            if server is not None or resolution.scenario.rate_limit is not None:
                 try:
-                    if shared is None:
-                        resolution = state.scenarios.resolve(req)
-                    else:
-                        resolution = await sharing.resolve(state, shared, req)
-                except APIError as miss:
-                    found = None
-                    if recorder is not None and miss.code == "scenario_not_found":
-                        found = recorder.resolve(req)  # recorded earlier in this run
-                        if found is None:  # record on miss
-                            response = await recorder.forward(request, protocol, req, raw, entry)
-                            entry.status = response.status
-                            return response
-                    if found is None and protocol.answers_unmatched:
-                        found = GENERATED
-                    if found is None:
-                        entry.unmatched = miss.message
-                        raise
-                    resolution = found
-                if protocol.answers_unmatched and resolution.scenario is state.scenarios.fallback:
-                    resolution = GENERATED  # its own answer beats a chat text (--unmatched default)
-                entry.scenario = resolution.scenario.name
-                entry.step = resolution.step_index
-                if resolution.step.verbatim and (
-                    settings.limit is not None or settings.stop or settings.empty
-                ):  # the upstream already applied them: a recording replays verbatim
-                    settings = Settings(adjusted=settings.adjusted)
-                try:
-                    if shared is None:
-                        tickets = _admit(state, key, req, resolution.scenario)
-                    else:
-                        tickets = await sharing.admit(state, shared, key, req, resolution.scenario)
+                    tickets = await store.admit(
+                        server, resolution.scenario, key, req, state.options.clock()
+                    )
                 except APIError as refused:
                     entry.outcome = "rate_limited"
                     if refused.ticket is not None:
                         retry = {k: v for k, v in refused.headers.items() if k.startswith("retry")}
                         refused.headers = {**protocol.rate_limit_headers(refused.ticket), **retry}
                     raise
-                response = await self._respond(
-                    request, state, req, raw, settings, resolution, entry, tickets, memo_key, key
-                )
-            except APIError as err:
-                response = _refused(protocol, err, entry, raw)
-            except (_Dropped, ConnectionResetError):
-                raise
-            except Exception:
-                if request.writer.output_size:  # a stream under way: all that is left is to cut it
-                    raise
-                log.exception("mockserver: unexpected error on %s %s", request.method, request.path)
-                crash = APIError(500, "mockserver hit an unexpected error.")
-                response = _refused(protocol, crash, entry, raw)
-            entry.status = response.status
-            return response
-        except _Dropped:
-            entry.status = 0
-            raise asyncio.CancelledError from None
-        except (ConnectionResetError, asyncio.CancelledError):
-            if entry.outcome == "ok":
-                entry.outcome = "client_disconnected"
+            response = await self._respond(
+                request, state, req, raw, settings, resolution, entry, tickets, memo_key, key
+            )
+        except APIError as err:
+            response = _refused(protocol, err, entry, raw)
+        except (_Dropped, ConnectionResetError):
             raise
-        finally:
-            entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
-            state.journal.record(entry, len(raw))
-            if not state.options.quiet:
-                log_entry(entry)
-            if state.shared is not None and state.shared.pushes_journal:
-                await sharing.record(state.shared, entry)
+        except Exception:
+            if request.writer.output_size:  # a stream under way: all that is left is to cut it
+                raise
+            log.exception("mockserver: unexpected error on %s %s", request.method, request.path)
+            crash = APIError(500, "mockserver hit an unexpected error.")
+            response = _refused(protocol, crash, entry, raw)
+        entry.status = response.status
+        return response
 
-    def _replay(self, state: State, memo: Memo, entry: Entry) -> web.Response:
+    def _replay(self, memo: Memo, entry: Entry) -> web.Response:
         """The answer to a request seen before, byte for byte, journalled like the first."""
         entry.body = memo.request.body
         entry.request = memo.request
@@ -308,8 +313,6 @@ class Pipeline:
         entry.adjusted = memo.adjusted
         entry.reply = memo.reply
         entry.status = 200
-        if memo.stored is not None and state.shared is None:
-            state.responses.put(memo.stored)
         headers = {**memo.headers, **self.protocol.headers(entry.request_id)}
         return web.Response(body=memo.body, headers=headers)
 
@@ -340,11 +343,7 @@ class Pipeline:
             and not state.options.prompt_cache  # a repeat reads what the first one wrote
             and not protocol.creates
         )
-        shared = state.shared
-        if shared is not None and step.fault is not None and step.fault.nth is not None:
-            fires = await sharing.fires_nth(state, shared, resolution, step.fault.nth)
-        else:
-            fires = _fires(step.fault, state, step, seed)
+        fires = await _fires(state, step.fault, resolution, seed) if step.fault else False
         fault = step.fault if fires else None
         kind = fault.kind if fault else None
         if kind:
@@ -388,7 +387,7 @@ class Pipeline:
         used = usage(req, rendered.choices, reply.usage)
         cadence = step.cadence
         if state.options.prompt_cache and not _states_cache(reply.usage):
-            outcome = self._cache(state, key, req, used)
+            outcome = await self._cache(state, key, req, used)
             if outcome is not None:
                 entry.extra["prompt_cache"] = outcome.summary()
                 if outcome.read and cadence.cached_first_delay is not None:
@@ -397,11 +396,8 @@ class Pipeline:
             req, rendered, used, env, reply, scenario.seed, entry.request_id, entry.time
         )
         entry.reply = summary(rendered.choices, used, env)
-        for ticket in tickets:
-            ticket.spend(used.total)
-        if shared is not None and tickets:
-            await sharing.spend(shared, tickets, used.total)
         if tickets:
+            await state.store.spend(tickets, used.total)
             headers.update(protocol.rate_limit_headers(tickets[-1]))
         heavy = rendered.pieces > HEAVY
         if not req.stream:
@@ -420,9 +416,7 @@ class Pipeline:
             body = protocol.body(answer)
             if described := protocol.reply_summary(answer):
                 entry.reply.update(described)
-            stored = self._store(state, answer, body) if kind is None else None
-            if shared is not None and stored is not None:
-                await shared.put_response(stored)
+            stored = await self._store(state, answer, body) if kind is None else None
             if kind == "malformed":
                 body = body[: len(body) // 2]
             headers["Content-Type"] = protocol.content_type(answer)
@@ -432,9 +426,7 @@ class Pipeline:
                 body=body, headers={**headers, **protocol.headers(entry.request_id)}
             )
         if heavy and kind is None and (cadence.instant or not scale):  # nothing to wait for
-            stored = self._store(state, answer, None)
-            if shared is not None and stored is not None:
-                await shared.put_response(stored)
+            await self._store(state, answer, None)
             headers["Cache-Control"] = "no-cache"
             headers["Content-Type"] = protocol.stream_type
             headers.update(protocol.headers(entry.request_id))
@@ -457,37 +449,34 @@ class Pipeline:
         headers["Content-Type"] = protocol.stream_type
         if kind is None and not any(waits):
             body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
-            stored = self._store(state, answer, None)
-            if shared is not None and stored is not None:
-                await shared.put_response(stored)
+            stored = await self._store(state, answer, None)
             if repeatable and not any(scripted) and not heavy:
                 self._remember(state, memo_key, body, headers, entry, req, stored)
             return web.Response(
                 body=body, headers={**headers, **protocol.headers(entry.request_id)}
             )
         if kind is None:
-            stored = self._store(state, answer, None)
-            if shared is not None and stored is not None:
-                await shared.put_response(stored)
+            await self._store(state, answer, None)
         headers.update(protocol.headers(entry.request_id))
         return await self._stream(request, state, answer, frames, waits, fault, headers)
 
-    def _cache(self, state: State, key: str, req: Request, used: Usage) -> Outcome | None:
+    async def _cache(self, state: State, key: str, req: Request, used: Usage) -> Outcome | None:
         """Prompt caching by the protocol's rules: the prefixes this prompt reads and writes
         (per API key and model), and the usage figures that follow."""
         scope = f"{self.protocol.name}\x00{key}\x00{req.model}\x00"
         plan = self.protocol.cache_plan(req, scope, state.options.prompt_cache_ttl)
         if plan is None:
             return None
-        live = state.prompt_cache.exchange(plan.ask, plan.write, state.options.clock())
+        live = await state.store.cache(plan.ask, plan.write, state.options.clock())
         outcome = plan.settle(live)
         cached_usage(used, outcome, self.protocol.cache_apart)
         return outcome
 
-    def _store(self, state: State, answer: Answer, body: bytes | None) -> Any:
+    async def _store(self, state: State, answer: Answer, body: bytes | None) -> Stored | None:
+        """The response the protocol keeps (Responses ``store``), kept by the store."""
         stored = self.protocol.stored(answer, body)
-        if stored is not None and state.shared is None:
-            state.responses.put(stored)
+        if stored is not None:
+            await state.store.put_response(stored)
         return stored
 
     def _remember(

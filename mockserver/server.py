@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ from .scenarios.scenario import Scenario
 from .serving import make_runner
 from .state.journal import Entry
 from .state.live import STATE, Options, State
-from .state.shared import Shared
+from .state.store import Store
 
 T = TypeVar("T")
 ScenarioSource = str | os.PathLike[str] | Mapping[str, Any] | list[Any] | Scenario
@@ -59,12 +59,13 @@ class MockServer:
         host: str = "127.0.0.1",
         port: int = 0,
         options: Options | None = None,
-        shared: Shared | None = None,
+        store: Store | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.options = options or Options()
-        self.shared = shared
+        self.store = store
+        """The state that decides answers (default: in this process; a ``SharedStore``)."""
         self._initial = scenarios_from(scenarios)
         self._initial_set: ScenarioSet | None = None  # the set built from ``_initial``
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -93,7 +94,7 @@ class MockServer:
         loop = asyncio.new_event_loop()
         ready: Future[None] = Future()
         self._loop = loop
-        self._app = create_app(self._initial, self.options, self.shared)
+        self._app = create_app(self._initial, self.options, self.store)
         self._initial_set = self._app[STATE].scenarios
 
         async def boot() -> None:
@@ -146,13 +147,17 @@ class MockServer:
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the server's loop, so state never changes under a running handler."""
-        if self._loop is None:
-            return fn()
 
         async def call() -> T:
             return fn()
 
-        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=10)
+        return self._run(call())
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` on the server's loop (or here, when it is not started)."""
+        if self._loop is None:
+            return asyncio.run(work)
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=10)
 
     def add(self, *sources: ScenarioSource) -> list[Scenario]:
         """Add scenarios (paths, YAML text or dicts shaped like the YAML), after those loaded."""
@@ -167,20 +172,17 @@ class MockServer:
     def reset(self) -> None:
         """Initial scenarios only, sequences rewound, journal empty."""
 
-        def reset() -> None:
+        async def reset() -> None:
             if self.state.scenarios is not self._initial_set:
                 self.state.replace(self._initial)
                 self._initial_set = self.state.scenarios
-            self.state.reset()
+            await self.state.store.reset("all")
 
-        self._call(reset)
-        if self.shared is not None and self._loop is not None:
-            done = asyncio.run_coroutine_threadsafe(self.shared.reset("all"), self._loop)
-            done.result(timeout=10)
+        self._run(reset())
 
     @property
     def journal(self) -> list[Entry]:
-        return self._call(lambda: self.state.journal.entries)
+        return self._run(self.state.store.journal())
 
     @property
     def unmatched(self) -> list[Entry]:

@@ -8,16 +8,22 @@ runs ``test_screenshot`` with ``MOCKSERVER_SCREENSHOT`` set to write the README'
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import openai
 import pytest
+import yaml
 
 from mockserver import MockServer, Options
 from mockserver.inspector import views as inspector
 from mockserver.state.journal import Entry
+
+from .test_redis import RedisServer
+from .test_shared import start_serve, stop
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -93,11 +99,13 @@ def ask(server: MockServer, text: str, **extra: Any) -> Any:
         )
 
 
-def open_page(browser: Browser, server: MockServer, **context: Any) -> Page:
+def open_page(browser: Browser, server: MockServer | str, **context: Any) -> Page:
+    """The page of ``server`` (or a served mock's URL), once it is live."""
     page = browser.new_page(viewport={"width": 1440, "height": 860}, **context)
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
-    page.goto(f"{server.url}/_mock/ui")
+    url = server if isinstance(server, str) else server.url
+    page.goto(f"{url}/_mock/ui")
     page.wait_for_selector("#conn[data-state=live]", timeout=WAIT)
     page.errors = errors
     return page
@@ -270,14 +278,67 @@ def test_the_token_is_asked_once_and_sent_as_a_header(browser: Browser) -> None:
         page.close()
 
 
-def test_several_workers_are_said_plainly(browser: Browser) -> None:
-    with MockServer(SCENARIOS, options=Options(workers=2, worker=0)) as server:
-        page = browser.new_page()
-        page.goto(f"{server.url}/_mock/ui")
-        banner = page.locator("#banner")
-        banner.locator("text=Several workers").wait_for(timeout=WAIT)
-        assert "one process's share" in banner.inner_text()
+def served(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    path = tmp_path / "scenarios.yaml"
+    path.write_text(yaml.safe_dump({"scenarios": SCENARIOS}))
+    return start_serve("--scenarios", str(path), *args)
+
+
+def check_every_request_live(browser: Browser, pages: list[str], targets: list[str]) -> None:
+    """Pages open on ``pages``; requests sent to ``targets`` in turn, each on a new connection
+    (so ``--workers`` spreads them): every page shows every request live, once, and any row
+    opens whichever process answered it."""
+    opened = [open_page(browser, url) for url in pages]
+    answered_by = set()
+    texts = [f"weather report number {i}." for i in range(12)]
+    for i, text in enumerate(texts):
+        body = {"model": "gpt-4", "messages": [{"role": "user", "content": text}]}
+        reply = httpx.post(f"{targets[i % len(targets)]}/v1/chat/completions", json=body,
+                           headers={"Authorization": "Bearer sk-browser"})  # fmt: skip
+        assert reply.status_code == 200, reply.text
+        answered_by.add(reply.headers["x-mock-worker"])
+    assert len(answered_by) == 2, "one process answered everything: nothing shared was shown"
+    for page in opened:
+        expect(rows(page)).to_have_count(len(texts), timeout=WAIT)
+        shown = rows(page).evaluate_all("rs => rs.map(r => r.innerText)")
+        assert [sum(text in row for row in shown) for text in texts] == [1] * len(texts)
+        assert page.locator("#empty-journal").is_hidden()
+        assert page.locator("#conn").get_attribute("data-state") == "live"
+        workers = set()
+        for n in range(len(texts)):
+            rows(page).nth(n).click()
+            details = page.locator("#details")
+            expect(details.locator("h3:text('Conversation · 1 message')")).to_be_visible(
+                timeout=WAIT
+            )
+            workers.add(details.locator("dd.worker").inner_text())
+        assert workers == {f"worker {w}" for w in answered_by}
+        assert page.errors == []
         page.close()
+
+
+def test_workers_every_request_appears_live(browser: Browser, tmp_path: Path) -> None:
+    """``--workers 2``: the page is the same as with one process (it said it was off)."""
+    proc, url = served(tmp_path, "--workers", "2")
+    try:
+        check_every_request_live(browser, [url], [url])
+    finally:
+        stop(proc)
+
+
+def test_redis_replicas_every_request_appears_live(browser: Browser, tmp_path: Path) -> None:
+    """Two replicas on one Redis, a page open on each, requests to both in turn."""
+    redis_server = RedisServer(tmp_path).start()
+    try:
+        procs = [served(tmp_path, "--state", redis_server.url) for _ in "ab"]
+        try:
+            urls = [url for _, url in procs]
+            check_every_request_live(browser, urls, urls)
+        finally:
+            for proc, _ in procs:
+                stop(proc)
+    finally:
+        redis_server.stop()
 
 
 def _demo_traffic(server: MockServer) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import mockserver
 
 PACKAGE = Path(mockserver.__file__).parent
@@ -72,7 +70,6 @@ def test_lower_folders_never_import_upper_ones() -> None:
     assert upward == []
 
 
-@pytest.mark.xfail(reason="state.live <-> state.shared: the one state interface (#20) ends it")
 def test_no_import_circles() -> None:
     """Between modules: a circle means neither can be read (or loaded) without the other."""
     circles: list[str] = []

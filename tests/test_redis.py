@@ -7,6 +7,7 @@ never skip, when they cannot: a skipped test would hide that nothing was shown.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import subprocess
@@ -22,7 +23,7 @@ from hypothesis import given, settings
 
 from mockserver.app import create_app
 from mockserver.state.live import STATE
-from mockserver.state.redis_store import RedisShared
+from mockserver.state.redis_store import RedisBackend
 
 from .test_shared import (
     LIMIT,
@@ -33,8 +34,10 @@ from .test_shared import (
     check_admin,
     check_budget,
     check_conversation,
+    check_live_journal,
     check_nth_fault,
     check_previous_response,
+    check_prompt_cache,
     content,
     local_outcomes,
     shared_outcomes,
@@ -134,6 +137,10 @@ def test_admin_and_journal_across_replicas(replicas: list[str]) -> None:
     check_admin(replicas, calls=8)
 
 
+def test_live_journal_across_replicas(replicas: list[str]) -> None:
+    check_live_journal(replicas, calls=8)
+
+
 def test_previous_response_across_replicas(replicas: list[str]) -> None:
     check_previous_response(replicas)
 
@@ -145,7 +152,9 @@ def test_reset_clears_all(replicas: list[str], redis_server: RedisServer) -> Non
     check_nth_fault(replicas)
     check_previous_response(replicas)
     client = redis_server.client()
-    kept = {b"mockserver:processes"}  # numbers processes as they start: not mock state
+    # Numbers for processes as they start and for journal entries (no reset rewinds them, so
+    # a viewer's last entry number stays meaningful): not mock state.
+    kept = {b"mockserver:processes", b"mockserver:journal:n", b"mockserver:journal:cleared"}
     assert len(set(client.keys("mockserver:*")) - kept) >= 5
     assert httpx.post(f"{b}/_mock/reset").json() == {"reset": "all"}
     assert set(client.keys("mockserver:*")) == kept
@@ -184,6 +193,48 @@ def test_redis_stopped_mid_run_gives_503s_until_it_is_back(
     assert gone.status_code == 503
     redis_server.start()  # back, empty (no persistence): both replicas use it again
     assert [content(chat(url, "talk")) for url in (a, b)] == ["step 1", "step 2"]
+
+
+def test_prompt_cache_across_replicas(redis_server: RedisServer, tmp_path: Path) -> None:
+    path = tmp_path / "scenarios.yaml"
+    path.write_text(SCENARIOS)
+    args = ("--state", redis_server.url, "--prompt-cache", "--scenarios", str(path))
+    procs = [start_serve(*args) for _ in "ab"]
+    try:
+        check_prompt_cache([url for _, url in procs])
+        assert redis_server.client().keys("mockserver:pc:*")
+        httpx.post(f"{procs[0][1]}/_mock/reset")
+        assert not redis_server.client().keys("mockserver:pc:*")
+    finally:
+        for proc, _ in procs:
+            stop(proc)
+
+
+def test_redis_down_a_request_is_logged_once_with_the_status_sent(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A stateless reply needs Redis only for its journal entry: when that fails, the client
+    gets the 503, and the one log line says 503 (it said 200, then 503)."""
+    path = tmp_path / "scenarios.yaml"
+    path.write_text(SCENARIOS)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--log-format", "json",
+         "--state", redis_server.url, "--scenarios", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    url = proc.stdout.readline().split()[3].removesuffix("/v1")
+    try:
+        redis_server.stop()
+        reply = chat(url, "plain and stateless")
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["error"]["code"] == "state_store_unavailable"
+    finally:
+        err = stop(proc)
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    logged = [line for line in lines if line.get("path") == "/v1/chat/completions"]
+    assert [(line["status"], line.get("outcome")) for line in logged] == [(503, "error")], logged
+    assert "state store is unreachable" in logged[0]["reason"]
 
 
 def test_unreachable_store_refuses_to_start(tmp_path: Path) -> None:
@@ -240,8 +291,8 @@ def test_redis_script_admits_as_budgets_do(module_redis: RedisServer, script: li
     module_redis.client().flushdb()
 
     async def run() -> list[tuple[str, int, int]]:
-        store = RedisShared(module_redis.url)
-        await store.start(create_app([])[STATE])
+        store = RedisBackend(module_redis.url)
+        await store.start(create_app([])[STATE], lambda *_: None)
         try:
             return await shared_outcomes(store, LIMIT, script)
         finally:

@@ -1,11 +1,13 @@
 """The shared store keeps the promises of one process: the same flows, through HTTP, against
-one process with its state in-process, the same through the async ``Shared`` path
-(``LocalShared``), and (further down) several processes sharing one owner."""
+one process with its state in-process (``LocalStore``), the same through the shared strategy
+(``SharedStore`` over ``LocalBackend``), and (further down) several processes sharing one
+owner."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import signal
 import subprocess
 import sys
@@ -19,10 +21,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mockserver import MockServer
+from mockserver import MockServer, Options
 from mockserver.core.errors import APIError
 from mockserver.scenarios.ratelimit import Budgets, RateLimit
-from mockserver.state.shared import LocalShared, Shared
+from mockserver.state.shared import Backend, LocalBackend, SharedStore
 
 AUTH = {"Authorization": "Bearer sk-test"}
 SCENARIOS = """
@@ -58,8 +60,8 @@ def content(reply: httpx.Response) -> Any:
 
 @pytest.fixture(params=["in-process", "local-shared"])
 def server(request: pytest.FixtureRequest) -> Iterator[str]:
-    shared = LocalShared() if request.param == "local-shared" else None
-    with MockServer([SCENARIOS], shared=shared) as mock:
+    store = SharedStore(LocalBackend()) if request.param == "local-shared" else None
+    with MockServer([SCENARIOS], store=store) as mock:
         yield mock.url
 
 
@@ -111,6 +113,101 @@ def check_admin(urls: Urls, calls: int = 6) -> None:
     assert httpx.delete(f"{url()}/_mock/journal").json() == {"entries": []}
 
 
+class Events:
+    """``/_mock/events`` read as a client does: one streaming connection, event by event."""
+
+    def __init__(self, url: str, last: int | None = None) -> None:
+        headers = {} if last is None else {"Last-Event-ID": str(last)}
+        self.client = httpx.Client(timeout=10)
+        self.stream = self.client.stream("GET", f"{url}/_mock/events", headers=headers)
+        self.response = self.stream.__enter__()
+        if self.response.status_code != 200:
+            body = self.response.read()
+            self.close()
+            raise AssertionError(f"/_mock/events: {self.response.status_code} {body!r}")
+        self.lines = self.response.iter_lines()
+
+    def take(self, n: int) -> list[dict[str, Any]]:
+        """The next ``n`` events but keep-alives: ``{"type", "id", "data"}``."""
+        out: list[dict[str, Any]] = []
+        event: dict[str, Any] = {}
+        for line in self.lines:
+            if line.startswith("event: "):
+                event["type"] = line[7:]
+            elif line.startswith("id: "):
+                event["id"] = int(line[4:])
+            elif line.startswith("data: "):
+                event["data"] = json.loads(line[6:])
+            elif not line and event:
+                out.append(event)
+                event = {}
+                if len(out) == n:
+                    break
+        return out
+
+    def close(self) -> None:
+        self.stream.__exit__(None, None, None)
+        self.client.close()
+
+
+def check_live_journal(urls: Urls, calls: int = 8) -> None:
+    """A viewer on one process sees every process's requests as they come, each once, numbered
+    in order; each entry opens from any process; a reset is seen live; a viewer that comes
+    back resumes after the last entry it saw."""
+    url = rotate(urls)
+    httpx.post(f"{url()}/_mock/reset")
+    viewer = Events(url())
+    try:
+        assert [e["type"] for e in viewer.take(1)] == ["hello"]
+        workers = set()
+        for i in range(calls):
+            reply = chat(url(), f"live {i}")
+            assert reply.status_code == 200, reply.text
+            workers.add(reply.headers.get("x-mock-worker"))
+        got = viewer.take(calls)
+        assert [e["data"]["last_user"] for e in got] == [f"live {i}" for i in range(calls)]
+        assert [e["id"] for e in got] == [e["data"]["seq"] for e in got]
+        assert [e["id"] for e in got] == sorted({e["id"] for e in got})
+        for event in got:
+            entry = httpx.get(f"{url()}/_mock/journal/{event['id']}")
+            assert entry.status_code == 200, entry.text
+            assert entry.json()["last_user"] == event["data"]["last_user"]
+            assert entry.json()["request_id"].startswith("req_")
+        assert httpx.post(f"{url()}/_mock/reset?what=journal").status_code == 200
+        (cleared,) = viewer.take(1)
+        assert cleared["type"] == "cleared"
+    finally:
+        viewer.close()
+    content(chat(url(), "after the clear"))
+    back = Events(url(), last=cleared["id"])
+    try:
+        hello, news = back.take(2)
+        assert hello["data"]["resumed"] is True
+        assert (news["type"], news["data"]["last_user"]) == ("entry", "after the clear")
+    finally:
+        back.close()
+    if not isinstance(urls, str) or "x-mock-worker" in chat(url(), "x").headers:
+        assert len(workers) > 1, "every request went to one process: nothing was shown"
+
+
+LONG_SYSTEM = " ".join(f"word{i % 50}" for i in range(1500))
+
+
+def check_prompt_cache(urls: Urls) -> None:
+    """(``--prompt-cache``) What one process's request wrote, another's reads: the second
+    sending of a long prompt has cached tokens whichever process answers it."""
+    url = rotate(urls)
+    body = {"model": "gpt-4o", "messages": [{"role": "system", "content": LONG_SYSTEM},
+                                             {"role": "user", "content": "cache me"}]}  # fmt: skip
+    cached = []
+    for _ in range(3):
+        reply = httpx.post(f"{url()}/v1/chat/completions", json=body, headers=AUTH)
+        assert reply.status_code == 200, reply.text
+        cached.append(reply.json()["usage"]["prompt_tokens_details"]["cached_tokens"])
+    assert cached[0] == 0
+    assert cached[1] == cached[2] >= 1024
+
+
 def check_previous_response(urls: Urls) -> None:
     url = rotate(urls)
     first = httpx.post(
@@ -146,6 +243,16 @@ def test_admin_and_journal(server: str) -> None:
     check_admin(server)
 
 
+def test_live_journal(server: str) -> None:
+    check_live_journal(server)
+
+
+def test_prompt_cache() -> None:
+    for store in (None, SharedStore(LocalBackend())):
+        with MockServer([SCENARIOS], options=Options(prompt_cache=True), store=store) as mock:
+            check_prompt_cache(mock.url)
+
+
 def test_previous_response_id(server: str) -> None:
     check_previous_response(server)
 
@@ -158,18 +265,16 @@ def test_reset_rewinds_shared_sequences(server: str) -> None:
 
 def test_the_shared_path_keeps_nothing_in_process() -> None:
     """With a store, positions, windows, counters and stored responses are the store's."""
-    shared = LocalShared()
-    with MockServer([SCENARIOS], shared=shared) as mock:
+    backend = LocalBackend()
+    with MockServer([SCENARIOS], store=SharedStore(backend)) as mock:
         check_conversation(mock.url)
         check_budget(mock.url)
         check_nth_fault(mock.url)
         check_previous_response(mock.url)
         state = mock.state
         assert not state.scenarios._positions
-        assert not state.fault_counts
-        assert not state.budgets._windows
-        assert len(state.responses) == 0
-    tables = shared.tables
+        assert len(state.journal) == 0
+    tables = backend.tables
     assert len(tables.positions) == 2 + 1  # two chat conversations, one Responses one
     assert list(tables.faults.values()) == [4]
     assert len(tables.windows) == 1
@@ -240,6 +345,25 @@ def test_workers_nth_fault_fires_once(workers: str) -> None:
 
 def test_workers_admin_and_journal_see_every_request(workers: str) -> None:
     check_admin(workers, calls=12)
+
+
+def test_workers_live_journal_shows_every_worker(workers: str) -> None:
+    check_live_journal(workers, calls=12)
+
+
+def test_workers_share_the_prompt_cache(scenario_file: Path) -> None:
+    proc, url = start_serve("--workers", "2", "--prompt-cache", "--scenarios", str(scenario_file))
+    try:
+        check_prompt_cache(url)
+    finally:
+        stop(proc)
+
+
+def test_workers_journal_example(workers: str) -> None:
+    """docs/scaling.md's script, against a served mock with workers."""
+    from tests.docs import example
+
+    exec(example("scaling-journal"), {"url": workers})
 
 
 def test_workers_previous_response_id(workers: str) -> None:
@@ -337,7 +461,7 @@ def local_outcomes(limit: RateLimit, script: list[Call]) -> list[tuple[str, int,
 
 
 async def shared_outcomes(
-    shared: Shared, limit: RateLimit, script: list[Call]
+    shared: Backend, limit: RateLimit, script: list[Call]
 ) -> list[tuple[str, int, int]]:
     now, out = 1000.0, []
     for slot, prompt, later, spent in script:
@@ -356,6 +480,6 @@ LIMIT = RateLimit(requests=4, tokens=100, per=1.0)
 
 @given(calls)
 def test_tables_admit_as_budgets_do(script: list[Call]) -> None:
-    assert asyncio.run(shared_outcomes(LocalShared(), LIMIT, script)) == local_outcomes(
+    assert asyncio.run(shared_outcomes(LocalBackend(), LIMIT, script)) == local_outcomes(
         LIMIT, script
     )

@@ -1,12 +1,13 @@
 """The admin endpoints under ``/_mock/``: list and load scenarios, reset state, read the journal.
 
-They change what the mock answers, so beyond loopback they are off unless a token guards them,
-and with several processes they act on all of them through the shared store.
+They change what the mock answers, so beyond loopback they are off unless a token guards them.
+Each acts through the state's store, so with several processes it acts on all of them.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +18,6 @@ from ..core.request import bearer_token, parse_json_body
 from ..protocols import JSON
 from ..scenarios.loader import load_data, load_text
 from ..state.live import STATE, Options
-from ..state.shared import reset_local
 
 ADMIN = "/_mock"
 
@@ -48,20 +48,16 @@ async def admin_scenarios(request: web.Request) -> web.Response:
     if request.method in ("PUT", "POST"):
         raw = await request.read()
         if request.content_type == JSON:
-            loaded = load_data(parse_json_body(raw), "<admin>")
+            load_data(parse_json_body(raw), "<admin>")
         else:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise APIError(400, "The scenario body is not UTF-8 text.") from None
-            loaded = load_text(text, "<admin>")
-        if state.shared is not None:  # checked here, then loaded by every process
-            payload = parse_json_body(raw) if request.content_type == JSON else text
-            await state.shared.scenarios(request.method, payload)
-        elif request.method == "POST":
-            state.add(loaded)
-        else:
-            state.replace(loaded)
+            load_text(text, "<admin>")
+        # Checked here (a bad file is this request's 400), then loaded by every process.
+        payload = parse_json_body(raw) if request.content_type == JSON else text
+        await state.store.load(request.method, payload)
     listing = [
         {"name": s.name, "source": s.where, "priority": s.priority, "steps": len(s.steps)}
         for s in state.scenarios.scenarios
@@ -84,23 +80,21 @@ async def admin_reset(request: web.Request) -> web.Response:
             param="what",
             code="invalid_value",
         )
-    if state.shared is not None:
-        await state.shared.reset(what)
-    else:
-        reset_local(state, what)
+    await state.store.reset(what)
     return web.json_response({"reset": what})
 
 
 async def admin_journal(request: web.Request) -> web.Response:
     state = request.app[STATE]
     _check_admin(request, state.options)
-    if state.shared is not None:
-        if request.method == "DELETE":
-            await state.shared.reset("journal")
-        return web.json_response({"entries": await state.shared.journal()})
     if request.method == "DELETE":
-        state.journal.clear()
-    return web.json_response({"entries": [e.to_dict() for e in state.journal]})
+        await state.store.reset("journal")
+    entries = await state.store.journal()
+    return web.json_response({"entries": [e.to_dict() for e in entries]}, dumps=_dumps)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, default=str)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -7,6 +7,10 @@ then each entry as it is recorded, with its recording position as the event id s
 resumes with ``Last-Event-ID`` without losing or doubling entries. A viewer that falls behind
 by more than ``BUFFER`` entries is disconnected (told why first) rather than waited for: the
 request path never waits on a browser.
+
+Everything here reads the journal through the state's store, so the page is the same with one
+process, ``--workers N`` or replicas on one ``--state redis://``: every process's requests, in
+the order they were recorded, numbered by the store.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from ..scenarios.matching import (
     Verdict,
 )
 from ..scenarios.scenario import Scenario
-from ..state.journal import Entry, Journal, Subscription
+from ..state.journal import Entry, Subscription
 from ..state.live import STATE, State
+from ..state.store import Feed, Store
 from .admin import ADMIN, Handler, _check_admin
 
 UI_DIR = Path(__file__).with_name("ui")
@@ -78,6 +83,10 @@ def parse_request(
     lookup: Lookup = _nothing_stored,
 ) -> Request:
     """A body as the matcher reads it, parsed by the server's own protocol for ``api``."""
+    return _protocol(protocols, api).parse(raw, headers, lookup)
+
+
+def _protocol(protocols: Mapping[str, Protocol], api: str) -> Protocol:
     protocol = protocols.get(api)
     if protocol is None:
         names = ", ".join(map(repr, protocols))
@@ -87,22 +96,12 @@ def parse_request(
             param="api",
             code="invalid_value",
         )
-    return protocol.parse(raw, headers, lookup)
+    return protocol
 
 
 def _check_inspector(request: web.Request) -> None:
-    """The admin rules, and off with several processes: its live view is one process's
-    journal, and a page showing one worker's share of the traffic would mislead."""
-    state = request.app[STATE]
-    _check_admin(request, state.options)
-    if state.options.workers > 1 or state.shared is not None:
-        raise APIError(
-            403,
-            "The inspector is off with several workers or a shared --state: its live view "
-            "would show one process's share of the traffic. GET /_mock/journal gathers every "
-            "process's entries.",
-            code="admin_per_worker",
-        )
+    """The admin rules."""
+    _check_admin(request, request.app[STATE].options)
 
 
 # --- the page ---------------------------------------------------------------------------------
@@ -169,10 +168,10 @@ def summary(position: int, entry: Entry) -> dict[str, Any]:
     }
 
 
-def _find(journal: Journal, seq: int) -> Entry:
-    for entry in journal:
-        if entry.seq == seq:
-            return entry
+async def _find(store: Store, seq: int) -> Entry:
+    entry = await store.entry(seq)
+    if entry is not None:
+        return entry
     raise APIError(
         404,
         f"No journal entry #{seq}: it never existed, was cleared, or is older than the "
@@ -193,7 +192,7 @@ async def journal_entry(request: web.Request) -> web.Response:
     why each of the nearest scenarios (as loaded now) failed."""
     state = request.app[STATE]
     _check_inspector(request)
-    entry = _find(state.journal, _seq(request))
+    entry = await _find(state.store, _seq(request))
     out = entry.to_dict()
     out["model"] = _model(entry)
     out["last_user"] = entry.last_user
@@ -226,9 +225,8 @@ def _last_event_id(request: web.Request) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-def _opening(state: State, last: int | None) -> list[bytes]:
+def _opening(state: State, last: int | None, feed: Feed) -> list[bytes]:
     """What a viewer gets on connect: who we are, then what it has not seen yet."""
-    journal = state.journal
     options = state.options
     hello = {
         "version": _version(),
@@ -236,33 +234,29 @@ def _opening(state: State, last: int | None) -> list[bytes]:
         "speed": options.speed,
         "journal_size": options.journal_size,
         "unmatched": "default" if options.fallback is not None else "error",
-        "recorded": journal.recorded,
+        "recorded": feed.recorded,
         "resumed": last is not None,
     }
     frames = [_frame("hello", hello)]
-    after = last
-    if last is None:
-        after = 0
-    elif last > journal.recorded or last < journal.cleared_at:
+    if last is not None and (last > feed.recorded or last < feed.cleared_at):
         # A restarted server, or a clear the viewer missed: its rows are stale.
-        frames.append(_frame("cleared", {"missed": True}, journal.cleared_at))
-        after = 0
-    elif last + 1 < journal.first_position:
-        missed = journal.first_position - 1 - last
+        frames.append(_frame("cleared", {"missed": True}, feed.cleared_at))
+    elif last is not None and last + 1 < feed.first_position:
+        missed = feed.first_position - 1 - last
         frames.append(_frame("gap", {"missed": missed}))
-    frames += [_frame("entry", summary(p, e), p) for p, e in journal.since(after or 0)]
+    frames += [_frame("entry", summary(p, e), p) for p, e in feed.backlog]
     return frames
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """The journal, live. Subscribing and reading the backlog happen with no await between,
-    so every entry is in exactly one of them."""
+    """The journal, live: its backlog, then what the store's subscription brings (news the
+    backlog already held is skipped, so every entry is sent once)."""
     state = request.app[STATE]
     _check_inspector(request)
-    journal = state.journal
     last = _last_event_id(request)
-    subscription = journal.subscribe(BUFFER)
-    opening = _opening(state, last)
+    feed = await state.store.follow(last, BUFFER)
+    subscription = feed.subscription
+    opening = _opening(state, last, feed)
     request.app[STREAMS][subscription] = request
     response = web.StreamResponse(
         headers={
@@ -285,6 +279,8 @@ async def events(request: web.Request) -> web.StreamResponse:
             frames = []
             while subscription.items:
                 position, entry = subscription.items.popleft()
+                if position <= (feed.recorded if entry else feed.cleared_at):
+                    continue  # news from before the backlog was read
                 if entry is None:
                     frames.append(_frame("cleared", {"missed": False}, position))
                 else:
@@ -310,7 +306,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.abort()
     finally:
-        journal.unsubscribe(subscription)
+        state.store.unfollow(feed)
         request.app[STREAMS].pop(subscription, None)
     return response
 
@@ -370,7 +366,8 @@ async def scenarios_detail(request: web.Request) -> web.Response:
     matcher, so only the journal sees every one."""
     state = request.app[STATE]
     _check_inspector(request)
-    hits = Counter(entry.scenario for entry in state.journal if entry.scenario is not None)
+    journal = await state.store.journal()
+    hits = Counter(entry.scenario for entry in journal if entry.scenario is not None)
     seen = state.scenarios.conversations()
     fallback = state.scenarios.fallback
     out: dict[str, Any] = {
@@ -415,7 +412,7 @@ def _verdict(verdict: Verdict, rank: int) -> dict[str, Any]:
     }
 
 
-def _explain_input(payload: Any, journal: Journal) -> tuple[str, bytes, Mapping[str, str]]:
+async def _explain_input(payload: Any, store: Store) -> tuple[str, bytes, Mapping[str, str]]:
     """``{"api", "body", "headers"}``, ``{"seq": N}`` (a journal entry), or a bare chat body.
     (A valid entry is explained from the request it parsed into: ``_parsed_entry``.)"""
     if not isinstance(payload, dict):
@@ -424,7 +421,7 @@ def _explain_input(payload: Any, journal: Journal) -> tuple[str, bytes, Mapping[
         seq = payload["seq"]
         if not isinstance(seq, int):
             raise APIError(400, "'seq' must be a journal entry number.", param="seq")
-        entry = _find(journal, seq)
+        entry = await _find(store, seq)
         return entry.api, json.dumps(entry.body).encode(), entry.raw_headers
     if isinstance(payload.get("body"), dict):
         api = payload.get("api", "chat")
@@ -437,12 +434,11 @@ def _explain_input(payload: Any, journal: Journal) -> tuple[str, bytes, Mapping[
     return "chat", json.dumps(payload).encode(), {}
 
 
-def explain_request(state: State, api: str, raw: bytes, headers: Mapping[str, str]) -> Any:
+async def explain_request(state: State, api: str, raw: bytes, headers: Mapping[str, str]) -> Any:
     """Which scenario would answer, and why each other would not; changes no state."""
+    protocol = _protocol(state.protocols, api)
     try:
-        chat = parse_request(
-            state.protocols, api, raw, CIMultiDict(headers), state.responses.conversation
-        )
+        chat = await state.store.parse(protocol, raw, CIMultiDict(headers))
         settings = state.options.profile.apply(chat)
     except APIError as err:
         if err.param == "api":
@@ -489,12 +485,12 @@ def explain_parsed(
     return out
 
 
-def _parsed_entry(payload: Any, journal: Journal) -> Entry | None:
+async def _parsed_entry(payload: Any, store: Store) -> Entry | None:
     """The journal entry ``{"seq": N}`` names, when it holds its parsed request: explained from
     that, since its body as the journal keeps it is not always what was sent (a multipart
     upload is kept as its fields and a description of its file)."""
     if isinstance(payload, dict) and isinstance(payload.get("seq"), int) and "body" not in payload:
-        entry = _find(journal, payload["seq"])
+        entry = await _find(store, payload["seq"])
         return entry if entry.request is not None else None
     return None
 
@@ -503,11 +499,11 @@ async def explain(request: web.Request) -> web.Response:
     state = request.app[STATE]
     _check_inspector(request)
     payload = parse_json_body(await request.read())
-    entry = _parsed_entry(payload, state.journal)
+    entry = await _parsed_entry(payload, state.store)
     if entry is not None and entry.request is not None:
         return _json(explain_parsed(state, entry.api, entry.request))
-    api, raw, headers = _explain_input(payload, state.journal)
-    return _json(explain_request(state, api, raw, headers))
+    api, raw, headers = await _explain_input(payload, state.store)
+    return _json(await explain_request(state, api, raw, headers))
 
 
 # --- from request to scenario -----------------------------------------------------------------
@@ -579,7 +575,7 @@ def scenario_for(entry: Entry) -> str:
 async def entry_scenario(request: web.Request) -> web.Response:
     state = request.app[STATE]
     _check_inspector(request)
-    entry = _find(state.journal, _seq(request))
+    entry = await _find(state.store, _seq(request))
     return web.Response(
         text=scenario_for(entry),
         content_type="application/yaml",

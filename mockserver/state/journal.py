@@ -11,12 +11,14 @@ import asyncio
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..core.secrets import redact_headers
 
 if TYPE_CHECKING:
     from ..core.request import Request
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -45,6 +47,10 @@ class Entry:
     "tool_calls": [{"id", "name", "arguments"}], "finish_reason", "usage"}`` or
     ``{"error": {...}}``."""
     request: Request | None = field(default=None, repr=False)
+    worker: int | None = None
+    """Which process answered (``--workers``, replicas on one ``--state``); None for one."""
+    size: int = field(default=0, repr=False)
+    """The request body's size in bytes (what the journal's byte bound counts)."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -69,11 +75,22 @@ class Entry:
         return self.request.tool_names if self.request else []
 
     def to_dict(self) -> dict[str, Any]:
-        hidden = ("raw_headers", "request")
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _HIDDEN}
         out["headers"] = self.headers
         out["adjusted"] = list(self.adjusted)
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], request: Request | None = None) -> Entry:
+        """An entry back from ``to_dict`` (as a shared journal keeps it), headers redacted;
+        ``request`` is its body parsed again, when it parses."""
+        known = {f.name for f in fields(cls)} - _HIDDEN
+        values = {k: v for k, v in data.items() if k in known}
+        values["adjusted"] = tuple(data.get("adjusted") or ())
+        return cls(raw_headers=dict(data.get("headers") or {}), request=request, **values)
+
+
+_HIDDEN = frozenset({"raw_headers", "request", "size"})
 
 
 Recorded = tuple[int, Entry | None]
@@ -113,11 +130,35 @@ class Subscription:
         self.ready.clear()
 
 
-class Journal:
-    """The last ``size`` entries, and no more than ``max_bytes`` of request bodies, oldest out."""
+class Subscribers:
+    """Live viewers' buffers, filled without waiting: a full one is dropped, not waited for."""
+
+    def __init__(self) -> None:
+        self._subscribers: set[Subscription] = set()
+        self.active = self._subscribers
+        """Truthy while anyone listens (a plain set: checked on every request, no call)."""
+
+    def notify(self, item: Recorded) -> None:
+        for subscriber in [s for s in self._subscribers if not s.push(item)]:
+            self._subscribers.discard(subscriber)
+
+    def subscribe(self, limit: int = 256) -> Subscription:
+        """A buffer of at most ``limit`` items that every later ``notify`` fills."""
+        subscription = Subscription(limit)
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+
+
+class Kept(Generic[T]):
+    """The last ``size`` entries, and no more than ``max_bytes`` of request bodies, oldest out;
+    each numbered by its position in recording order. ``Journal`` keeps ``Entry`` objects; the
+    owner of a shared journal (``tables.Tables``) keeps their dicts."""
 
     def __init__(self, size: int = 1000, max_bytes: int = 64 * 1024 * 1024) -> None:
-        self._entries: deque[tuple[Entry, int]] = deque()
+        self._entries: deque[tuple[T, int]] = deque()
         self._size = size
         self._max_bytes = max_bytes
         self._bytes = 0
@@ -126,14 +167,15 @@ class Journal:
         self._positions: deque[int] = deque()
         self.recorded = 0
         self.cleared_at = 0
-        self._subscribers: set[Subscription] = set()
+        self._subscribers = Subscribers()
+        self._listening = self._subscribers.active
 
     def next_seq(self) -> int:
         self._seq += 1
         return self._seq
 
-    def record(self, entry: Entry, weight: int = 0) -> None:
-        """Keep ``entry``; ``weight`` is the size of its request body in bytes."""
+    def record(self, entry: T, weight: int = 0) -> int:
+        """Keep ``entry``, whose request body was ``weight`` bytes; its position."""
         self._entries.append((entry, weight))
         self.recorded += 1
         self._positions.append(self.recorded)
@@ -141,31 +183,26 @@ class Journal:
         while self._entries and (len(self._entries) > self._size or self._bytes > self._max_bytes):
             self._bytes -= self._entries.popleft()[1]
             self._positions.popleft()
-        if self._subscribers:
-            self._notify((self.recorded, entry))
+        if self._listening:
+            self._subscribers.notify((self.recorded, entry))  # type: ignore[arg-type]
+        return self.recorded
 
     def clear(self) -> None:
         self._entries.clear()
         self._positions.clear()
         self._bytes = 0
         self.cleared_at = self.recorded
-        if self._subscribers:
-            self._notify((self.recorded, None))
-
-    def _notify(self, item: Recorded) -> None:
-        for subscriber in [s for s in self._subscribers if not s.push(item)]:
-            self._subscribers.discard(subscriber)
+        if self._listening:
+            self._subscribers.notify((self.recorded, None))
 
     def subscribe(self, limit: int = 256) -> Subscription:
         """A buffer of at most ``limit`` items that every later ``record`` and ``clear`` fills."""
-        subscription = Subscription(limit)
-        self._subscribers.add(subscription)
-        return subscription
+        return self._subscribers.subscribe(limit)
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscribers.discard(subscription)
+        self._subscribers.unsubscribe(subscription)
 
-    def since(self, position: int) -> list[tuple[int, Entry]]:
+    def since(self, position: int) -> list[tuple[int, T]]:
         """The entries kept that were recorded after ``position``, oldest first."""
         return [
             (p, entry)
@@ -178,12 +215,16 @@ class Journal:
         """The position of the oldest entry kept (``recorded + 1`` when there is none)."""
         return self._positions[0] if self._positions else self.recorded + 1
 
-    def __iter__(self) -> Iterator[Entry]:
+    def __iter__(self) -> Iterator[T]:
         return iter(self.entries)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     @property
-    def entries(self) -> list[Entry]:
+    def entries(self) -> list[T]:
         return [entry for entry, _ in self._entries]
+
+
+class Journal(Kept[Entry]):
+    """A process's journal: its requests as ``Entry`` objects."""

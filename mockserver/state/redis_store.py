@@ -2,10 +2,13 @@
 
 Every operation is one atomic command or script: ``HINCRBY`` for sequence positions and fault
 counters, a script for a budget window (open, count, refuse) and one for spending tokens in it,
-a hash per stored response (kept a day), a stream capped at ``--journal-size`` for the journal.
-New scenarios and resets are published on a channel; each replica applies them and says so, and
-the admin request that sent them answers once all have. A command that fails (Redis stopped,
-unreachable, timed out) is a 503 error object: never an answer from per-process state.
+a script for the prompt cache (which prefixes are live, then writes: a key each, with expiry),
+a hash per stored response (kept a day), a stream capped at ``--journal-size`` for the journal
+(its entry ids are ``0-N``: N numbers the entries in the order recorded, a counter no reset
+rewinds). A replica with a live viewer open follows the stream (``XREAD BLOCK``). New scenarios
+and resets are published on a channel; each replica applies them and says so, and the admin
+request that sent them answers once all have. A command that fails (Redis stopped, unreachable,
+timed out) is a 503 error object: never an answer from per-process state.
 
 Needs the optional ``redis`` package: ``pip install 'mockserver[redis]'``.
 """
@@ -17,20 +20,19 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..protocols import Stored
 from ..scenarios.ratelimit import RateLimit
-from .shared import Shared, Window, apply_scenarios, reset_local, unavailable
+from .shared import Backend, Deliver, unavailable
+from .store import Host
+from .tables import Snapshot, Window, resume_after
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
-
-    from .journal import Entry
-    from .live import State
 
 log = logging.getLogger("mockserver")
 T = TypeVar("T")
@@ -79,27 +81,66 @@ return n
 """
 
 
+# KEYS: the asked prefix digests' keys, then the written ones; ARGV: now, how many were asked,
+# then each written one's idle seconds. A key holds the time it stops being live (the mock's
+# clock decides, not Redis's); Redis drops it a second after that.
+_CACHE = """
+local now, asked = tonumber(ARGV[1]), tonumber(ARGV[2])
+local live = {}
+for i = 1, asked do
+  local till = tonumber(redis.call('GET', KEYS[i]) or '0')
+  live[i] = till > now and 1 or 0
+end
+for i = asked + 1, #KEYS do
+  local old = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local till = math.max(old, now + tonumber(ARGV[i - asked + 2]))
+  local keep = math.ceil((till - now) * 1000) + 1000
+  redis.call('SET', KEYS[i], string.format('%.17g', till), 'PX', keep)
+end
+return live
+"""
+
+# KEYS[1] the journal stream, KEYS[2] its counter; ARGV: the entry, the stream's cap.
+_PUSH = """
+local n = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '0-' .. n, 'e', ARGV[1])
+return n
+"""
+
+# KEYS[1] the journal stream, KEYS[2] its counter, KEYS[3] where the last clear happened.
+_CLEAR = """
+local n = tonumber(redis.call('GET', KEYS[2]) or '0')
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[3], n)
+return n
+"""
+
+
+def _position(stream_id: Any) -> int:
+    return int(_text(stream_id).partition("-")[2])
+
+
+def _item(stream_id: Any, fields: Any) -> tuple[int, str]:
+    """A stream entry: the position the stream gave it, and its JSON text."""
+    return _position(stream_id), _text(fields[b"e"])
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class RedisShared(Shared):
-    """The ``Shared`` operations on a Redis server; keys under ``prefix``."""
-
-    pushes_journal = True
+class RedisBackend(Backend):
+    """The shared operations on a Redis server; keys under ``prefix``."""
 
     def __init__(self, url: str, prefix: str = "mockserver:") -> None:
         self.url = url
         self.prefix = prefix
         self.origin = uuid.uuid4().hex  # this process, to skip its own announcements
         self.client: Redis | None = None
-        self.state: State | None = None
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None
         self._journal_size = 1000
-        self._batch: list[str] = []
-        self._flushed: asyncio.Future[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def _connect(self) -> Redis:
         try:
@@ -110,30 +151,35 @@ class RedisShared(Shared):
             ) from None
         return Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=2)
 
-    async def start(self, state: State) -> None:
+    async def start(self, host: Host, deliver: Deliver) -> None:
         """Connect and subscribe; raises when Redis cannot be reached (the server must not
         start on per-process state)."""
-        self.state = state
-        self._journal_size = max(state.options.journal_size, 1)
+        self.host = host
+        self.deliver = deliver
+        self._journal_size = max(host.options.journal_size, 1)
         self.client = self._connect()
         await self._do(self.client.ping())
         self._admit = self.client.register_script(_ADMIT)
         self._spend = self.client.register_script(_SPEND)
         self._advance = self.client.register_script(_ADVANCE)
+        self._push = self.client.register_script(_PUSH)
+        self._cache = self.client.register_script(_CACHE)
+        self._clear = self.client.register_script(_CLEAR)
         # A number for this process among all that share the store, so request ids stay
         # unique across replicas and ``x-mock-worker`` tells which one answered.
         number = await self._do(self.client.incr(self._key("processes")))
-        state.options = replace(state.options, worker=int(number) - 1)
+        host.options = replace(host.options, worker=int(number) - 1)
         self._pubsub = self.client.pubsub()
         await self._do(self._pubsub.subscribe(self._key("events")))
         # Scenarios sent through the admin API before this process started: it adopts them,
         # so a replica that joins (or restarts) answers like the others.
         for sent in await self._do(self.client.lrange(self._key("scenarios"), 0, -1)):
             method, payload = json.loads(sent)
-            apply_scenarios(state, method, payload)
+            host.load(method, payload)
         self._listener = asyncio.create_task(self._listen())
 
     async def close(self) -> None:
+        await self.unfollow()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -147,7 +193,7 @@ class RedisShared(Shared):
     @staticmethod
     async def check(url: str) -> None:
         """Raise unless Redis at ``url`` answers PING (before serving: fail closed)."""
-        store = RedisShared(url)
+        store = RedisBackend(url)
         client = store._connect()
         try:
             await store._do(client.ping())
@@ -208,40 +254,69 @@ class RedisShared(Shared):
         data = body.encode() if isinstance(body, str) else body
         return Stored(id, tuple(json.loads(messages)), data)
 
-    async def record(self, entry: Entry) -> None:
-        """Entries recorded in the same turn of the loop go in one pipeline (under load, one
-        round trip for many requests); each caller returns once its entry is in Redis."""
-        item = entry.to_dict()
-        item["worker"] = self.state.options.worker if self.state is not None else None
-        self._batch.append(json.dumps(item, default=str))
-        if self._flushed is None:
-            self._flushed = asyncio.get_running_loop().create_future()
-            task = asyncio.create_task(self._flush())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        await asyncio.shield(self._flushed)
+    async def cache(
+        self, ask: Sequence[str], write: Sequence[tuple[str, float]], now: float
+    ) -> list[bool]:
+        keys = [self._key("pc", digest) for digest in [*ask, *(d for d, _ in write)]]
+        args: list[str | int] = [repr(now), len(ask), *(repr(float(t)) for _, t in write)]
+        live = await self._do(self._cache(keys=keys, args=args))
+        return [bool(x) for x in live]
 
-    async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let the handlers that are ready add their entries
-        batch, flushed = self._batch, self._flushed
-        self._batch, self._flushed = [], None
-        assert flushed is not None
+    async def push(self, items: list[tuple[str, int]]) -> None:
+        """One pipeline for every entry of the batch (under load, many requests a trip)."""
+        keys = [self._key("journal"), self._key("journal", "n")]
         pipe = self._redis().pipeline(transaction=False)
-        for item in batch:
-            pipe.xadd(
-                self._key("journal"), {"e": item}, maxlen=self._journal_size, approximate=False
-            )
-        try:
-            await self._do(pipe.execute())
-        except Exception as err:
-            flushed.set_exception(err)
-            flushed.exception()  # retrieved here too: no "never retrieved" warning
-        else:
-            flushed.set_result(None)
+        for text, _ in items:
+            await self._push(keys=keys, args=[text, self._journal_size], client=pipe)
+        await self._do(pipe.execute())
 
-    async def journal(self) -> list[dict[str, Any]]:
+    async def journal(self) -> list[tuple[int, str]]:
         rows = await self._do(self._redis().xrange(self._key("journal"))) or []
-        return [json.loads(fields[b"e"]) for _, fields in rows if fields is not None]
+        return [_item(id, fields) for id, fields in rows if fields is not None]
+
+    async def entry(self, seq: int) -> str | None:
+        at = f"0-{seq}"
+        rows = await self._do(self._redis().xrange(self._key("journal"), at, at)) or []
+        return _item(rows[0][0], rows[0][1])[1] if rows and rows[0][1] is not None else None
+
+    async def follow(self, last: int | None) -> Snapshot:
+        """Where the journal stands, then a task that reads what comes after it."""
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.get(self._key("journal", "n"))
+        pipe.get(self._key("journal", "cleared"))
+        pipe.xrange(self._key("journal"))
+        got: list[Any] = await self._do(pipe.execute())
+        recorded, cleared_at, rows = int(got[0] or 0), int(got[1] or 0), got[2]
+        after = resume_after(last, recorded, cleared_at)
+        items = [_item(id, fields) for id, fields in rows or [] if fields is not None]
+        first = items[0][0] if items else recorded + 1
+        if self._follower is None:
+            self._follower = asyncio.create_task(self._follow(recorded))
+        return Snapshot(recorded, cleared_at, first, [(p, i) for p, i in items if p > after])
+
+    async def _follow(self, after: int) -> None:
+        """Deliver each entry the stream gets; across outages, resume where it was."""
+        cursor = f"0-{after}"
+        while True:
+            try:
+                got: Any = await self._redis().xread({self._key("journal"): cursor}, block=1000)
+                for _, rows in got or []:
+                    for id, fields in rows:
+                        cursor = _text(id)
+                        if fields is not None:
+                            self.deliver(*_item(id, fields))
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.warning("mockserver: following the Redis journal: %s; retrying", err)
+                await asyncio.sleep(0.5)
+
+    async def unfollow(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+            self._follower = None
 
     async def _delete(self, *patterns: str) -> None:
         client = self._redis()
@@ -256,19 +331,26 @@ class RedisShared(Shared):
                 await self._delete("pos", "faults")
             if what in ("all", "limits"):
                 await self._delete("rl:*")
-            if what in ("all", "journal"):
-                await self._delete("journal")
             if what == "all":
-                await self._delete("resp:*")
+                await self._delete("resp:*", "pc:*")
 
         await self._do(clear())
-        assert self.state is not None
-        reset_local(self.state, what)
-        await self._announce({"op": "reset", "what": what})
+        event: dict[str, Any] = {"op": "reset", "what": what}
+        if what in ("all", "journal"):
+            journal = self._key("journal")
+            keys = [journal, self._key("journal", "n"), self._key("journal", "cleared")]
+            event["cleared"] = int(await self._do(self._clear(keys=keys)))
+        self._forget(event)
+        await self._announce(event)
+
+    def _forget(self, event: dict[str, Any]) -> None:
+        """This process's part of a reset: its own tables, and a clear its viewers see."""
+        self.host.forget(event["what"])
+        if "cleared" in event and self._follower is not None:
+            self.deliver(event["cleared"], None)
 
     async def scenarios(self, method: str, payload: Any) -> None:
-        assert self.state is not None
-        apply_scenarios(self.state, method, payload)
+        self.host.load(method, payload)
         pipe = self._redis().pipeline(transaction=True)
         if method != "POST":
             pipe.delete(self._key("scenarios"))
@@ -299,7 +381,6 @@ class RedisShared(Shared):
     async def _listen(self) -> None:
         """Apply what other replicas announce; keep listening across Redis outages."""
         assert self._pubsub is not None
-        assert self.state is not None
         while True:
             try:
                 message = await self._pubsub.get_message(
@@ -311,9 +392,9 @@ class RedisShared(Shared):
                 if event.get("origin") == self.origin:
                     continue
                 if event["op"] == "reset":
-                    reset_local(self.state, event["what"])
+                    self._forget(event)
                 elif event["op"] == "scenarios":
-                    apply_scenarios(self.state, event["method"], event["payload"])
+                    self.host.load(event["method"], event["payload"])
                 await self._redis().incr(event["ack"])
                 await self._redis().expire(event["ack"], 60)
             except asyncio.CancelledError:

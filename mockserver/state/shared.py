@@ -1,32 +1,34 @@
-"""State that decides answers, kept in one place for several processes or hosts.
+"""``SharedStore``: the state that decides answers kept by one owner for several processes.
 
-One process keeps its state in plain in-process tables (``ScenarioSet`` positions,
-``Budgets``, fault counts, ``ResponseStore``) and the pipeline touches them synchronously: that
-path has no await and no IO. With ``--workers N`` or ``--state redis://``, the same decisions
-are taken by one owner through the async ``Shared`` interface instead: sequence positions,
-rate-limit windows, ``nth`` fault counters and stored responses. ``Tables`` is the in-memory
-implementation of those operations; the supervisor owns one for its workers
-(``supervisor.py``), and ``LocalShared`` drives one in-process (tests of the shared path).
+With ``--workers N`` or ``--state redis://``, the same decisions the in-process ``LocalStore``
+takes are taken by one owner: sequence positions, rate-limit windows, ``nth`` fault counters,
+stored responses, and the journal. ``SharedStore`` turns each decision into the owner's small
+atomic operations (``Backend``): the supervisor's ``Tables`` over a Unix socket
+(``supervisor.py``), Redis commands and scripts (``redis_store.py``), or ``LocalBackend``, the
+same ``Tables`` in this process (tests, and the reference the others must agree with).
 
 Scenario objects are per process, so the owner never sees them: every key is a string built
 from the scenario set's content digest and the scenario's rank in it, the same in every
 process that loaded the same scenarios. API keys and conversations are hashed into keys, so
-no credential or message text is stored by the owner.
+no credential or message text is stored by the owner (the journal aside: it keeps requests as
+``/_mock/journal`` shows them, credentials redacted).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import json
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core.errors import APIError
 from ..core.request import Request
 from ..protocols import Protocol, Stored
-from ..scenarios.loader import load_data, load_text
 from ..scenarios.matching import (
     _NO_CAPTURES,
     Resolution,
@@ -38,14 +40,13 @@ from ..scenarios.matching import (
 )
 from ..scenarios.ratelimit import RateLimit, Ticket, _refusal, _Window
 from ..scenarios.scenario import Scenario
-from .live import ResponseStore
+from .journal import Entry, Subscribers
+from .store import Feed, Host, Store
+from .tables import Snapshot, Tables, Window, resume_after
 
-if TYPE_CHECKING:
-    from .journal import Entry
-    from .live import State
-
-_CONVERSATIONS = 100_000
-_WINDOWS = 10_000
+Deliver = Callable[[int, str | None], None]
+"""How a backend hands a followed journal's news to its store: an entry (its JSON text) at its
+position, or ``(position, None)`` for a clear."""
 
 
 def unavailable(detail: str) -> APIError:
@@ -95,29 +96,15 @@ def keys(scenarios: ScenarioSet) -> Keys:
     return found
 
 
-@dataclass(frozen=True)
-class Window:
-    """A budget window as the owner reports it; ``refused`` names the exhausted budget."""
+class Backend(ABC):
+    """The owner's operations, each atomic whichever process asks."""
 
-    start: float
-    requests: int
-    tokens: int
-    refused: str = ""
-
-
-class Shared(ABC):
-    """The operations whose outcome must be the same whichever process asks."""
-
-    pushes_journal = False
-    """True when each journal entry is sent to the store; else entries stay in their process
-    and ``journal()`` gathers them."""
-
-    async def start(self, state: State) -> None:
-        """Connect, in the serving process (after any fork); fail when the store is away."""
+    async def start(self, host: Host, deliver: Deliver) -> None:
+        """Connect (after any fork); fail when the owner is away. ``deliver`` takes the
+        journal's news while ``follow`` is on."""
         return None
 
     async def close(self) -> None:
-        """Disconnect."""
         return None
 
     @abstractmethod
@@ -143,95 +130,262 @@ class Shared(ABC):
     async def get_response(self, id: str) -> Stored | None: ...
 
     @abstractmethod
+    async def cache(
+        self, ask: Sequence[str], write: Sequence[tuple[str, float]], now: float
+    ) -> list[bool]:
+        """The prompt cache's exchange (``Store.cache``), atomic."""
+
+    @abstractmethod
+    async def push(self, items: list[tuple[str, int]]) -> None:
+        """Journal entries (JSON text, with their body's size): the owner numbers them."""
+
+    @abstractmethod
+    async def journal(self) -> list[tuple[int, str]]:
+        """Every entry kept, with its number, in the order recorded."""
+
+    @abstractmethod
+    async def entry(self, seq: int) -> str | None: ...
+
+    @abstractmethod
+    async def follow(self, last: int | None) -> Snapshot:
+        """Deliver the journal's news from now on; where it stands, and what ``last`` missed."""
+
+    @abstractmethod
+    async def unfollow(self) -> None: ...
+
+    @abstractmethod
     async def reset(self, what: str) -> None:
-        """Clear ``what`` (all, sequences, limits, journal) for every process."""
+        """Clear ``what`` (all, sequences, limits, journal), and have every process forget it."""
 
     @abstractmethod
     async def scenarios(self, method: str, payload: Any) -> None:
-        """Replace (PUT) or extend (POST) the scenarios of every process, sequences rewound."""
+        """Have every process load scenarios (``Host.load``); sequences rewound."""
 
-    @abstractmethod
-    async def journal(self) -> list[dict[str, Any]]:
-        """Every process's journal, as dicts, in the order requests arrived."""
+
+class SharedTicket(Ticket):
+    """A ticket whose window lives with the owner: ``slot`` names it there."""
+
+    def __init__(self, limit: RateLimit, window: _Window, now: float, slot: str) -> None:
+        super().__init__(limit, window, now)
+        self.slot = slot
+
+
+def _never_stored(_: str) -> tuple[dict[str, Any], ...]:
+    return ()
+
+
+class SharedStore(Store):
+    """The decisions of ``LocalStore``, taken through a ``Backend``."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._viewers = Subscribers()
+        self._following = False
+        self._batch: list[tuple[str, int]] = []
+        self._flushed: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self.backend.start(self.host, self._deliver)
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+    async def parse(self, protocol: Protocol, raw: bytes, headers: Mapping[str, str]) -> Request:
+        """Parse, fetching any stored response the request refers to from the owner first."""
+        wanted: list[str] = []
+
+        def missing(id: str) -> None:
+            wanted.append(id)
+
+        try:
+            return protocol.parse(raw, headers, missing)
+        except APIError:
+            if not wanted:
+                raise
+        found = {id: await self.backend.get_response(id) for id in wanted}
+
+        def lookup(id: str) -> Sequence[dict[str, Any]] | None:
+            stored = found.get(id)
+            return stored.messages if stored is not None else None
+
+        return protocol.parse(raw, headers, lookup)
+
+    async def put_response(self, stored: Stored) -> None:
+        await self.backend.put_response(stored)
+
+    async def get_response(self, id: str) -> Stored | None:
+        return await self.backend.get_response(id)
+
+    async def resolve(self, scenarios: ScenarioSet, request: Request) -> Resolution:
+        """``ScenarioSet.resolve`` with sequence positions kept by the owner."""
+        named = keys(scenarios)
+        passed_over = False
+        for rank, scenario in scenarios._candidates(request):
+            captures = _check_all(scenario, request)
+            if captures is None:
+                continue
+            if _stateless(scenario):
+                step: int | None = 0
+            else:
+                talk = _hash(conversation(scenario, request))
+                seen = await self.backend.advance(f"{named.set_id}:{rank}:{talk}")
+                step = step_after(scenario, seen)
+            if step is not None:
+                stateless = _stateless(scenario) and not passed_over
+                return Resolution(scenario, scenario.steps[step], step, captures, stateless)
+            passed_over = True
+        fallback = scenarios.fallback_for(request)
+        if fallback is not None:
+            return Resolution(fallback, fallback.steps[0], 0, _NO_CAPTURES, not passed_over)
+        raise scenarios.no_match(request)
+
+    async def admit(
+        self, server: RateLimit | None, scenario: Scenario, key: str, request: Request, now: float
+    ) -> list[Ticket]:
+        who = _hash(key, request.model)
+        tickets: list[Ticket] = []
+        for limit in (server, scenario.rate_limit):
+            if limit is None:
+                continue
+            name = (
+                f"server:{limit.requests}:{limit.tokens}:{limit.per}"
+                if limit is server
+                else keys(self.host.scenarios).limits[limit]
+            )
+            slot = f"{name}:{who}"
+            got = await self.backend.admit(slot, limit, request.prompt_tokens, now)
+            ticket = SharedTicket(limit, _Window(got.start, got.requests, got.tokens), now, slot)
+            if got.refused == "requests":
+                assert limit.requests is not None
+                raise _refusal(
+                    ticket, request.model, "requests", "RPM", limit.requests, got.requests, 1
+                )
+            if got.refused == "tokens":
+                assert limit.tokens is not None
+                raise _refusal(
+                    ticket, request.model, "tokens", "TPM", limit.tokens, got.tokens,
+                    request.prompt_tokens,
+                )  # fmt: skip
+            tickets.append(ticket)
+        return tickets
+
+    async def spend(self, tickets: list[Ticket], tokens: int) -> None:
+        for ticket in tickets:
+            ticket.spend(tokens)  # this reply's headers
+            if isinstance(ticket, SharedTicket):
+                await self.backend.spend(ticket.slot, ticket.window.start, tokens)
+
+    async def fires_nth(self, resolution: Resolution, nth: int) -> bool:
+        """Whether this is the ``nth`` request of the step, counted across every process."""
+        named = keys(self.host.scenarios)
+        rank = named.ranks.get(resolution.scenario, -2)
+        return await self.backend.fire(f"{named.set_id}:{rank}:{resolution.step_index}") == nth
+
+    async def cache(
+        self, ask: Sequence[str], write: Sequence[tuple[str, float]], now: float
+    ) -> list[bool]:
+        return await self.backend.cache(ask, write, now)
+
+    # the journal
 
     async def record(self, entry: Entry) -> None:
-        """Keep one journal entry in the store (only when ``pushes_journal``)."""
-        return None
+        """Entries recorded in the same turn of the loop go to the owner together (under load,
+        one round trip for many requests); each caller returns once its entry is kept."""
+        self._batch.append((json.dumps(entry.to_dict(), default=str), entry.size))
+        if self._flushed is None:
+            self._flushed = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await asyncio.shield(self._flushed)
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the handlers that are ready add their entries
+        batch, flushed = self._batch, self._flushed
+        self._batch, self._flushed = [], None
+        assert flushed is not None
+        try:
+            await self.backend.push(batch)
+        except Exception as err:
+            flushed.set_exception(err)
+            flushed.exception()  # retrieved here too: no "never retrieved" warning
+        else:
+            flushed.set_result(None)
+
+    @staticmethod
+    def _item(seq: int, text: str) -> dict[str, Any]:
+        item: dict[str, Any] = json.loads(text)
+        item["seq"] = seq
+        return item
+
+    def _entry(self, seq: int, text: str) -> Entry:
+        """A journal entry as the owner keeps it, its body parsed again by the protocol it
+        spoke (a stored response it named counts as empty: only its own input is shown)."""
+        item = self._item(seq, text)
+        protocol = self.host.protocols.get(item.get("api", ""))
+        request = None
+        if protocol is not None and item.get("body") is not None:
+            raw = json.dumps(item["body"]).encode()
+            with contextlib.suppress(APIError):
+                request = protocol.parse(raw, item.get("headers") or {}, _never_stored)
+        return Entry.from_dict(item, request)
+
+    async def journal(self) -> list[Entry]:
+        return [Entry.from_dict(self._item(*kept)) for kept in await self.backend.journal()]
+
+    async def entry(self, seq: int) -> Entry | None:
+        text = await self.backend.entry(seq)
+        return self._entry(seq, text) if text is not None else None
+
+    async def follow(self, last: int | None, limit: int) -> Feed:
+        subscription = self._viewers.subscribe(limit)  # news from now on, some maybe twice
+        try:
+            self._following = True
+            got = await self.backend.follow(last)
+        except BaseException:
+            self._viewers.unsubscribe(subscription)
+            raise
+        after = resume_after(last, got.recorded, got.cleared_at)
+        backlog = [(p, self._entry(p, text)) for p, text in got.items]
+        return Feed(got.recorded, got.cleared_at, got.first_position, after, backlog, subscription)
+
+    def unfollow(self, feed: Feed) -> None:
+        self._viewers.unsubscribe(feed.subscription)
+        if not self._viewers.active and self._following:
+            self._following = False
+            task = asyncio.create_task(self._unfollow())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _unfollow(self) -> None:
+        """An owner that is gone has forgotten its followers already."""
+        with contextlib.suppress(APIError):
+            await self.backend.unfollow()
+
+    def _deliver(self, position: int, text: str | None) -> None:
+        if self._viewers.active:
+            self._viewers.notify((position, None if text is None else self._entry(position, text)))
+
+    # every process
+
+    async def reset(self, what: str) -> None:
+        await self.backend.reset(what)
+
+    async def load(self, method: str, payload: Any) -> None:
+        await self.backend.scenarios(method, payload)
 
 
-def _admit_window(
-    window: _Window | None, limit: RateLimit, prompt_tokens: int, now: float
-) -> tuple[_Window, str]:
-    """The rule of ``Budgets.admit`` on a window that is not in this process."""
-    if window is None or now >= window.start + limit.per:
-        window = _Window(start=now)
-    if limit.requests is not None and window.requests >= limit.requests:
-        return window, "requests"
-    if limit.tokens is not None and window.tokens + prompt_tokens > limit.tokens:
-        return window, "tokens"
-    window.requests += 1
-    return window, ""
+class LocalBackend(Backend):
+    """``Tables`` in this process: the shared code path without another process (tests)."""
 
+    def __init__(self, journal_size: int = 1000) -> None:
+        self.tables = Tables(journal_size)
+        self._following = False
 
-class Tables:
-    """The in-memory owner of shared state; synchronous, so each operation is atomic in the
-    one thread that runs them. Bounded like the per-process tables it stands in for."""
-
-    def __init__(self) -> None:
-        self.positions: dict[str, int] = {}
-        self.faults: dict[str, int] = {}
-        self.windows: dict[str, _Window] = {}
-        self._window_ends: dict[str, float] = {}
-        self.responses = ResponseStore()
-
-    def advance(self, key: str) -> int:
-        seen = self.positions.get(key, 0)
-        if not seen and len(self.positions) >= _CONVERSATIONS:
-            del self.positions[next(iter(self.positions))]
-        self.positions[key] = seen + 1
-        return seen
-
-    def fire(self, key: str) -> int:
-        count = self.faults[key] = self.faults.get(key, 0) + 1
-        return count
-
-    def admit(self, slot: str, limit: RateLimit, prompt_tokens: int, now: float) -> Window:
-        old = self.windows.get(slot)
-        if old is None and len(self.windows) >= _WINDOWS:
-            live = {s: w for s, w in self.windows.items() if now < self._window_ends[s]}
-            self._window_ends = {s: self._window_ends[s] for s in live}
-            self.windows = live
-        window, refused = _admit_window(old, limit, prompt_tokens, now)
-        self.windows[slot] = window
-        self._window_ends[slot] = window.start + limit.per
-        return Window(window.start, window.requests, window.tokens, refused)
-
-    def spend(self, slot: str, start: float, tokens: int) -> None:
-        window = self.windows.get(slot)
-        if window is not None and window.start == start:
-            window.tokens += tokens
-
-    def reset(self, what: str) -> None:
-        if what in ("all", "sequences"):
-            self.positions.clear()
-            self.faults.clear()
-        if what in ("all", "limits"):
-            self.windows.clear()
-            self._window_ends.clear()
-        if what == "all":
-            self.responses.clear()
-
-
-class LocalShared(Shared):
-    """``Tables`` behind the async interface, in this process: the shared code path without
-    another process (tests), and the reference the other owners must agree with."""
-
-    def __init__(self) -> None:
-        self.tables = Tables()
-        self.state: State | None = None
-
-    async def start(self, state: State) -> None:
-        self.state = state
+    async def start(self, host: Host, deliver: Deliver) -> None:
+        self.host = host
+        self.deliver = deliver
 
     async def advance(self, key: str) -> int:
         return self.tables.advance(key)
@@ -251,177 +405,35 @@ class LocalShared(Shared):
     async def get_response(self, id: str) -> Stored | None:
         return self.tables.responses.get(id)
 
+    async def cache(
+        self, ask: Sequence[str], write: Sequence[tuple[str, float]], now: float
+    ) -> list[bool]:
+        return self.tables.prompt_cache.exchange(ask, write, now)
+
+    async def push(self, items: list[tuple[str, int]]) -> None:
+        for position, text in self.tables.push(items):
+            if self._following:
+                self.deliver(position, text)
+
+    async def journal(self) -> list[tuple[int, str]]:
+        return self.tables.entries()
+
+    async def entry(self, seq: int) -> str | None:
+        return self.tables.entry(seq)
+
+    async def follow(self, last: int | None) -> Snapshot:
+        self._following = True
+        return self.tables.snapshot(last)
+
+    async def unfollow(self) -> None:
+        self._following = False
+
     async def reset(self, what: str) -> None:
-        self.tables.reset(what)
-        assert self.state is not None
-        reset_local(self.state, what)
+        cleared = self.tables.reset(what)
+        if cleared is not None and self._following:
+            self.deliver(cleared, None)
+        self.host.forget(what)
 
     async def scenarios(self, method: str, payload: Any) -> None:
-        assert self.state is not None
-        apply_scenarios(self.state, method, payload)
+        self.host.load(method, payload)
         self.tables.reset("sequences")
-
-    async def journal(self) -> list[dict[str, Any]]:
-        assert self.state is not None
-        return journal_dicts(self.state)
-
-
-# What each process does for its own part of a shared operation.
-
-
-def reset_local(state: State, what: str) -> None:
-    """The per-process part of a reset: memos, local sequences, this process's journal."""
-    if what in ("all", "sequences"):
-        state.reset_sequences()
-    if what in ("all", "limits"):
-        state.budgets.clear()
-    if what in ("all", "journal"):
-        state.journal.clear()
-    if what == "all":
-        state.responses.clear()
-        state.prompt_cache.clear()
-
-
-def apply_scenarios(state: State, method: str, payload: Any) -> None:
-    """Load admin-sent scenarios (YAML text or JSON data) into this process."""
-    loaded = (
-        load_text(payload, "<admin>") if isinstance(payload, str) else load_data(payload, "<admin>")
-    )
-    if method == "POST":
-        state.add(loaded)
-    else:
-        state.replace(loaded)
-
-
-def journal_dicts(state: State) -> list[dict[str, Any]]:
-    worker = state.options.worker
-    out = []
-    for entry in state.journal:
-        item = entry.to_dict()
-        item["worker"] = worker
-        out.append(item)
-    return out
-
-
-def merged(journals: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Several processes' journals as one, in the order the requests arrived."""
-    entries = [e for journal in journals for e in journal]
-    entries.sort(key=lambda e: (e["time"], e.get("worker") or 0, e["seq"]))
-    return entries
-
-
-# The pipeline's stateful steps, done through a ``Shared`` owner.
-
-
-async def resolve(state: State, shared: Shared, request: Request) -> Resolution:
-    """``ScenarioSet.resolve`` with sequence positions kept by the owner."""
-    scenarios = state.scenarios
-    named = keys(scenarios)
-    passed_over = False
-    for rank, scenario in scenarios._candidates(request):
-        captures = _check_all(scenario, request)
-        if captures is None:
-            continue
-        if _stateless(scenario):
-            step: int | None = 0
-        else:
-            talk = _hash(conversation(scenario, request))
-            step = step_after(scenario, await shared.advance(f"{named.set_id}:{rank}:{talk}"))
-        if step is not None:
-            stateless = _stateless(scenario) and not passed_over
-            return Resolution(scenario, scenario.steps[step], step, captures, stateless)
-        passed_over = True
-    fallback = scenarios.fallback_for(request)
-    if fallback is not None:
-        return Resolution(fallback, fallback.steps[0], 0, _NO_CAPTURES, not passed_over)
-    raise scenarios.no_match(request)
-
-
-class SharedTicket(Ticket):
-    """A ticket whose window lives with the owner: ``slot`` names it there."""
-
-    def __init__(self, limit: RateLimit, window: _Window, now: float, slot: str) -> None:
-        super().__init__(limit, window, now)
-        self.slot = slot
-
-
-async def admit(
-    state: State, shared: Shared, key: str, request: Request, scenario: Scenario
-) -> list[Ticket]:
-    """``_admit`` of the pipeline, with windows kept by the owner."""
-    server, own = state.options.rate_limit, scenario.rate_limit
-    if server is None and own is None:
-        return []
-    now = state.options.clock()
-    who = _hash(key, request.model)
-    tickets: list[Ticket] = []
-    for limit in (server, own):
-        if limit is None:
-            continue
-        name = (
-            f"server:{limit.requests}:{limit.tokens}:{limit.per}"
-            if limit is server
-            else keys(state.scenarios).limits[limit]
-        )
-        slot = f"{name}:{who}"
-        got = await shared.admit(slot, limit, request.prompt_tokens, now)
-        ticket = SharedTicket(limit, _Window(got.start, got.requests, got.tokens), now, slot)
-        if got.refused == "requests":
-            assert limit.requests is not None
-            raise _refusal(
-                ticket, request.model, "requests", "RPM", limit.requests, got.requests, 1
-            )
-        if got.refused == "tokens":
-            assert limit.tokens is not None
-            raise _refusal(
-                ticket, request.model, "tokens", "TPM", limit.tokens, got.tokens,
-                request.prompt_tokens,
-            )  # fmt: skip
-        tickets.append(ticket)
-    return tickets
-
-
-async def spend(shared: Shared, tickets: Sequence[Ticket], tokens: int) -> None:
-    for ticket in tickets:
-        if isinstance(ticket, SharedTicket):
-            await shared.spend(ticket.slot, ticket.window.start, tokens)
-
-
-async def fires_nth(state: State, shared: Shared, resolution: Resolution, nth: int) -> bool:
-    """Whether this is the ``nth`` request of the step, counted across every process."""
-    named = keys(state.scenarios)
-    rank = named.ranks.get(resolution.scenario, -2)
-    return await shared.fire(f"{named.set_id}:{rank}:{resolution.step_index}") == nth
-
-
-async def parse(
-    protocol: Protocol, raw: bytes, headers: Mapping[str, str], shared: Shared
-) -> Request:
-    """Parse, fetching any stored response the request refers to from the owner first."""
-    wanted: list[str] = []
-
-    def missing(id: str) -> None:
-        wanted.append(id)
-
-    try:
-        return protocol.parse(raw, headers, missing)
-    except APIError:
-        if not wanted:
-            raise
-    found = {id: await shared.get_response(id) for id in wanted}
-
-    def lookup(id: str) -> Sequence[dict[str, Any]] | None:
-        stored = found.get(id)
-        return stored.messages if stored is not None else None
-
-    return protocol.parse(raw, headers, lookup)
-
-
-async def record(shared: Shared, entry: Entry) -> None:
-    """Push a journal entry; a 503 for a plain reply when the store is gone (a stream has
-    already been sent: it is only logged)."""
-    try:
-        await shared.record(entry)
-    except APIError:
-        if entry.status and not (entry.request is not None and entry.request.stream):
-            raise

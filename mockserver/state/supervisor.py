@@ -2,9 +2,15 @@
 socket.
 
 Each operation is one small message answered in turn by one thread that owns ``Tables``, so
-each is atomic and N workers answer exactly as one would. The supervisor also calls its
-workers: to gather their journals (they keep them, so a request costs no extra message for
-it), and to carry a reset or new scenarios sent to any one worker's admin API to all of them.
+each is atomic and N workers answer exactly as one would. The journal is kept there too:
+workers push their entries (those finished in one turn of a worker's loop go in one message),
+and a worker with a live viewer open follows it (the supervisor sends it each new entry). The
+supervisor also calls its workers, to carry a reset or new scenarios sent to any one worker's
+admin API to all of them.
+
+A worker's journal entries are notes (one-way): written to the socket before the reply they
+journal is sent, so the supervisor reads them before any later request's call, and no worker
+waits on them.
 
 Frames are a 4-byte length and a pickle: both ends are this program, on one host, and the
 socket lives in a directory only this user can enter.
@@ -23,34 +29,25 @@ import socket
 import struct
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..protocols import Stored
 from ..scenarios.ratelimit import RateLimit
-from .shared import (
-    Shared,
-    Tables,
-    Window,
-    apply_scenarios,
-    journal_dicts,
-    merged,
-    reset_local,
-    unavailable,
-)
-
-if TYPE_CHECKING:
-    from .live import State
+from .shared import Backend, Deliver, unavailable
+from .store import Host
+from .tables import Snapshot, Tables, Window
 
 log = logging.getLogger("mockserver")
 
 _HEADER = struct.Struct("!I")
-Handler = Callable[[str, tuple[Any, ...]], Awaitable[Any]]
+Handler = Callable[["Peer", str, tuple[Any, ...]], Awaitable[Any]]
 
 
 class Peer:
-    """One end of a connection: calls the other end and answers its calls, both at once."""
+    """One end of a connection: calls the other end and answers its calls, both at once;
+    a note is a call that wants no answer."""
 
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler
@@ -74,14 +71,20 @@ class Peer:
         self._send(("call", id, op, args))
         return await future
 
+    def note(self, op: str, *args: Any) -> None:
+        if not self.closed:
+            self._send(("call", 0, op, args))
+
     async def _answer(self, id: int, op: str, args: tuple[Any, ...]) -> None:
         try:
-            result = await self.handler(op, args)
+            result = await self.handler(self, op, args)
         except Exception as err:
             log.exception("mockserver: shared operation %s failed", op)
-            self._send(("reply", id, False, f"{type(err).__name__}: {err}"))
+            if id:
+                self._send(("reply", id, False, f"{type(err).__name__}: {err}"))
         else:
-            self._send(("reply", id, True, result))
+            if id:
+                self._send(("reply", id, True, result))
 
     async def run(self) -> None:
         """Read until the other end goes; then every pending call fails with a 503."""
@@ -117,10 +120,11 @@ class Peer:
 class Owner:
     """The supervisor's side: ``Tables`` and the connected workers, on a thread of its own."""
 
-    def __init__(self, listener: socket.socket) -> None:
+    def __init__(self, listener: socket.socket, journal_size: int) -> None:
         self.listener = listener
-        self.tables = Tables()
+        self.tables = Tables(journal_size)
         self.workers: list[Peer] = []
+        self.followers: set[Peer] = set()
         self.ops: dict[str, Callable[..., Any]] = {
             "advance": self.tables.advance,
             "fire": self.tables.fire,
@@ -128,6 +132,9 @@ class Owner:
             "spend": self.tables.spend,
             "put_response": self.tables.responses.put,
             "get_response": self.tables.responses.get,
+            "cache": self.tables.prompt_cache.exchange,
+            "journal": self.tables.entries,
+            "entry": self.tables.entry,
         }
 
     def start(self) -> None:
@@ -149,38 +156,51 @@ class Owner:
             await peer.run()
         finally:
             self.workers.remove(peer)
+            self.followers.discard(peer)
 
-    async def _handle(self, op: str, args: tuple[Any, ...]) -> Any:
+    async def _handle(self, peer: Peer, op: str, args: tuple[Any, ...]) -> Any:
         simple = self.ops.get(op)
         if simple is not None:
             return simple(*args)
+        if op == "push":
+            for position, text in self.tables.push(*args):
+                for follower in self.followers:
+                    follower.note("entry", position, text)
+            return None
+        if op == "follow":
+            self.followers.add(peer)
+            return self.tables.snapshot(*args)
+        if op == "unfollow":
+            self.followers.discard(peer)
+            return None
         if op == "reset":
-            self.tables.reset(args[0])
+            cleared = self.tables.reset(args[0])
+            if cleared is not None:
+                for follower in self.followers:
+                    follower.note("cleared", cleared)
             await self._everyone("reset", *args)
             return None
         if op == "scenarios":
             await self._everyone("scenarios", *args)
             self.tables.reset("sequences")
             return None
-        if op == "journal":
-            return merged(await self._everyone("journal"))
         raise ValueError(f"unknown operation {op!r}")
 
     async def _everyone(self, op: str, *args: Any) -> list[Any]:
         return list(await asyncio.gather(*(w.call(op, *args) for w in list(self.workers))))
 
 
-class SupervisorClient(Shared):
+class SupervisorClient(Backend):
     """A worker's side: each operation is a call to the supervisor."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.peer: Peer | None = None
-        self.state: State | None = None
         self._reader: asyncio.Task[None] | None = None
 
-    async def start(self, state: State) -> None:
-        self.state = state
+    async def start(self, host: Host, deliver: Deliver) -> None:
+        self.host = host
+        self.deliver = deliver
         reader, writer = await asyncio.open_unix_connection(self.path)
         self.peer = Peer(reader, writer, self._handle)
         self._reader = asyncio.create_task(self.peer.run())
@@ -193,17 +213,20 @@ class SupervisorClient(Shared):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
 
-    async def _handle(self, op: str, args: tuple[Any, ...]) -> Any:
-        """The supervisor's calls: this worker's part of a reset, new scenarios, its journal."""
-        assert self.state is not None
+    async def _handle(self, peer: Peer, op: str, args: tuple[Any, ...]) -> Any:
+        """The supervisor's calls: this worker's part of a reset, new scenarios, journal news."""
+        if op == "entry":
+            self.deliver(*args)
+            return None
+        if op == "cleared":
+            self.deliver(args[0], None)
+            return None
         if op == "reset":
-            reset_local(self.state, args[0])
+            self.host.forget(args[0])
             return None
         if op == "scenarios":
-            apply_scenarios(self.state, *args)
+            self.host.load(*args)
             return None
-        if op == "journal":
-            return journal_dicts(self.state)
         raise ValueError(f"unknown operation {op!r}")
 
     async def _call(self, op: str, *args: Any) -> Any:
@@ -231,22 +254,47 @@ class SupervisorClient(Shared):
         stored: Stored | None = await self._call("get_response", id)
         return stored
 
+    async def cache(
+        self, ask: Sequence[str], write: Sequence[tuple[str, float]], now: float
+    ) -> list[bool]:
+        live: list[bool] = await self._call("cache", list(ask), list(write), now)
+        return live
+
+    async def push(self, items: list[tuple[str, int]]) -> None:
+        """A note, not a call: written to the socket before the reply is sent, so the
+        supervisor has it before any later request asks; nothing to wait for."""
+        if self.peer is None or self.peer.closed:
+            raise unavailable("the supervisor connection is closed")
+        self.peer.note("push", items)
+
+    async def journal(self) -> list[tuple[int, str]]:
+        entries: list[tuple[int, str]] = await self._call("journal")
+        return entries
+
+    async def entry(self, seq: int) -> str | None:
+        text: str | None = await self._call("entry", seq)
+        return text
+
+    async def follow(self, last: int | None) -> Snapshot:
+        snapshot: Snapshot = await self._call("follow", last)
+        return snapshot
+
+    async def unfollow(self) -> None:
+        if self.peer is not None:
+            self.peer.note("unfollow")  # nothing to wait for
+
     async def reset(self, what: str) -> None:
         await self._call("reset", what)
 
     async def scenarios(self, method: str, payload: Any) -> None:
         await self._call("scenarios", method, payload)
 
-    async def journal(self) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] = await self._call("journal")
-        size = self.state.options.journal_size if self.state is not None else len(entries)
-        return entries[-size:] if size else []
-
 
 class Socket:
     """The supervisor's listening socket, bound before the workers fork, in a private folder."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal_size: int = 1000) -> None:
+        self.journal_size = journal_size
         self.folder = Path(tempfile.mkdtemp(prefix="mockserver-"))  # mode 0700
         self.path = str(self.folder / "state.sock")
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -256,10 +304,10 @@ class Socket:
 
     def serve(self) -> None:
         """In the supervisor, once the workers are forked: own the state, answer them."""
-        Owner(self.listener).start()
+        Owner(self.listener, self.journal_size).start()
 
     def client(self) -> SupervisorClient:
-        """In a worker: the ``Shared`` that asks the supervisor."""
+        """In a worker: the ``Backend`` that asks the supervisor."""
         return SupervisorClient(self.path)
 
     def close(self) -> None:

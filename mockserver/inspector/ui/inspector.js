@@ -109,19 +109,16 @@ function askToken(message) {
   return tokenPrompt;
 }
 
-/** Shown instead of data when the server will not give any (several workers, admin off). */
+/** Shown instead of data when the server will not give any (admin routes off). */
 function block(error) {
   state.blocked = true;
   const banner = $("banner");
   banner.replaceChildren();
-  const workers = error.code === "admin_per_worker";
-  banner.append(
-    h("strong", {}, workers ? "Several workers: the inspector is off." : "The inspector is off."),
-    error.message || "",
-  );
+  banner.append(h("strong", {}, "The inspector is off."), error.message || "");
   banner.className = "banner bad";
   banner.hidden = false;
-  setConn("off", workers ? "several workers" : "off");
+  $("empty-journal").hidden = true; // no "Waiting for requests" under "off": none will come
+  setConn("off", "off");
 }
 
 async function api(path, options = {}) {
@@ -311,7 +308,7 @@ function updateStats() {
     h("b", {}, String(errors)), " errors",
     shown !== all.length ? ` · ${shown} shown` : "",
   );
-  $("empty-journal").hidden = all.length > 0;
+  $("empty-journal").hidden = all.length > 0 || state.blocked;
 }
 
 function updatePause() {
@@ -437,7 +434,8 @@ function renderDetails(e) {
     h("dt", {}, "duration"), h("dd", {}, `${fmtMs(e.duration_ms)} ms`),
     h("dt", {}, "model"), h("dd", { class: "mono" }, e.model || "—"),
     h("dt", {}, "api"), h("dd", {}, e.api),
-    h("dt", {}, "request id"), h("dd", { class: "mono" }, e.request_id || "—"));
+    h("dt", {}, "request id"), h("dd", { class: "mono" }, e.request_id || "—"),
+    e.worker !== null && e.worker !== undefined ? [h("dt", {}, "process"), h("dd", { class: "worker" }, `worker ${e.worker}`)] : null);
   const parts = [head, section("Summary", facts)];
   if (e.unmatched) {
     parts.push(section("Why nothing matched",
