@@ -24,7 +24,7 @@ from .core.caching import Outcome
 from .core.errors import APIError
 from .core.profiles import Settings
 from .core.request import Request, parse_json_body
-from .protocols import JSON, Answer, Frame, Lookup, Protocol
+from .protocols import JSON, Answer, Frame, Lookup, Protocol, Target
 from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
 from .scenarios.render import Choice, Envelope, Usage, delays, digest, usage
@@ -65,7 +65,7 @@ def error_response(
 
 def check_auth(protocol: Protocol, request: web.Request, keys: frozenset[str]) -> str:
     """The request's API key, or the 401 the protocol sends."""
-    token = protocol.api_key(request.headers)
+    token = protocol.api_key(request.headers, request.query)
     if token is None or (keys and token not in keys):
         raise protocol.auth_error(request.headers, token)
     return token
@@ -204,7 +204,7 @@ class Pipeline:
                 raw = await read_body(request, state.options)
                 key = check_auth(protocol, request, state.options.api_keys)
                 names = state.scenarios.header_names
-                memo_key = (protocol.name, raw, *map(request.headers.get, names))
+                memo_key = (protocol.name, request.path_qs, raw, *map(request.headers.get, names))
                 memo = state.memos.get(memo_key, int(entry.time))
                 shared = state.shared  # None: one process, its state in-process, no awaits
                 if memo is not None:
@@ -212,15 +212,23 @@ class Pipeline:
                         await shared.put_response(memo.stored)
                     return self._replay(state, memo, entry)
                 recorder = state.options.recorder
+                target = Target(request.path, request.query)
                 if shared is None:
                     lookup: Lookup = state.responses.conversation
                     if recorder is not None:
                         lookup = recorder.lenient(lookup)
-                    req = protocol.parse(raw, request.headers, lookup)
+                    req = protocol.parse(raw, request.headers, lookup, target)
                 else:
-                    req = await sharing.parse(protocol, raw, request.headers, shared)
+                    req = await sharing.parse(protocol, raw, request.headers, shared, target)
                 entry.body = req.body
                 entry.request = req
+                immediate = protocol.immediate(req)
+                if immediate is not None:  # computed from the request: nothing to match
+                    entry.status = 200
+                    rid = entry.request_id
+                    return web.Response(
+                        body=immediate, content_type=JSON, headers=protocol.headers(rid)
+                    )
                 if recorder is not None and recorder.forward_all:
                     response = await recorder.forward(request, protocol, req, raw, entry)
                     entry.status = response.status
@@ -426,7 +434,7 @@ class Pipeline:
             entry.extra["delays"] = scripted
         waits = [w * scale for w in scripted]
         headers["Cache-Control"] = "no-cache"
-        headers["Content-Type"] = protocol.stream_type
+        headers["Content-Type"] = protocol.stream_content_type(req)
         if kind is None and not any(waits):
             body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
             stored = self._store(state, answer, None)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from .errors import APIError, invalid_type, missing_param
 from .forms import Upload
 from .tokens import count_prompt_tokens
+
+NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass
@@ -50,6 +53,9 @@ class Request:
     tokens: int | None = None
     """Prompt tokens when the protocol counts them its own way (embeddings: the inputs'), or
     once counted."""
+    wire: Mapping[str, Any] = field(default_factory=lambda: NOTHING)
+    """What the protocol read of the request for its own reply and matches nothing on
+    (Gemini: the method its URL names and the stream's framing)."""
 
     @property
     def tool_names(self) -> list[str]:

@@ -25,7 +25,7 @@ from multidict import CIMultiDict
 
 from ..core.errors import APIError
 from ..core.request import Request, parse_json_body
-from ..protocols import Lookup, Protocol
+from ..protocols import Lookup, Protocol, Target
 from ..scenarios.matching import (
     Verdict,
 )
@@ -76,6 +76,7 @@ def parse_request(
     raw: bytes,
     headers: Mapping[str, str],
     lookup: Lookup = _nothing_stored,
+    path: str = "",
 ) -> Request:
     """A body as the matcher reads it, parsed by the server's own protocol for ``api``."""
     protocol = protocols.get(api)
@@ -87,7 +88,7 @@ def parse_request(
             param="api",
             code="invalid_value",
         )
-    return protocol.parse(raw, headers, lookup)
+    return protocol.parse(raw, headers, lookup, Target(path))
 
 
 def _check_inspector(request: web.Request) -> None:
@@ -415,9 +416,10 @@ def _verdict(verdict: Verdict, rank: int) -> dict[str, Any]:
     }
 
 
-def _explain_input(payload: Any, journal: Journal) -> tuple[str, bytes, Mapping[str, str]]:
-    """``{"api", "body", "headers"}``, ``{"seq": N}`` (a journal entry), or a bare chat body.
-    (A valid entry is explained from the request it parsed into: ``_parsed_entry``.)"""
+def _explain_input(payload: Any, journal: Journal) -> tuple[str, bytes, Mapping[str, str], str]:
+    """``{"api", "body", "headers", "path"}``, ``{"seq": N}`` (a journal entry), or a bare chat
+    body; ``path`` for protocols whose URL names the model (Gemini's). (A valid entry is
+    explained from the request it parsed into: ``_parsed_entry``.)"""
     if not isinstance(payload, dict):
         raise APIError(400, "Expected a JSON object: a chat request body, or {'body': ...}.")
     if "seq" in payload and "body" not in payload:
@@ -425,7 +427,7 @@ def _explain_input(payload: Any, journal: Journal) -> tuple[str, bytes, Mapping[
         if not isinstance(seq, int):
             raise APIError(400, "'seq' must be a journal entry number.", param="seq")
         entry = _find(journal, seq)
-        return entry.api, json.dumps(entry.body).encode(), entry.raw_headers
+        return entry.api, json.dumps(entry.body).encode(), entry.raw_headers, entry.path
     if isinstance(payload.get("body"), dict):
         api = payload.get("api", "chat")
         headers = payload.get("headers") or {}
@@ -433,15 +435,21 @@ def _explain_input(payload: Any, journal: Journal) -> tuple[str, bytes, Mapping[
             raise APIError(400, "'api' must be a string.", param="api")
         if not isinstance(headers, dict):
             raise APIError(400, "'headers' must be an object.", param="headers")
-        return api, json.dumps(payload["body"]).encode(), {k: str(v) for k, v in headers.items()}
-    return "chat", json.dumps(payload).encode(), {}
+        path = payload.get("path", "")
+        if not isinstance(path, str):
+            raise APIError(400, "'path' must be a string.", param="path")
+        given = {k: str(v) for k, v in headers.items()}
+        return api, json.dumps(payload["body"]).encode(), given, path
+    return "chat", json.dumps(payload).encode(), {}, ""
 
 
-def explain_request(state: State, api: str, raw: bytes, headers: Mapping[str, str]) -> Any:
+def explain_request(
+    state: State, api: str, raw: bytes, headers: Mapping[str, str], path: str = ""
+) -> Any:
     """Which scenario would answer, and why each other would not; changes no state."""
     try:
         chat = parse_request(
-            state.protocols, api, raw, CIMultiDict(headers), state.responses.conversation
+            state.protocols, api, raw, CIMultiDict(headers), state.responses.conversation, path
         )
         settings = state.options.profile.apply(chat)
     except APIError as err:
@@ -506,8 +514,8 @@ async def explain(request: web.Request) -> web.Response:
     entry = _parsed_entry(payload, state.journal)
     if entry is not None and entry.request is not None:
         return _json(explain_parsed(state, entry.api, entry.request))
-    api, raw, headers = _explain_input(payload, state.journal)
-    return _json(explain_request(state, api, raw, headers))
+    api, raw, headers, path = _explain_input(payload, state.journal)
+    return _json(explain_request(state, api, raw, headers, path))
 
 
 # --- from request to scenario -----------------------------------------------------------------

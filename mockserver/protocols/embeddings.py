@@ -9,7 +9,7 @@ reads the first input, so the usual conditions select embeddings scenarios too.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.caching import Plan
@@ -17,7 +17,7 @@ from ..core.errors import APIError, invalid_type, missing_param
 from ..core.request import Request, body_and_model, integral
 from ..core.tokens import count_tokens
 from ..core.vectors import accepts_dimensions, embed, native_dimensions, to_base64
-from . import Answer, Lookup, Protocol
+from . import NOWHERE, Answer, Lookup, Protocol, Target
 from .capture import Captured, dig, text_of, usage_of
 
 MAX_INPUTS = 2048
@@ -113,23 +113,17 @@ class Embeddings(Protocol):
     id_prefix = "emb-"
     answers_unmatched = True
 
-    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    def parse(
+        self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
+    ) -> Request:
         return parse_embeddings(raw, headers, lookup)
-
-    def vectors(self, answer: Answer) -> list[list[float]]:
-        request, reply = answer.request, answer.reply
-        if reply is not None and reply.embeddings:
-            pinned = reply.embeddings
-            return [list(pinned[i % len(pinned)]) for i in range(len(request.inputs))]
-        style = (reply.embedding_style if reply is not None else None) or "semantic"
-        dims = request.body.get("dimensions") or native_dimensions(request.model)
-        return [embed(text, dims, answer.seed, style) for text in request.inputs]
 
     def body(self, answer: Answer) -> bytes:
         base64 = answer.request.body.get("encoding_format") == "base64"
+        dims = answer.request.body.get("dimensions") or native_dimensions(answer.request.model)
         data = [
             {"object": "embedding", "index": i, "embedding": to_base64(v) if base64 else v}
-            for i, v in enumerate(self.vectors(answer))
+            for i, v in enumerate(vectors(answer, [dims] * len(answer.request.inputs)))
         ]
         tokens = answer.usage.prompt
         body = {"object": "list", "data": data, "model": answer.env.model,
@@ -141,6 +135,19 @@ class Embeddings(Protocol):
 
     def read_body(self, body: Any) -> Captured:
         return embeddings_body(body)
+
+
+def vectors(answer: Answer, dims: Sequence[int]) -> list[list[float]]:
+    """A vector per input (of ``dims[i]`` floats): the scenario's pinned ones, else generated."""
+    request, reply = answer.request, answer.reply
+    if reply is not None and reply.embeddings:
+        pinned = reply.embeddings
+        return [list(pinned[i % len(pinned)]) for i in range(len(request.inputs))]
+    style = (reply.embedding_style if reply is not None else None) or "semantic"
+    return [
+        embed(text, size, answer.seed, style)
+        for text, size in zip(request.inputs, dims, strict=True)
+    ]
 
 
 # --- reading an upstream's reply back (recording) -------------------------------------------

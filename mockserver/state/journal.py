@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..core.request import Request
 
 _SECRET_HEADERS = frozenset(
-    {"authorization", "api-key", "x-api-key", "aikey", "openai-organization"}
+    {"authorization", "api-key", "x-api-key", "x-goog-api-key", "aikey", "openai-organization"}
 )
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import APIError
 from ..core.request import Request
-from ..protocols import Protocol, Stored
+from ..protocols import NOWHERE, Protocol, Stored, Target
 from ..scenarios.loader import load_data, load_text
 from ..scenarios.matching import (
     _NO_CAPTURES,
@@ -396,7 +396,11 @@ async def fires_nth(state: State, shared: Shared, resolution: Resolution, nth: i
 
 
 async def parse(
-    protocol: Protocol, raw: bytes, headers: Mapping[str, str], shared: Shared
+    protocol: Protocol,
+    raw: bytes,
+    headers: Mapping[str, str],
+    shared: Shared,
+    target: Target = NOWHERE,
 ) -> Request:
     """Parse, fetching any stored response the request refers to from the owner first."""
     wanted: list[str] = []
@@ -405,7 +409,7 @@ async def parse(
         wanted.append(id)
 
     try:
-        return protocol.parse(raw, headers, missing)
+        return protocol.parse(raw, headers, missing, target)
     except APIError:
         if not wanted:
             raise
@@ -415,7 +419,7 @@ async def parse(
         stored = found.get(id)
         return stored.messages if stored is not None else None
 
-    return protocol.parse(raw, headers, lookup)
+    return protocol.parse(raw, headers, lookup, target)
 
 
 async def record(shared: Shared, entry: Entry) -> None:
