@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -128,9 +130,7 @@ def test_response_schema_parsed_into_a_model(client: genai.Client) -> None:
 
 
 def test_thoughts_only_when_asked(client: genai.Client) -> None:
-    asked = types.GenerateContentConfig(
-        thinking_config=types.ThinkingConfig(include_thoughts=True)
-    )
+    asked = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(include_thoughts=True))
     response = client.models.generate_content(
         model="gemini-2.5-flash", contents="2+2?", config=asked
     )
@@ -166,9 +166,14 @@ def test_count_tokens_is_the_usage_count(server: MockServer, client: genai.Clien
 def test_embeddings(server: MockServer, client: genai.Client) -> None:
     one = client.models.embed_content(model="gemini-embedding-001", contents="rainy weather")
     assert len(one.embeddings[0].values) == 3072
-    assert len(
-        client.models.embed_content(model="text-embedding-004", contents="x").embeddings[0].values
-    ) == 768
+    assert (
+        len(
+            client.models.embed_content(model="text-embedding-004", contents="x")
+            .embeddings[0]
+            .values
+        )
+        == 768
+    )
     texts = ["rainy weather today", "rain and weather", "the database is slow"]
     batch = client.models.embed_content(
         model="gemini-embedding-001",
@@ -225,12 +230,11 @@ def test_mid_stream_error_breaks_the_stream(client: genai.Client) -> None:
 def test_api_gemini_restricts_a_scenario(server: MockServer, client: genai.Client) -> None:
     said = client.models.generate_content(model="gemini-2.5-flash", contents="which api?")
     assert said.text == "gemini"
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-test") as oai, pytest.raises(
-        openai.NotFoundError
+    with (
+        openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-test") as oai,
+        pytest.raises(openai.NotFoundError),
     ):
-        oai.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "which api?"}]
-        )
+        oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "which api?"}])
 
 
 def test_models(client: genai.Client) -> None:
@@ -292,7 +296,10 @@ def test_a_key_not_accepted() -> None:
         reply = httpx.post(f"{server.url}{GENERATE}?key=bad", json=BODY)
     assert reply.status_code == 400
     error = reply.json()["error"]
-    assert (error["status"], error["details"][0]["reason"]) == ("INVALID_ARGUMENT", "API_KEY_INVALID")
+    assert (error["status"], error["details"][0]["reason"]) == (
+        "INVALID_ARGUMENT",
+        "API_KEY_INVALID",
+    )
 
 
 def test_json_array_stream(server: MockServer) -> None:
@@ -328,7 +335,10 @@ def test_sse_stream(server: MockServer) -> None:
         ({"contents": [{"role": "robot", "parts": [{"text": "hi"}]}]}, "contents[0].role"),
         ({"contents": [{"parts": "hi"}]}, "contents[0].parts"),
         ({**BODY, "generationConfig": {"temperature": "hot"}}, "generation_config.temperature"),
-        ({**BODY, "generation_config": {"max_output_tokens": "x"}}, "generation_config.max_output_tokens"),
+        (
+            {**BODY, "generation_config": {"max_output_tokens": "x"}},
+            "generation_config.max_output_tokens",
+        ),
     ],
 )
 def test_malformed_bodies_name_the_field(server: MockServer, body: Any, field: str) -> None:
@@ -338,3 +348,90 @@ def test_malformed_bodies_name_the_field(server: MockServer, body: Any, field: s
     error = reply.json()["error"]
     assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
     assert field in error["message"] or field == "body"
+
+
+# --- recording -----------------------------------------------------------------------------------
+
+UPSTREAM: list[dict[str, Any]] = [
+    {"name": "weather", "match": {"last_user": "Weather in Paris?", "tools": ["get_weather"]},
+     "reply": {"reasoning": "They want the weather.",
+               "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
+               "model": "gemini-2.5-flash-001"},
+     "cadence": {"chunk": 3, "delay": 0.01}},
+    {"name": "plain", "match": {"last_user": "Weather in Paris?"},
+     "reply": {"content": f"Sunny, and your key is {KEY}.", "usage": {"cached_tokens": 2}},
+     "cadence": {"chunk": 3, "delay": 0.01}},
+    {"name": "vectors", "match": {"api": "gemini_embeddings"}, "reply": {"embeddings": [[0.5, 0.25]]}},
+]  # fmt: skip
+
+
+def _run(url: str) -> list[Any]:
+    """What an app sees: plain, with a tool and thoughts, streamed (SSE and, with the key in the
+    query, a JSON array) and an embedding."""
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=url))
+    ask = "Weather in Paris?"
+    tools = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[types.FunctionDeclaration(**WEATHER)])],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        thinking_config=types.ThinkingConfig(include_thoughts=True),
+    )
+    skip = {"response_id", "sdk_http_response", "automatic_function_calling_history"}
+    out: list[Any] = [
+        client.models.generate_content(model="gemini-2.5-flash", contents=ask).model_dump(
+            mode="json", exclude=skip
+        ),
+        client.models.generate_content(
+            model="gemini-2.5-flash", contents=ask, config=tools
+        ).model_dump(mode="json", exclude=skip),
+        "".join(
+            c.text or ""
+            for c in client.models.generate_content_stream(model="gemini-2.5-flash", contents=ask)
+        ),
+        client.models.embed_content(model="gemini-embedding-001", contents="x").model_dump(
+            mode="json", exclude={"sdk_http_response"}
+        ),
+    ]
+    array = httpx.post(
+        f"{url}/v1beta/models/gemini-2.5-flash:streamGenerateContent?key={KEY}",
+        json={"contents": [{"parts": [{"text": ask}]}], "generationConfig": {"temperature": 0}},
+    )
+    elements = array.json()
+    assert len(elements) > 2
+    out.append("".join(p["text"] for e in elements for p in e["candidates"][0]["content"]["parts"]))
+    return out
+
+
+def test_record_then_replay_offline(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from mockserver.cli import main
+    from mockserver.recording.record import Recorder
+
+    out = tmp_path / "recorded"
+    caplog.set_level(logging.INFO, logger="mockserver")
+    with MockServer(UPSTREAM, options=Options(speed=0)) as upstream:
+        rec = Recorder(upstream=upstream.url, out=out)
+        with MockServer([], options=Options(recorder=rec, speed=0)) as recording:
+            recorded = _run(recording.url)
+            assert [e.outcome for e in recording.journal] == ["recorded"] * 5
+            assert all(KEY not in e.path for e in recording.journal)
+        assert [e.path.rpartition(":")[2] for e in upstream.journal] == [
+            "generateContent", "generateContent", "streamGenerateContent",
+            "batchEmbedContents", "streamGenerateContent",
+        ]  # fmt: skip
+    written = "".join(p.read_text() for p in sorted(out.iterdir()))
+    assert KEY not in written
+    assert KEY not in caplog.text
+    assert "gemini-2.5-flash-001" in written
+    assert main(["validate", str(out)]) == 0
+    with MockServer([out], options=Options(speed=0)) as replay:
+        replayed = _run(replay.url)
+        assert not replay.unmatched
+    # The same answers, but for the key the upstream echoed, which the recording redacted.
+    assert replayed == json.loads(json.dumps(recorded).replace(KEY, "[REDACTED]"))
+    assert replayed[0]["candidates"][0]["content"]["parts"][0]["text"] == (
+        "Sunny, and your key is [REDACTED]."
+    )
+    assert recorded[0]["usage_metadata"]["cached_content_token_count"] == 2
+    parts = recorded[1]["candidates"][0]["content"]["parts"]
+    assert [p["thought"] for p in parts] == [True, None]
+    assert parts[1]["function_call"]["args"] == {"city": "Paris"}
+    assert recorded[3]["embeddings"][0]["values"] == [0.5, 0.25]
