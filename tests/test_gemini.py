@@ -443,3 +443,37 @@ def test_record_then_replay_offline(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert [p["thought"] for p in parts] == [True, None]
     assert parts[1]["function_call"]["args"] == {"city": "Paris"}
     assert recorded[3]["embeddings"][0]["values"] == [0.5, 0.25]
+
+
+# --- a framework, unchanged -----------------------------------------------------------------------
+
+
+def test_langchain_chat_google_generative_ai(server: MockServer) -> None:
+    """LangChain's Google chat model, pointed at the mock by its ``base_url``: text, stream,
+    and a tool call bound from a function."""
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_google_genai import ChatGoogleGenerativeAI
+
+    llm = ChatGoogleGenerativeAI(
+        model="gemini-2.5-flash", google_api_key=KEY, base_url=server.url, max_retries=0
+    )
+    said = llm.invoke("hi")
+    assert said.content == "Hello from the mock."
+    assert said.usage_metadata is not None
+    assert said.usage_metadata["input_tokens"] == 8
+    assert said.usage_metadata["output_tokens"] == 5
+    streamed = "".join(str(chunk.content) for chunk in llm.stream("hi"))
+    assert streamed == "Hello from the mock."
+
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return "sunny"
+
+    tooled = llm.bind_tools([get_weather])
+    asked = HumanMessage("Weather in Paris?")
+    first = tooled.invoke([asked])
+    (call,) = first.tool_calls
+    assert (call["name"], call["args"]) == ("get_weather", {"city": "Paris"})
+    result = ToolMessage("sunny", tool_call_id=call["id"], name="get_weather")
+    assert tooled.invoke([asked, first, result]).content == "It is sunny in Paris."
+    assert server.state.journal.entries[-1].request.messages[-1]["role"] == "tool"
