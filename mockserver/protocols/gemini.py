@@ -65,6 +65,7 @@ _MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto"
           "MODE_UNSPECIFIED": None}  # fmt: skip
 _PATH = re.compile(r"/(?:models|tunedModels)/([^/]+):(\w+)$")
 _SERVICE = "generativelanguage.googleapis.com"
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 # --- reading a request -----------------------------------------------------------------------
@@ -161,45 +162,72 @@ def _parts(content: dict[str, Any], where: str) -> list[dict[str, Any]]:
     return [_object(part, f"{where}parts[{k}]") for k, part in enumerate(parts)]
 
 
-def _content(content: Any, where: str, role: str) -> list[dict[str, Any]]:
+def _named(value: Any, at: str) -> None:
+    """A ``functionCall`` or ``functionResponse`` names its function."""
+    if not _typed(value, "name", "string", at):
+        raise _invalid(f"* GenerateContentRequest.{at}name: Name cannot be empty.", f"{at}name")
+
+
+def _part(part: dict[str, Any], at: str) -> tuple[str | None, Any, Any]:
+    """A part's text, ``functionCall`` and ``functionResponse``, each field of its JSON type.
+    Google takes one of them a part (``data`` is a oneof); the mock reads the first it finds,
+    in that order, rather than refuse a part that sets two."""
+    text = _typed(part, "text", "string", at)
+    call = _typed(part, "functionCall", "object", at)
+    if call is not None:
+        _named(call, f"{at}function_call.")
+        _typed(call, "args", "object", f"{at}function_call.")
+        _typed(call, "id", "string", f"{at}function_call.")
+    result = _typed(part, "functionResponse", "object", at)
+    if result is not None:
+        _named(result, f"{at}function_response.")
+        _typed(result, "response", "object", f"{at}function_response.")
+        _typed(result, "id", "string", f"{at}function_response.")
+    for name in ("inlineData", "fileData"):
+        _typed(part, name, "object", at)
+    _typed(part, "thought", "boolean", at)
+    return text, call, result
+
+
+def _role(content: dict[str, Any], where: str) -> str:
+    """A content's role: ``user`` (the default) or ``model``."""
+    role = _typed(content, "role", "string", where) or "user"
+    if role not in ("user", "model"):
+        raise _invalid(f"* GenerateContentRequest.{where}role: Please use a valid role: "
+                       "user, model.", f"{where}role")  # fmt: skip
+    return str(role)
+
+
+def _content(content: Any, where: str) -> list[dict[str, Any]]:
     """One ``Content`` as neutral messages: the turn itself, and a tool message per
     ``functionResponse`` part."""
     content = _object(content, where.rstrip("."))
+    role = _role(content, where)
     parts = _parts(content, where)
     texts: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     out: list[dict[str, Any]] = []
     for k, part in enumerate(parts):
         at = f"{where}parts[{k}]."
-        text = _typed(part, "text", "string", at)
-        call = _typed(part, "functionCall", "object", at)
-        result = _typed(part, "functionResponse", "object", at)
-        _typed(part, "thought", "boolean", at)
-        _typed(part, "inlineData", "object", at)
-        _typed(part, "fileData", "object", at)
+        text, call, result = _part(part, at)
         if text is not None:
             if not get(part, "thought"):  # thoughts sent back are the model's, not the turn's
                 texts.append({"type": "text", "text": text})
         elif call is not None:
-            name = _typed(call, "name", "string", f"{at}function_call.")
-            if not name:
-                raise _invalid(f"* GenerateContentRequest.{at}function_call.name: "
-                               "Name cannot be empty.", f"{at}function_call.name")  # fmt: skip
+            name = get(call, "name")
             args = _typed(call, "args", "object", f"{at}function_call.") or {}
             call_id = _typed(call, "id", "string", f"{at}function_call.") or name
             function = {"name": name, "arguments": dumps(args)}
             calls.append({"id": call_id, "type": "function", "function": function})
         elif result is not None:
-            name = _typed(result, "name", "string", f"{at}function_response.")
-            if not name:
-                raise _invalid(f"* GenerateContentRequest.{at}function_response.name: "
-                               "Name cannot be empty.", f"{at}function_response.name")  # fmt: skip
+            name = get(result, "name")
             response = _typed(result, "response", "object", f"{at}function_response.") or {}
             call_id = _typed(result, "id", "string", f"{at}function_response.") or name
             out.append({"role": "tool", "tool_call_id": call_id, "name": name,
                         "content": _result_text(response)})  # fmt: skip
         elif get(part, "inlineData") is not None or get(part, "fileData") is not None:
-            media = get(part, "inlineData") or get(part, "fileData")
+            media = get(part, "inlineData")
+            media = get(part, "fileData") if media is None else media
             kept = {"type": "file", "mime_type": get(media, "mimeType")}
             if get(media, "fileUri") is not None:
                 kept["uri"] = get(media, "fileUri")
@@ -222,15 +250,10 @@ def _conversation(body: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     system = get(body, "systemInstruction")
     if system is not None:
-        said = _content(system, "system_instruction.", "user")
+        said = _content(system, "system_instruction.")
         out.append({"role": "system", "content": said[0]["content"] if said else []})
     for i, content in enumerate(contents):
-        where = f"contents[{i}]."
-        role = _typed(_object(content, where.rstrip(".")), "role", "string", where) or "user"
-        if role not in ("user", "model", "function"):
-            raise _invalid(f"* GenerateContentRequest.{where}role: Please use a valid role: "
-                           "user, model.", f"{where}role")  # fmt: skip
-        out += _content(content, where, role)
+        out += _content(content, f"contents[{i}].")
     return out
 
 
@@ -320,12 +343,23 @@ def _generation(body: dict[str, Any]) -> tuple[dict[str, Any], str | None, bool]
     return params, fmt, thoughts
 
 
+def model_not_found(name: str) -> APIError:
+    return APIError(
+        404,
+        f"models/{name.removeprefix('models/')} is not found for API version v1beta, or is not "
+        "supported for generateContent. Call ListModels to see the list of available models "
+        "and their supported methods.",
+    )
+
+
 def locate(target: Target, body: Mapping[str, Any]) -> tuple[str, str]:
     """The model and the method a request names: in its path, or (a body given without one,
     to explain) in its ``model``."""
     found = _PATH.search(target.path)
     if found is not None:
         model, method = found.groups()
+        if not _MODEL_NAME.fullmatch(model):
+            raise model_not_found(model)
         return model, method
     model = body.get("model")
     if isinstance(model, str) and model:
@@ -497,12 +531,7 @@ class Gemini(Protocol):
         return out
 
     def unknown_model(self, name: str) -> APIError:
-        return APIError(
-            404,
-            f"models/{name.removeprefix('models/')} is not found for API version v1beta, or is "
-            "not supported for generateContent. Call ListModels to see the list of available "
-            "models and their supported methods.",
-        )
+        return model_not_found(name)
 
     def parse(
         self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
@@ -624,10 +653,12 @@ def _embed_request(item: Any, where: str) -> tuple[str, int | None]:
     if content is None:
         raise _invalid(f"* EmbedContentRequest.{where}content: content is not specified\n",
                        f"{where}content")  # fmt: skip
-    parts = _parts(_object(content, f"{where}content"), f"{where}content.")
+    content = _object(content, f"{where}content")
+    _role(content, f"{where}content.")
+    parts = _parts(content, f"{where}content.")
     texts = []
     for k, part in enumerate(parts):
-        text = _typed(part, "text", "string", f"{where}content.parts[{k}].")
+        text, _, _ = _part(part, f"{where}content.parts[{k}].")
         if text is not None:
             texts.append(text)
     dims = _typed(item, "outputDimensionality", "integer", where)
