@@ -477,3 +477,28 @@ def test_langchain_chat_google_generative_ai(server: MockServer) -> None:
     result = ToolMessage("sunny", tool_call_id=call["id"], name="get_weather")
     assert tooled.invoke([asked, first, result]).content == "It is sunny in Paris."
     assert server.state.journal.entries[-1].request.messages[-1]["role"] == "tool"
+
+
+def test_explain_knows_the_gemini_routes(server: MockServer, client: genai.Client) -> None:
+    """``/_mock/explain`` re-reads a journalled Gemini request (its model is in its path), and
+    takes a body with the path given or with ``model`` in it."""
+    client.models.generate_content(model="gemini-2.5-flash", contents="which api?")
+    seq = server.state.journal.entries[-1].seq
+    by_seq = httpx.post(f"{server.url}/_mock/explain", json={"seq": seq}).json()
+    assert by_seq["answer"]["scenario"] == "only-gemini"
+    assert by_seq["request"]["model"] == "gemini-2.5-flash"
+    body = {"contents": [{"parts": [{"text": "which api?"}]}]}
+    by_path = httpx.post(
+        f"{server.url}/_mock/explain",
+        json={"api": "gemini", "body": body, "path": "/v1beta/models/gemini-x:generateContent"},
+    ).json()
+    assert (by_path["answer"]["scenario"], by_path["request"]["model"]) == (
+        "only-gemini",
+        "gemini-x",
+    )
+    by_model = httpx.post(
+        f"{server.url}/_mock/explain",
+        json={"api": "gemini", "body": {**body, "model": "models/gemini-y"}},
+    ).json()
+    assert by_model["request"]["model"] == "gemini-y"
+    assert len(server.state.journal.entries) == 1  # explaining answers nothing
