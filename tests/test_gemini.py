@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import math
@@ -142,7 +144,6 @@ def test_thoughts_only_when_asked(client: genai.Client) -> None:
         (True, "Two and two make four."),
         (None, "4"),
     ]
-    assert parts[1].thought_signature  # base64 the SDK decodes into bytes
     assert response.text == "4"
     assert response.usage_metadata.thoughts_token_count == 6
     hidden = client.models.generate_content(model="gemini-2.5-flash", contents="2+2?")
@@ -442,6 +443,7 @@ def test_record_then_replay_offline(tmp_path: Path, caplog: pytest.LogCaptureFix
     parts = recorded[1]["candidates"][0]["content"]["parts"]
     assert [p["thought"] for p in parts] == [True, None]
     assert parts[1]["function_call"]["args"] == {"city": "Paris"}
+    assert parts[1]["thought_signature"]  # with thinking, the call is signed (base64 bytes)
     assert recorded[3]["embeddings"][0]["values"] == [0.5, 0.25]
 
 
@@ -502,3 +504,35 @@ def test_explain_knows_the_gemini_routes(server: MockServer, client: genai.Clien
     ).json()
     assert by_model["request"]["model"] == "gemini-y"
     assert len(server.state.journal.entries) == 1  # explaining answers nothing
+
+
+# --- the documentation's examples ----------------------------------------------------------------
+
+
+def _docs_server() -> MockServer:
+    from mockserver import load_text
+    from tests.docs import titled
+
+    return MockServer(load_text(titled("scenarios/gemini.yaml")), options=Options(speed=0))
+
+
+def _exec(code: str, url: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(code.replace("http://127.0.0.1:8000", url), {})
+    return out.getvalue()
+
+
+def test_docs_genai_example() -> None:
+    from tests.docs import example
+
+    with _docs_server() as server:
+        out = _exec(example("gemini-genai"), server.url)
+    assert out == "Hello from the mock.\n[True, True]\nTrue\n[3072, 3072]\n"
+
+
+def test_docs_langchain_example() -> None:
+    from tests.docs import example
+
+    with _docs_server() as server:
+        assert _exec(example("gemini-langchain"), server.url) == "Hello from the mock.\n"

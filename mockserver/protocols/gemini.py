@@ -566,8 +566,6 @@ class Gemini(Protocol):
         text = _text(c)
         if text is not None:
             parts.append({"text": text})
-            if c.reasoning is not None and not c.tool_calls:
-                parts[-1]["thoughtSignature"] = _signature(answer, c)
         parts += _calls(answer, c)
         return {"content": {"parts": parts, "role": "model"},
                 "finishReason": _FINISH.get(c.finish_reason, "STOP"), "index": i}  # fmt: skip
@@ -616,10 +614,7 @@ class Gemini(Protocol):
         """The last element: every candidate's finish reason, and the whole usage."""
         candidates = []
         for i, c in enumerate(answer.rendered.choices):
-            part: dict[str, Any] = {"text": ""}
-            if c.reasoning is not None and not c.tool_calls:
-                part["thoughtSignature"] = _signature(answer, c)
-            candidates.append({"content": {"parts": [part], "role": "model"},
+            candidates.append({"content": {"parts": [{"text": ""}], "role": "model"},
                                "finishReason": _FINISH.get(c.finish_reason, "STOP"),
                                "index": i})  # fmt: skip
         data = self._envelope(answer, candidates, _usage(answer.usage))
