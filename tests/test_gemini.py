@@ -536,3 +536,50 @@ def test_docs_langchain_example() -> None:
 
     with _docs_server() as server:
         assert _exec(example("gemini-langchain"), server.url) == "Hello from the mock.\n"
+
+
+@pytest.mark.parametrize("alt", ["?alt=sse&", "?"])
+def test_stream_faults_break_the_stream_as_googles_do(alt: str) -> None:
+    """``no_done``: no last chunk (no finishReason, and the array left open); ``failed``: an
+    error object as the last element."""
+    faults = [
+        {"name": "cut", "match": {"last_user": "cut"}, "reply": {"content": "a b c"},
+         "fault": {"kind": "no_done"}},
+        {"name": "fail", "match": {"last_user": "fail"}, "reply": {"content": "a b c"},
+         "fault": {"kind": "failed", "after_chunks": 1,
+                   "error": {"status": 503, "message": "The model is overloaded."}}},
+    ]  # fmt: skip
+    sse = "sse" in alt
+    with MockServer(faults, options=Options(speed=0)) as server:
+
+        def send(text: str) -> str:
+            body = {"contents": [{"parts": [{"text": text}]}]}
+            return httpx.post(f"{server.url}{STREAM}{alt}key={KEY}", json=body).text
+
+        cut, failed = send("cut"), send("fail")
+    assert "finishReason" not in cut
+    if sse:
+        events = [json.loads(e[6:]) for e in cut.split("\r\n\r\n") if e]
+        last = json.loads(failed.strip().split("\r\n\r\n")[-1][6:])
+    else:
+        assert not cut.rstrip().endswith("]")
+        events = json.loads(cut + "]")  # the array, as far as it went
+        last = json.loads(failed)[-1]
+    assert "".join(e["candidates"][0]["content"]["parts"][0]["text"] for e in events) == "a b c"
+    assert last == {
+        "error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}
+    }
+
+
+# google-genai's async client subclasses aiohttp's ClientSession, which aiohttp warns about.
+@pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
+async def test_async_client_streams(server: MockServer) -> None:
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=server.url))
+    chunks = [
+        c.text
+        async for c in await client.aio.models.generate_content_stream(
+            model="gemini-2.5-flash", contents="hi"
+        )
+    ]
+    assert "".join(t for t in chunks if t) == "Hello from the mock."
+    await client.aio.aclose()
