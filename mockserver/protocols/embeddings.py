@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core.caching import Plan
 from ..core.errors import APIError, invalid_type, missing_param
-from ..core.request import Request, body_and_model, integral
+from ..core.request import NOTHING, Request, body_and_model, integral
 from ..core.tokens import count_tokens
 from ..core.vectors import accepts_dimensions, embed, native_dimensions, to_base64
 from . import NOWHERE, Answer, Lookup, Protocol, Target
@@ -96,14 +96,28 @@ def parse_embeddings(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> 
             )
     if body.get("user") is not None and not isinstance(body["user"], str):
         raise invalid_type("user", "a string", body["user"])
+    return embeddings_request("embeddings", body, model, texts, headers)
+
+
+def embeddings_request(
+    api: str,
+    body: dict[str, Any],
+    model: str,
+    texts: Sequence[str],
+    headers: Mapping[str, str],
+    wire: Mapping[str, Any] = NOTHING,
+) -> Request:
+    """The neutral request of texts to embed: the first is ``last_user``, and the prompt
+    tokens are the inputs' (no message framing)."""
     return Request(
-        api="embeddings",
+        api=api,
         body=body,
         model=model,
         messages=[{"role": "user", "content": texts[0]}],
         headers=headers,
         inputs=tuple(texts),
         tokens=sum(count_tokens(t) for t in texts),
+        wire=wire,
     )
 
 

@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 from ..core.errors import APIError
 from ..core.request import Request, parse_json_body
-from ..core.tokens import count_tokens
 from ..core.vectors import native_dimensions
 from ..scenarios.ratelimit import Ticket
 from ..scenarios.render import Choice, Usage, paced
@@ -40,7 +39,7 @@ from . import (
     signature,
 )
 from .capture import Captured, Event, Piece, scenario_call, scenario_message, text_of, usage_of
-from .embeddings import MAX_DIMENSIONS, vectors
+from .embeddings import MAX_DIMENSIONS, embeddings_request, vectors
 
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -681,16 +680,8 @@ def parse_gemini_embeddings(raw: bytes, headers: Mapping[str, str], target: Targ
         read = [_embed_request(body, "")]
     texts = tuple(text for text, _ in read)
     dims = [size or native_dimensions(model) for _, size in read]
-    return Request(
-        api="gemini_embeddings",
-        body=body,
-        model=model,
-        messages=[{"role": "user", "content": texts[0]}],
-        headers=headers,
-        inputs=texts,
-        tokens=sum(count_tokens(t) for t in texts),
-        wire={"method": method, "dims": dims},
-    )
+    wire = {"method": method, "dims": dims}
+    return embeddings_request("gemini_embeddings", body, model, texts, headers, wire)
 
 
 class GeminiEmbeddings(Gemini):
