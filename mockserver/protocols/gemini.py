@@ -483,11 +483,15 @@ class Gemini(Protocol):
     prefixes = ("/v1beta", "/v1")
     versioned_base = False
     id_prefix = ""
+    key_variable = "GEMINI_API_KEY"  # google-genai's (GOOGLE_API_KEY is its other)
 
     def api_key(
         self, headers: Mapping[str, str], query: Mapping[str, str] = NO_QUERY
     ) -> str | None:
         return google_key(headers, query)
+
+    def key_headers(self, key: str) -> dict[str, str]:
+        return {"x-goog-api-key": key}
 
     def auth_error(self, headers: Mapping[str, str], key: str | None) -> APIError:
         if key is None:
