@@ -583,3 +583,26 @@ async def test_async_client_streams(server: MockServer) -> None:
     ]
     assert "".join(t for t in chunks if t) == "Hello from the mock."
     await client.aio.aclose()
+
+
+def test_drift_checks_a_gemini_recording(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``mockserver drift`` sends a Gemini recording again as Google's client would (its key as
+    ``x-goog-api-key``, from GEMINI_API_KEY; the path whole, ``/v1`` included)."""
+    from mockserver.cli import main
+    from mockserver.recording.record import Recorder
+
+    out = tmp_path / "recorded"
+    sunny = [{"name": "sunny", "reply": {"content": "Sunny in Paris."}}]
+    with MockServer(sunny, options=Options(speed=0)) as upstream:
+        rec = Recorder(upstream=upstream.url, out=out)
+        with MockServer([], options=Options(recorder=rec, speed=0)) as recording:
+            client = genai.Client(api_key=KEY, http_options={"base_url": recording.url})
+            client.models.generate_content(model="gemini-2.5-flash", contents="Weather in Paris?")
+        monkeypatch.setenv("GEMINI_API_KEY", "AIza-drift-0123456789")
+        assert main(["drift", "--upstream", upstream.url, str(out)]) == 0
+        sent = upstream.journal[-1]
+    assert "same" in capsys.readouterr().out
+    assert sent.path == "/v1/models/gemini-2.5-flash:generateContent"
+    assert sent.headers["x-goog-api-key"] == "***"
