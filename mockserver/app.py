@@ -23,6 +23,7 @@ from .protocols import JSON, Protocol
 from .protocols.audio import Speech, Transcriptions, Translations
 from .protocols.chat import Chat
 from .protocols.embeddings import Embeddings
+from .protocols.gemini import Gemini, GeminiEmbeddings
 from .protocols.images import Images, from_token
 from .protocols.messages import Messages
 from .protocols.moderations import Moderations
@@ -47,7 +48,6 @@ from .state.store import LocalStore, Store
 log = logging.getLogger("mockserver")
 
 _OPENAI = Chat()  # the error shape of routes that are not a protocol's
-_ANTHROPIC = Messages()
 _HTTP_CODES = {404: "unknown_url", 405: "method_not_allowed", 413: "request_too_large"}
 
 
@@ -129,38 +129,39 @@ def _logged(request: web.Request, response: web.Response) -> web.Response:
     return response
 
 
-def _model(model_id: str, created: int) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": created, "owned_by": "mockserver"}
+def _asker(request: web.Request) -> Protocol:
+    """The protocol whose client sent a request to a shared route (``GET /v1/models``): the
+    first that claims it, else OpenAI's."""
+    state = request.app[STATE]
+    for protocol in state.protocols.values():
+        if protocol.claims(request.path, request.headers, request.query):
+            return protocol
+    return _OPENAI
 
 
 async def list_models(request: web.Request) -> web.Response:
-    """OpenAI's model list, or Anthropic's when the client is one (it sends its version)."""
+    """The model list in the shape of the client's protocol (OpenAI's, Anthropic's, Google's)."""
     state = request.app[STATE]
-    names = state.scenarios.models
-    if "anthropic-version" in request.headers:
-        check_auth(_ANTHROPIC, request, state.options.api_keys)
-        data = [{"type": "model", "id": m, "display_name": m,
-                 "created_at": "2025-01-01T00:00:00Z", "lifecycle": "active"}
-                for m in names]  # fmt: skip
-        body = {"data": data, "has_more": False, "first_id": names[0], "last_id": names[-1]}
-        return _logged(request, web.json_response(body))
-    check_auth(_OPENAI, request, state.options.api_keys)
-    data = [_model(m, 0) for m in names]
-    return _logged(request, web.json_response({"object": "list", "data": data}))
+    protocol = _asker(request)
+    try:
+        check_auth(protocol, request, state.options.api_keys)
+    except APIError as err:
+        return _logged(request, error_response(protocol, err, _other_id(request)))
+    body = protocol.model_list(state.scenarios.models)
+    return _logged(request, web.json_response(body))
 
 
 async def get_model(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    model_id = request.match_info["model"]
-    check_auth(_OPENAI, request, state.options.api_keys)
-    if model_id not in state.scenarios.models:
-        raise APIError(
-            404,
-            f"The model '{model_id}' does not exist or you do not have access to it.",
-            param="model",
-            code="model_not_found",
-        )
-    return _logged(request, web.json_response(_model(model_id, 0)))
+    protocol = _asker(request)
+    name = request.match_info["model"]
+    try:
+        check_auth(protocol, request, state.options.api_keys)
+        if name not in state.scenarios.models:
+            raise protocol.unknown_model(name)
+    except APIError as err:
+        return _logged(request, error_response(protocol, err, _other_id(request)))
+    return _logged(request, web.json_response(protocol.model(name)))
 
 
 async def get_response(request: web.Request) -> web.Response:
@@ -300,6 +301,8 @@ def protocols(options: Options) -> list[Protocol]:
         Moderations(),
         Images(),
         Tasks(),
+        Gemini(),
+        GeminiEmbeddings(),
     ]
 
 
@@ -329,6 +332,7 @@ def create_app(
                 app.router.add_post(prefix + route, handle)
     for prefix in ("/v1", ""):
         app.router.add_get(f"{prefix}/responses/{{id}}", guarded(get_response))
+    for prefix in dict.fromkeys(p for x in state.protocols.values() for p in x.prefixes):
         app.router.add_get(f"{prefix}/models", guarded(list_models))
         app.router.add_get(f"{prefix}/models/{{model}}", guarded(get_model))
     app.router.add_get("/openapi.json", guarded(openapi_document))

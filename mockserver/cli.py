@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
         choices=sorted(PROFILES),
         default="apifactory",
         help="parameter quirks: 'apifactory' imitates the API factory relay, 'openai' OpenAI, "
-        "'anthropic' OpenAI's rules plus Anthropic's on /v1/messages",
+        "'anthropic' OpenAI's rules plus Anthropic's on /v1/messages, 'gemini' those plus "
+        "Google's on the Gemini routes",
     )
     serve.add_argument(
         "--responses-usage",
@@ -499,7 +500,8 @@ def _recording_flags(parser: argparse.ArgumentParser, record: bool) -> None:
         "--upstream",
         required=record,
         metavar="URL",
-        help="the real API's base URL, as a client would use it (https://api.openai.com/v1"
+        help="the real API's base URL, as a client would use it (https://api.openai.com/v1; "
+        "Google's bare host for Gemini, https://generativelanguage.googleapis.com"
         f"{unset}){' (required)' if record else ''}",
     )
     group.add_argument(

@@ -25,7 +25,7 @@ from .core.errors import APIError
 from .core.profiles import Settings
 from .core.request import Request, parse_json_body
 from .core.secrets import redact_target
-from .protocols import HEAVY, JSON, Answer, Frame, Protocol, Stored
+from .protocols import HEAVY, JSON, Answer, Frame, Protocol, Stored, Target
 from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
 from .scenarios.render import Choice, Envelope, Usage, delays, digest, usage
@@ -65,7 +65,7 @@ def error_response(
 
 def check_auth(protocol: Protocol, request: web.Request, keys: frozenset[str]) -> str:
     """The request's API key, or the 401 the protocol sends."""
-    token = protocol.api_key(request.headers)
+    token = protocol.api_key(request.headers, request.query)
     if token is None or (keys and token not in keys):
         raise protocol.auth_error(request.headers, token)
     return token
@@ -235,15 +235,22 @@ class Pipeline:
             entry.size = len(raw)
             key = check_auth(protocol, request, state.options.api_keys)
             names = state.scenarios.header_names
-            memo_key = (protocol.name, raw, *map(request.headers.get, names))
+            memo_key = (protocol.name, request.path_qs, raw, *map(request.headers.get, names))
             memo = state.memos.get(memo_key, int(entry.time))
             if memo is not None:
                 if memo.stored is not None:
                     await store.put_response(memo.stored)
                 return self._replay(memo, entry)
-            req = await store.parse(protocol, raw, request.headers)
+            target = Target(request.path, request.query)
+            req = await store.parse(protocol, raw, request.headers, target)
             entry.body = req.body
             entry.request = req
+            immediate = protocol.immediate(req)
+            if immediate is not None:  # computed from the request: nothing to match
+                entry.status = 200
+                return web.Response(
+                    body=immediate, content_type=JSON, headers=protocol.headers(entry.request_id)
+                )
             recorder = state.options.recorder
             if recorder is not None and recorder.forward_all:
                 response = await recorder.forward(request, protocol, req, raw, entry)
@@ -428,7 +435,7 @@ class Pipeline:
         if heavy and kind is None and (cadence.instant or not scale):  # nothing to wait for
             await self._store(state, answer, None)
             headers["Cache-Control"] = "no-cache"
-            headers["Content-Type"] = protocol.stream_type
+            headers["Content-Type"] = protocol.stream_content_type(req)
             headers.update(protocol.headers(entry.request_id))
             batches = _batches(protocol.frames(answer), lambda sent: protocol.end(answer, sent))
             response = await _write_pieces(request, batches, headers)
@@ -446,7 +453,7 @@ class Pipeline:
             entry.extra["delays"] = scripted
         waits = [w * scale for w in scripted]
         headers["Cache-Control"] = "no-cache"
-        headers["Content-Type"] = protocol.stream_type
+        headers["Content-Type"] = protocol.stream_content_type(req)
         if kind is None and not any(waits):
             body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
             stored = await self._store(state, answer, None)

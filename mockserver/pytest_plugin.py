@@ -275,3 +275,16 @@ def anthropic_client(mockserver: MockServer, _mockserver_tls: ssl.SSLContext) ->
     settings = {**_client_settings(mockserver), "base_url": mockserver.url}
     with sdk.Anthropic(**settings, http_client=http) as client:
         yield client
+
+
+@pytest.fixture
+def gemini_client(mockserver: MockServer, _mockserver_tls: ssl.SSLContext) -> Iterator[Any]:
+    """A ``google.genai.Client`` pointed at the mock's Gemini API (its base URL is the bare
+    root: the SDK adds the version), with the SDK's default of no retries."""
+    sdk = _sdk("google.genai", "gemini_client fixture")
+    options = {"base_url": mockserver.url, "client_args": {"verify": _mockserver_tls}}
+    client = sdk.Client(api_key=mockserver.api_key, http_options=options)
+    try:
+        yield client
+    finally:
+        client.close()

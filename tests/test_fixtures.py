@@ -311,3 +311,76 @@ def test_thumbnail_and_video_job(mockserver: MockServer, openai_client: openai.O
     assert submits == ["thumbnail", "video job", "video job refused"]
     polls = [e.reply and e.reply["status"] for e in mockserver.journal if e.method == "GET"]
     assert polls == ["queued", "running", "running", "succeeded", "queued", "failed"]
+
+
+@pytest.mark.mockserver(FIXTURES / "same_conversation.yaml")
+def test_same_conversation(
+    mockserver: MockServer, openai_client: openai.OpenAI, anthropic_client: Any, gemini_client: Any
+) -> None:
+    """The same answers on chat, messages and gemini, from one scenario file."""
+    from google.genai import types
+
+    ask = "What's the weather in Paris?"
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    said: dict[str, tuple[Any, ...]] = {}
+
+    chat_tool = {"type": "function", "function": {"name": "get_weather", "parameters": schema}}
+    history: list[Any] = [{"role": "user", "content": ask}]
+    first = openai_client.chat.completions.create(
+        model="gpt-4o", messages=history, tools=[chat_tool]
+    )
+    call = (first.choices[0].message.tool_calls or [])[0]
+    history += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+    ]
+    final = openai_client.chat.completions.create(
+        model="gpt-4o", messages=history, tools=[chat_tool]
+    )
+    said["chat"] = (call.function.name, json.loads(call.function.arguments),
+                    final.choices[0].message.content)  # fmt: skip
+
+    claude_tool = {"name": "get_weather", "input_schema": schema}
+    turns: list[Any] = [{"role": "user", "content": ask}]
+    first_c = anthropic_client.messages.create(
+        model="claude-x", max_tokens=200, messages=turns, tools=[claude_tool]
+    )
+    use = next(b for b in first_c.content if b.type == "tool_use")
+    turns += [
+        {
+            "role": "assistant",
+            "content": [b.model_dump(exclude_none=True) for b in first_c.content],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}],
+        },
+    ]
+    final_c = anthropic_client.messages.create(
+        model="claude-x", max_tokens=200, messages=turns, tools=[claude_tool]
+    )
+    said["messages"] = (use.name, use.input, final_c.content[0].text)
+
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[
+            types.FunctionDeclaration(name="get_weather", parameters_json_schema=schema)])],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )  # fmt: skip
+    contents: list[Any] = [types.Content(role="user", parts=[types.Part(text=ask)])]
+    first_g = gemini_client.models.generate_content(
+        model="gemini-2.5-flash", contents=contents, config=config
+    )
+    fn = first_g.function_calls[0]
+    contents += [
+        first_g.candidates[0].content,
+        types.Content(role="user", parts=[
+            types.Part.from_function_response(name=fn.name, response={"result": "sunny"})]),
+    ]  # fmt: skip
+    final_g = gemini_client.models.generate_content(
+        model="gemini-2.5-flash", contents=contents, config=config
+    )
+    said["gemini"] = (fn.name, fn.args, final_g.text)
+
+    expected = ("get_weather", {"city": "Paris"}, "It is sunny in Paris.")
+    assert said == {"chat": expected, "messages": expected, "gemini": expected}
+    assert [e.api for e in mockserver.journal] == ["chat"] * 2 + ["messages"] * 2 + ["gemini"] * 2

@@ -1,4 +1,5 @@
-"""The official Node SDKs (openai, @anthropic-ai/sdk) against the mock, unchanged.
+"""The official Node SDKs (openai, @anthropic-ai/sdk) and the Vercel AI SDK's Google provider
+(@ai-sdk/google) against the mock, unchanged.
 
 ``make test`` installs them into tests/node (``npm ci``, versions pinned by its lock file)."""
 
@@ -49,5 +50,16 @@ def test_node_sdks_chat_responses_embeddings_and_messages() -> None:
         "messages": "Hello, Node.",
         "messagesStream": "Hello, Node.",
         "messagesError": ["OverloadedError", 529, "overloaded_error"],
+        "google": ["Hello, Node.", "stop", 10, 4],
+        "googleStream": "Hello, Node.",
+        "googleToolCall": [["get_weather", {"city": "Paris"}]],
+        "googleEmbeddings": [3072, 3072],
     }
-    assert set(apis) == {"chat", "responses", "embeddings", "messages"}
+    assert set(apis) == {
+        "chat",
+        "responses",
+        "embeddings",
+        "messages",
+        "gemini",
+        "gemini_embeddings",
+    }

@@ -283,3 +283,25 @@ def test_the_pytest_ini_turns_it_on(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(("model", "minimum"), [("gemini-2.5-flash", 2048), ("gemini-3-pro", 4096)])
+def test_gemini_reports_implicit_caching_above_the_models_minimum(
+    server: MockServer, model: str, minimum: int
+) -> None:
+    def ask(system: str) -> dict[str, Any]:
+        body = {"systemInstruction": {"parts": [{"text": system}]},
+                "contents": [{"role": "user", "parts": [{"text": "Summarize."}]}]}  # fmt: skip
+        r = httpx.post(f"{server.url}/v1beta/models/{model}:generateContent", json=body,
+                       headers={"x-goog-api-key": "g-key"})  # fmt: skip
+        r.raise_for_status()
+        usage: dict[str, Any] = r.json()["usageMetadata"]
+        return usage
+
+    for tokens, hits in ((minimum - 300, False), (minimum + 300, True)):
+        system = text(tokens, f"g{tokens}")
+        assert "cachedContentTokenCount" not in ask(system)
+        again = ask(system)
+        assert ("cachedContentTokenCount" in again) is hits
+        if hits:
+            assert minimum <= again["cachedContentTokenCount"] <= again["promptTokenCount"]

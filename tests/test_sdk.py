@@ -218,6 +218,8 @@ def test_models_list(mockserver: MockServer, openai_client: openai.OpenAI) -> No
     mockserver.add({"match": {"model": "my-model"}, "reply": {"content": "x"}})
     ids = [m.id for m in openai_client.models.list()]
     assert ids == [
+        "gemini-2.5-flash",
+        "gemini-embedding-001",
         "gpt-4",
         "my-model",
         *(f"text-embedding-{m}" for m in ("3-large", "3-small", "ada-002")),

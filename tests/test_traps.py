@@ -61,7 +61,7 @@ def test_a_scenario_answers_the_protocols_its_replies_can() -> None:
     text = frozenset({"chat", "responses", "messages"})
     assert text <= apis["text"]
     assert "embeddings" not in apis["text"]
-    assert apis["vectors"] == apis["styled"] == frozenset({"embeddings"})
+    assert apis["vectors"] == apis["styled"] == frozenset({"embeddings", "gemini_embeddings"})
     assert text | {"embeddings"} <= apis["both"]
     assert apis["error"] == apis["both"]
     assert apis["mixed"] == apis["text"]

@@ -245,6 +245,12 @@ def test_native_dimensions() -> None:
         "text-embedding-ada-002": 1536,
         "text-embedding-3-small": 1536,
         "text-embedding-3-large": 3072,
+        "gemini-embedding-001": 3072,
+        "gemini-embedding-exp-03-07": 3072,
+        "text-embedding-004": 768,
+        "text-embedding-005": 768,
+        "text-multilingual-embedding-002": 768,
+        "embedding-001": 768,
     }
     assert native_dimensions("text-embedding-3-large") == 3072
     assert native_dimensions("my-local-embedder") == DEFAULT_DIMENSIONS == 1536

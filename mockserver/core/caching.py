@@ -211,6 +211,19 @@ def anthropic_minimum(model: str) -> int:
     return next(found, ANTHROPIC_DEFAULT_MINIMUM)
 
 
+GEMINI_MINIMUMS: tuple[tuple[str, int], ...] = (
+    # (model name prefix, minimum tokens for implicit caching). Google's table (2026-10).
+    ("gemini-2.5-", 2048),
+)
+GEMINI_DEFAULT_MINIMUM = 4096
+"""Gemini 3 and newer, and models the table does not name."""
+
+
+def gemini_minimum(model: str) -> int:
+    found = (n for prefix, n in GEMINI_MINIMUMS if model.startswith(prefix))
+    return next(found, GEMINI_DEFAULT_MINIMUM)
+
+
 def message_block(message: Mapping[str, Any], ttl: str | None = None) -> Block:
     """A message as one block: its text, and what usage counts around it (role, names...)."""
     text = message_text(message)

@@ -237,4 +237,27 @@ ANTHROPIC = Profile(
     "(and OpenAI's rules on the OpenAI routes)",
 )
 
-PROFILES = {p.name: p for p in (APIFACTORY, OPENAI, ANTHROPIC)}
+_GOOGLE_RANGE = (
+    "* GenerateContentRequest.generation_config.{param}: {param} must be in the range "
+    "[{low}, {high}], got {value}.\n"
+)
+
+GEMINI = Profile(
+    "gemini",
+    {
+        **OPENAI.rules,
+        "messages": ANTHROPIC.rules["messages"],
+        "gemini": (
+            Reject("temperature", 0, 2, _GOOGLE_RANGE),
+            Reject("top_p", 0, 1, _GOOGLE_RANGE),
+            Reject("top_k", 1, None, _GOOGLE_RANGE),
+            Reject("candidate_count", 1, 8, _GOOGLE_RANGE),
+            Reject("max_output_tokens", 1, 65536, _GOOGLE_RANGE),
+        ),
+    },
+    "Google Gemini: temperature outside [0, 2], topP outside [0, 1], topK below 1, "
+    "candidateCount outside [1, 8] and maxOutputTokens outside [1, 65536] are 400 "
+    "INVALID_ARGUMENT (and OpenAI's and Anthropic's rules on their routes)",
+)
+
+PROFILES = {p.name: p for p in (APIFACTORY, OPENAI, ANTHROPIC, GEMINI)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from .errors import APIError, invalid_type, missing_param
@@ -22,6 +23,8 @@ arguments_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).enc
 """Tool-call arguments as text, the way OpenAI writes them: compact JSON (no space after ``:``
 or ``,``), other scripts as they are. A client that compares or hashes arguments, or replays
 them, sees what the real API sends."""
+
+NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass
@@ -55,6 +58,9 @@ class Request:
     tokens: int | None = None
     """Prompt tokens when the protocol counts them its own way (embeddings: the inputs'), or
     once counted."""
+    wire: Mapping[str, Any] = field(default_factory=lambda: NOTHING)
+    """What the protocol read of the request for its own reply and matches nothing on
+    (Gemini: the method its URL names and the stream's framing)."""
 
     @property
     def tool_names(self) -> list[str]:

@@ -46,9 +46,15 @@ NATIVE_DIMENSIONS: Mapping[str, int] = MappingProxyType(
         "text-embedding-ada-002": 1536,
         "text-embedding-3-small": 1536,
         "text-embedding-3-large": 3072,
+        "gemini-embedding-001": 3072,
+        "gemini-embedding-exp-03-07": 3072,
+        "text-embedding-004": 768,
+        "text-embedding-005": 768,
+        "text-multilingual-embedding-002": 768,
+        "embedding-001": 768,
     }
 )
-"""Length of a vector when the request names no ``dimensions``, per OpenAI model."""
+"""Length of a vector when the request names no ``dimensions``, per model (OpenAI's, Google's)."""
 
 DEFAULT_DIMENSIONS = 1536
 """Length for models not in ``NATIVE_DIMENSIONS``: the most common size, ada-002's and 3-small's."""

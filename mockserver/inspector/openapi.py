@@ -857,6 +857,273 @@ def _form_post(operation: str, request: str) -> dict[str, Any]:
     }
 
 
+# --- Google Gemini ----------------------------------------------------------------------------
+
+
+def _proto(schema: dict[str, Any]) -> dict[str, Any]:
+    """A request schema as Google's JSON reads it: a null field is an unset one, at every
+    level (required ones aside)."""
+    out = dict(schema)
+    if "items" in out:
+        out["items"] = _proto(out["items"])
+    if "properties" in out:
+        required = set(out.get("required", ()))
+        out["properties"] = {
+            name: _proto(sub) if name in required else _nullable(_proto(sub))
+            for name, sub in out["properties"].items()
+        }
+    return out
+
+
+_PART = {
+    "type": "object",
+    "description": "one of text, functionCall, functionResponse, inlineData, fileData; "
+    "field names in camelCase or snake_case",
+    "properties": {
+        "text": {"type": "string"},
+        "thought": {"type": "boolean"},
+        "functionCall": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "minLength": 1}, "args": {"type": "object"}},
+        },
+        "functionResponse": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "response": {"type": "object"},
+            },
+        },
+        "inlineData": {"type": "object"},
+        "fileData": {"type": "object"},
+    },
+}
+_CONTENT = {
+    "type": "object",
+    "required": ["parts"],
+    "properties": {
+        "role": {"enum": ["user", "model"]},
+        "parts": {"type": "array", "items": _PART},
+    },
+}
+GEMINI_REQUEST = {
+    "type": "object",
+    "required": ["contents"],
+    "properties": {
+        "contents": {"type": "array", "items": _CONTENT, "minItems": 1},
+        "systemInstruction": _CONTENT,
+        "tools": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "functionDeclarations": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name"],
+                            "properties": {"name": {"type": "string", "minLength": 1}},
+                        },
+                    }
+                },
+            },
+        },
+        "toolConfig": {"type": "object"},
+        "generationConfig": {
+            "type": "object",
+            "properties": {
+                "temperature": {"type": "number"},
+                "topP": {"type": "number"},
+                "topK": {"type": "number"},
+                "candidateCount": {"type": "integer"},
+                "maxOutputTokens": {"type": "integer"},
+                "stopSequences": {"type": "array", "items": {"type": "string"}},
+                "responseMimeType": {"type": "string"},
+                "responseSchema": {"type": "object"},
+                "thinkingConfig": {
+                    "type": "object",
+                    "properties": {
+                        "includeThoughts": {"type": "boolean"},
+                        "thinkingBudget": {"type": "integer"},
+                    },
+                },
+            },
+        },
+    },
+}
+_EMBED_REQUEST = {
+    "type": "object",
+    "required": ["content"],
+    "properties": {
+        "content": _CONTENT,
+        "outputDimensionality": {"type": "integer", "minimum": 1, "maximum": 16384},
+        "taskType": {"type": "string"},
+        "title": {"type": "string"},
+    },
+}
+GEMINI_EMBED_REQUEST = _EMBED_REQUEST
+GEMINI_BATCH_EMBED_REQUEST = {
+    "type": "object",
+    "required": ["requests"],
+    "properties": {"requests": {"type": "array", "items": _EMBED_REQUEST, "minItems": 1}},
+}
+_CANDIDATES = {
+    "type": "object",
+    "required": ["candidates", "usageMetadata", "modelVersion", "responseId"],
+    "properties": {
+        "candidates": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["content", "index"],
+                "properties": {
+                    "content": {"type": "object", "required": ["parts", "role"]},
+                    "finishReason": {"enum": ["STOP", "MAX_TOKENS", "SAFETY"]},
+                    "index": {"type": "integer"},
+                },
+            },
+        },
+        "usageMetadata": {
+            "type": "object",
+            "required": ["promptTokenCount", "totalTokenCount"],
+        },
+        "modelVersion": {"type": "string"},
+        "responseId": {"type": "string"},
+    },
+}
+_VALUES = {
+    "type": "object",
+    "required": ["values"],
+    "properties": {"values": {"type": "array", "items": {"type": "number"}}},
+}
+_GOOGLE_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "status"],
+            "properties": {
+                "code": {"type": "integer"},
+                "message": {"type": "string"},
+                "status": {"type": "string"},
+            },
+        }
+    },
+}
+_GOOGLE_EVENT = {
+    "description": "one server-sent event (with ?alt=sse): a partial GenerateContentResponse",
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string"}},
+}
+_MODEL_NAME = {
+    "name": "model",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+}
+_GOOGLE_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+"""Described as Bearer, which relays (and the mock) accept; Google's clients send the key as
+``x-goog-api-key`` or ``?key=``, which the mock accepts too (listed as security schemes)."""
+
+
+def _gemini(operation: str, request: str, replies: dict[str, Any]) -> dict[str, Any]:
+    """A Gemini method: ``POST /v1beta/models/{model}:method`` (``/v1`` too)."""
+    return {
+        "post": {
+            "operationId": operation,
+            "security": _GOOGLE_SECURITY,
+            "parameters": [_MODEL_NAME],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}
+                },
+            },
+            "responses": {
+                "200": {"description": "the scenario's reply", "content": replies},
+                **_errors(400, 403, 404, 408, 413, 429, shape="GoogleError"),
+            },
+        }
+    }
+
+
+def _json_reply(schema: Any) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+GEMINI_PATHS = {
+    "/v1beta/models/{model}:generateContent": _gemini(
+        "generateContent",
+        "GeminiRequest",
+        _json_reply({"$ref": "#/components/schemas/GenerateContentResponse"}),
+    ),
+    "/v1beta/models/{model}:streamGenerateContent": _gemini(
+        "streamGenerateContent",
+        "GeminiRequest",
+        {
+            "application/json": {
+                "schema": {
+                    "description": "without ?alt=sse: one JSON array, sent element by element",
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/GenerateContentResponse"},
+                }
+            },
+            "text/event-stream": {"schema": _GOOGLE_EVENT},
+        },
+    ),
+    "/v1beta/models/{model}:countTokens": _gemini(
+        "countTokens",
+        "GeminiRequest",
+        _json_reply(
+            {
+                "type": "object",
+                "required": ["totalTokens"],
+                "properties": {"totalTokens": {"type": "integer"}},
+            }
+        ),
+    ),
+    "/v1beta/models/{model}:embedContent": _gemini(
+        "embedContent",
+        "GeminiEmbedRequest",
+        _json_reply(
+            {"type": "object", "required": ["embedding"], "properties": {"embedding": _VALUES}}
+        ),
+    ),
+    "/v1beta/models/{model}:batchEmbedContents": _gemini(
+        "batchEmbedContents",
+        "GeminiBatchEmbedRequest",
+        _json_reply(
+            {
+                "type": "object",
+                "required": ["embeddings"],
+                "properties": {"embeddings": {"type": "array", "items": _VALUES}},
+            }
+        ),
+    ),
+    "/v1beta/models": {
+        "get": {
+            "operationId": "listGeminiModels",
+            "security": _GOOGLE_SECURITY,
+            "responses": {
+                "200": {
+                    "description": "the models the scenarios name, in Google's shape",
+                    "content": _json_reply(
+                        {
+                            "type": "object",
+                            "required": ["models"],
+                            "properties": {"models": {"type": "array"}},
+                        }
+                    ),
+                },
+                **_errors(400, 403, shape="GoogleError"),
+            },
+        }
+    },
+}
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -864,12 +1131,14 @@ DOCUMENT: dict[str, Any] = {
         "version": "1",
         "description": "A scripted mock of LLM APIs: chat completions, responses, "
         "Anthropic messages, embeddings, speech, transcription, translation, moderation, "
-        "images, and a relay's task APIs (video, images).",
+        "images, a relay's task APIs (video, images), and Google Gemini (under /v1beta and /v1).",
     },
     "components": {
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
             "aikey": {"type": "apiKey", "in": "header", "name": "AIKey"},
+            "googApiKey": {"type": "apiKey", "in": "header", "name": "x-goog-api-key"},
+            "googQueryKey": {"type": "apiKey", "in": "query", "name": "key"},
         },
         "schemas": {
             "Error": _ERROR,
@@ -883,6 +1152,11 @@ DOCUMENT: dict[str, Any] = {
             "EmbeddingsRequest": EMBEDDINGS_REQUEST,
             "Embeddings": _EMBEDDINGS,
             "Model": _MODEL,
+            "GeminiRequest": _proto(GEMINI_REQUEST),
+            "GenerateContentResponse": _CANDIDATES,
+            "GeminiEmbedRequest": _proto(GEMINI_EMBED_REQUEST),
+            "GeminiBatchEmbedRequest": _proto(GEMINI_BATCH_EMBED_REQUEST),
+            "GoogleError": _GOOGLE_ERROR,
             "SpeechRequest": SPEECH_REQUEST,
             "TranscriptionRequest": _transcription_request(language=True),
             "TranslationRequest": _transcription_request(language=False),
@@ -1077,5 +1351,6 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        **GEMINI_PATHS,
     },
 }

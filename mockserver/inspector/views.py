@@ -29,7 +29,7 @@ from multidict import CIMultiDict
 
 from ..core.errors import APIError
 from ..core.request import Request, parse_json_body
-from ..protocols import Lookup, Protocol
+from ..protocols import Lookup, Protocol, Target
 from ..scenarios.matching import (
     Verdict,
 )
@@ -81,9 +81,10 @@ def parse_request(
     raw: bytes,
     headers: Mapping[str, str],
     lookup: Lookup = _nothing_stored,
+    path: str = "",
 ) -> Request:
     """A body as the matcher reads it, parsed by the server's own protocol for ``api``."""
-    return _protocol(protocols, api).parse(raw, headers, lookup)
+    return _protocol(protocols, api).parse(raw, headers, lookup, Target(path))
 
 
 def _protocol(protocols: Mapping[str, Protocol], api: str) -> Protocol:
@@ -412,9 +413,10 @@ def _verdict(verdict: Verdict, rank: int) -> dict[str, Any]:
     }
 
 
-async def _explain_input(payload: Any, store: Store) -> tuple[str, bytes, Mapping[str, str]]:
-    """``{"api", "body", "headers"}``, ``{"seq": N}`` (a journal entry), or a bare chat body.
-    (A valid entry is explained from the request it parsed into: ``_parsed_entry``.)"""
+async def _explain_input(payload: Any, store: Store) -> tuple[str, bytes, Mapping[str, str], str]:
+    """``{"api", "body", "headers", "path"}``, ``{"seq": N}`` (a journal entry), or a bare chat
+    body; ``path`` for protocols whose URL names the model (Gemini's). (A valid entry is
+    explained from the request it parsed into: ``_parsed_entry``.)"""
     if not isinstance(payload, dict):
         raise APIError(400, "Expected a JSON object: a chat request body, or {'body': ...}.")
     if "seq" in payload and "body" not in payload:
@@ -422,7 +424,7 @@ async def _explain_input(payload: Any, store: Store) -> tuple[str, bytes, Mappin
         if not isinstance(seq, int):
             raise APIError(400, "'seq' must be a journal entry number.", param="seq")
         entry = await _find(store, seq)
-        return entry.api, json.dumps(entry.body).encode(), entry.raw_headers
+        return entry.api, json.dumps(entry.body).encode(), entry.raw_headers, entry.path
     if isinstance(payload.get("body"), dict):
         api = payload.get("api", "chat")
         headers = payload.get("headers") or {}
@@ -430,15 +432,22 @@ async def _explain_input(payload: Any, store: Store) -> tuple[str, bytes, Mappin
             raise APIError(400, "'api' must be a string.", param="api")
         if not isinstance(headers, dict):
             raise APIError(400, "'headers' must be an object.", param="headers")
-        return api, json.dumps(payload["body"]).encode(), {k: str(v) for k, v in headers.items()}
-    return "chat", json.dumps(payload).encode(), {}
+        path = payload.get("path", "")
+        if not isinstance(path, str):
+            raise APIError(400, "'path' must be a string.", param="path")
+        given = {k: str(v) for k, v in headers.items()}
+        return api, json.dumps(payload["body"]).encode(), given, path
+    return "chat", json.dumps(payload).encode(), {}, ""
 
 
-async def explain_request(state: State, api: str, raw: bytes, headers: Mapping[str, str]) -> Any:
+async def explain_request(
+    state: State, api: str, raw: bytes, headers: Mapping[str, str], path: str = ""
+) -> Any:
     """Which scenario would answer, and why each other would not; changes no state."""
     protocol = _protocol(state.protocols, api)
     try:
-        chat = await state.store.parse(protocol, raw, CIMultiDict(headers))
+        where = Target(path.partition("?")[0])  # a journalled path keeps its query
+        chat = await state.store.parse(protocol, raw, CIMultiDict(headers), where)
         settings = state.options.profile.apply(chat)
     except APIError as err:
         if err.param == "api":
@@ -502,8 +511,8 @@ async def explain(request: web.Request) -> web.Response:
     entry = await _parsed_entry(payload, state.store)
     if entry is not None and entry.request is not None:
         return _json(explain_parsed(state, entry.api, entry.request))
-    api, raw, headers = await _explain_input(payload, state.store)
-    return _json(await explain_request(state, api, raw, headers))
+    api, raw, headers, path = await _explain_input(payload, state.store)
+    return _json(await explain_request(state, api, raw, headers, path))
 
 
 # --- from request to scenario -----------------------------------------------------------------

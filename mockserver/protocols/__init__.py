@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
 
 from ..core.caching import Plan, automatic, conversation_blocks
 from ..core.errors import APIError, openai_error_type
 from ..core.request import Request, bearer_token
 from ..scenarios.ratelimit import Ticket
-from ..scenarios.render import Envelope, Rendered, Usage
+from ..scenarios.render import Envelope, Rendered, Usage, digest
 from ..scenarios.scenario import Reply
 from .capture import Captured, Event
 
@@ -89,11 +90,31 @@ class Stored:
     body: bytes
 
 
+NO_QUERY: Mapping[str, str] = MappingProxyType({})
+
+
+class Target(NamedTuple):
+    """Where a request went: its path and query, for protocols whose URL carries part of the
+    request (Gemini names the model and the method in the path, the stream's framing in the
+    query); the others read only the body."""
+
+    path: str = ""
+    query: Mapping[str, str] = NO_QUERY
+
+
+NOWHERE = Target()
+
+
 class Protocol:
     """The interface; the defaults are OpenAI's (Bearer auth, ``{"error": {...}}`` bodies)."""
 
     name: ClassVar[str]
     routes: ClassVar[tuple[str, ...]]
+    """Paths (aiohttp patterns), each served under every one of ``prefixes``."""
+    versioned_base: ClassVar[bool] = True
+    """Whether a client's base URL ends with the API version (OpenAI's ``.../v1``), so the
+    recorder drops the local prefix before the upstream's base; False where the client adds
+    the version to a bare host (Google's)."""
     id_prefix: ClassVar[str]
     stream_type: ClassVar[str] = SSE
     answers_unmatched: ClassVar[bool] = False
@@ -117,7 +138,9 @@ class Protocol:
     """The environment variable a real client of this protocol takes its key from: where
     ``mockserver drift`` looks for the upstream's key unless told (``--api-key-env``)."""
 
-    def api_key(self, headers: Mapping[str, str]) -> str | None:
+    def api_key(
+        self, headers: Mapping[str, str], query: Mapping[str, str] = NO_QUERY
+    ) -> str | None:
         return bearer_token(headers)
 
     def key_headers(self, key: str) -> dict[str, str]:
@@ -136,7 +159,9 @@ class Protocol:
         shown = key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "***"
         return APIError(401, f"Incorrect API key provided: {shown}.", code="invalid_api_key")
 
-    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    def parse(
+        self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
+    ) -> Request:
         raise NotImplementedError
 
     def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
@@ -144,6 +169,36 @@ class Protocol:
         OpenAI's automatic prefix caching, unless the protocol has rules of its own; None
         where nothing is cached."""
         return automatic(conversation_blocks(req), scope, ttl)
+
+    def immediate(self, request: Request) -> bytes | None:
+        """A JSON reply computed from the request alone, with no scenario (Gemini's
+        ``countTokens``): nothing is matched, so no step advances; None for the others."""
+        return None
+
+    def stream_content_type(self, request: Request) -> str:
+        """The stream's ``Content-Type`` (Gemini's depends on the query)."""
+        return self.stream_type
+
+    def claims(self, path: str, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        """Whether a request to a route several protocols share (``GET /v1/models``) comes from
+        this protocol's clients; the first protocol that claims it answers in its shape."""
+        return False
+
+    def model_list(self, names: Sequence[str]) -> dict[str, Any]:
+        """The body of ``GET /models``."""
+        return {"object": "list", "data": [self.model(m) for m in names]}
+
+    def model(self, name: str) -> dict[str, Any]:
+        """One model, as ``GET /models/{model}`` and the list show it."""
+        return {"id": name, "object": "model", "created": 0, "owned_by": "mockserver"}
+
+    def unknown_model(self, name: str) -> APIError:
+        return APIError(
+            404,
+            f"The model '{name}' does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
 
     def read_body(self, body: Any) -> Captured | None:
         """An upstream's JSON reply read back as the neutral reply (recording); None where
@@ -219,3 +274,18 @@ class Protocol:
 def sse_event(name: str, data: Mapping[str, Any]) -> bytes:
     """An SSE event with an ``event:`` line, as the Responses and Messages streams send."""
     return f"event: {name}\ndata: {dumps(data)}\n\n".encode()
+
+
+def arguments_object(arguments: str) -> dict[str, Any]:
+    """A tool call's arguments as the object Anthropic's ``input`` and Google's ``args`` must be."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return {"arguments": arguments}
+    return value if isinstance(value, dict) else {"arguments": value}
+
+
+def signature(answer: Answer, thinking: str) -> bytes:
+    """A thinking signature: deterministic, and shaped like a real one (opaque bytes, which the
+    protocol encodes in base64)."""
+    return bytes.fromhex(digest(answer.env.id, thinking) + digest(thinking, answer.env.id))

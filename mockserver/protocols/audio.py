@@ -33,7 +33,7 @@ from ..core.request import Request, body_and_model, invalid_value
 from ..core.tokens import count_tokens, split_tokens
 from ..media import audio
 from ..media.multipart import Upload, parse_form
-from . import Answer, Frame, Lookup, Protocol, dumps
+from . import NOWHERE, Answer, Frame, Lookup, Protocol, Target, dumps
 from .capture import Captured, Event, Piece, text_of
 
 if TYPE_CHECKING:
@@ -198,7 +198,9 @@ class Speech(Protocol):
     id_prefix = "speech-"
     answers_unmatched = True
 
-    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    def parse(
+        self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
+    ) -> Request:
         return parse_speech(raw, headers, lookup)
 
     def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
@@ -419,7 +421,9 @@ class Transcriptions(Protocol):
     answers_unmatched = True
     task = "transcribe"
 
-    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    def parse(
+        self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
+    ) -> Request:
         return parse_transcription(raw, headers, self.name)
 
     def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:

@@ -23,7 +23,7 @@ from ..core.request import (
     present,
 )
 from ..scenarios.render import Choice, Envelope, Usage, paced
-from . import HEAVY, Answer, Frame, Lookup, Protocol, dumps
+from . import HEAVY, NOWHERE, Answer, Frame, Lookup, Protocol, Target, dumps
 from .capture import (
     Captured,
     Event,
@@ -307,7 +307,9 @@ class Chat(Protocol):
     routes = ("/chat/completions",)
     id_prefix = "chatcmpl-"
 
-    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    def parse(
+        self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
+    ) -> Request:
         return parse_chat(raw, headers)
 
     def _choices(self, answer: Answer) -> str | None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..core.caching import Plan
 from ..core.errors import APIError, invalid_type, missing_param
-from ..core.request import Request, body_and_model, integral
+from ..core.request import NOTHING, Request, body_and_model, integral
 from ..core.tokens import count_tokens
 from ..core.vectors import (
     NATIVE_DIMENSIONS,
@@ -25,7 +25,7 @@ from ..core.vectors import (
     to_base64,
 )
 from ..scenarios.scenario import Reply
-from . import Answer, Lookup, Protocol, dumps
+from . import NOWHERE, Answer, Lookup, Protocol, Target, dumps
 from .capture import Captured, dig, text_of, usage_of
 
 MAX_INPUTS = 2048
@@ -137,14 +137,29 @@ def parse_embeddings(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> 
             )
     if body.get("user") is not None and not isinstance(body["user"], str):
         raise invalid_type("user", "a string", body["user"])
+    return embeddings_request("embeddings", body, model, texts, headers, tokens=tokens)
+
+
+def embeddings_request(
+    api: str,
+    body: dict[str, Any],
+    model: str,
+    texts: Sequence[str],
+    headers: Mapping[str, str],
+    wire: Mapping[str, Any] = NOTHING,
+    tokens: int | None = None,
+) -> Request:
+    """The neutral request of texts to embed: the first is ``last_user``, and the prompt
+    tokens are the inputs' (no message framing; ``tokens`` when counted already)."""
     return Request(
-        api="embeddings",
+        api=api,
         body=body,
         model=model,
         messages=[{"role": "user", "content": texts[0]}],
         headers=headers,
         inputs=tuple(texts),
-        tokens=tokens,
+        tokens=sum(count_tokens(t) for t in texts) if tokens is None else tokens,
+        wire=wire,
     )
 
 
@@ -154,7 +169,9 @@ class Embeddings(Protocol):
     id_prefix = "emb-"
     answers_unmatched = True
 
-    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    def parse(
+        self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
+    ) -> Request:
         return parse_embeddings(raw, headers, lookup)
 
     def vector(self, answer: Answer, i: int) -> list[float]:
@@ -216,6 +233,20 @@ def _dimensions(answer: Answer) -> int:
     request = answer.request
     dims: int = request.body.get("dimensions") or native_dimensions(request.model)
     return dims
+
+
+def vectors(answer: Answer, dims: Sequence[int]) -> list[list[float]]:
+    """A vector per input (of ``dims[i]`` floats): the scenario's pinned ones, else generated
+    (Google's embeddings, which size each input on its own)."""
+    request, reply = answer.request, answer.reply
+    if reply is not None and reply.embeddings:
+        pinned = reply.embeddings
+        return [list(pinned[i % len(pinned)]) for i in range(len(request.inputs))]
+    style = (reply.embedding_style if reply is not None else None) or "semantic"
+    return [
+        embed(text, size, answer.seed, style)
+        for text, size in zip(request.inputs, dims, strict=True)
+    ]
 
 
 # --- reading an upstream's reply back (recording) -------------------------------------------

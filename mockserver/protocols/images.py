@@ -24,7 +24,7 @@ from ..core.request import Request, check_range, integral, invalid_value, json_o
 from ..core.tokens import count_tokens
 from ..media.blobs import Blob
 from ..media.images import FORMATS, Picture, dimensions, encode, seed_of, sniff
-from . import Answer, Frame, Lookup, Protocol, dumps, sse_event
+from . import NOWHERE, Answer, Frame, Lookup, Protocol, Target, dumps, sse_event
 from .capture import Captured
 
 DEFAULT_MODEL = "gpt-image-2"
@@ -258,7 +258,9 @@ class Images(Protocol):
     def for_route(self, route: str) -> Protocol:
         return Images(edit=route.endswith("/edits"))
 
-    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    def parse(
+        self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
+    ) -> Request:
         return parse_images(raw, headers, self.edit)
 
     # --- what is drawn ---

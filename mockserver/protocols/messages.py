@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..core.caching import (
@@ -27,8 +27,20 @@ from ..core.caching import (
 from ..core.errors import APIError, describe_type
 from ..core.request import Request, arguments_json, integral, json_object
 from ..scenarios.ratelimit import Ticket
-from ..scenarios.render import Usage, digest
-from . import Answer, Frame, Lookup, Protocol, dumps, dumps_text
+from ..scenarios.render import Usage
+from . import (
+    NO_QUERY,
+    NOWHERE,
+    Answer,
+    Frame,
+    Lookup,
+    Protocol,
+    Target,
+    arguments_object,
+    dumps,
+    dumps_text,
+    signature,
+)
 from .capture import Captured, Event, Piece, dig, scenario_call, scenario_message, text_of, usage_of
 
 ROLES = ("user", "assistant", "system")
@@ -320,18 +332,7 @@ def _usage(u: Usage, output: int | None = None) -> dict[str, Any]:
 
 
 def _signature(answer: Answer, thinking: str) -> str:
-    """Deterministic, and shaped like a real one (base64 of opaque bytes)."""
-    raw = bytes.fromhex(digest(answer.env.id, thinking) + digest(thinking, answer.env.id))
-    return base64.b64encode(raw).decode()
-
-
-def _input(arguments: str) -> dict[str, Any]:
-    """A tool call's arguments as the object ``tool_use.input`` must be."""
-    try:
-        value = json.loads(arguments)
-    except ValueError:
-        return {"arguments": arguments}
-    return value if isinstance(value, dict) else {"arguments": value}
+    return base64.b64encode(signature(answer, thinking)).decode()
 
 
 def _stop(answer: Answer) -> tuple[str, str | None]:
@@ -353,7 +354,9 @@ class Messages(Protocol):
     def key_headers(self, key: str) -> dict[str, str]:
         return {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
 
-    def api_key(self, headers: Mapping[str, str]) -> str | None:
+    def api_key(
+        self, headers: Mapping[str, str], query: Mapping[str, str] = NO_QUERY
+    ) -> str | None:
         key = headers.get("x-api-key", "").strip()
         if key:
             return key
@@ -365,7 +368,9 @@ class Messages(Protocol):
             return APIError(401, "x-api-key header is required", type="authentication_error")
         return APIError(401, "invalid x-api-key", type="authentication_error")
 
-    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    def parse(
+        self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
+    ) -> Request:
         return parse_messages(raw, headers, lookup)
 
     def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
@@ -378,6 +383,17 @@ class Messages(Protocol):
             return err.type
         fallback = "api_error" if err.status >= 500 else "invalid_request_error"
         return ERROR_TYPES.get(err.status, fallback)
+
+    def claims(self, path: str, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        return "anthropic-version" in headers  # every Anthropic client sends its version
+
+    def model_list(self, names: Sequence[str]) -> dict[str, Any]:
+        data = [self.model(m) for m in names]
+        return {"data": data, "has_more": False, "first_id": names[0], "last_id": names[-1]}
+
+    def model(self, name: str) -> dict[str, Any]:
+        return {"type": "model", "id": name, "display_name": name,
+                "created_at": "2025-01-01T00:00:00Z", "lifecycle": "active"}  # fmt: skip
 
     def error_body(self, err: APIError, request_id: str) -> bytes:
         body = {"type": "error", "error": {"type": self.error_type(err), "message": err.message},
@@ -413,7 +429,7 @@ class Messages(Protocol):
             out.append({"type": "text", "text": text})
         for k, (scripted, name, arguments) in enumerate(c.tool_calls):
             out.append({"type": "tool_use", "id": self._tool_id(answer, scripted, k), "name": name,
-                        "input": _input(arguments)})  # fmt: skip
+                        "input": arguments_object(arguments)})  # fmt: skip
         return out
 
     def _tool_id(self, answer: Answer, scripted: str | None, k: int) -> str:

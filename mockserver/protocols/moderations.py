@@ -21,7 +21,7 @@ from ..core.errors import APIError, invalid_type, missing_param
 from ..core.request import Request, json_object
 from ..core.tokens import count_tokens
 from ..scenarios.schema import MODERATION_CATEGORIES
-from . import Answer, Lookup, Protocol, dumps
+from . import NOWHERE, Answer, Lookup, Protocol, Target, dumps
 from .capture import Captured, text_of
 
 DEFAULT_MODEL = "omni-moderation-latest"
@@ -121,7 +121,9 @@ class Moderations(Protocol):
     id_prefix = "modr-"
     answers_unmatched = True
 
-    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    def parse(
+        self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
+    ) -> Request:
         return parse_moderation(raw, headers, lookup)
 
     def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:

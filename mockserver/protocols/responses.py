@@ -27,7 +27,7 @@ from ..core.request import (
     param_types,
 )
 from ..scenarios.render import Choice, Usage, digest
-from . import Answer, Frame, Lookup, Protocol, Stored, dumps, dumps_text
+from . import NOWHERE, Answer, Frame, Lookup, Protocol, Stored, Target, dumps, dumps_text
 from .capture import (
     PIECE_ORDER,
     Captured,
@@ -334,7 +334,9 @@ class Responses(Protocol):
     def __init__(self, usage_style: str = "responses") -> None:
         self.usage_style = usage_style
 
-    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    def parse(
+        self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
+    ) -> Request:
         return parse_responses(raw, headers, lookup)
 
     def response(

@@ -30,7 +30,7 @@ from typing import Any
 from ..core.errors import APIError, invalid_type, missing_param
 from ..core.request import Request, body_and_model, check_types, invalid_value, param_types
 from ..scenarios.scenario import TaskScript, TaskState
-from . import Answer, Lookup, Protocol, Stored, dumps
+from . import NO_QUERY, NOWHERE, Answer, Lookup, Protocol, Stored, Target, dumps
 
 SUCCESS = {"code": 0, "info": "success"}
 STATUS = {"queued": 0, "running": 0, "succeeded": 1, "failed": 2}
@@ -140,7 +140,9 @@ class Tasks(Protocol):
     def for_route(self, route: str) -> Protocol:
         return Tasks(BY_SUBMIT[route])
 
-    def api_key(self, headers: Mapping[str, str]) -> str | None:
+    def api_key(
+        self, headers: Mapping[str, str], query: Mapping[str, str] = NO_QUERY
+    ) -> str | None:
         """The ``AIKey`` header's key, or the Bearer token's; both, when they differ, are a
         key no server accepts (a request whose credentials disagree is refused)."""
         keys = {k for k in (headers.get("AIKey", "").strip(), super().api_key(headers)) if k}
@@ -156,7 +158,9 @@ class Tasks(Protocol):
     def error_body(self, err: APIError, request_id: str) -> bytes:
         return envelope_error(err.status, err.message)
 
-    def parse(self, raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
+    def parse(
+        self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
+    ) -> Request:
         body, model = body_and_model(raw)
         check_types(body, _TYPES[self.service.name])
         prompt = _prompt(body, self.service)

@@ -328,7 +328,8 @@ async def _send(
     source = rec.source
     assert source is not None
     path = str(source.get("path") or "/v1" + protocol.routes[0])
-    url = upstream_url(check.upstream, path, str(source.get("query") or ""))
+    query = str(source.get("query") or "")
+    url = upstream_url(check.upstream, path, query, protocol.versioned_base)
     headers = {**protocol.key_headers(check.key(protocol)), **(source.get("headers") or {})}
     headers["Content-Type"] = "application/json"
     headers["Accept-Encoding"] = "identity"

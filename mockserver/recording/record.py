@@ -78,11 +78,17 @@ def kept_headers(headers: Mapping[str, str], error: bool) -> dict[str, str]:
     }
 
 
-def upstream_url(base: str, path: str, query: str) -> str:
-    """The upstream URL for a local path: ``base`` is what a client would use as its base URL
-    (``https://api.openai.com/v1``), so the local ``/v1`` prefix is dropped."""
-    rest = path[3:] if path.startswith("/v1/") else path
+def upstream_url(base: str, path: str, query: str, versioned: bool = True) -> str:
+    """The upstream URL for a local path: ``base`` is what a client would use as its base URL,
+    with the version where the protocol's clients put it there (``https://api.openai.com/v1``:
+    the local ``/v1`` prefix is dropped), a bare host where they add it (Google's)."""
+    rest = path[3:] if versioned and path.startswith("/v1/") else path
     return base.rstrip("/") + rest + (f"?{query}" if query else "")
+
+
+def _shown(url: str) -> str:
+    """A URL for the logs: without its query, where Google's clients may carry their key."""
+    return url.partition("?")[0]
 
 
 class _Splitter:
@@ -284,6 +290,8 @@ def _error(status: int, body: Any) -> dict[str, Any] | None:
     for key in ("message", "type", "param", "code"):
         if isinstance(err.get(key), str):
             out[key] = err[key]
+    if isinstance(err.get("status"), str) and "type" not in out:
+        out["type"] = err["status"]  # Google's name for the code (RESOURCE_EXHAUSTED)
     return out
 
 
@@ -355,7 +363,10 @@ class Recorder:
         cancel it, while one that leaves mid-stream cancels the handler and records nothing.
         Only then does the reply end: a client that has its whole answer can stop the recorder
         without losing the file."""
-        url = upstream_url(self.upstream, request.path, request.query_string)
+        url = upstream_url(
+            self.upstream, request.path, request.query_string, protocol.versioned_base
+        )
+        key = protocol.api_key(request.headers, request.query)  # wherever the client put it
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         headers["Accept-Encoding"] = "identity"
         timeout = aiohttp.ClientTimeout(
@@ -383,9 +394,11 @@ class Recorder:
                 query=request.query_string,
             )
             try:
-                name = self.record(protocol, req, exchange, entry)
+                name = self.record(protocol, req, exchange, entry, (key,) if key else ())
             except Exception:  # the client has its answer; a recording problem is only logged
-                log.exception("mockserver record: could not record %s %s", request.method, url)
+                log.exception(
+                    "mockserver record: could not record %s %s", request.method, _shown(url)
+                )
                 name = None
             entry.scenario = name
             entry.outcome = "recorded" if name else "forwarded"
@@ -575,12 +588,19 @@ class Recorder:
         return match
 
     def record(
-        self, protocol: Protocol, req: Request, exchange: _Exchange, entry: Entry | None = None
+        self,
+        protocol: Protocol,
+        req: Request,
+        exchange: _Exchange,
+        entry: Entry | None = None,
+        secrets: Sequence[str] = (),
     ) -> str | None:
         """Write (or extend) the file of this request; the scenario's name, or None. The
-        journal ``entry`` learns what was answered (as written) and the file."""
+        journal ``entry`` learns what was answered (as written) and the file. ``secrets``: the
+        client's key where its headers do not carry it (Google's ``?key=``)."""
         # The client's own credentials are redacted too, should the upstream echo them.
-        own = [re.escape(c) for c in credentials(req.headers)]
+        given = {*credentials(req.headers), *(s for s in secrets if len(s) >= 8)}
+        own = [re.escape(c) for c in sorted(given)]
         redactor = Redactor([*self._redactor.spec(), *own]) if own else self._redactor
         step = self.step(protocol, exchange, redactor)
         if step is None:

@@ -743,7 +743,8 @@ def step_after(scenario: Scenario, seen: int) -> int | None:
 
 def _model_names(scenarios: Iterable[Scenario]) -> list[str]:
     """The models ``/v1/models`` lists: exact names scenarios match or reply with, and gpt-4."""
-    names = {"gpt-4", "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"}
+    names = {"gpt-4", "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002",
+             "gemini-2.5-flash", "gemini-embedding-001"}  # fmt: skip
     for scenario in scenarios:
         names.update(
             c.pattern

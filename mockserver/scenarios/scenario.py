@@ -16,7 +16,7 @@ from .schema import API_NAMES
 from .templates import Template
 
 ALL_APIS = frozenset(API_NAMES)
-VECTOR_APIS = frozenset({"embeddings"})
+VECTOR_APIS = frozenset({"embeddings", "gemini_embeddings"})
 """The protocols whose answer is vectors, not text."""
 
 Captures = Mapping[str, str]

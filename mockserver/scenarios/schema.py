@@ -24,6 +24,8 @@ API_NAMES = (
     "moderations",
     "images",
     "tasks",
+    "gemini",
+    "gemini_embeddings",
 )
 """The values of a scenario's ``match.api``: each names a protocol (``Protocol.name``)."""
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..core.errors import APIError
 from ..core.request import Request
-from ..protocols import Protocol, Stored
+from ..protocols import NOWHERE, Protocol, Stored, Target
 from ..scenarios.matching import (
     _NO_CAPTURES,
     Resolution,
@@ -191,7 +191,9 @@ class SharedStore(Store):
     async def close(self) -> None:
         await self.backend.close()
 
-    async def parse(self, protocol: Protocol, raw: bytes, headers: Mapping[str, str]) -> Request:
+    async def parse(
+        self, protocol: Protocol, raw: bytes, headers: Mapping[str, str], target: Target = NOWHERE
+    ) -> Request:
         """Parse, fetching any stored response the request refers to from the owner first."""
         wanted: list[str] = []
 
@@ -199,7 +201,7 @@ class SharedStore(Store):
             wanted.append(id)
 
         try:
-            return protocol.parse(raw, headers, missing)
+            return protocol.parse(raw, headers, missing, target)
         except APIError:
             if not wanted:
                 raise
@@ -209,7 +211,7 @@ class SharedStore(Store):
             stored = found.get(id)
             return stored.messages if stored is not None else None
 
-        return protocol.parse(raw, headers, lookup)
+        return protocol.parse(raw, headers, lookup, target)
 
     async def put_response(self, stored: Stored) -> None:
         await self.backend.put_response(stored)

@@ -35,7 +35,7 @@ from typing import Any
 from typing import Protocol as Interface
 
 from ..core.request import Request
-from ..protocols import Lookup, Protocol, Stored
+from ..protocols import NOWHERE, Lookup, Protocol, Stored, Target
 from ..scenarios.matching import Resolution, ScenarioSet
 from ..scenarios.ratelimit import Budgets, RateLimit, Ticket
 from ..scenarios.scenario import Scenario, Step
@@ -95,8 +95,11 @@ class Store(ABC):
     # stored responses
 
     @abstractmethod
-    async def parse(self, protocol: Protocol, raw: bytes, headers: Mapping[str, str]) -> Request:
-        """``protocol.parse``, with the stored responses a request refers to."""
+    async def parse(
+        self, protocol: Protocol, raw: bytes, headers: Mapping[str, str], target: Target = NOWHERE
+    ) -> Request:
+        """``protocol.parse`` (``target``: the URL's path and query, for protocols whose URL
+        says what the body does not), with the stored responses a request refers to."""
 
     @abstractmethod
     async def put_response(self, stored: Stored) -> None: ...
@@ -188,8 +191,10 @@ class LocalStore(Store):
     def rewind(self) -> None:
         self.fault_counts.clear()
 
-    async def parse(self, protocol: Protocol, raw: bytes, headers: Mapping[str, str]) -> Request:
-        return protocol.parse(raw, headers, self._lookup)
+    async def parse(
+        self, protocol: Protocol, raw: bytes, headers: Mapping[str, str], target: Target = NOWHERE
+    ) -> Request:
+        return protocol.parse(raw, headers, self._lookup, target)
 
     async def put_response(self, stored: Stored) -> None:
         self.responses.put(stored)

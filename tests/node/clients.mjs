@@ -2,6 +2,8 @@
 // Usage: node clients.mjs BASE_URL (the server's root, e.g. http://127.0.0.1:8000)
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
+import { createGoogleGenerativeAI } from "@ai-sdk/google";
+import { generateText, streamText, embedMany, tool, jsonSchema } from "ai";
 
 const root = process.argv[2];
 const openai = new OpenAI({ baseURL: `${root}/v1`, apiKey: "sk-node", maxRetries: 0 });
@@ -37,4 +39,21 @@ try {
 } catch (err) {
   out.messagesError = [err.constructor.name, err.status, err.error?.error?.type];
 }
+
+// The Vercel AI SDK's Google provider: its base URL carries the version, as Google's does.
+const google = createGoogleGenerativeAI({ baseURL: `${root}/v1beta`, apiKey: "AIza-node" });
+const text = await generateText({ model: google("gemini-2.5-flash"), prompt: "hello from node" });
+out.google = [text.text, text.finishReason, text.usage.inputTokens, text.usage.outputTokens];
+const googleStream = streamText({ model: google("gemini-2.5-flash"), prompt: "hello from node" });
+out.googleStream = await googleStream.text;
+const weather = tool({
+  description: "The weather in a city.",
+  inputSchema: jsonSchema({ type: "object", properties: { city: { type: "string" } } }),
+});
+const googleTool = await generateText({
+  model: google("gemini-2.5-flash"), prompt: "hello from node", tools: { get_weather: weather },
+});
+out.googleToolCall = googleTool.toolCalls.map((c) => [c.toolName, c.input]);
+const googleVectors = await embedMany({ model: google.textEmbeddingModel("gemini-embedding-001"), values: ["a", "b"] });
+out.googleEmbeddings = googleVectors.embeddings.map((e) => e.length);
 console.log(JSON.stringify(out));

@@ -562,9 +562,12 @@ async function pickEntry() {
   fillExplain(entry);
 }
 
+let explainPath = ""; // the entry's path: Gemini names the model and the method there
+
 function fillExplain(entry) {
   $("explain-body").value = pretty(entry.body);
   $("explain-api").value = entry.api || "chat";
+  explainPath = entry.path || "";
   const headers = Object.fromEntries(Object.entries(entry.headers || {}).filter(([k]) => k.toLowerCase().startsWith("x-") && !k.toLowerCase().startsWith("x-stainless")));
   $("explain-headers").value = Object.keys(headers).length ? pretty(headers) : "";
 }
@@ -591,7 +594,7 @@ async function runExplain() {
   const res = await api("/_mock/explain", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ api: $("explain-api").value, body, headers }),
+    body: JSON.stringify({ api: $("explain-api").value, body, headers, path: explainPath }),
   });
   const data = await res.json();
   if (!res.ok) {
