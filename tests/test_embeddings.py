@@ -182,3 +182,17 @@ def test_token_arrays(mockserver: MockServer) -> None:
     one = httpx.post(f"{mockserver.base_url}/embeddings", headers=AUTH,
                      json={"model": "m", "input": [1, 2, 3], "encoding_format": "float"})  # fmt: skip
     assert one.json()["data"][0]["embedding"] == r.json()["data"][0]["embedding"]
+
+
+def test_a_token_array_is_held_to_the_models_context(openai_client: openai.OpenAI) -> None:
+    """A token array's count is exact, so OpenAI's 8,192-token context holds for it (a single
+    array of more than 2,048 ids is one input, not too many inputs)."""
+    long = openai_client.embeddings.create(model="text-embedding-3-small", input=[7] * 3000,
+                                           encoding_format="float")  # fmt: skip
+    assert long.usage.prompt_tokens == 3000
+    for too_long in ([7] * 8193, [[1, 2], [7] * 8193]):
+        with pytest.raises(openai.BadRequestError) as caught:
+            openai_client.embeddings.create(model="text-embedding-3-small", input=too_long)
+        assert "maximum context length is 8192 tokens, however you requested 8193" in str(
+            caught.value
+        )

@@ -13,7 +13,7 @@ from ..core.logprobs import MAX_TOP
 from ..media.audio import CONTENT_TYPES
 from ..protocols.audio import MAX_INPUT, TRANSCRIPT_FORMATS
 from ..protocols.chat import MAX_N, RESPONSE_FORMATS, ROLES
-from ..protocols.embeddings import MAX_DIMENSIONS
+from ..protocols.embeddings import MAX_DIMENSIONS, MAX_INPUT_TOKENS
 from ..protocols.moderations import MAX_INPUTS
 from ..protocols.responses import MESSAGE_ROLES, TOOL_CHOICES
 from ..scenarios.schema import MODERATION_CATEGORIES
@@ -372,7 +372,8 @@ _ANTHROPIC_ERROR = {
     },
 }
 
-_TOKENS = {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 2048}
+_TOKENS = {"type": "array", "items": {"type": "integer"}, "minItems": 1,
+           "maxItems": MAX_INPUT_TOKENS}  # fmt: skip
 EMBEDDINGS_REQUEST = {
     "type": "object",
     "required": ["model", "input"],

@@ -63,6 +63,22 @@ def _is_ids(value: Any) -> bool:
     )
 
 
+MAX_INPUT_TOKENS = 8192
+"""Tokens one input may hold (every OpenAI embedding model). Enforced where the count is
+exact, a token array; a string's count is the mock's estimate, and is not held to it."""
+
+
+def _within_context(tokens: int) -> int:
+    if tokens > MAX_INPUT_TOKENS:
+        raise APIError(
+            400,
+            f"This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however you "
+            f"requested {tokens} tokens ({tokens} in your prompt; 0 for the completion). "
+            "Please reduce your prompt; or completion length.",
+        )
+    return tokens
+
+
 def _texts(value: Any) -> tuple[list[str], int]:
     """The inputs as texts (strings as they are, token arrays as their ids), and their tokens:
     a token array counts exactly its length, a string what the tokenizer makes of it."""
@@ -72,10 +88,10 @@ def _texts(value: Any) -> tuple[list[str], int]:
         return [value], count_tokens(value)
     if not isinstance(value, list):
         raise invalid_type("input", "a string or an array", value)
+    if value and _is_ids(value):
+        return [" ".join(map(str, value))], _within_context(len(value))  # one token array
     if not value or len(value) > MAX_INPUTS:
         raise APIError(400, _INVALID_INPUT, param="input")
-    if _is_ids(value):
-        return [" ".join(map(str, value))], len(value)  # one token array
     texts = []
     tokens = 0
     for i, item in enumerate(value):
@@ -86,7 +102,7 @@ def _texts(value: Any) -> tuple[list[str], int]:
             tokens += count_tokens(item)
         elif item and _is_ids(item):
             texts.append(" ".join(map(str, item)))
-            tokens += len(item)
+            tokens += _within_context(len(item))
         else:
             raise invalid_type(f"input[{i}]", "a string or an array of integers", item)
     return texts, tokens
