@@ -14,6 +14,7 @@ from ..media.audio import CONTENT_TYPES
 from ..protocols.audio import MAX_INPUT, TRANSCRIPT_FORMATS
 from ..protocols.chat import MAX_N, RESPONSE_FORMATS, ROLES
 from ..protocols.embeddings import MAX_DIMENSIONS, MAX_INPUT_TOKENS
+from ..protocols.gemini import CALLING_MODES
 from ..protocols.moderations import MAX_INPUTS
 from ..protocols.responses import MESSAGE_ROLES, TOOL_CHOICES
 from ..scenarios.schema import MODERATION_CATEGORIES
@@ -886,7 +887,11 @@ _PART = {
         "functionCall": {
             "type": "object",
             "required": ["name"],
-            "properties": {"name": {"type": "string", "minLength": 1}, "args": {"type": "object"}},
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "args": {"type": "object"},
+                "id": {"type": "string"},
+            },
         },
         "functionResponse": {
             "type": "object",
@@ -894,6 +899,7 @@ _PART = {
             "properties": {
                 "name": {"type": "string", "minLength": 1},
                 "response": {"type": "object"},
+                "id": {"type": "string"},
             },
         },
         "inlineData": {"type": "object"},
@@ -904,7 +910,8 @@ _CONTENT = {
     "type": "object",
     "required": ["parts"],
     "properties": {
-        "role": {"enum": ["user", "model"]},
+        # "" is proto3's unset string, which Google reads as the default, user.
+        "role": {"enum": ["user", "model", ""]},
         "parts": {"type": "array", "items": _PART},
     },
 }
@@ -930,15 +937,30 @@ GEMINI_REQUEST = {
                 },
             },
         },
-        "toolConfig": {"type": "object"},
+        "toolConfig": {
+            "type": "object",
+            "properties": {
+                "functionCallingConfig": {
+                    "type": "object",
+                    "properties": {
+                        "mode": {"enum": list(CALLING_MODES)},
+                        "allowedFunctionNames": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+        },
         "generationConfig": {
             "type": "object",
             "properties": {
                 "temperature": {"type": "number"},
                 "topP": {"type": "number"},
                 "topK": {"type": "number"},
-                "candidateCount": {"type": "integer"},
+                "candidateCount": {"type": "integer", "minimum": 1, "maximum": MAX_N},
                 "maxOutputTokens": {"type": "integer"},
+                "presencePenalty": {"type": "number"},
+                "frequencyPenalty": {"type": "number"},
+                "seed": {"type": "integer"},
+                "responseModalities": {"type": "array", "items": {"type": "string"}},
                 "stopSequences": {"type": "array", "items": {"type": "string"}},
                 "responseMimeType": {"type": "string"},
                 "responseSchema": {"type": "object"},
@@ -947,6 +969,7 @@ GEMINI_REQUEST = {
                     "properties": {
                         "includeThoughts": {"type": "boolean"},
                         "thinkingBudget": {"type": "integer"},
+                        "thinkingLevel": {"type": "string"},
                     },
                 },
             },
@@ -958,7 +981,7 @@ _EMBED_REQUEST = {
     "required": ["content"],
     "properties": {
         "content": _CONTENT,
-        "outputDimensionality": {"type": "integer", "minimum": 1, "maximum": 16384},
+        "outputDimensionality": {"type": "integer", "minimum": 1, "maximum": MAX_DIMENSIONS},
         "taskType": {"type": "string"},
         "title": {"type": "string"},
     },

@@ -40,6 +40,7 @@ from . import (
     signature,
 )
 from .capture import Captured, Event, Piece, scenario_call, scenario_message, text_of, usage_of
+from .chat import MAX_N
 from .embeddings import MAX_DIMENSIONS, embeddings_request, vectors
 
 STATUS_NAMES = {
@@ -61,7 +62,7 @@ STATUS_NAMES = {
 _GOOGLE_STATUSES = frozenset(STATUS_NAMES.values()) | {"FAILED_PRECONDITION", "OUT_OF_RANGE"}
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY",
            "tool_calls": "STOP", "function_call": "STOP"}  # fmt: skip
-_MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto",
+CALLING_MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto",
           "MODE_UNSPECIFIED": None}  # fmt: skip
 _PATH = re.compile(r"/(?:models|tunedModels)/([^/]+):(\w+)$")
 _SERVICE = "generativelanguage.googleapis.com"
@@ -119,6 +120,16 @@ def _typed(obj: Mapping[str, Any], name: str, kind: str, where: str) -> Any:
     if not ok:
         raise _wrong_type(f"{where}{snake(name)}", kind, value)
     return int(value) if kind == "integer" else value
+
+
+def _strings(obj: Mapping[str, Any], name: str, where: str) -> list[str] | None:
+    """A repeated string field (``stopSequences``, ``responseModalities``...), each item
+    checked: the 400 names the first that is not a string."""
+    items = _typed(obj, name, "array", where)
+    for k, item in enumerate(items or ()):
+        if not isinstance(item, str):
+            raise _wrong_type(f"{where}{snake(name)}[{k}]", "string", item)
+    return items
 
 
 def _object(value: Any, path: str) -> dict[str, Any]:
@@ -285,14 +296,14 @@ def _tool_choice(body: dict[str, Any]) -> str | None:
         return None
     where = "tool_config.function_calling_config."
     mode = _typed(calling, "mode", "string", where)
-    if mode is not None and mode not in _MODES:
+    if mode is not None and mode not in CALLING_MODES:
         raise _invalid(f"Invalid value at '{where}mode' (type.googleapis.com/"
                        f"google.ai.generativelanguage.v1beta.FunctionCallingConfig.Mode), "
                        f"{json.dumps(mode)}", f"{where}mode")  # fmt: skip
-    allowed = _typed(calling, "allowedFunctionNames", "array", where) or []
-    choice = _MODES.get(mode or "AUTO")
-    if choice == "required" and len(allowed) == 1 and isinstance(allowed[0], str):
-        return str(allowed[0])
+    allowed = _strings(calling, "allowedFunctionNames", where) or []
+    choice = CALLING_MODES.get(mode or "AUTO")
+    if choice == "required" and len(allowed) == 1:
+        return allowed[0]
     return choice
 
 
@@ -318,11 +329,8 @@ def _generation(body: dict[str, Any]) -> tuple[dict[str, Any], str | None, bool]
         value = _typed(config, name, kind, where)
         if value is not None:
             params[key] = value
-    stops = _typed(config, "stopSequences", "array", where)
+    stops = _strings(config, "stopSequences", where)
     if stops:
-        for k, stop in enumerate(stops):
-            if not isinstance(stop, str):
-                raise _wrong_type(f"{where}stop_sequences[{k}]", "string", stop)
         params["stop"] = stops
     mime = _typed(config, "responseMimeType", "string", where)
     schema = _typed(config, "responseSchema", "object", where)
@@ -339,7 +347,7 @@ def _generation(body: dict[str, Any]) -> tuple[dict[str, Any], str | None, bool]
     if budget is not None:
         params["thinking_budget"] = budget
     _typed(thinking, "thinkingLevel", "string", at)
-    _typed(config, "responseModalities", "array", where)
+    _strings(config, "responseModalities", where)
     return params, fmt, thoughts
 
 
@@ -380,14 +388,20 @@ def parse_gemini(raw: bytes, headers: Mapping[str, str], target: Target) -> Requ
     params, fmt, thoughts = _generation(body)
     tools = _tools(body)
     wire = {"method": method, "sse": target.query.get("alt") == "sse", "thoughts": thoughts}
-    n = params.get("candidate_count") or 1
+    n = params.get("candidate_count", 1)
+    if not 1 <= n <= MAX_N:
+        raise _invalid(
+            "* GenerateContentRequest.generation_config.candidate_count: candidate_count must "
+            f"be in the range [1, {MAX_N}], got {n}.\n",
+            "generation_config.candidate_count",
+        )
     return Request(
         api="gemini",
         body=body,
         model=model,
         messages=messages,
         stream=method == "streamGenerateContent",
-        n=max(n, 1),
+        n=n,
         headers=headers,
         tools=tools,
         tool_choice=_tool_choice(body),

@@ -164,8 +164,9 @@ class Tasks(Protocol):
         body, model = body_and_model(raw)
         check_types(body, _TYPES[self.service.name])
         prompt = _prompt(body, self.service)
-        if self.service.name == "gemini" and (body.get("resolution") or "1K") not in RESOLUTIONS:
-            raise invalid_value("resolution", body["resolution"], RESOLUTIONS)
+        resolution = body.get("resolution")
+        if self.service.name == "gemini" and resolution not in (None, *RESOLUTIONS):
+            raise invalid_value("resolution", resolution, RESOLUTIONS)
         return Request(
             api="tasks",
             body=body,
