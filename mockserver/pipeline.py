@@ -184,7 +184,7 @@ class Pipeline:
             seq=seq,
             time=state.options.clock(),
             method=request.method,
-            path=redact_target(request.path_qs),
+            path=redact_target(request.path_qs) if request.query_string else request.path,
             request_id=request_id(state.options, seq),
             raw_headers=request.headers,
             api=self.protocol.name,

@@ -296,7 +296,8 @@ def parse_messages(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Re
     if body["max_tokens"] < 1:
         raise _invalid("max_tokens: Input should be greater than or equal to 1")
     messages = _conversation(body.get("messages"))
-    _check_breakpoints(body)
+    if b'"cache_control"' in raw:  # one C scan of the bytes; most requests set none
+        _check_breakpoints(body)
     params: dict[str, Any] = {
         k: body[k] for k in ("temperature", "top_p", "top_k", "max_tokens") if k in body
     }
