@@ -125,7 +125,7 @@ def _typed(obj: Mapping[str, Any], name: str, kind: str, where: str) -> Any:
 def _strings(obj: Mapping[str, Any], name: str, where: str) -> list[str] | None:
     """A repeated string field (``stopSequences``, ``responseModalities``...), each item
     checked: the 400 names the first that is not a string."""
-    items = _typed(obj, name, "array", where)
+    items: list[str] | None = _typed(obj, name, "array", where)
     for k, item in enumerate(items or ()):
         if not isinstance(item, str):
             raise _wrong_type(f"{where}{snake(name)}[{k}]", "string", item)
