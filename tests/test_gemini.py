@@ -481,6 +481,36 @@ def test_langchain_chat_google_generative_ai(server: MockServer) -> None:
     assert server.state.journal.entries[-1].request.messages[-1]["role"] == "tool"
 
 
+# google-genai's async client (what pydantic-ai calls) subclasses aiohttp's ClientSession.
+@pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
+async def test_pydantic_ai_google_model(server: MockServer, client: genai.Client) -> None:
+    """pydantic-ai's ``GoogleModel`` over a ``google-genai`` client pointed at the mock: text
+    with usage, and a tool the agent calls and whose result the model reads back."""
+    from pydantic_ai import Agent
+    from pydantic_ai.models.google import GoogleModel
+    from pydantic_ai.providers.google import GoogleProvider
+
+    model = GoogleModel("gemini-3.5-flash", provider=GoogleProvider(client=client))
+    try:
+        said = await Agent(model).run("hi")
+        assert said.output == "Hello from the mock."
+        assert (said.usage.input_tokens, said.usage.output_tokens) == (8, 5)
+
+        agent = Agent(model)
+
+        @agent.tool_plain
+        def get_weather(city: str) -> str:
+            """The weather in a city."""
+            return f"sunny ({city})"
+
+        answered = await agent.run("Weather in Paris?")
+        assert answered.output == "It is sunny (Paris) in Paris."
+    finally:
+        await client.aio.aclose()
+    journal = server.state.journal.entries
+    assert [e.scenario for e in journal[-2:]] == ["ask-tool", "answer-tool"]
+
+
 def test_explain_knows_the_gemini_routes(server: MockServer, client: genai.Client) -> None:
     """``/_mock/explain`` re-reads a journalled Gemini request (its model is in its path), and
     takes a body with the path given or with ``model`` in it."""
