@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.caching import Plan
 from ..core.errors import APIError, invalid_type, missing_param
+from ..core.forms import Upload, parse_form
 from ..core.request import Request, body_and_model, invalid_value
 from ..core.tokens import count_tokens, split_tokens
 from ..media import audio
-from ..media.multipart import Upload, parse_form
 from . import NOWHERE, Answer, Frame, Lookup, Protocol, Target, dumps
 from .capture import Captured, Event, Piece, text_of
 
@@ -270,8 +270,8 @@ def _upload(files: Mapping[str, list[Upload]]) -> Upload:
 
 
 def parse_transcription(raw: bytes, headers: Mapping[str, str], api: str) -> Request:
-    form = parse_form(raw, headers)
-    body: dict[str, Any] = dict(form.fields)
+    form = parse_form(raw, headers.get("Content-Type", ""))
+    body = form.body()
     model = body.get("model")
     if not model:
         raise missing_param("model")
