@@ -375,7 +375,7 @@ class Pipeline:
         if step.raw is not None:
             return web.Response(
                 status=step.raw.status,
-                body=step.raw.body.encode(),
+                body=step.raw.body,
                 headers={**headers, **protocol.headers(entry.request_id),
                          "Content-Type": step.raw.content_type},
             )  # fmt: skip

@@ -609,10 +609,13 @@ def test_every_route_journals_and_shows_in_the_inspector(
     assert speech["reply"]["audio"]["format"] == "opus"
 
 
-def test_transcriptions_and_moderations_record_and_replay(tmp_path: Path) -> None:
+def test_audio_and_moderations_record_and_replay(tmp_path: Path) -> None:
+    """Transcripts and moderations are recorded as replies; speech, a file, is kept beside
+    its scenario and replayed byte for byte."""
     upstream_scenarios = [
         {"match": {"api": "transcriptions"}, "reply": {"content": "Recorded words."}},
         {"match": {"api": "moderations"}, "reply": {"flagged": ["hate"]}},
+        {"match": {"api": "speech"}, "reply": {"content": "A longer recorded voice, " * 4}},
     ]
     out = tmp_path / "recorded"
     with MockServer(upstream_scenarios) as upstream:
@@ -628,9 +631,10 @@ def test_transcriptions_and_moderations_record_and_replay(tmp_path: Path) -> Non
             flagged = api.moderations.create(input="something hateful").results[0]
             spoken = api.audio.speech.create(model="tts-1", voice="alloy", input=SHORT)
             outcomes = [e.outcome for e in recorder.journal]
-    assert outcomes == ["recorded", "recorded", "recorded", "forwarded"]  # audio: not yet
-    assert decode(spoken.content)[0] > 1
-    assert len(list(out.glob("*.yaml"))) == 3
+    assert outcomes == ["recorded"] * 4
+    assert len(list(out.glob("*.yaml"))) == 4
+    (kept,) = out.glob("*.mp3")
+    assert kept.read_bytes() == spoken.content
     with (
         MockServer(load_paths([out])) as replay,
         openai.OpenAI(base_url=replay.base_url, api_key="k", max_retries=0) as api,
@@ -648,6 +652,12 @@ def test_transcriptions_and_moderations_record_and_replay(tmp_path: Path) -> Non
         assert again.category_scores == flagged.category_scores
         other = api.audio.transcriptions.create(model="whisper-1", file=("a.wav", note(2.0)))
         assert other.text != said  # another file: not the recording's
+        replayed = api.audio.speech.create(model="tts-1", voice="alloy", input=SHORT)
+        assert replayed.content == spoken.content  # the upstream's voice, not the mock's own
+        assert replayed.response.headers["content-type"] == "audio/mpeg"
+        assert replay.journal[-1].scenario.startswith("speech-")
+        mine = api.audio.speech.create(model="tts-1", voice="alloy", input=SHORT + " Again.")
+        assert decode(mine.content)[0] < decode(spoken.content)[0]
 
 
 # --- the documentation's examples --------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -147,6 +148,26 @@ def test_raw_reply(mockserver: MockServer) -> None:
         "<html>oops</html>",
         "text/html",
     )
+
+
+def test_raw_reply_from_a_file(tmp_path: Path) -> None:
+    """A binary body (recorded speech, say) is a file beside the scenario, read when the file
+    loads and served byte for byte; a missing file, or a body and a file, fail the load."""
+    sound = bytes(range(256)) * 4
+    (tmp_path / "voice.mp3").write_bytes(sound)
+    (tmp_path / "s.yaml").write_text(
+        "- match: {api: speech}\n  raw: {file: voice.mp3, content_type: audio/mpeg}\n"
+    )
+    with MockServer([tmp_path / "s.yaml"]) as server:
+        r = httpx.post(f"{server.base_url}/audio/speech", headers=AUTH,
+                       json={"model": "tts-1", "voice": "alloy", "input": "hi"})  # fmt: skip
+    assert (r.status_code, r.content, r.headers["content-type"]) == (200, sound, "audio/mpeg")
+    (tmp_path / "gone.yaml").write_text("- raw: {file: gone.mp3}\n")
+    with pytest.raises(ScenarioError, match=r"gone\.yaml:1: .*raw\.file: cannot read 'gone\.mp3'"):
+        MockServer([tmp_path / "gone.yaml"])
+    (tmp_path / "both.yaml").write_text("- raw: {file: voice.mp3, body: hi}\n")
+    with pytest.raises(ScenarioError, match=r"both\.yaml:1: .*raw: a raw reply needs 'body' or"):
+        MockServer([tmp_path / "both.yaml"])
 
 
 def stream_text(client: openai.OpenAI) -> str:

@@ -14,7 +14,9 @@ mode 0600, one per distinct request (a request answered differently each time ge
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import mimetypes
 import os
 import re
 import time
@@ -486,14 +488,16 @@ class Recorder:
             log.warning("mockserver record: the upstream redirected (%d); not followed", status)
             return None
         if not _textual(exchange.content_type):
-            # A file (speech audio): kept as text it would replay corrupted. Forwarded only,
-            # until binary bodies are kept in files beside the scenario.
-            log.warning(
-                "mockserver record: a %s reply (%s) is forwarded, not recorded",
-                protocol.name,
-                exchange.content_type,
-            )
-            return None
+            # A file (speech audio): as text it would replay corrupted, so it is kept beside
+            # the scenario, named by its digest, and the step serves it byte for byte.
+            name = hashlib.sha256(exchange.body).hexdigest()[:32] + _extension(exchange)
+            self._keep({name: exchange.body})
+            kept: dict[str, Any] = {
+                "raw": {"status": status, "file": name, "content_type": exchange.content_type}
+            }
+            if headers := kept_headers(exchange.headers, status >= 400):
+                kept["headers"] = headers
+            return kept
         text = exchange.body.decode("utf-8", "replace")
         step: dict[str, Any] = {}
         sse = exchange.content_type == "text/event-stream"
@@ -734,6 +738,17 @@ def write_recording(path: Path, data: dict[str, Any], where: str) -> None:
         handle.write(text)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+def _extension(exchange: _Exchange) -> str:
+    """A kept file's extension, from its type (``audio/mpeg`` is ``.mp3``), else ``.bin``."""
+    kind = exchange.content_type.split(";")[0].strip().lower()
+    return _EXTENSIONS.get(kind) or mimetypes.guess_extension(kind) or ".bin"
+
+
+_EXTENSIONS = {"audio/mpeg": ".mp3", "audio/wav": ".wav", "audio/aac": ".aac",
+               "audio/flac": ".flac", "audio/ogg": ".opus", "audio/pcm": ".pcm"}  # fmt: skip
+"""What ``mimetypes`` would not name, or not the same on every machine."""
 
 
 def _textual(content_type: str) -> bool:

@@ -332,6 +332,20 @@ class _Builder:
             self.problem(path, f"cannot read {name!r}: {err.strerror or err}")
             return None
 
+    def raw(self, spec: Mapping[str, Any], path: KeyPath) -> RawReply | None:
+        """A raw reply: its ``body`` (text) or its ``file`` (bytes, read now), not both."""
+        if ("body" in spec) == ("file" in spec):
+            self.problem(path, "a raw reply needs 'body' or 'file', not both")
+            return None
+        status = spec.get("status", 200)
+        if "body" in spec:
+            content_type = spec.get("content_type", "application/json")
+            return RawReply(spec["body"].encode(), status, content_type)
+        found = self.file(spec["file"], (*path, "file"))
+        if found is None:
+            return None
+        return RawReply(found.data, status, spec.get("content_type", found.content_type))
+
     def task(self, spec: Mapping[str, Any], path: KeyPath) -> TaskScript:
         states = spec.get("states")
         for i, state in enumerate(states or ()):
@@ -424,19 +438,13 @@ class _Builder:
             )
         elif not kinds and not (fault and fault["kind"] in ("hang", "reset")):
             self.problem(path, "a step needs one of 'reply', 'error' or 'raw'", structural=True)
-        raw = spec.get("raw")
+        raw = self.raw(spec["raw"], (*path, "raw")) if "raw" in spec else None
         cadence = self.cadence(spec.get("cadence", defaults.get("cadence")))
         self.check_chunks(spec, cadence, path)
         return Step(
             reply=self.reply(spec["reply"], (*path, "reply")) if "reply" in spec else None,
             error=_error_reply(spec["error"]) if "error" in spec else None,
-            raw=RawReply(
-                body=raw["body"],
-                status=raw.get("status", 200),
-                content_type=raw.get("content_type", "application/json"),
-            )
-            if raw
-            else None,
+            raw=raw,
             headers={**defaults.get("headers", {}), **spec.get("headers", {})},
             verbatim=self.verbatim,
             delay=_seconds(spec.get("delay")),

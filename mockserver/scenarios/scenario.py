@@ -156,7 +156,9 @@ class ErrorReply:
 
 @dataclass(frozen=True)
 class RawReply:
-    body: str
+    """A reply sent byte for byte (a recorded one the protocol could not read back, a file)."""
+
+    body: bytes = field(repr=False)
     status: int = 200
     content_type: str = "application/json"
 

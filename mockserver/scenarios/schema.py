@@ -290,10 +290,12 @@ _ERROR = {
 _RAW = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["body"],
+    "description": "a reply sent as it is: its body as text, or a file (relative to the "
+    "scenario file) for binary bodies such as recorded speech",
     "properties": {
         "status": {"type": "integer", "minimum": 100, "maximum": 599},
         "body": {"type": "string"},
+        "file": {"type": "string", "minLength": 1},
         "content_type": {"type": "string"},
     },
 }
