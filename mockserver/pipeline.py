@@ -23,12 +23,12 @@ from aiohttp import web
 from .core.caching import Outcome
 from .core.errors import APIError
 from .core.profiles import Settings
-from .core.request import Request, parse_json_body
+from .core.request import Request
 from .core.secrets import redact_target
 from .protocols import HEAVY, JSON, Answer, Frame, Protocol, Stored, Target
 from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
-from .scenarios.render import Choice, Envelope, Usage, delays, digest, usage
+from .scenarios.render import Envelope, Usage, delays, digest, usage
 from .scenarios.scenario import Fault, Message, Reply, Scenario, Step
 from .state.journal import Entry
 from .state.live import Options, State
@@ -140,28 +140,6 @@ def cached_usage(used: Usage, outcome: Outcome, apart: bool) -> None:
     used.prompt -= read + written
 
 
-def summary(choices: tuple[Choice, ...], used: Usage, env: Envelope) -> dict[str, Any]:
-    """What the mock answered, for the journal and the inspector (the first choice)."""
-    c = choices[0]
-    return {
-        "content": c.content,
-        "reasoning": c.reasoning,
-        "refusal": c.refusal,
-        "tool_calls": [
-            {"id": env.call_id(i, 0, k), "name": n, "arguments": a}
-            for k, (i, n, a) in enumerate(c.tool_calls)
-        ],
-        "finish_reason": c.finish_reason,
-        "usage": {
-            "prompt_tokens": used.prompt,
-            "completion_tokens": used.completion,
-            "reasoning_tokens": used.reasoning,
-            "cached_tokens": used.cached,
-            "total_tokens": used.total,
-        },
-    }
-
-
 _GENERATED_STEP = Step(reply=Reply(choices=(Message(),)))
 GENERATED = Resolution(
     Scenario("generated", (_GENERATED_STEP,)), _GENERATED_STEP, 0, {}, stateless=True
@@ -243,8 +221,7 @@ class Pipeline:
                 return self._replay(memo, entry)
             target = Target(request.path, request.query)
             req = await store.parse(protocol, raw, request.headers, target)
-            entry.body = req.body
-            entry.request = req
+            entry.parsed(req, raw, protocol, target)
             immediate = protocol.immediate(req)
             if immediate is not None:  # computed from the request: nothing to match
                 entry.status = 200
@@ -402,7 +379,7 @@ class Pipeline:
         answer = Answer(
             req, rendered, used, env, reply, scenario.seed, entry.request_id, entry.time
         )
-        entry.reply = summary(rendered.choices, used, env)
+        entry.answered(rendered.choices, used, env)
         if tickets:
             await state.store.spend(tickets, used.total)
             headers.update(protocol.rate_limit_headers(tickets[-1]))
@@ -418,11 +395,11 @@ class Pipeline:
                 headers.update(protocol.headers(entry.request_id))
                 response = await _write_pieces(request, pieces, headers)
                 if described := protocol.reply_summary(answer):
-                    entry.reply.update(described)
+                    entry.describe(described)
                 return response
             body = protocol.body(answer)
             if described := protocol.reply_summary(answer):
-                entry.reply.update(described)
+                entry.describe(described)
             stored = await self._store(state, answer, body) if kind is None else None
             if kind == "malformed":
                 body = body[: len(body) // 2]
@@ -440,14 +417,14 @@ class Pipeline:
             batches = _batches(protocol.frames(answer), lambda sent: protocol.end(answer, sent))
             response = await _write_pieces(request, batches, headers)
             if described := protocol.reply_summary(answer):
-                entry.reply.update(described)
+                entry.describe(described)
             return response
         if heavy:
             frames = await _gather(protocol.frames(answer))
         else:
             frames = list(protocol.frames(answer))
         if described := protocol.reply_summary(answer):
-            entry.reply.update(described)
+            entry.describe(described)
         scripted = delays(cadence, [(f.paced, f.delay) for f in frames], int(seed[8:16], 16))
         if any(scripted):
             entry.extra["delays"] = scripted
@@ -639,8 +616,7 @@ def _refused(protocol: Protocol, err: APIError, entry: Entry, raw: bytes) -> web
     response = error_response(protocol, err, entry.request_id)
     if err.status in (408, 413):
         response.force_close()
-    if entry.body is None:
-        entry.body = _journal_body(raw)
+    entry.rejected(raw)
     if entry.outcome == "ok":
         entry.outcome = "error"
     entry.reply = {"error": {"status": err.status, "message": err.message,
@@ -648,25 +624,11 @@ def _refused(protocol: Protocol, err: APIError, entry: Entry, raw: bytes) -> web
     return response
 
 
-_JOURNAL_TEXT = 16_384
-
-
-def _journal_body(raw: bytes) -> Any:
-    """A rejected request's body for the journal: its JSON when it has any, else its text (the
-    start of it: a refused upload of megabytes is not kept whole)."""
-    try:
-        return parse_json_body(raw)
-    except APIError:
-        text = raw[:_JOURNAL_TEXT].decode("utf-8", "replace")
-        return text if len(raw) <= _JOURNAL_TEXT else f"{text}... ({len(raw)} bytes)"
-
-
 def log_entry(entry: Entry) -> None:
     """One line per request: what came, what answered it (or why nothing did), how it ended.
 
     The text says ``step=1`` for a scenario's first step, as the inspector does; the JSON
     field ``step`` is the journal's, an index from 0."""
-    req = entry.request
     reason = None
     if entry.status >= 400 and entry.reply and "error" in entry.reply:
         reason = entry.reply["error"]["message"]
@@ -682,7 +644,7 @@ def log_entry(entry: Entry) -> None:
         "scenario": entry.scenario,
         "step": entry.step,
         "outcome": entry.outcome,
-        "stream": bool(req and req.stream),
+        "stream": entry.stream,
         "reason": reason,
         "nearest": nearest,
         "duration_ms": entry.duration_ms,

@@ -158,7 +158,7 @@ def summary(position: int, entry: Entry) -> dict[str, Any]:
         "path": entry.path,
         "model": _model(entry),
         "last_user": text if len(text) <= 300 else text[:299] + "…",
-        "stream": bool(entry.request and entry.request.stream),
+        "stream": entry.stream,
         "scenario": entry.scenario,
         "step": entry.step,
         "unmatched": entry.unmatched is not None,

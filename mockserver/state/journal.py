@@ -10,47 +10,293 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from ..core.errors import APIError
+from ..core.request import Request, parse_json_body
 from ..core.secrets import redact_headers
-
-if TYPE_CHECKING:
-    from ..core.request import Request
+from ..protocols import Protocol, Target
+from ..scenarios.render import Choice, Envelope, Usage
 
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
-class Entry:
-    """One request as the journal keeps it."""
+_SHOWN = (
+    "seq", "time", "method", "path", "request_id", "body", "scenario", "step", "unmatched",
+    "adjusted", "status", "outcome", "duration_ms", "extra", "api", "reply", "worker",
+)  # fmt: skip
+"""What ``to_dict`` and ``repr`` show, in this order (the order the journal's JSON has)."""
+_FROM_DICT = frozenset(_SHOWN)
 
-    seq: int
-    time: float
-    method: str
-    path: str
-    request_id: str
-    raw_headers: Mapping[str, str] = field(repr=False)
-    body: Any = None
-    scenario: str | None = None
-    step: int | None = None
-    unmatched: str | None = None
-    adjusted: tuple[str, ...] = ()
-    status: int = 0
-    outcome: str = "ok"
-    duration_ms: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-    api: str = "chat"
-    """Which protocol the request spoke: chat, responses, messages or embeddings."""
-    reply: dict[str, Any] | None = None
-    """What the mock answered, protocol-neutral: ``{"content", "reasoning", "refusal",
-    "tool_calls": [{"id", "name", "arguments"}], "finish_reason", "usage"}`` or
-    ``{"error": {...}}``."""
-    request: Request | None = field(default=None, repr=False)
-    worker: int | None = None
-    """Which process answered (``--workers``, replicas on one ``--state``); None for one."""
-    size: int = field(default=0, repr=False)
-    """The request body's size in bytes (what the journal's byte bound counts)."""
+_JOURNAL_TEXT = 16_384
+
+
+def journal_body(raw: bytes) -> Any:
+    """A rejected request's body for the journal: its JSON when it has any, else its text (the
+    start of it: a refused upload of megabytes is not kept whole)."""
+    try:
+        return parse_json_body(raw)
+    except APIError:
+        text = raw[:_JOURNAL_TEXT].decode("utf-8", "replace")
+        return text if len(raw) <= _JOURNAL_TEXT else f"{text}... ({len(raw)} bytes)"
+
+
+def found_empty(_: str) -> tuple[dict[str, Any], ...]:
+    """A lookup for parsing a request again where its stored responses are not at hand: any
+    response it names counts as found and empty."""
+    return ()
+
+
+def reply_summary(
+    choice: Choice, prompt: int, completion: int, reasoning: int, cached: int, env: Envelope | None
+) -> dict[str, Any]:
+    """What the mock answered (its first choice), protocol-neutral, as the journal shows it
+    (``env`` names the tool calls; None when there are none)."""
+    return {
+        "content": choice.content,
+        "reasoning": choice.reasoning,
+        "refusal": choice.refusal,
+        "tool_calls": [
+            {"id": env.call_id(i, 0, k), "name": n, "arguments": a}
+            for k, (i, n, a) in enumerate(choice.tool_calls)
+            if env is not None
+        ],
+        "finish_reason": choice.finish_reason,
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "reasoning_tokens": reasoning,
+            "cached_tokens": cached,
+            "total_tokens": prompt + completion,
+        },
+    }
+
+
+def _packed(headers: Mapping[str, str] | str) -> Mapping[str, str] | str:
+    """The headers as one string, ``name:value`` lines: one object kept instead of a multidict
+    and its two strings per header. A name holds no ``:``; a value that holds a newline (which
+    HTTP does not allow) leaves them as they are."""
+    if not headers or isinstance(headers, str):
+        return headers
+    text = "\n".join(map(":".join, headers.items()))
+    return text if text.count("\n") == len(headers) - 1 else headers
+
+
+def _unpacked(text: str) -> CIMultiDictProxy[str]:
+    """``_packed`` undone: the multidict the request came with (case-insensitive, repeats kept)."""
+    pairs = (line.partition(":") for line in text.split("\n"))
+    return CIMultiDictProxy(CIMultiDict((name, value) for name, _, value in pairs))
+
+
+class Entry:
+    """One request as the journal keeps it.
+
+    Kept compact (``compact``, when the journal takes it): the request's bytes, its headers as
+    one string and scalars. A journal of a thousand entries otherwise holds some 35 objects
+    per request (the parsed body, the ``Request``, the headers' multidict, the reply summary)
+    that are freed and reused cold, which cost ~10% of a request's CPU time. ``body``,
+    ``request``, ``reply``, ``headers`` and ``extra`` are built when first read, then kept;
+    what they show is what the request path saw.
+    """
+
+    __slots__ = (
+        "_answer", "_body", "_described", "_extra", "_headers", "_raw", "_reply", "_request",
+        "_source", "_stream", "_target", "adjusted", "api", "duration_ms", "method", "outcome",
+        "path", "request_id", "scenario", "seq", "size", "status", "step", "time", "unmatched",
+        "worker",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        seq: int,
+        time: float,
+        method: str,
+        path: str,
+        request_id: str,
+        raw_headers: Mapping[str, str],
+        body: Any = None,
+        scenario: str | None = None,
+        step: int | None = None,
+        unmatched: str | None = None,
+        adjusted: tuple[str, ...] = (),
+        status: int = 0,
+        outcome: str = "ok",
+        duration_ms: float = 0.0,
+        extra: dict[str, Any] | None = None,
+        api: str = "chat",
+        reply: dict[str, Any] | None = None,
+        request: Request | None = None,
+        worker: int | None = None,
+        size: int = 0,
+    ) -> None:
+        self.seq = seq
+        self.time = time
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+        self._headers: Mapping[str, str] | str = raw_headers
+        self._body = body
+        self.scenario = scenario
+        self.step = step
+        self.unmatched = unmatched
+        self.adjusted = adjusted
+        self.status = status
+        self.outcome = outcome
+        self.duration_ms = duration_ms
+        self._extra = extra
+        self.api = api
+        """Which protocol the request spoke: chat, responses, messages, gemini, embeddings..."""
+        self._reply = reply
+        self._request = request
+        self.worker = worker
+        """Which process answered (``--workers``, replicas on one ``--state``); None for one."""
+        self.size = size
+        """The request body's size in bytes (what the journal's byte bound counts)."""
+        self._raw: bytes | None = None
+        """The request's bytes, while ``body`` and ``request`` can be built from them."""
+        self._source: Protocol | None = None
+        """The protocol that parsed ``_raw``; None for a body that was not parsed."""
+        self._target: Target | None = None
+        self._stream = False
+        self._answer: tuple[Any, ...] | None = None
+        """What ``reply`` is made from, until it is read (``reply_summary``'s arguments)."""
+        self._described: dict[str, Any] | None = None
+
+    # The request path's side: what it hands over, as cheaply as it can.
+
+    def parsed(self, request: Request, raw: bytes, protocol: Protocol, target: Target) -> None:
+        """The request parsed from ``raw`` by ``protocol``: ``compact`` can drop it, for
+        reading it parses ``raw`` again."""
+        self._request = request
+        self._body = request.body
+        self._raw = raw
+        self._source = protocol
+        if target.query:  # a URL with a query string (Gemini's ``?alt=sse``): kept as it came
+            self._target = target
+
+    def rejected(self, raw: bytes) -> None:
+        """The request was refused before it parsed: its body as it came (``journal_body``)."""
+        if self._body is None and self._request is None:
+            self._raw = raw
+            self._source = None
+
+    def answered(self, choices: tuple[Choice, ...], used: Usage, env: Envelope) -> None:
+        """The reply rendered: its summary is made from these when ``reply`` is read."""
+        c = choices[0]
+        self._reply = self._described = None
+        self._answer = (c, used.prompt, used.completion, used.reasoning, used.cached,
+                        env if c.tool_calls else None)  # fmt: skip
+
+    def describe(self, described: dict[str, Any]) -> None:
+        """What the protocol adds to the reply's summary (``Protocol.reply_summary``)."""
+        if self._answer is None and self._reply is not None:
+            self._reply.update(described)
+        elif self._described is None:
+            self._described = described
+        else:
+            self._described.update(described)
+
+    def compact(self) -> Entry:
+        """Drop what can be built again when read (the journal keeps the entry from now on).
+
+        A request parsed with the help of stored responses (``previous_response_id``) keeps
+        its parsed form: the store may not have them when the entry is read."""
+        request = self._request
+        if self._raw is not None and request is not None:
+            if request.context:
+                self._raw = None
+            else:
+                self._stream = request.stream
+                self._request = self._body = None
+        self._headers = _packed(self._headers)
+        return self
+
+    # The readers' side: built on first read, then kept.
+
+    def _build(self) -> None:
+        raw, protocol = self._raw, self._source
+        assert raw is not None
+        self._raw = None
+        if protocol is None:
+            self._body = journal_body(raw)
+            return
+        target = self._target or Target(self.path)
+        try:
+            request = protocol.parse(raw, self.raw_headers, found_empty, target)
+        except APIError:  # it parsed once; a parser that stops agreeing shows the bytes
+            self._body = journal_body(raw)
+            return
+        self._request = request
+        self._body = request.body
+
+    @property
+    def body(self) -> Any:
+        """The request body as parsed JSON (as sent, for a request that did not parse)."""
+        if self._raw is not None and self._body is None:
+            self._build()
+        return self._body
+
+    @body.setter
+    def body(self, value: Any) -> None:
+        self._body = value
+        self._raw = None
+
+    @property
+    def request(self) -> Request | None:
+        """The neutral request; None for a request that did not parse."""
+        if self._raw is not None and self._body is None:
+            self._build()
+        return self._request
+
+    @request.setter
+    def request(self, value: Request | None) -> None:
+        self._request = value
+        self._raw = None
+
+    @property
+    def stream(self) -> bool:
+        """Whether the request asked for a stream (known without parsing it again)."""
+        request = self._request
+        return request.stream if request is not None else self._stream
+
+    @property
+    def reply(self) -> dict[str, Any] | None:
+        """What the mock answered, protocol-neutral: ``{"content", "reasoning", "refusal",
+        "tool_calls": [{"id", "name", "arguments"}], "finish_reason", "usage"}`` or
+        ``{"error": {...}}``."""
+        if self._answer is not None:
+            self._reply = reply_summary(*self._answer)
+            self._answer = None
+            if self._described is not None:
+                self._reply.update(self._described)
+                self._described = None
+        return self._reply
+
+    @reply.setter
+    def reply(self, value: dict[str, Any] | None) -> None:
+        self._reply = value
+        self._answer = self._described = None
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """More, when it applies: ``delays`` of a stream, ``prompt_cache``, ``recording``."""
+        if self._extra is None:
+            self._extra = {}
+        return self._extra
+
+    @extra.setter
+    def extra(self, value: dict[str, Any]) -> None:
+        self._extra = value
+
+    @property
+    def raw_headers(self) -> Mapping[str, str]:
+        """The request's headers as they came (credentials included)."""
+        headers = self._headers
+        if isinstance(headers, str):
+            headers = self._headers = _unpacked(headers)
+        return headers
 
     @property
     def headers(self) -> dict[str, str]:
@@ -60,37 +306,40 @@ class Entry:
     @property
     def messages(self) -> list[dict[str, Any]]:
         """The conversation as the matcher saw it (chat-shaped, whatever the protocol)."""
-        if self.request is not None:
-            return self.request.messages
+        request = self.request
+        if request is not None:
+            return request.messages
         body = self.body
         return body.get("messages", []) if isinstance(body, dict) else []
 
     @property
     def last_user(self) -> str:
         """The text of the last user message ("" for a request that was not valid)."""
-        return self.request.last_user if self.request else ""
+        request = self.request
+        return request.last_user if request else ""
 
     @property
     def tool_names(self) -> list[str]:
-        return self.request.tool_names if self.request else []
+        request = self.request
+        return request.tool_names if request else []
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _HIDDEN}
+        out = {name: getattr(self, name) for name in _SHOWN}
         out["headers"] = self.headers
         out["adjusted"] = list(self.adjusted)
         return out
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _SHOWN)
+        return f"Entry({shown})"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], request: Request | None = None) -> Entry:
         """An entry back from ``to_dict`` (as a shared journal keeps it), headers redacted;
         ``request`` is its body parsed again, when it parses."""
-        known = {f.name for f in fields(cls)} - _HIDDEN
-        values = {k: v for k, v in data.items() if k in known}
+        values = {k: v for k, v in data.items() if k in _FROM_DICT}
         values["adjusted"] = tuple(data.get("adjusted") or ())
         return cls(raw_headers=dict(data.get("headers") or {}), request=request, **values)
-
-
-_HIDDEN = frozenset({"raw_headers", "request", "size"})
 
 
 Recorded = tuple[int, Entry | None]
@@ -227,4 +476,7 @@ class Kept(Generic[T]):
 
 
 class Journal(Kept[Entry]):
-    """A process's journal: its requests as ``Entry`` objects."""
+    """A process's journal: its requests as ``Entry`` objects, kept compact."""
+
+    def record(self, entry: Entry, weight: int = 0) -> int:
+        return super().record(entry.compact(), weight)
