@@ -12,8 +12,6 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from multidict import CIMultiDict, CIMultiDictProxy
-
 from ..core.errors import APIError
 from ..core.request import Request, parse_json_body
 from ..core.secrets import redact_headers
@@ -74,38 +72,23 @@ def reply_summary(
     }
 
 
-def _packed(headers: Mapping[str, str] | str) -> Mapping[str, str] | str:
-    """The headers as one string, ``name:value`` lines: one object kept instead of a multidict
-    and its two strings per header. A name holds no ``:``; a value that holds a newline (which
-    HTTP does not allow) leaves them as they are."""
-    if not headers or isinstance(headers, str):
-        return headers
-    text = "\n".join(map(":".join, headers.items()))
-    return text if text.count("\n") == len(headers) - 1 else headers
-
-
-def _unpacked(text: str) -> CIMultiDictProxy[str]:
-    """``_packed`` undone: the multidict the request came with (case-insensitive, repeats kept)."""
-    pairs = (line.partition(":") for line in text.split("\n"))
-    return CIMultiDictProxy(CIMultiDict((name, value) for name, _, value in pairs))
-
-
 class Entry:
     """One request as the journal keeps it.
 
-    Kept compact (``compact``, when the journal takes it): the request's bytes, its headers as
-    one string and scalars. A journal of a thousand entries otherwise holds some 35 objects
-    per request (the parsed body, the ``Request``, the headers' multidict, the reply summary)
-    that are freed and reused cold, which cost ~10% of a request's CPU time. ``body``,
-    ``request``, ``reply``, ``headers`` and ``extra`` are built when first read, then kept;
-    what they show is what the request path saw.
+    Kept compact (``compact``, when the store takes it): the request's bytes, its headers as
+    aiohttp read them, and scalars. A journal of a thousand entries otherwise holds some 35
+    objects per request (the parsed body, the ``Request``, the reply summary, ``extra``)
+    that are freed and reused cold, which costs ~10% of a request's CPU time. ``body``,
+    ``request``, ``reply`` and ``extra`` are built when first read, then kept; what they
+    show is what the request path saw. (The headers are kept as they came: making them one
+    string cost more instructions than keeping the multidict saved.)
     """
 
     __slots__ = (
-        "_answer", "_body", "_described", "_extra", "_headers", "_raw", "_reply", "_request",
-        "_source", "_stream", "_target", "adjusted", "api", "duration_ms", "method", "outcome",
-        "path", "request_id", "scenario", "seq", "size", "status", "step", "time", "unmatched",
-        "worker",
+        "_answer", "_body", "_described", "_extra", "_raw", "_reply", "_request", "_source",
+        "_stream", "_target", "adjusted", "api", "duration_ms", "method", "outcome", "path",
+        "raw_headers", "request_id", "scenario", "seq", "size", "status", "step", "time",
+        "unmatched", "worker",
     )  # fmt: skip
 
     def __init__(
@@ -136,7 +119,8 @@ class Entry:
         self.method = method
         self.path = path
         self.request_id = request_id
-        self._headers: Mapping[str, str] | str = raw_headers
+        self.raw_headers = raw_headers
+        """The request's headers as they came (credentials included)."""
         self._body = body
         self.scenario = scenario
         self.step = step
@@ -210,7 +194,6 @@ class Entry:
             else:
                 self._stream = request.stream
                 self._request = self._body = None
-        self._headers = _packed(self._headers)
         return self
 
     # The readers' side: built on first read, then kept.
@@ -289,14 +272,6 @@ class Entry:
     @extra.setter
     def extra(self, value: dict[str, Any]) -> None:
         self._extra = value
-
-    @property
-    def raw_headers(self) -> Mapping[str, str]:
-        """The request's headers as they came (credentials included)."""
-        headers = self._headers
-        if isinstance(headers, str):
-            headers = self._headers = _unpacked(headers)
-        return headers
 
     @property
     def headers(self) -> dict[str, str]:
@@ -476,7 +451,4 @@ class Kept(Generic[T]):
 
 
 class Journal(Kept[Entry]):
-    """A process's journal: its requests as ``Entry`` objects, kept compact."""
-
-    def record(self, entry: Entry, weight: int = 0) -> int:
-        return super().record(entry.compact(), weight)
+    """A process's journal: its requests as ``Entry`` objects (``LocalStore`` compacts them)."""

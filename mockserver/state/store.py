@@ -230,7 +230,7 @@ class LocalStore(Store):
         return self.prompt_cache.exchange(ask, write, now)
 
     async def record(self, entry: Entry) -> None:
-        self._journal.record(entry, entry.size)
+        self._journal.record(entry.compact(), entry.size)
 
     async def journal(self) -> list[Entry]:
         return self._journal.entries
