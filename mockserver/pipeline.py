@@ -290,12 +290,10 @@ class Pipeline:
 
     def _replay(self, memo: Memo, entry: Entry) -> web.Response:
         """The answer to a request seen before, byte for byte, journalled like the first."""
-        entry.body = memo.request.body
-        entry.request = memo.request
+        entry.replayed(memo.request, memo.reply)
         entry.scenario = memo.scenario
         entry.step = 0
         entry.adjusted = memo.adjusted
-        entry.reply = memo.reply
         entry.status = 200
         headers = {**memo.headers, **self.protocol.headers(entry.request_id)}
         return web.Response(body=memo.body, headers=headers)

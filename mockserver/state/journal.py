@@ -8,6 +8,7 @@ buffer that ``record`` fills without waiting, so a slow viewer never slows a req
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
@@ -160,6 +161,13 @@ class Entry:
         if target.query:  # a URL with a query string (Gemini's ``?alt=sse``): kept as it came
             self._target = target
 
+    def replayed(self, request: Request, reply: dict[str, Any] | None) -> None:
+        """A memo hit: the first such request's parsed form and reply summary, shared with the
+        memo (kept as they are: they cost this entry nothing)."""
+        self._request = request
+        self._body = request.body
+        self._reply = reply
+
     def rejected(self, raw: bytes) -> None:
         """The request was refused before it parsed: its body as it came (``journal_body``)."""
         if self._body is None and self._request is None:
@@ -199,20 +207,19 @@ class Entry:
     # The readers' side: built on first read, then kept.
 
     def _build(self) -> None:
+        """``body`` and ``request`` from the bytes. Set in this order, ``_raw`` last, so that
+        a reader on another thread (a test reading while the inspector does) sees either the
+        bytes or the whole view; at worst two readers both parse, to equal views."""
         raw, protocol = self._raw, self._source
         assert raw is not None
-        self._raw = None
-        if protocol is None:
-            self._body = journal_body(raw)
-            return
-        target = self._target or Target(self.path)
-        try:
-            request = protocol.parse(raw, self.raw_headers, found_empty, target)
-        except APIError:  # it parsed once; a parser that stops agreeing shows the bytes
-            self._body = journal_body(raw)
-            return
+        request = None
+        if protocol is not None:
+            target = self._target or Target(self.path)
+            with contextlib.suppress(APIError):  # it parsed once; were it not to, the bytes
+                request = protocol.parse(raw, self.raw_headers, found_empty, target)
         self._request = request
-        self._body = request.body
+        self._body = request.body if request is not None else journal_body(raw)
+        self._raw = None
 
     @property
     def body(self) -> Any:
@@ -249,12 +256,13 @@ class Entry:
         """What the mock answered, protocol-neutral: ``{"content", "reasoning", "refusal",
         "tool_calls": [{"id", "name", "arguments"}], "finish_reason", "usage"}`` or
         ``{"error": {...}}``."""
-        if self._answer is not None:
-            self._reply = reply_summary(*self._answer)
-            self._answer = None
+        answer = self._answer
+        if answer is not None:  # made whole before it is shown (see ``_build``)
+            reply = reply_summary(*answer)
             if self._described is not None:
-                self._reply.update(self._described)
-                self._described = None
+                reply.update(self._described)
+            self._reply = reply
+            self._answer = self._described = None
         return self._reply
 
     @reply.setter
