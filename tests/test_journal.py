@@ -342,6 +342,7 @@ def test_every_reader_sees_what_the_request_path_built(
     mine = httpx.get(f"{url}/_mock/journal").json()["entries"]
     theirs = httpx.get(f"{shared.url}/_mock/journal").json()["entries"]
     assert [s.status for s in sent] == [s.status for s in again]
+    assert shared.journal == shared.journal  # read back twice: new objects, equal
     for a, b in zip(mine, theirs, strict=True):
         for varies in ("request_id", "duration_ms", "seq"):  # each server numbers its own
             a.pop(varies), b.pop(varies)

@@ -40,7 +40,7 @@ from ..scenarios.matching import (
 )
 from ..scenarios.ratelimit import RateLimit, Ticket, _refusal, _Window
 from ..scenarios.scenario import Scenario
-from .journal import Entry, Subscribers
+from .journal import Entry, Subscribers, found_empty
 from .store import Feed, Host, Store
 from .tables import Snapshot, Tables, Window, resume_after
 
@@ -168,10 +168,6 @@ class SharedTicket(Ticket):
     def __init__(self, limit: RateLimit, window: _Window, now: float, slot: str) -> None:
         super().__init__(limit, window, now)
         self.slot = slot
-
-
-def _never_stored(_: str) -> tuple[dict[str, Any], ...]:
-    return ()
 
 
 class SharedStore(Store):
@@ -330,7 +326,7 @@ class SharedStore(Store):
         if protocol is not None and item.get("body") is not None:
             raw = json.dumps(item["body"]).encode()
             with contextlib.suppress(APIError):
-                request = protocol.parse(raw, item.get("headers") or {}, _never_stored)
+                request = protocol.parse(raw, item.get("headers") or {}, found_empty)
         return Entry.from_dict(item, request)
 
     async def journal(self) -> list[Entry]:
