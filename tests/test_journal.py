@@ -387,3 +387,22 @@ def test_a_follow_up_keeps_the_turns_it_was_parsed_with(observed: Observed) -> N
     _, eager = observed.snapshots[-1]
     assert eager is not None
     assert neutral(entry.request) == neutral(eager)
+
+
+@pytest.mark.parametrize("size", [100, 20_000])
+def test_a_refused_body_shows_as_it_came(observed: Observed, size: int) -> None:
+    """A body refused before it parsed shows as its text, the start of a large one only (that
+    one is cut when refused, not kept whole until read)."""
+    url = observed.server.url
+    httpx.post(f"{url}/_mock/reset")
+    raw = ("x" * size).encode()
+    got = httpx.post(f"{url}/v1/chat/completions", content=raw)
+    assert got.status_code == 401
+    entry = observed.server.journal[-1]
+    if size > 16_384:
+        assert entry._raw is None
+        assert entry.body == "x" * 16_384 + f"... ({size} bytes)"
+    else:
+        assert entry._raw == raw  # kept as bytes until read
+        assert entry.body == "x" * size
+    assert entry.to_dict() == observed.snapshots[-1][0]

@@ -169,10 +169,14 @@ class Entry:
         self._reply = reply
 
     def rejected(self, raw: bytes) -> None:
-        """The request was refused before it parsed: its body as it came (``journal_body``)."""
+        """The request was refused before it parsed: its body as it came (``journal_body``),
+        made now from a large one, which is not kept whole."""
         if self._body is None and self._request is None:
-            self._raw = raw
-            self._source = None
+            if len(raw) > _JOURNAL_TEXT:
+                self._body = journal_body(raw)
+            else:
+                self._raw = raw
+                self._source = None
 
     def answered(self, choices: tuple[Choice, ...], used: Usage, env: Envelope) -> None:
         """The reply rendered: its summary is made from these when ``reply`` is read."""
