@@ -315,7 +315,7 @@ def read_all(watched: Observed, sent: list[Sent], follow: Events, logged: int) -
 
 
 SERVER_TESTS = settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
