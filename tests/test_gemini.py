@@ -511,6 +511,20 @@ async def test_pydantic_ai_google_model(server: MockServer, client: genai.Client
     assert [e.scenario for e in journal[-2:]] == ["ask-tool", "answer-tool"]
 
 
+def test_a_shared_journal_reads_a_gemini_entry_with_its_url() -> None:
+    """With ``--workers`` or Redis an entry is read back from the shared journal and parsed
+    again: a Gemini one with its path (the model) and query (``alt=sse``)."""
+    from mockserver.state.shared import LocalBackend, SharedStore
+
+    with MockServer(SCENARIOS, options=Options(speed=0), store=SharedStore(LocalBackend())) as mock:
+        url = f"{mock.url}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+        assert httpx.post(url, json=body, headers={"x-goog-api-key": KEY}).status_code == 200
+        seq = mock.journal[-1].seq
+        shown = httpx.get(f"{mock.url}/_mock/journal/{seq}").json()
+    assert (shown["model"], shown["last_user"]) == ("gemini-2.5-flash", "hi")
+
+
 def test_explain_knows_the_gemini_routes(server: MockServer, client: genai.Client) -> None:
     """``/_mock/explain`` re-reads a journalled Gemini request (its model is in its path), and
     takes a body with the path given or with ``model`` in it."""

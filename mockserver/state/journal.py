@@ -12,11 +12,12 @@ import contextlib
 from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qsl
 
 from ..core.errors import APIError
 from ..core.request import Request, parse_json_body
 from ..core.secrets import redact_headers
-from ..protocols import Protocol, Target
+from ..protocols import NO_QUERY, Protocol, Target
 from ..scenarios.render import Choice, Envelope, Usage
 
 T = TypeVar("T")
@@ -218,7 +219,7 @@ class Entry:
         assert raw is not None
         request = None
         if protocol is not None:
-            target = self._target or Target(self.path)
+            target = self._target or target_of(self.path)
             with contextlib.suppress(APIError):  # it parsed once; were it not to, the bytes
                 request = protocol.parse(raw, self.raw_headers, found_empty, target)
         self._request = request
@@ -336,6 +337,13 @@ class Entry:
         values = {k: v for k, v in data.items() if k in _FROM_DICT}
         values["adjusted"] = tuple(data.get("adjusted") or ())
         return cls(raw_headers=dict(data.get("headers") or {}), request=request, **values)
+
+
+def target_of(path: str) -> Target:
+    """The URL a journalled path stands for (Gemini reads its model and method in the path,
+    the stream's framing in the query; a credential there was redacted, which none reads)."""
+    path, _, query = path.partition("?")
+    return Target(path, dict(parse_qsl(query)) if query else NO_QUERY)
 
 
 Recorded = tuple[int, Entry | None]

@@ -40,7 +40,7 @@ from ..scenarios.matching import (
 )
 from ..scenarios.ratelimit import RateLimit, Ticket, _refusal, _Window
 from ..scenarios.scenario import Scenario
-from .journal import Entry, Subscribers, found_empty
+from .journal import Entry, Subscribers, found_empty, target_of
 from .store import Feed, Host, Store
 from .tables import Snapshot, Tables, Window, resume_after
 
@@ -326,7 +326,8 @@ class SharedStore(Store):
         if protocol is not None and item.get("body") is not None:
             raw = json.dumps(item["body"]).encode()
             with contextlib.suppress(APIError):
-                request = protocol.parse(raw, item.get("headers") or {}, found_empty)
+                target = target_of(item.get("path") or "")
+                request = protocol.parse(raw, item.get("headers") or {}, found_empty, target)
         return Entry.from_dict(item, request)
 
     async def journal(self) -> list[Entry]:
