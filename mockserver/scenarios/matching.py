@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core.errors import APIError
 from ..core.request import Request, field_at, message_text
@@ -373,18 +373,19 @@ class Resolution:
     """True when the same request would get the same answer again: no sequence involved."""
 
 
-def _index_key(scenario: Scenario) -> tuple[str, str] | None:
+def _index_key(scenario: Scenario) -> tuple[str, str, Condition | None] | None:
     """What indexes the scenario: its exact ``last_user``, or a text its ``last_user`` must
-    contain (a ``contains`` value, or the longest plain run of a ``regex``)."""
+    contain (a ``contains`` value, or the longest plain run of a ``regex``); and the condition
+    a hit proves (None for a regex: its run is only a prefilter)."""
     for cond in scenario.conditions:
         if not (isinstance(cond, TextIs) and cond.field == "last_user"):
             continue
         op, value = cond.match.op, cond.match.value
         if op == "exact" or (op == "contains" and value):
-            return op, value
+            return op, value, cond
         literal = required_literal(value) if op == "regex" else None
         if literal:
-            return "contains", literal
+            return "contains", literal, None
     return None
 
 
@@ -409,7 +410,18 @@ def required_literal(pattern: str, shortest: int = 3) -> str | None:
     return best if len(best) >= shortest else None
 
 
-Ranked = list[tuple[int, Scenario]]
+class Candidate(NamedTuple):
+    """A scenario as an index holds it, with what is known of it at load time."""
+
+    rank: int
+    scenario: Scenario
+    conditions: tuple[Condition, ...]
+    """Its conditions less the one the index proved when it found the scenario."""
+    stateless: bool
+    """One step, repeated: no sequence position to keep (``_stateless``)."""
+
+
+Ranked = list[Candidate]
 
 
 class Substrings:
@@ -467,15 +479,23 @@ class _Index:
         self.scanned: Ranked = []
         for rank, scenario in ranked:
             key = _index_key(scenario)
+            stateless = _stateless(scenario)
             if key is None:
-                self.scanned.append((rank, scenario))
-            else:
-                table = self.exact if key[0] == "exact" else self.contains
-                table.setdefault(key[1], []).append((rank, scenario))
+                self.scanned.append(Candidate(rank, scenario, scenario.conditions, stateless))
+                continue
+            op, text, proved = key
+            rest = tuple(c for c in scenario.conditions if c is not proved)
+            table = self.exact if op == "exact" else self.contains
+            table.setdefault(text, []).append(Candidate(rank, scenario, rest, stateless))
         self.substrings = Substrings(self.contains) if self.contains else None
+        self.reads_text = bool(self.exact or self.contains)
+        """Whether finding candidates reads the request's ``last_user`` at all."""
 
-    def candidates(self, text: str) -> Iterable[tuple[int, Scenario]]:
+    def candidates(self, request: Request) -> Iterable[Candidate]:
         """The scenarios that could match, in rank order: indexed hits and the unindexed."""
+        if not self.reads_text:
+            return self.scanned
+        text = request.last_user
         groups = [self.scanned] if self.scanned else []
         exact = self.exact.get(text)
         if exact:
@@ -484,7 +504,7 @@ class _Index:
             groups.extend(self.contains[hit] for hit in self.substrings.search(text))
         if len(groups) == 1:
             return groups[0]
-        return heapq.merge(*groups, key=lambda p: p[0])
+        return heapq.merge(*groups, key=lambda c: c.rank)
 
 
 class ScenarioSet:
@@ -531,10 +551,10 @@ class ScenarioSet:
     def reset(self) -> None:
         self._positions.clear()
 
-    def _candidates(self, request: Request) -> Iterable[tuple[int, Scenario]]:
+    def candidates(self, request: Request) -> Iterable[Candidate]:
         """The scenarios that could match, in rank order, among those that can answer the
         request's protocol."""
-        return self._indexes.get(request.api, self._every).candidates(request.last_user)
+        return self._indexes.get(request.api, self._every).candidates(request)
 
     def fallback_for(self, request: Request) -> Scenario | None:
         """What answers a request no scenario matches (``--unmatched default``), if its reply
@@ -543,14 +563,15 @@ class ScenarioSet:
 
     def resolve(self, request: Request) -> Resolution:
         passed_over = False  # a used-up sequence let a later scenario answer
-        for _, scenario in self._candidates(request):
-            captures = _check_all(scenario, request)
+        for _, scenario, conditions, stateless in self.candidates(request):
+            captures = check_all(conditions, request)
             if captures is None:
                 continue
+            if stateless:
+                return Resolution(scenario, scenario.steps[0], 0, captures, not passed_over)
             step = self._advance(scenario, request)
             if step is not None:
-                stateless = _stateless(scenario) and not passed_over
-                return Resolution(scenario, scenario.steps[step], step, captures, stateless)
+                return Resolution(scenario, scenario.steps[step], step, captures, False)
             passed_over = True
         fallback = self.fallback_for(request)
         if fallback is not None:
@@ -558,8 +579,6 @@ class ScenarioSet:
         raise self.no_match(request)
 
     def _advance(self, scenario: Scenario, request: Request) -> int | None:
-        if _stateless(scenario):
-            return 0
         key = (scenario, conversation(scenario, request))
         seen = self._positions.get(key, 0)
         if not seen and len(self._positions) >= _CONVERSATIONS:
@@ -755,9 +774,10 @@ def _model_names(scenarios: Iterable[Scenario]) -> list[str]:
     return sorted(names)
 
 
-def _check_all(scenario: Scenario, request: Request) -> Captures | None:
+def check_all(conditions: tuple[Condition, ...], request: Request) -> Captures | None:
+    """The captures of conditions that all hold (empty without a regex), else None."""
     captures: dict[str, str] | None = None
-    for cond in scenario.conditions:
+    for cond in conditions:
         found = cond.check(request)
         if found is None:
             return None
