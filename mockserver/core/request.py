@@ -10,7 +10,7 @@ so the commonest request costs no conversion.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -84,9 +84,12 @@ class Request:
         """The matcher's index, its conditions and templates all read it."""
         text = self._last_user
         if text is None:
-            text = self._last_user = next(
-                (message_text(m) for m in reversed(self.messages) if m["role"] == "user"), ""
-            )
+            text = ""
+            for message in reversed(self.messages):  # a loop: ``next(genexpr)`` costs more
+                if message["role"] == "user":
+                    text = message_text(message)
+                    break
+            self._last_user = text
         return text
 
     @property
@@ -143,7 +146,9 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_SCAN = json.JSONDecoder(parse_constant=_no_constants).scan_once
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(
+    parse_constant=_no_constants
+).scan_once  # type: ignore[attr-defined]  # set by __init__: the C scanner
 """The C scanner, called directly: ``JSONDecoder.decode`` around it costs as much as
 scanning a small body (two regex matches and two Python calls)."""
 _SPACE = " \t\n\r"  # JSON's whitespace, not ``str.isspace``'s

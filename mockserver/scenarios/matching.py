@@ -501,7 +501,8 @@ class _Index:
         if exact:
             groups.append(exact)
         if self.substrings is not None:
-            groups.extend(self.contains[hit] for hit in self.substrings.search(text))
+            for hit in self.substrings.search(text):
+                groups.append(self.contains[hit])
         if len(groups) == 1:
             return groups[0]
         return heapq.merge(*groups, key=lambda c: c.rank)
