@@ -378,3 +378,36 @@ def test_a_malformed_body_gets_the_same_4xx_through_the_scanner(body: Any, pad: 
             assert lean[:2] == ("error", 400)
         else:
             assert lean == _outcome(parse, json.dumps(plain).encode(), *args)
+
+
+chat_turns = st.lists(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant", "system", "tool", "x"]) | json_values},
+        optional={
+            "content": small_text
+            | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": small_text}))
+            | json_values,
+            "name": small_text,
+        },
+    ),
+    max_size=3,
+)
+PLAIN_BODIES = {
+    "chat": (parse_chat, (), {"model": "gpt-4"}, "messages", "user"),
+    "messages": (parse_messages, (lambda _: None,), {"model": "c", "max_tokens": 9},
+                 "messages", "metadata"),
+    "responses": (parse_responses, (lambda _: None,), {"model": "gpt-4"}, "input", "user"),
+}  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(PLAIN_BODIES)), chat_turns | json_values, st.none() | json_values)
+def test_a_plain_body_parses_as_the_full_checks_parse_it(api: str, turns: Any, stream: Any) -> None:
+    """A body of only the commonest parameters skips the checks of the others: it parses as
+    the same body with one more parameter (one nobody reads) does through every check."""
+    parse, args, base, key, unread = PLAIN_BODIES[api]
+    body = {**base, key: turns} if stream is None else {**base, key: turns, "stream": stream}
+    unread_value = {} if unread == "metadata" else "someone"
+    plain = _outcome(parse, json.dumps(body).encode(), *args)
+    full = _outcome(parse, json.dumps({**body, unread: unread_value}).encode(), *args)
+    assert plain == full

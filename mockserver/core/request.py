@@ -27,7 +27,7 @@ them, sees what the real API sends."""
 NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     """A validated request. ``body`` is the JSON as sent, unknown keys included.
 
