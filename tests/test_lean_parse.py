@@ -168,17 +168,48 @@ gemini_bodies = st.fixed_dictionaries(
     },
 )
 GEMINI = Target("/v1beta/models/gemini-2.5-flash:generateContent")
+valid_parts = st.lists(
+    st.builds(lambda t: {"text": t}, st.text(max_size=8))
+    | st.builds(lambda t, b: {"text": t, "thought": b}, st.text(max_size=8), st.booleans())
+    | st.just({"functionCall": {"name": "f", "args": {"a": 1}}})
+    | st.just({"functionResponse": {"name": "f", "response": {"result": "r"}}}),
+    min_size=1,
+    max_size=3,
+)
+valid_gemini_bodies = st.builds(
+    lambda turns, config: {"contents": turns, **config},
+    st.lists(
+        st.fixed_dictionaries({"parts": valid_parts}, optional={"role": st.just("model")}),
+        min_size=1,
+        max_size=3,
+    ),
+    st.just({}) | st.builds(lambda c: {"generationConfig": c}, gemini_config),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(gemini_bodies)
+@given(gemini_bodies | valid_gemini_bodies)
 def test_gemini_reads_what_checking_every_kind_of_every_field_reads(body: Any) -> None:
-    raw = json.dumps(body).encode()
-    lean = _outcome(parse_gemini, raw, GEMINI)
+    """The plain side checks every kind, and every field of a part: an unread key in each
+    part keeps it off the text-only shortcut."""
+    lean = _outcome(parse_gemini, json.dumps(body).encode(), GEMINI)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(gemini_module, "_typed", _typed_every_kind)
-        plain = _outcome(parse_gemini, raw, GEMINI)
+        plain = _outcome(parse_gemini, json.dumps(_unread_in_parts(body)).encode(), GEMINI)
     assert lean == plain
+
+
+def _unread_in_parts(body: Any) -> Any:
+    contents = body.get("contents")
+    if not isinstance(contents, list):
+        return body
+    padded = [
+        {**c, "parts": [{**p, "unread": 1} if isinstance(p, dict) else p for p in c["parts"]]}
+        if isinstance(c, dict) and isinstance(c.get("parts"), list)
+        else c
+        for c in contents
+    ]
+    return {**body, "contents": padded}
 
 
 @settings(max_examples=300, deadline=None)

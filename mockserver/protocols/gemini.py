@@ -194,6 +194,8 @@ def _part(part: dict[str, Any], at: str) -> tuple[str | None, Any, Any]:
     Google takes one of them a part (``data`` is a oneof); the mock reads the first it finds,
     in that order, rather than refuse a part that sets two."""
     text = _typed(part, "text", "string", at)
+    if len(part) == 1 and text is not None:  # the commonest part, its text alone: no other
+        return text, None, None
     call = _typed(part, "functionCall", "object", at)
     if call is not None:
         _named(call, f"{at}function_call.")
