@@ -422,6 +422,18 @@ class Candidate(NamedTuple):
 
 
 Ranked = list[Candidate]
+Entry = tuple[tuple[str, str] | None, Candidate]
+"""A scenario's index key (``_index_key``) and its candidate: worked out once per scenario,
+shared by every index that holds it."""
+
+
+def _entry(rank: int, scenario: Scenario) -> Entry:
+    key = _index_key(scenario)
+    if key is None:
+        return None, Candidate(rank, scenario, scenario.conditions, _stateless(scenario))
+    op, text, proved = key
+    rest = tuple(c for c in scenario.conditions if c is not proved)
+    return (op, text), Candidate(rank, scenario, rest, _stateless(scenario))
 
 
 class Substrings:
@@ -473,20 +485,16 @@ class Substrings:
 class _Index:
     """Ranked scenarios indexed by their ``last_user`` condition (see the module's docstring)."""
 
-    def __init__(self, ranked: Iterable[tuple[int, Scenario]]) -> None:
+    def __init__(self, entries: Iterable[Entry]) -> None:
         self.exact: dict[str, Ranked] = {}
         self.contains: dict[str, Ranked] = {}
         self.scanned: Ranked = []
-        for rank, scenario in ranked:
-            key = _index_key(scenario)
-            stateless = _stateless(scenario)
+        for key, candidate in entries:
             if key is None:
-                self.scanned.append(Candidate(rank, scenario, scenario.conditions, stateless))
-                continue
-            op, text, proved = key
-            rest = tuple(c for c in scenario.conditions if c is not proved)
-            table = self.exact if op == "exact" else self.contains
-            table.setdefault(text, []).append(Candidate(rank, scenario, rest, stateless))
+                self.scanned.append(candidate)
+            else:
+                table = self.exact if key[0] == "exact" else self.contains
+                table.setdefault(key[1], []).append(candidate)
         self.substrings = Substrings(self.contains) if self.contains else None
         self.reads_text = bool(self.exact or self.contains)
         """Whether finding candidates reads the request's ``last_user`` at all."""
@@ -521,16 +529,15 @@ class ScenarioSet:
         ranked = sorted(enumerate(scenarios), key=lambda p: (-p[1].priority, p[0]))
         self.scenarios: list[Scenario] = [s for _, s in ranked]
         self.fallback = fallback
-        self._every = _Index(enumerate(self.scenarios))
+        entries = [_entry(rank, scenario) for rank, scenario in enumerate(self.scenarios)]
+        self._every = _Index(entries)
         built: dict[tuple[int, ...], _Index] = {(): self._every}
         self._indexes: dict[str, _Index] = {}
         for api in sorted(ALL_APIS):
             left_out = tuple(r for r, s in enumerate(self.scenarios) if api not in s.apis)
             if left_out not in built:  # protocols that leave out the same ones share an index
                 out = set(left_out)
-                built[left_out] = _Index(
-                    (r, s) for r, s in enumerate(self.scenarios) if r not in out
-                )
+                built[left_out] = _Index(e for e in entries if e[1].rank not in out)
             self._indexes[api] = built[left_out]
         self._fallbacks = {
             api: fallback if fallback is not None and api in fallback.apis else None
