@@ -190,8 +190,8 @@ valid_gemini_bodies = st.builds(
 @settings(max_examples=300, deadline=None)
 @given(gemini_bodies | valid_gemini_bodies)
 def test_gemini_reads_what_checking_every_kind_of_every_field_reads(body: Any) -> None:
-    """The plain side checks every kind, and every field of a part: an unread key in each
-    part keeps it off the text-only shortcut."""
+    """The plain side checks every kind, and every field of the body and of each part: an
+    unread key in each keeps it off the shortcuts for a plain body and a text-only part."""
     lean = _outcome(parse_gemini, json.dumps(body).encode(), GEMINI)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(gemini_module, "_typed", _typed_every_kind)
@@ -202,14 +202,14 @@ def test_gemini_reads_what_checking_every_kind_of_every_field_reads(body: Any) -
 def _unread_in_parts(body: Any) -> Any:
     contents = body.get("contents")
     if not isinstance(contents, list):
-        return body
+        return {**body, "unread": 1}
     padded = [
         {**c, "parts": [{**p, "unread": 1} if isinstance(p, dict) else p for p in c["parts"]]}
         if isinstance(c, dict) and isinstance(c.get("parts"), list)
         else c
         for c in contents
     ]
-    return {**body, "contents": padded}
+    return {**body, "contents": padded, "unread": 1}
 
 
 @settings(max_examples=300, deadline=None)

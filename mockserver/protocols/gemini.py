@@ -390,6 +390,10 @@ def locate(target: Target, body: Mapping[str, Any]) -> tuple[str, str]:
                    "/v1beta/models/{model}:generateContent.", "model")  # fmt: skip
 
 
+_PLAIN = frozenset({"contents", "systemInstruction"})
+"""A body that sets only these has been checked once they are: the rest are defaults."""
+
+
 def parse_gemini(raw: bytes, headers: Mapping[str, str], target: Target) -> Request:
     body = _body(raw)
     model, method = locate(target, body)
@@ -399,9 +403,15 @@ def parse_gemini(raw: bytes, headers: Mapping[str, str], target: Target) -> Requ
         request.body = body
         return request
     messages = _conversation(body)
+    stream = method == "streamGenerateContent"
+    sse = target.query.get("alt") == "sse"
+    if body.keys() <= _PLAIN:  # the commonest request: no other field to check or read
+        wire = {"method": method, "sse": sse, "thoughts": False}
+        return Request(api="gemini", body=body, model=model, messages=messages, stream=stream,
+                       headers=headers, wire=wire)  # fmt: skip
     params, fmt, thoughts = _generation(body)
     tools = _tools(body)
-    wire = {"method": method, "sse": target.query.get("alt") == "sse", "thoughts": thoughts}
+    wire = {"method": method, "sse": sse, "thoughts": thoughts}
     n = params.get("candidate_count", 1)
     if not 1 <= n <= MAX_N:
         raise _invalid(
@@ -414,7 +424,7 @@ def parse_gemini(raw: bytes, headers: Mapping[str, str], target: Target) -> Requ
         body=body,
         model=model,
         messages=messages,
-        stream=method == "streamGenerateContent",
+        stream=stream,
         n=n,
         headers=headers,
         tools=tools,
