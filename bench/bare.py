@@ -136,14 +136,36 @@ EMBEDDINGS_PLAIN = json.dumps(
 ).encode()
 
 
+GEMINI_TEXT = {"content": {"parts": [{"text": REPLY}], "role": "model"}, "index": 0}
+GEMINI_USAGE = {"promptTokenCount": 10, "candidatesTokenCount": 56, "totalTokenCount": 66}
+GEMINI_PLAIN = json.dumps(
+    {"candidates": [{**GEMINI_TEXT, "finishReason": "STOP"}], "usageMetadata": GEMINI_USAGE,
+     "modelVersion": "gemini-2.5-flash", "responseId": "bare"}
+).encode()  # fmt: skip
+GEMINI_EVENTS = [
+    f"data: {json.dumps(e)}\r\n\r\n".encode()
+    for e in [
+        *({"candidates": [{"content": {"parts": [{"text": c}], "role": "model"}, "index": 0}],
+           "modelVersion": "gemini-2.5-flash", "responseId": "bare"} for c in CHUNKS[:-1]),
+        {"candidates": [{"content": {"parts": [{"text": CHUNKS[-1]}], "role": "model"},
+                         "finishReason": "STOP", "index": 0}], "usageMetadata": GEMINI_USAGE,
+         "modelVersion": "gemini-2.5-flash", "responseId": "bare"},
+    ]
+]  # fmt: skip
+
+
 async def reply(request: web.Request, plain: bytes, frames: list[bytes]) -> web.StreamResponse:
     body = await request.json()
-    turns = (
-        body["input"] if request.path.endswith(("/responses", "/embeddings")) else body["messages"]
-    )
-    last = turns if isinstance(turns, str) else turns[-1]["content"]
+    if "contents" in body:  # Gemini: the path says whether it streams
+        last = body["contents"][-1]["parts"][0]["text"]
+        streamed = request.path.endswith(":streamGenerateContent")
+    else:
+        turns = body["input"] if request.path.endswith(("/responses", "/embeddings")) else (
+            body["messages"])  # fmt: skip
+        last = turns if isinstance(turns, str) else turns[-1]["content"]
+        streamed = bool(body.get("stream"))
     assert last.startswith(USER)
-    if not body.get("stream"):
+    if not streamed:
         return web.Response(body=plain, content_type="application/json")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
@@ -169,6 +191,10 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
     return await reply(request, EMBEDDINGS_PLAIN, [])
 
 
+async def gemini(request: web.Request) -> web.StreamResponse:
+    return await reply(request, GEMINI_PLAIN, GEMINI_EVENTS)
+
+
 def app() -> web.Application:
     """The bare handler's routes, one per protocol the bench measures."""
     served = web.Application()
@@ -176,6 +202,7 @@ def app() -> web.Application:
     served.router.add_post("/v1/responses", responses)
     served.router.add_post("/v1/messages", messages)
     served.router.add_post("/v1/embeddings", embeddings)
+    served.router.add_post("/v1beta/models/{call}", gemini)
     return served
 
 

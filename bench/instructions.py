@@ -33,10 +33,10 @@ from run import (  # noqa: E402
     APIS,
     MALLOC_ENV,
     MOCK,
-    PATHS,
     STREAMS,
     body,
     free_port,
+    path,
     scenario_file,
 )
 
@@ -49,7 +49,7 @@ def prepared(api: str, stream: bool, same: bool, n: int) -> list[bytes]:
     out = []
     for i in range(_SENT[0], _SENT[0] + n):
         text = template if same else template.replace(USER, f"{USER} {i}")
-        out.append(post(f"/v1{PATHS[api]}", text.encode()))
+        out.append(post(path(api, stream), text.encode()))
     _SENT[0] += n
     return out
 

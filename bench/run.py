@@ -22,6 +22,7 @@ import time
 import timeit
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -111,6 +112,8 @@ def body(stream: bool, api: str = "chat") -> str:
         )
     if api == "embeddings":
         return json.dumps({"model": "text-embedding-3-small", "input": USER})
+    if api == "gemini":  # the model and the stream are in the path
+        return json.dumps({"contents": [{"role": "user", "parts": [{"text": USER}]}]})
     return json.dumps({"model": "gpt-4", "messages": turn, "stream": stream})
 
 
@@ -118,8 +121,18 @@ PATHS = {"chat": "/chat/completions", "responses": "/responses", "messages": "/m
          "embeddings": "/embeddings"}  # fmt: skip
 
 
-def route(url: str, api: str) -> str:
-    return url.replace("/chat/completions", PATHS[api])
+GEMINI = "/v1beta/models/gemini-2.5-flash"
+
+
+def path(api: str, stream: bool = False) -> str:
+    """Where ``api``'s requests go: Gemini's path names the model, and streams on its own."""
+    if api == "gemini":
+        return f"{GEMINI}:streamGenerateContent?alt=sse" if stream else f"{GEMINI}:generateContent"
+    return f"/v1{PATHS[api]}"
+
+
+def route(url: str, api: str, stream: bool = False) -> str:
+    return url.replace("/v1/chat/completions", path(api, stream))
 
 
 def _streamed_text(api: str, text: str) -> str:
@@ -128,6 +141,8 @@ def _streamed_text(api: str, text: str) -> str:
         return "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
     if api == "messages":
         return "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta")
+    if api == "gemini":
+        return "".join(p["text"] for e in events for p in e["candidates"][0]["content"]["parts"])
     return "".join(
         (json.loads(line[6:])["choices"] or [{}])[0].get("delta", {}).get("content") or ""
         for line in text.split("\n")
@@ -151,6 +166,8 @@ def check(url: str, stream: bool, api: str = "chat") -> None:
         text = message["content"][0]["text"]
     elif api == "messages":
         text = r.json()["content"][0]["text"]
+    elif api == "gemini":
+        text = r.json()["candidates"][0]["content"]["parts"][0]["text"]
     elif api == "embeddings":
         vector = r.json()["data"][0]["embedding"]
         assert vector == EMBEDDING, f"{url} sent another vector ({len(vector)} numbers)"
@@ -247,7 +264,7 @@ def mock(path: Path) -> tuple[list[str], int]:
 
 # (api, bodies): the rows of the throughput tables, each run plain and streamed (embeddings
 # plain only: the API has no stream).
-APIS = ("chat", "responses", "messages", "embeddings")
+APIS = ("chat", "responses", "messages", "embeddings", "gemini")
 ROWS = tuple((api, bodies) for bodies in ("varied", "same") for api in APIS)
 STREAMS = {api: (False,) if api == "embeddings" else (False, True) for api in APIS}
 SCRIPTS = {"varied": "varied.lua", "same": "post.lua"}
@@ -326,9 +343,9 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
                 with server(started, fresh) as url:
                     for stream in STREAMS[api]:
                         try:
-                            check(route(url, api), stream, api)
+                            check(route(url, api, stream), stream, api)
                             before = cpu_seconds(url.pid)
-                            figure, count = wrk_run(route(url, api), stream, args.seconds,
+                            figure, count = wrk_run(route(url, api, stream), stream, args.seconds,
                                                     args.connections, SCRIPTS[bodies], api)  # fmt: skip
                             used = (cpu_seconds(url.pid) - before) / count * 1e6
                         except (httpx.HTTPError, RuntimeError) as err:
@@ -372,7 +389,7 @@ def matching(tmp: Path, args: argparse.Namespace) -> None:
     for label, path in sets.items():
         scenarios = ScenarioSet(load_paths([path]))
         number = 20_000
-        best = min(timeit.repeat(lambda s=scenarios: s.resolve(request), number=number, repeat=5))
+        best = min(timeit.repeat(partial(scenarios.resolve, request), number=number, repeat=5))
         print(f"| {label} | {best / number * 1e6:,.2f} |")
     runs: dict[str, list[float]] = {label: [] for label in sets}
     for _ in range(args.rounds):

@@ -18,9 +18,11 @@ from .errors import APIError
 from .request import Request
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Settings:
-    """What the reply must honour once the profile has had its say."""
+    """What the reply must honour once the profile has had its say (one per request that
+    sets a parameter: not frozen, which would set each field through
+    ``object.__setattr__``)."""
 
     limit: int | None = None
     stop: tuple[str, ...] = ()
@@ -174,10 +176,14 @@ class Profile:
     def apply(self, request: Request) -> Settings:
         if not request.params:
             return _UNTOUCHED
-        params = dict(request.params)
+        params: Mapping[str, Any] = request.params
         adjusted: list[str] = []
-        for rule in self.rules.get(request.api, ()):
-            rule.apply(request, params, adjusted)
+        rules = self.rules.get(request.api)
+        if rules:  # a copy only for rules to change
+            changed = dict(params)
+            for rule in rules:
+                rule.apply(request, changed, adjusted)
+            params = changed
         limits = [params[k] for k in _LIMITS if params.get(k) is not None]
         stop = params.get("stop")
         return Settings(

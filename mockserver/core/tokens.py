@@ -59,11 +59,27 @@ def split_tokens(text: str) -> list[str]:
     return out
 
 
+def _piece_count(piece: str) -> int:
+    """How many tokens ``_split_piece`` cuts a piece into, without cutting it."""
+    if any(_is_wide(ch) for ch in piece):
+        return len(piece)
+    if len(piece) > _LONG:
+        return -(-len(piece) // _CUT)
+    return 1
+
+
 @lru_cache(maxsize=4096)
 def count_tokens(text: str) -> int:
+    """``len(split_tokens(text))``, counted without building the cut pieces."""
     if not text:
         return 0
-    return len(split_tokens(text))
+    if text.isascii():
+        pieces: list[str] = _ASCII_PIECE.findall(text)
+        if len(text) <= _LONG or max(map(len, pieces)) <= _LONG:
+            return len(pieces)
+    else:
+        pieces = _PIECE.findall(text)
+    return sum(map(_piece_count, pieces))
 
 
 def count_prompt_tokens(messages: list[dict[str, object]], tools_json: str | None) -> int:

@@ -45,6 +45,8 @@ _NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
 _INTEGERS = ("max_tokens", "max_completion_tokens", "seed", "top_logprobs", "n")
 _BOOLEANS = ("logprobs", "parallel_tool_calls", "store")
 _TYPES = param_types(_NUMBERS, _INTEGERS, _BOOLEANS)
+_PLAIN = frozenset({"model", "messages", "stream"})
+"""A body that sets only these has been checked once they are: the rest are defaults."""
 
 
 def _check_stop(body: dict[str, Any]) -> None:
@@ -132,6 +134,11 @@ def parse_chat(raw: bytes, headers: Mapping[str, str] | None = None) -> Request:
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise invalid_type("stream", "a boolean", stream)
+    if body.keys() <= _PLAIN:  # the commonest request: no other parameter to check or read
+        return Request(
+            api="chat", body=body, model=model, messages=messages, stream=bool(stream),
+            headers=headers or {},
+        )  # fmt: skip
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise invalid_type("stream_options", "an object", options)

@@ -44,6 +44,8 @@ from . import (
 from .capture import Captured, Event, Piece, dig, scenario_call, scenario_message, text_of, usage_of
 
 ROLES = ("user", "assistant", "system")
+_PLAIN = frozenset({"model", "max_tokens", "messages", "stream"})
+"""A body that sets only these has been checked once they are: the rest are defaults."""
 ANTHROPIC_VERSION = "2023-06-01"
 """The ``anthropic-version`` a request sent upstream carries unless its recording kept one."""
 # What every content_block_delta event starts with, up to its index (``frames`` splices them).
@@ -298,6 +300,12 @@ def parse_messages(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Re
     messages = _conversation(body.get("messages"))
     if b'"cache_control"' in raw:  # one C scan of the bytes; most requests set none
         _check_breakpoints(body)
+    if body.keys() <= _PLAIN:  # the commonest request: no other parameter to check or read
+        return Request(
+            api="messages", body=body, model=model, messages=messages,
+            stream=bool(body.get("stream")), headers=headers,
+            params={"max_tokens": body["max_tokens"]},
+        )  # fmt: skip
     params: dict[str, Any] = {
         k: body[k] for k in ("temperature", "top_p", "top_k", "max_tokens") if k in body
     }

@@ -56,6 +56,8 @@ _STRINGS = ("instructions", "previous_response_id", "user", "safety_identifier")
 _OBJECTS = ("metadata", "reasoning", "text", "stream_options")
 LOGPROBS = "message.output_text.logprobs"
 _TYPES = param_types(_NUMBERS, _INTEGERS, _BOOLEANS, _STRINGS, _OBJECTS)
+_PLAIN = frozenset({"model", "input", "stream"})
+"""A body that sets only these has been checked once they are: the rest are defaults."""
 
 
 def _text(content: Any, param: str) -> str | list[dict[str, Any]]:
@@ -214,6 +216,12 @@ def parse_responses(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> R
     if "input" not in body or body["input"] is None:
         raise missing_param("input")
     messages = _conversation(body["input"])
+    if body.keys() <= _PLAIN:  # the commonest request: no other parameter to check or read
+        stream = bool(body.get("stream"))
+        return Request(
+            api="responses", body=body, model=model, messages=messages, stream=stream,
+            headers=headers,
+        )  # fmt: skip
     context: tuple[dict[str, Any], ...] = ()
     previous = body.get("previous_response_id")
     if previous is not None:

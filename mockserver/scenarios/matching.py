@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core.errors import APIError
 from ..core.request import Request, field_at, message_text
@@ -373,18 +373,19 @@ class Resolution:
     """True when the same request would get the same answer again: no sequence involved."""
 
 
-def _index_key(scenario: Scenario) -> tuple[str, str] | None:
+def _index_key(scenario: Scenario) -> tuple[str, str, Condition | None] | None:
     """What indexes the scenario: its exact ``last_user``, or a text its ``last_user`` must
-    contain (a ``contains`` value, or the longest plain run of a ``regex``)."""
+    contain (a ``contains`` value, or the longest plain run of a ``regex``); and the condition
+    a hit proves (None for a regex: its run is only a prefilter)."""
     for cond in scenario.conditions:
         if not (isinstance(cond, TextIs) and cond.field == "last_user"):
             continue
         op, value = cond.match.op, cond.match.value
         if op == "exact" or (op == "contains" and value):
-            return op, value
+            return op, value, cond
         literal = required_literal(value) if op == "regex" else None
         if literal:
-            return "contains", literal
+            return "contains", literal, None
     return None
 
 
@@ -409,7 +410,30 @@ def required_literal(pattern: str, shortest: int = 3) -> str | None:
     return best if len(best) >= shortest else None
 
 
-Ranked = list[tuple[int, Scenario]]
+class Candidate(NamedTuple):
+    """A scenario as an index holds it, with what is known of it at load time."""
+
+    rank: int
+    scenario: Scenario
+    conditions: tuple[Condition, ...]
+    """Its conditions less the one the index proved when it found the scenario."""
+    stateless: bool
+    """One step, repeated: no sequence position to keep (``_stateless``)."""
+
+
+Ranked = list[Candidate]
+Entry = tuple[tuple[str, str] | None, Candidate]
+"""A scenario's index key (``_index_key``) and its candidate: worked out once per scenario,
+shared by every index that holds it."""
+
+
+def _entry(rank: int, scenario: Scenario) -> Entry:
+    key = _index_key(scenario)
+    if key is None:
+        return None, Candidate(rank, scenario, scenario.conditions, _stateless(scenario))
+    op, text, proved = key
+    rest = tuple(c for c in scenario.conditions if c is not proved)
+    return (op, text), Candidate(rank, scenario, rest, _stateless(scenario))
 
 
 class Substrings:
@@ -461,30 +485,35 @@ class Substrings:
 class _Index:
     """Ranked scenarios indexed by their ``last_user`` condition (see the module's docstring)."""
 
-    def __init__(self, ranked: Iterable[tuple[int, Scenario]]) -> None:
+    def __init__(self, entries: Iterable[Entry]) -> None:
         self.exact: dict[str, Ranked] = {}
         self.contains: dict[str, Ranked] = {}
         self.scanned: Ranked = []
-        for rank, scenario in ranked:
-            key = _index_key(scenario)
+        for key, candidate in entries:
             if key is None:
-                self.scanned.append((rank, scenario))
+                self.scanned.append(candidate)
             else:
                 table = self.exact if key[0] == "exact" else self.contains
-                table.setdefault(key[1], []).append((rank, scenario))
+                table.setdefault(key[1], []).append(candidate)
         self.substrings = Substrings(self.contains) if self.contains else None
+        self.reads_text = bool(self.exact or self.contains)
+        """Whether finding candidates reads the request's ``last_user`` at all."""
 
-    def candidates(self, text: str) -> Iterable[tuple[int, Scenario]]:
+    def candidates(self, request: Request) -> Iterable[Candidate]:
         """The scenarios that could match, in rank order: indexed hits and the unindexed."""
+        if not self.reads_text:
+            return self.scanned
+        text = request.last_user
         groups = [self.scanned] if self.scanned else []
         exact = self.exact.get(text)
         if exact:
             groups.append(exact)
         if self.substrings is not None:
-            groups.extend(self.contains[hit] for hit in self.substrings.search(text))
+            for hit in self.substrings.search(text):
+                groups.append(self.contains[hit])
         if len(groups) == 1:
             return groups[0]
-        return heapq.merge(*groups, key=lambda p: p[0])
+        return heapq.merge(*groups, key=lambda c: c.rank)
 
 
 class ScenarioSet:
@@ -500,16 +529,15 @@ class ScenarioSet:
         ranked = sorted(enumerate(scenarios), key=lambda p: (-p[1].priority, p[0]))
         self.scenarios: list[Scenario] = [s for _, s in ranked]
         self.fallback = fallback
-        self._every = _Index(enumerate(self.scenarios))
+        entries = [_entry(rank, scenario) for rank, scenario in enumerate(self.scenarios)]
+        self._every = _Index(entries)
         built: dict[tuple[int, ...], _Index] = {(): self._every}
         self._indexes: dict[str, _Index] = {}
         for api in sorted(ALL_APIS):
             left_out = tuple(r for r, s in enumerate(self.scenarios) if api not in s.apis)
             if left_out not in built:  # protocols that leave out the same ones share an index
                 out = set(left_out)
-                built[left_out] = _Index(
-                    (r, s) for r, s in enumerate(self.scenarios) if r not in out
-                )
+                built[left_out] = _Index(e for e in entries if e[1].rank not in out)
             self._indexes[api] = built[left_out]
         self._fallbacks = {
             api: fallback if fallback is not None and api in fallback.apis else None
@@ -531,10 +559,10 @@ class ScenarioSet:
     def reset(self) -> None:
         self._positions.clear()
 
-    def _candidates(self, request: Request) -> Iterable[tuple[int, Scenario]]:
+    def candidates(self, request: Request) -> Iterable[Candidate]:
         """The scenarios that could match, in rank order, among those that can answer the
         request's protocol."""
-        return self._indexes.get(request.api, self._every).candidates(request.last_user)
+        return self._indexes.get(request.api, self._every).candidates(request)
 
     def fallback_for(self, request: Request) -> Scenario | None:
         """What answers a request no scenario matches (``--unmatched default``), if its reply
@@ -543,14 +571,15 @@ class ScenarioSet:
 
     def resolve(self, request: Request) -> Resolution:
         passed_over = False  # a used-up sequence let a later scenario answer
-        for _, scenario in self._candidates(request):
-            captures = _check_all(scenario, request)
+        for _, scenario, conditions, stateless in self.candidates(request):
+            captures = check_all(conditions, request)
             if captures is None:
                 continue
+            if stateless:
+                return Resolution(scenario, scenario.steps[0], 0, captures, not passed_over)
             step = self._advance(scenario, request)
             if step is not None:
-                stateless = _stateless(scenario) and not passed_over
-                return Resolution(scenario, scenario.steps[step], step, captures, stateless)
+                return Resolution(scenario, scenario.steps[step], step, captures, False)
             passed_over = True
         fallback = self.fallback_for(request)
         if fallback is not None:
@@ -558,8 +587,6 @@ class ScenarioSet:
         raise self.no_match(request)
 
     def _advance(self, scenario: Scenario, request: Request) -> int | None:
-        if _stateless(scenario):
-            return 0
         key = (scenario, conversation(scenario, request))
         seen = self._positions.get(key, 0)
         if not seen and len(self._positions) >= _CONVERSATIONS:
@@ -755,9 +782,10 @@ def _model_names(scenarios: Iterable[Scenario]) -> list[str]:
     return sorted(names)
 
 
-def _check_all(scenario: Scenario, request: Request) -> Captures | None:
+def check_all(conditions: tuple[Condition, ...], request: Request) -> Captures | None:
+    """The captures of conditions that all hold (empty without a regex), else None."""
     captures: dict[str, str] | None = None
-    for cond in scenario.conditions:
+    for cond in conditions:
         found = cond.check(request)
         if found is None:
             return None

@@ -33,8 +33,7 @@ from ..scenarios.matching import (
     _NO_CAPTURES,
     Resolution,
     ScenarioSet,
-    _check_all,
-    _stateless,
+    check_all,
     conversation,
     step_after,
 )
@@ -219,19 +218,17 @@ class SharedStore(Store):
         """``ScenarioSet.resolve`` with sequence positions kept by the owner."""
         named = keys(scenarios)
         passed_over = False
-        for rank, scenario in scenarios._candidates(request):
-            captures = _check_all(scenario, request)
+        for rank, scenario, conditions, stateless in scenarios.candidates(request):
+            captures = check_all(conditions, request)
             if captures is None:
                 continue
-            if _stateless(scenario):
-                step: int | None = 0
-            else:
-                talk = _hash(conversation(scenario, request))
-                seen = await self.backend.advance(f"{named.set_id}:{rank}:{talk}")
-                step = step_after(scenario, seen)
+            if stateless:
+                return Resolution(scenario, scenario.steps[0], 0, captures, not passed_over)
+            talk = _hash(conversation(scenario, request))
+            seen = await self.backend.advance(f"{named.set_id}:{rank}:{talk}")
+            step = step_after(scenario, seen)
             if step is not None:
-                stateless = _stateless(scenario) and not passed_over
-                return Resolution(scenario, scenario.steps[step], step, captures, stateless)
+                return Resolution(scenario, scenario.steps[step], step, captures, False)
             passed_over = True
         fallback = scenarios.fallback_for(request)
         if fallback is not None:
