@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +26,7 @@ from .core.profiles import Settings
 from .core.request import Request
 from .core.secrets import redact_target
 from .protocols import HEAVY, JSON, Answer, Frame, Protocol, Stored, Target
+from .protocols.compiled import compiled_body, compiled_stream, values
 from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
 from .scenarios.render import Envelope, Usage, delays, digest, usage
@@ -98,6 +99,9 @@ async def _forever(request: web.Request, state: State) -> None:
     raise _Dropped
 
 
+_PREPARED = 4096
+"""Steps' headers kept (``Pipeline._headers``); all are forgotten when more come (a reload)."""
+
 _SLICE = 1.0
 _LATE = 0.001
 _BATCH = 256 * 1024
@@ -153,6 +157,8 @@ class Pipeline:
     def __init__(self, protocol: Protocol, state: State) -> None:
         self.protocol = protocol
         self.state = state
+        self._prepared: dict[tuple[Step, str | None, bool], dict[str, str]] = {}
+        """Each step's reply headers, by content type (``_headers``)."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         state = self.state
@@ -331,13 +337,11 @@ class Pipeline:
         if kind:
             entry.outcome = f"fault:{kind}"
         scale = state.options.speed
-        headers = dict(step.headers)
+        extra: dict[str, str] = {}  # this request's own headers
         if settings.adjusted:
-            headers["x-mock-adjusted"] = ", ".join(settings.adjusted)
-        if state.options.worker is not None:
-            headers["x-mock-worker"] = str(state.options.worker)
+            extra["x-mock-adjusted"] = ", ".join(settings.adjusted)
         if tickets:
-            headers.update(protocol.rate_limit_headers(tickets[-1]))
+            extra.update(protocol.rate_limit_headers(tickets[-1]))
         if kind == "hang" or (kind == "stall" and not req.stream):
             await _forever(request, state)
         if kind in ("reset", "drop") and not req.stream:
@@ -346,12 +350,12 @@ class Pipeline:
         if step.delay:
             await _wait(state, step.delay * scale)
         if step.error is not None:
-            raise step.error.to_error(headers)
+            raise step.error.to_error({**self._headers(step), **extra})
         if step.raw is not None:
             return web.Response(
                 status=step.raw.status,
                 body=step.raw.body,
-                headers={**headers, **protocol.headers(entry.request_id),
+                headers={**self._headers(step), **extra, **protocol.headers(entry.request_id),
                          "Content-Type": step.raw.content_type},
             )  # fmt: skip
         assert step.reply is not None
@@ -368,9 +372,11 @@ class Pipeline:
         )
         used = usage(req, rendered.choices, reply.usage)
         cadence = step.cadence
+        compiles = kind is None  # the compiled reply: no fault, usage as counted
         if state.options.prompt_cache and not _states_cache(reply.usage):
             outcome = await self._cache(state, key, req, used)
             if outcome is not None:
+                compiles = False
                 entry.extra["prompt_cache"] = outcome.summary()
                 if outcome.read and cadence.cached_first_delay is not None:
                     cadence = replace(cadence, first_delay=cadence.cached_first_delay)
@@ -380,67 +386,106 @@ class Pipeline:
         entry.answered(rendered.choices, used, env)
         if tickets:
             await state.store.spend(tickets, used.total)
-            headers.update(protocol.rate_limit_headers(tickets[-1]))
+            extra.update(protocol.rate_limit_headers(tickets[-1]))
         heavy = rendered.pieces > HEAVY
         if not req.stream:
             if kind in ("stream_error", "failed") and fault is not None:
-                raise fault.error.to_error(headers)
+                raise fault.error.to_error({**self._headers(step), **extra})
             if cadence.first_delay:
                 await _wait(state, cadence.first_delay * scale)
+            headers = self._headers(step, protocol.content_type(answer), extra)
             pieces = protocol.pieces(answer) if kind is None else None
             if pieces is not None:
-                headers["Content-Type"] = protocol.content_type(answer)
-                headers.update(protocol.headers(entry.request_id))
-                response = await _write_pieces(request, pieces, headers)
+                response = await _write_pieces(
+                    request, pieces, {**headers, **protocol.headers(entry.request_id)}
+                )
                 if described := protocol.reply_summary(answer):
                     entry.describe(described)
                 return response
-            body = protocol.body(answer)
+            body = self._body(answer, compiles)
             if described := protocol.reply_summary(answer):
                 entry.describe(described)
             stored = await self._store(state, answer, body) if kind is None else None
             if kind == "malformed":
                 body = body[: len(body) // 2]
-            headers["Content-Type"] = protocol.content_type(answer)
             if repeatable and not cadence.first_delay and not heavy:
                 self._remember(state, memo_key, body, headers, entry, req, stored)
             return web.Response(
                 body=body, headers={**headers, **protocol.headers(entry.request_id)}
             )
+        headers = self._headers(step, protocol.stream_content_type(req), extra, stream=True)
         if heavy and kind is None and (cadence.instant or not scale):  # nothing to wait for
             await self._store(state, answer, None)
-            headers["Cache-Control"] = "no-cache"
-            headers["Content-Type"] = protocol.stream_content_type(req)
-            headers.update(protocol.headers(entry.request_id))
             batches = _batches(protocol.frames(answer), lambda sent: protocol.end(answer, sent))
-            response = await _write_pieces(request, batches, headers)
+            response = await _write_pieces(
+                request, batches, {**headers, **protocol.headers(entry.request_id)}
+            )
             if described := protocol.reply_summary(answer):
                 entry.describe(described)
             return response
-        if heavy:
-            frames = await _gather(protocol.frames(answer))
+        made = compiled_stream(protocol, answer) if compiles else None
+        frames: list[Frame] = []
+        if made is not None:
+            pacing: Sequence[tuple[bool, float | None]] = made.pacing
         else:
-            frames = list(protocol.frames(answer))
+            frames = await _gather(protocol.frames(answer)) if heavy else [*protocol.frames(answer)]
+            pacing = [(f.paced, f.delay) for f in frames]
         if described := protocol.reply_summary(answer):
             entry.describe(described)
-        scripted = delays(cadence, [(f.paced, f.delay) for f in frames], int(seed[8:16], 16))
+        scripted = delays(cadence, pacing, int(seed[8:16], 16))
         if any(scripted):
             entry.extra["delays"] = scripted
         waits = [w * scale for w in scripted]
-        headers["Cache-Control"] = "no-cache"
-        headers["Content-Type"] = protocol.stream_content_type(req)
+        stored_body = self._body(answer, True) if made is not None and protocol.keeps else None
         if kind is None and not any(waits):
-            body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
-            stored = await self._store(state, answer, None)
+            if made is not None:
+                body = made.whole.fill(values(protocol, answer))
+            else:
+                body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
+            stored = await self._store(state, answer, stored_body)
             if repeatable and not any(scripted) and not heavy:
                 self._remember(state, memo_key, body, headers, entry, req, stored)
             return web.Response(
                 body=body, headers={**headers, **protocol.headers(entry.request_id)}
             )
+        end = None
         if kind is None:
-            await self._store(state, answer, None)
-        headers.update(protocol.headers(entry.request_id))
-        return await self._stream(request, state, answer, frames, waits, fault, headers)
+            await self._store(state, answer, stored_body)
+            if made is not None:
+                filled = values(protocol, answer)
+                frames, end = made.filled(filled), made.end.fill(filled)
+        headers = {**headers, **protocol.headers(entry.request_id)}
+        return await self._stream(request, state, answer, frames, waits, fault, headers, end)
+
+    def _headers(
+        self,
+        step: Step,
+        content_type: str | None = None,
+        extra: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> dict[str, str]:
+        """The headers every reply of ``step`` in ``content_type`` carries (None: its errors'),
+        made once, with this request's ``extra`` after them; the request id is added last."""
+        key = (step, content_type, stream)
+        made = self._prepared.get(key)
+        if made is None:
+            if len(self._prepared) >= _PREPARED:
+                self._prepared.clear()
+            made = self._prepared[key] = dict(step.headers)
+            if self.state.options.worker is not None:
+                made["x-mock-worker"] = str(self.state.options.worker)
+            if stream:
+                made["Cache-Control"] = "no-cache"
+            if content_type is not None:
+                made["Content-Type"] = content_type
+        return {**made, **extra} if extra else made
+
+    def _body(self, answer: Answer, compiles: bool) -> bytes:
+        """The plain body: its compiled form filled in, or the protocol's general writer."""
+        made = compiled_body(self.protocol, answer) if compiles else None
+        if made is None:
+            return self.protocol.body(answer)
+        return made.fill(values(self.protocol, answer))
 
     async def _cache(self, state: State, key: str, req: Request, used: Usage) -> Outcome | None:
         """Prompt caching by the protocol's rules: the prefixes this prompt reads and writes
@@ -494,7 +539,9 @@ class Pipeline:
         waits: list[float],
         fault: Fault | None,
         headers: Mapping[str, str],
+        end: bytes | None = None,
     ) -> web.StreamResponse:
+        """A stream at its cadence; ``end`` is what closes it, when made already."""
         protocol = self.protocol
         response = web.StreamResponse(headers=headers)
         kind = fault.kind if fault else None
@@ -532,7 +579,7 @@ class Pipeline:
             write = protocol.failed if kind == "failed" else protocol.stream_error
             await response.write(write(err, answer, sent))
         elif kind != "no_done":
-            await response.write(protocol.end(answer, sent))
+            await response.write(end if end is not None else protocol.end(answer, sent))
         await response.write_eof()
         return response
 

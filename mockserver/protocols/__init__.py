@@ -14,7 +14,7 @@ inspector or the server.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
@@ -127,6 +127,8 @@ class Protocol:
     base URL without it call the bare path); a relay's own APIs under their path alone."""
     creates: ClassVar[bool] = False
     """True where every request creates something (a task): never answered from the memo."""
+    keeps: ClassVar[bool] = False
+    """True where a reply is kept for later requests to refer to (``stored``)."""
 
     def for_route(self, route: str) -> Protocol:
         """The protocol that serves ``route``: itself, or a sibling configured for it where
@@ -262,9 +264,29 @@ class Protocol:
         """What to keep of this reply for later requests to refer to; most keep nothing."""
         return None
 
+    def shape(self, request: Request) -> Hashable:
+        """What of the request, besides the reply, decides the bytes of its answer (whether a
+        stream ends with usage): a reply is compiled once per shape (``compiled``). None
+        where the general path writes every answer: this protocol's, or this request's (one
+        asking for logprobs)."""
+        return None
+
+    def derived(self, answer: Answer) -> tuple[str, ...]:
+        """Texts of a reply computed from its id, as written (signatures): a compiled reply
+        has a hole for each."""
+        return ()
+
+    def echoed(self, answer: Answer) -> tuple[str, ...]:
+        """The request's parameters a reply repeats, each as written (the Responses object):
+        a compiled reply has a hole for each. Kept in ``answer.wire["echo"]`` once made."""
+        return ()
+
+    request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id",)
+    """The headers that carry a reply's request id."""
+
     def headers(self, request_id: str) -> dict[str, str]:
         """Headers every reply of this protocol carries."""
-        return {"x-request-id": request_id}
+        return dict.fromkeys(self.request_id_headers, request_id)
 
     def rate_limit_headers(self, ticket: Ticket) -> dict[str, str]:
         """Where a request stands in its rate-limit window."""

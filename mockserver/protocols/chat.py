@@ -8,7 +8,7 @@ spliced into each reply's envelope: this is the hot path of every load test.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 from ..core.errors import APIError, invalid_type, missing_param
@@ -318,6 +318,10 @@ class Chat(Protocol):
         self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE
     ) -> Request:
         return parse_chat(raw, headers)
+
+    def shape(self, request: Request) -> Hashable:
+        """A stream's last chunk depends on ``include_usage``; logprobs are written per request."""
+        return None if request.body.get("logprobs") is True else request.include_usage
 
     def _choices(self, answer: Answer) -> str | None:
         """The choices JSON, made once for a cached template-free reply (None: not cached)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..core.caching import Plan, automatic, conversation_blocks, gemini_minimum
@@ -601,6 +601,17 @@ class Gemini(Protocol):
     def rate_limit_headers(self, ticket: Ticket) -> dict[str, str]:
         return {}  # Google sends none: a 429 says RESOURCE_EXHAUSTED, and when to retry
 
+    def shape(self, request: Request) -> Hashable:
+        """The stream's framing (SSE or a JSON array) and whether thoughts are included."""
+        return bool(request.wire.get("sse")), bool(request.wire.get("thoughts"))
+
+    def derived(self, answer: Answer) -> tuple[str, ...]:
+        """The thought signatures that go with function calls."""
+        return tuple(dict.fromkeys(
+            _signature(answer, c) for c in answer.rendered.choices
+            if c.reasoning is not None and c.tool_calls
+        ))  # fmt: skip
+
     def _envelope(self, answer: Answer, candidates: list[dict[str, Any]],
                   usage: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
         return {"candidates": candidates, "usageMetadata": usage,
@@ -745,6 +756,9 @@ class GeminiEmbeddings(Gemini):
 
     def cache_plan(self, req: Request, scope: str, ttl: float) -> Plan | None:
         return None  # texts to embed are not a conversation: nothing is cached
+
+    def shape(self, request: Request) -> Hashable:
+        return None  # vectors: not a text reply
 
     def parse(
         self, raw: bytes, headers: Mapping[str, str], lookup: Lookup, target: Target = NOWHERE

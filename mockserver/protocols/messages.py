@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..core.caching import (
@@ -409,8 +409,7 @@ class Messages(Protocol):
                 "request_id": request_id}  # fmt: skip
         return dumps(body).encode()
 
-    def headers(self, request_id: str) -> dict[str, str]:
-        return {"request-id": request_id, "x-request-id": request_id}
+    request_id_headers = ("request-id", "x-request-id")
 
     def rate_limit_headers(self, ticket: Ticket) -> dict[str, str]:
         limit, window = ticket.limit, ticket.window
@@ -426,6 +425,13 @@ class Messages(Protocol):
             out["anthropic-ratelimit-tokens-remaining"] = str(max(limit.tokens - window.tokens, 0))
             out["anthropic-ratelimit-tokens-reset"] = reset
         return out
+
+    def shape(self, request: Request) -> Hashable:
+        return ()  # nothing of the request but the reply shapes the answer
+
+    def derived(self, answer: Answer) -> tuple[str, ...]:
+        reasoning = answer.rendered.choices[0].reasoning
+        return (_signature(answer, reasoning),) if reasoning is not None else ()
 
     def _blocks(self, answer: Answer) -> list[dict[str, Any]]:
         c = answer.rendered.choices[0]

@@ -13,7 +13,7 @@ import base64
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..core.errors import APIError, invalid_type, missing_param
@@ -338,6 +338,7 @@ class Responses(Protocol):
     name = "responses"
     routes = ("/responses",)
     id_prefix = "resp_"
+    keeps = True
 
     def __init__(self, usage_style: str = "responses") -> None:
         self.usage_style = usage_style
@@ -393,14 +394,10 @@ class Responses(Protocol):
         """``dumps(self.response(answer, items))``, written field by field: the standard
         encoder spent 13 µs on this object (0.4 µs a field), most of a Responses reply's work.
         A property test holds the two to the same text."""
-        body = answer.request.body
         env = answer.env
         status = items.status if items is not None else "in_progress"
-        text = body.get("text") or {}
-        reasoning = body.get("reasoning") or {}
         cut = '{"reason": "max_output_tokens"}' if status == "incomplete" else "null"
         output = dumps(items.output()) if items is not None else "[]"
-        form = text.get("format")
         used = "null"
         if items is not None:
             u = answer.usage
@@ -411,27 +408,29 @@ class Responses(Protocol):
                 f'{u.completion}, "output_tokens_details": {{"reasoning_tokens": {u.reasoning}}}, '
                 f'"total_tokens": {u.total}}}'
             )  # fmt: skip
+        background, limits, settings, owner = self.echoed(answer)
         return (
             f'{{"id": {_js(env.id)}, "object": "response", "created_at": {env.created}, '
-            f'"status": "{status}", "background": {_js(bool(body.get("background")))}, '
-            f'"error": null, "incomplete_details": {cut}, '
-            f'"instructions": {_js(body.get("instructions"))}, '
-            f'"max_output_tokens": {_js(body.get("max_output_tokens"))}, '
-            f'"max_tool_calls": {_js(body.get("max_tool_calls"))}, "model": {_js(env.model)}, '
-            f'"output": {output}, '
-            f'"parallel_tool_calls": {_js(body.get("parallel_tool_calls") is not False)}, '
-            f'"previous_response_id": {_js(body.get("previous_response_id"))}, '
-            f'"reasoning": {{"effort": {_js(reasoning.get("effort"))}, '
-            f'"summary": {_js(reasoning.get("summary"))}}}, "service_tier": "default", '
-            f'"store": {_js(body.get("store", True) is not False)}, '
-            f'"temperature": {_js(_or(body.get("temperature"), 1.0))}, '
-            f'"text": {{"format": {dumps(form) if form else _TEXT}}}, '
-            f'"tool_choice": {_js(body.get("tool_choice") or "auto")}, '
-            f'"tools": {_js(body.get("tools") or [])}, '
-            f'"top_p": {_js(_or(body.get("top_p"), 1.0))}, '
-            f'"truncation": {_js(body.get("truncation") or "disabled")}, "usage": {used}, '
-            f'"user": {_js(body.get("user"))}, "metadata": {_js(body.get("metadata") or {})}}}'
-        )  # fmt: skip
+            f'"status": "{status}", {background}, "error": null, "incomplete_details": {cut}, '
+            f'{limits}, "model": {_js(env.model)}, "output": {output}, {settings}, '
+            f'"usage": {used}, {owner}}}'
+        )
+
+    def echoed(self, answer: Answer) -> tuple[str, ...]:
+        """The request's parameters as the response object repeats them: four runs of fields
+        (the object's other fields come between them)."""
+        echo: tuple[str, ...] | None = answer.wire.get("echo")
+        if echo is None:
+            body = answer.request.body
+            echo = answer.wire["echo"] = _echo(body) if body.keys() & _ECHOED else _PLAIN_ECHO
+        return echo
+
+    def derived(self, answer: Answer) -> tuple[str, ...]:
+        c = answer.rendered.choices[0]
+        return (sealed(answer.env.call_id_seed, c.reasoning),) if c.reasoning is not None else ()
+
+    def shape(self, request: Request) -> Hashable:
+        return None if LOGPROBS in (request.body.get("include") or ()) else ()
 
     def _final(self, answer: Answer) -> str:
         """The finished response as JSON: the plain body, the stream's last event and the
@@ -568,14 +567,15 @@ class Responses(Protocol):
         request = answer.request
         if request.body.get("store") is False:
             return None
-        items = _items(answer)
-        c = items.choice
+        c = answer.rendered.choices[0]
+        call_id = answer.env.call_id
         said: dict[str, Any] = {"role": "assistant", "content": c.content}
-        if items.calls:
+        if c.tool_calls:
             said["tool_calls"] = [
-                {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
-                for call_id, name, args in items.calls
-            ]
+                {"id": call_id(scripted, 0, k), "type": "function",
+                 "function": {"name": name, "arguments": args}}
+                for k, (scripted, name, args) in enumerate(c.tool_calls)
+            ]  # fmt: skip
         turns = request.messages[1:] if request.body.get("instructions") else request.messages
         if body is None:
             body = self.body(answer)
@@ -624,6 +624,40 @@ def _js(value: Any) -> str:
 
 def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
+
+
+def _echo(body: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """``Responses.echoed`` of a request body."""
+    text = body.get("text") or {}
+    reasoning = body.get("reasoning") or {}
+    form = text.get("format")
+    return (
+        f'"background": {_js(bool(body.get("background")))}',
+        f'"instructions": {_js(body.get("instructions"))}, '
+        f'"max_output_tokens": {_js(body.get("max_output_tokens"))}, '
+        f'"max_tool_calls": {_js(body.get("max_tool_calls"))}',
+        f'"parallel_tool_calls": {_js(body.get("parallel_tool_calls") is not False)}, '
+        f'"previous_response_id": {_js(body.get("previous_response_id"))}, '
+        f'"reasoning": {{"effort": {_js(reasoning.get("effort"))}, '
+        f'"summary": {_js(reasoning.get("summary"))}}}, "service_tier": "default", '
+        f'"store": {_js(body.get("store", True) is not False)}, '
+        f'"temperature": {_js(_or(body.get("temperature"), 1.0))}, '
+        f'"text": {{"format": {dumps(form) if form else _TEXT}}}, '
+        f'"tool_choice": {_js(body.get("tool_choice") or "auto")}, '
+        f'"tools": {_js(body.get("tools") or [])}, '
+        f'"top_p": {_js(_or(body.get("top_p"), 1.0))}, '
+        f'"truncation": {_js(body.get("truncation") or "disabled")}',
+        f'"user": {_js(body.get("user"))}, "metadata": {_js(body.get("metadata") or {})}',
+    )  # fmt: skip
+
+
+_ECHOED = frozenset({"background", "instructions", "max_output_tokens", "max_tool_calls",
+                     "parallel_tool_calls", "previous_response_id", "reasoning", "store",
+                     "temperature", "text", "tool_choice", "tools", "top_p", "truncation",
+                     "user", "metadata"})  # fmt: skip
+"""The body's keys ``_echo`` reads."""
+_PLAIN_ECHO = _echo({})
+"""The echo of a request that sets none of them (most do not)."""
 
 
 def _spliced(kind: str, sequence: int, name: str, encoded: str) -> str:

@@ -180,17 +180,18 @@ class Rendered:
     them once, when that does not depend on the request (template-free replies are cached)."""
 
     choices: tuple[Choice, ...]
-    wire: dict[str, Any] = field(default_factory=dict, compare=False)
+    wire: dict[Any, Any] = field(default_factory=dict, compare=False)
     cached: bool = False
+    pieces: int = field(init=False, compare=False)
+    """How many stream pieces the choices hold: what writing them out costs, roughly."""
 
-    @property
-    def pieces(self) -> int:
-        """How many stream pieces the choices hold: what writing them out costs, roughly."""
-        return sum(
+    def __post_init__(self) -> None:
+        pieces = sum(
             len(c.content_pieces) + len(c.reasoning_pieces) + len(c.refusal_pieces)
             + sum(map(len, c.argument_pieces))
             for c in self.choices
         )  # fmt: skip
+        object.__setattr__(self, "pieces", pieces)
 
 
 class Renderer:
@@ -270,17 +271,20 @@ class Usage:
         return self.prompt + self.completion
 
 
-def usage(request: Request, choices: tuple[Choice, ...], fixed: Any) -> Usage:
-    """Counted usage; the figures a scenario states win over computed ones."""
+def usage(
+    request: Request, choices: tuple[Choice, ...], fixed: Any, counted: int | None = None
+) -> Usage:
+    """Counted usage; the figures a scenario states win over computed ones. ``counted`` stands
+    for the request's prompt tokens when given (a compiled reply's probe)."""
     if not fixed:  # the common case: every figure counted
         return Usage(
-            request.prompt_tokens,
+            request.prompt_tokens if counted is None else counted,
             sum(c.completion_tokens for c in choices),
             sum(c.reasoning_tokens for c in choices),
         )
     prompt = fixed.get("prompt_tokens")
     if prompt is None:
-        prompt = request.prompt_tokens
+        prompt = request.prompt_tokens if counted is None else counted
     return Usage(
         prompt=prompt,
         completion=fixed.get("completion_tokens", sum(c.completion_tokens for c in choices)),

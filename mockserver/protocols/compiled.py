@@ -1,0 +1,173 @@
+"""Compiled replies: a template-free reply's bytes made once, with holes for what each request
+changes (its id and call ids, ``created``, the model, the prompt's count in usage, what the
+protocol repeats of the request, signatures derived from the id).
+
+A reply is compiled by the protocol's own writer, run on a probe: an answer whose per-request
+values are markers that cannot occur in a reply. The bytes are cut at the markers into a
+``bytes`` format string, so a request costs one ``%`` with its values. The cut is checked once
+against a second probe with other markers, whose bytes it must give exactly: a reply whose bytes
+depend on a value in a way the holes do not capture (a marker-like text in the reply itself)
+stays on the general path for good. Nothing here knows a wire format.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, replace
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+from ..scenarios.render import Envelope, usage
+from . import HEAVY, Answer, Frame, dumps_text
+
+if TYPE_CHECKING:
+    from . import Protocol
+
+Values = tuple[Any, ...]
+"""One request's fill: id, call id seed, created, model (JSON), prompt, total, then the
+protocol's derived and echoed texts (see ``values``)."""
+
+_FIXED = 6  # the holes every protocol has, before its own
+_INTS = frozenset({2, 4, 5})  # created, prompt tokens, total tokens: written with ``%d``
+
+
+def _mark(name: str) -> str:
+    """A text no reply contains: private-use characters, which JSON writes unescaped."""
+    return f"\ue000{name}\ue001"
+
+
+def values(protocol: Protocol, answer: Answer) -> Values:
+    """What this request fills the holes with, in their order."""
+    env, used = answer.env, answer.usage
+    extra = [t.encode() for t in (*protocol.derived(answer), *protocol.echoed(answer))]
+    return (env.id.encode(), env.call_id_seed.encode(), env.created,
+            dumps_text(env.model).encode(), used.prompt, used.total, *extra)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Mold:
+    """Bytes with holes: ``text % values`` in the holes' order of appearance."""
+
+    text: bytes
+    take: Any
+    """Picks the values in the order their holes appear (None: no hole)."""
+
+    def fill(self, values: Values) -> bytes:
+        take = self.take
+        return self.text if take is None else self.text % take(values)
+
+    @classmethod
+    def cut(cls, data: bytes, markers: Sequence[bytes]) -> Mold:
+        """``data`` with each occurrence of ``markers[i]`` made hole ``i``."""
+        index = {m: i for i, m in enumerate(markers) if m}
+        pattern = b"|".join(re.escape(m) for m in sorted(index, key=len, reverse=True))
+        parts = re.split(b"(" + pattern + b")", data) if index else [data]
+        text, order = [], []
+        for k, part in enumerate(parts):
+            if k % 2:
+                i = index[part]
+                order.append(i)
+                text.append(b"%d" if i in _INTS else b"%s")
+            else:
+                text.append(part.replace(b"%", b"%%"))
+        if not order:
+            return cls(data, None)
+        return cls(b"".join(text), itemgetter(*order))  # one hole: the value itself, as ``%`` takes
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A compiled stream: every frame but the end and their pacing, the end, and all of it
+    joined (a stream sent without pauses goes out as one body)."""
+
+    frames: tuple[Mold, ...]
+    pacing: tuple[tuple[bool, float | None], ...]
+    end: Mold
+    whole: Mold
+
+    def filled(self, values: Values) -> list[Frame]:
+        """The frames, for a stream with pauses between them."""
+        return [Frame(m.fill(values), paced, delay)
+                for m, (paced, delay) in zip(self.frames, self.pacing, strict=True)]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    answer: Answer
+    values: Values
+
+
+def _probe(protocol: Protocol, answer: Answer, tag: str, n: int) -> _Probe:
+    """``answer`` with a marker, or a number of ``n``'s, wherever a request puts its own."""
+    env = answer.env
+    probe_env = Envelope(id=_mark(f"id{tag}"), created=int(f"7{n}" * 9 + "1"),
+                         model=_mark(f"model{tag}"), system_fingerprint=env.system_fingerprint,
+                         call_id_seed=_mark(f"seed{tag}"))  # fmt: skip
+    fixed = answer.reply.usage if answer.reply is not None else None
+    prompt = int(f"8{n}" * 9 + "3")
+    used = usage(answer.request, answer.rendered.choices, fixed, prompt)
+    echo = tuple(_mark(f"echo{i}{tag}") for i in range(len(protocol.echoed(answer))))
+    probe = replace(answer, env=probe_env, usage=used, wire={"echo": echo})
+    return _Probe(probe, values(protocol, probe))
+
+
+def _markers(a: Values, b: Values) -> list[bytes]:
+    """Each hole's marker in the first probe; none where both probes agree (a usage figure
+    the scenario states is the same for every request: not a hole)."""
+    return [b"" if x == y else b"%d" % x if i in _INTS else x
+            for i, (x, y) in enumerate(zip(a, b, strict=True))]  # fmt: skip
+
+
+def _compile_body(protocol: Protocol, answer: Answer) -> Mold | None:
+    a, b = _probe(protocol, answer, "a", 1), _probe(protocol, answer, "b", 2)
+    body = Mold.cut(protocol.body(a.answer), _markers(a.values, b.values))
+    return body if body.fill(b.values) == protocol.body(b.answer) else None
+
+
+def _compile_stream(protocol: Protocol, answer: Answer) -> Stream | None:
+    a, b = _probe(protocol, answer, "a", 1), _probe(protocol, answer, "b", 2)
+    marks = _markers(a.values, b.values)
+    first, second = list(protocol.frames(a.answer)), list(protocol.frames(b.answer))
+    if [f[1:] for f in first] != [f[1:] for f in second]:
+        return None
+    ending = protocol.end(a.answer, len(first))
+    stream = Stream(
+        frames=tuple(Mold.cut(f.data, marks) for f in first),
+        pacing=tuple((f.paced, f.delay) for f in first),
+        end=Mold.cut(ending, marks),
+        whole=Mold.cut(b"".join(f.data for f in first) + ending, marks),
+    )
+    expected = [f.data for f in second] + [protocol.end(b.answer, len(second))]
+    got = [m.fill(b.values) for m in (*stream.frames, stream.end)]
+    return stream if got == expected and stream.whole.fill(b.values) == b"".join(expected) else None
+
+
+def _compiled(protocol: Protocol, answer: Answer, stream: bool) -> Any:
+    rendered = answer.rendered
+    if not rendered.cached or rendered.pieces > HEAVY:
+        return None
+    shape: Hashable = protocol.shape(answer.request)
+    if shape is None:
+        return None
+    key = (protocol, stream, shape, answer.env.system_fingerprint)
+    try:
+        return rendered.wire[key]
+    except KeyError:
+        made = _compile_stream(protocol, answer) if stream else _compile_body(protocol, answer)
+        rendered.wire[key] = made
+        return made
+
+
+def compiled_body(protocol: Protocol, answer: Answer) -> Mold | None:
+    """The answer's plain body compiled, made on first use and kept with the rendered reply;
+    None where the general path writes it: a reply with a template, a heavy one, a request
+    shape the protocol does not compile (``Protocol.shape``), or a failed check."""
+    made: Mold | None = _compiled(protocol, answer, False)
+    return made
+
+
+def compiled_stream(protocol: Protocol, answer: Answer) -> Stream | None:
+    """The answer's stream compiled, likewise."""
+    made: Stream | None = _compiled(protocol, answer, True)
+    return made
