@@ -1,8 +1,7 @@
 """Chat Completions: ``POST /v1/chat/completions``.
 
 Its messages are already the neutral conversation's shape, so parsing only validates. Replies
-of template-free scenarios have their ``choices`` JSON (and each chunk's) rendered once and
-spliced into each reply's envelope: this is the hot path of every load test.
+of template-free scenarios are compiled once (``compiled``): this writer makes their molds.
 """
 
 from __future__ import annotations
@@ -183,17 +182,6 @@ def usage_object(u: Usage) -> dict[str, Any]:
     return result
 
 
-def _require(env: Envelope | None) -> Envelope:
-    if env is None:
-        raise ValueError("these choices need the request's envelope (tool call ids)")
-    return env
-
-
-def _env_free(choices: tuple[Choice, ...]) -> bool:
-    """True when no part of the choices depends on the envelope (generated tool call ids)."""
-    return all(call_id is not None for c in choices for call_id, _, _ in c.tool_calls)
-
-
 Logprobs = tuple[int, int] | None
 """What a request asked of logprobs: ``top_logprobs`` and the seed they derive from; None
 when it did not ask (``logprobs`` absent or false)."""
@@ -215,13 +203,13 @@ def _logprobs(c: Choice, i: int, asked: tuple[int, int]) -> dict[str, Any]:
     return {"content": token_logprobs(c.content or "", top, salt), "refusal": None}
 
 
-def choices_json(env: Envelope | None, choices: tuple[Choice, ...], asked: Logprobs = None) -> str:
+def choices_json(env: Envelope, choices: tuple[Choice, ...], asked: Logprobs = None) -> str:
     """The ``choices`` array of a completion, as JSON text."""
     return "[" + ", ".join(choice_texts(env, choices, asked)) + "]"
 
 
 def choice_texts(
-    env: Envelope | None, choices: tuple[Choice, ...], asked: Logprobs = None
+    env: Envelope, choices: tuple[Choice, ...], asked: Logprobs = None
 ) -> Iterator[str]:
     """Each choice's JSON, one at a time: a reply of many long choices is written out as
     they are made (``Chat.pieces``), the loop free between them."""
@@ -231,7 +219,7 @@ def choice_texts(
             message["reasoning_content"] = c.reasoning
         if c.tool_calls:
             message["tool_calls"] = [
-                {"id": call_id or _require(env).call_id(call_id, i, k), "type": "function",
+                {"id": env.call_id(call_id, i, k), "type": "function",
                  "function": {"name": name, "arguments": args}}
                 for k, (call_id, name, args) in enumerate(c.tool_calls)
             ]  # fmt: skip
@@ -246,24 +234,20 @@ def _delta(
     return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
 
 
-Deltas = list[tuple[str, bool, float | None]]
-"""The ``choices`` JSON of every chunk, whether it carries output, and its scripted delay."""
-
-
-def _opening(env: Envelope | None, i: int, c: Choice) -> dict[str, Any]:
+def _opening(env: Envelope, i: int, c: Choice) -> dict[str, Any]:
     """A choice's first delta: the role, and for a reply that only calls tools, OpenAI's
     ``content: null`` with the first call's header in the same chunk."""
     texts = c.content_pieces or c.reasoning_pieces or c.refusal_pieces
     if c.tool_calls and not texts:
         call_id, name, _ = c.tool_calls[0]
-        head = {"index": 0, "id": call_id or _require(env).call_id(call_id, i, 0),
+        head = {"index": 0, "id": env.call_id(call_id, i, 0),
                 "type": "function", "function": {"name": name, "arguments": ""}}  # fmt: skip
         return _delta(i, {"role": "assistant", "content": None, "tool_calls": [head]})
     return _delta(i, {"role": "assistant", "content": ""})
 
 
 def deltas_json(
-    env: Envelope | None, choices: tuple[Choice, ...], asked: Logprobs = None
+    env: Envelope, choices: tuple[Choice, ...], asked: Logprobs = None
 ) -> Iterator[tuple[str, bool, float | None]]:
     """Every chunk's ``choices`` JSON, as it is made (a long stream is written as it goes)."""
     opening = [_opening(env, i, c) for i, c in enumerate(choices)]
@@ -296,7 +280,7 @@ def deltas_json(
             zip(c.tool_calls, c.argument_pieces, strict=True)
         ):
             if k or not headed:
-                head = {"index": k, "id": call_id or _require(env).call_id(call_id, i, k),
+                head = {"index": k, "id": env.call_id(call_id, i, k),
                         "type": "function",
                         "function": {"name": name, "arguments": ""}}  # fmt: skip
                 yield add(_delta(i, {"tool_calls": [head]}), paced=False)
@@ -323,28 +307,6 @@ class Chat(Protocol):
         """A stream's last chunk depends on ``include_usage``; logprobs are written per request."""
         return None if request.body.get("logprobs") is True else request.include_usage
 
-    def _choices(self, answer: Answer) -> str | None:
-        """The choices JSON, made once for a cached template-free reply (None: not cached)."""
-        rendered = answer.rendered
-        prepared: str | None = rendered.wire.get("chat.body")
-        if prepared is None and rendered.cached and _env_free(rendered.choices):
-            prepared = rendered.wire["chat.body"] = choices_json(None, rendered.choices)
-        return prepared
-
-    def _deltas(self, answer: Answer) -> Deltas | None:
-        """The chunk deltas, likewise; apart from the choices JSON, so that a plain request
-        never pays for a stream's pieces. A heavy reply's are not kept: made as written."""
-        rendered = answer.rendered
-        prepared: Deltas | None = rendered.wire.get("chat.stream")
-        if (
-            prepared is None
-            and rendered.cached
-            and rendered.pieces <= HEAVY
-            and _env_free(rendered.choices)
-        ):
-            prepared = rendered.wire["chat.stream"] = list(deltas_json(None, rendered.choices))
-        return prepared
-
     def _around(self, answer: Answer) -> tuple[str, str]:
         """A completion's JSON before its choices and after them."""
         env = answer.env
@@ -356,10 +318,7 @@ class Chat(Protocol):
         )
 
     def body(self, answer: Answer) -> bytes:
-        asked = logprobs_asked(answer)
-        choices = self._choices(answer) if asked is None else None
-        if choices is None:
-            choices = choices_json(answer.env, answer.rendered.choices, asked)
+        choices = choices_json(answer.env, answer.rendered.choices, logprobs_asked(answer))
         head, tail = self._around(answer)
         return f"{head}{choices}{tail}".encode()
 
@@ -379,9 +338,7 @@ class Chat(Protocol):
 
     def frames(self, answer: Answer) -> Iterator[Frame]:
         env = answer.env
-        asked = logprobs_asked(answer)
-        cached = self._deltas(answer) if asked is None else None
-        deltas = cached if cached is not None else deltas_json(env, answer.rendered.choices, asked)
+        deltas = deltas_json(env, answer.rendered.choices, logprobs_asked(answer))
         head = dumps(
             {"id": env.id, "object": "chat.completion.chunk", "created": env.created,
              "model": env.model, "system_fingerprint": env.system_fingerprint}

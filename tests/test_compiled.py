@@ -1,0 +1,273 @@
+"""A compiled reply gives, for every request, exactly the bytes the general writer gives.
+
+A template-free reply is compiled once per rendered reply and request shape (the first request
+that needs it), then filled in for every later request: each test compiles with one request and
+checks many others, with other ids, clocks, models, prompts and echoed parameters, against the
+protocol's own writer, plain and streamed, for every chat-family protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mockserver.pipeline
+from mockserver import MockServer, Options
+from mockserver.core.profiles import Settings
+from mockserver.protocols import Answer, Protocol, Target
+from mockserver.protocols.chat import Chat
+from mockserver.protocols.compiled import compiled_body, compiled_stream, values
+from mockserver.protocols.gemini import Gemini
+from mockserver.protocols.messages import Messages
+from mockserver.protocols.responses import Responses
+from mockserver.scenarios.loader import load_data
+from mockserver.scenarios.render import Envelope, Renderer, digest, usage
+
+from .conftest import Clock
+
+texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
+names = st.from_regex(r"[a-z_]{1,8}", fullmatch=True)
+tool_calls = st.lists(
+    st.fixed_dictionaries(
+        {"name": names, "arguments": st.dictionaries(names, texts, max_size=2)},
+        optional={"id": st.from_regex(r"call_[a-z0-9]{1,6}", fullmatch=True)},
+    ),
+    min_size=1,
+    max_size=2,
+)
+replies = st.fixed_dictionaries(
+    {},
+    optional={
+        "content": texts,
+        "reasoning": texts,
+        "refusal": texts.filter(bool),
+        "tool_calls": tool_calls,
+        "finish_reason": st.sampled_from(["stop", "length", "content_filter", "tool_calls"]),
+        "model": texts.filter(bool),
+        "usage": st.fixed_dictionaries(
+            {},
+            optional={
+                "prompt_tokens": st.integers(0, 10**6),
+                "completion_tokens": st.integers(0, 10**6),
+                "reasoning_tokens": st.integers(0, 100),
+                "cached_tokens": st.integers(0, 100),
+            },
+        ),
+    },
+)
+cadences = st.fixed_dictionaries({"chunk": st.sampled_from(["token", "word", "char", 1, 5, 20])})
+PROTOCOLS: dict[str, Protocol] = {
+    "chat": Chat(),
+    "responses": Responses(),
+    "responses-chat-usage": Responses("chat"),
+    "messages": Messages(),
+    "gemini": Gemini(),
+}
+echo_params = st.fixed_dictionaries(
+    {},
+    optional={
+        "instructions": texts,
+        "temperature": st.floats(0, 2),
+        "max_output_tokens": st.integers(1, 4096),
+        "metadata": st.dictionaries(names, texts, max_size=2),
+        "parallel_tool_calls": st.booleans(),
+        "store": st.booleans(),
+        "user": texts,
+        "tool_choice": st.sampled_from(["auto", "none", "required"]),
+        "text": st.just({"format": {"type": "json_object"}}),
+        "reasoning": st.fixed_dictionaries({}, optional={"effort": st.sampled_from(["low"])}),
+    },
+)
+
+
+@st.composite
+def requests(draw: st.DrawFn, api: str, stream: bool) -> tuple[bytes, Target]:
+    """A request of ``api``: its own prompt and model, and the parameters the reply repeats."""
+    model, prompt = draw(texts.filter(bool)), draw(texts.filter(bool))
+    if api == "chat":
+        body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": prompt}],
+                                "stream": stream, "n": draw(st.integers(1, 3))}  # fmt: skip
+        if stream and draw(st.booleans()):
+            body["stream_options"] = {"include_usage": True}
+        return json.dumps(body).encode(), Target("/v1/chat/completions")
+    if api.startswith("responses"):
+        body = {"model": model, "input": prompt, "stream": stream, **draw(echo_params)}
+        return json.dumps(body).encode(), Target("/v1/responses")
+    if api == "messages":
+        body = {"model": model, "max_tokens": 4096, "stream": stream,
+                "messages": [{"role": "user", "content": prompt}]}  # fmt: skip
+        return json.dumps(body).encode(), Target("/v1/messages")
+    method = "streamGenerateContent" if stream else "generateContent"
+    config: dict[str, Any] = {"candidateCount": draw(st.integers(1, 2))}
+    if draw(st.booleans()):
+        config["thinkingConfig"] = {"includeThoughts": True}
+    body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            "generationConfig": config}  # fmt: skip
+    query = {"alt": "sse"} if stream and draw(st.booleans()) else {}
+    name = draw(st.from_regex(r"gemini-[a-z0-9.]{1,8}", fullmatch=True))
+    return json.dumps(body).encode(), Target(f"/v1beta/models/{name}:{method}", query)
+
+
+def plain_request(api: str, stream: bool, i: int) -> tuple[bytes, Target]:
+    """The ``i``-th of a run of requests that differ only in their prompt and model."""
+    turn = [{"role": "user", "content": f"Question {i}?"}]
+    if api == "gemini":
+        method = "streamGenerateContent" if stream else "generateContent"
+        body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": f"Q {i}"}]}]}
+        return json.dumps(body).encode(), Target(f"/v1beta/models/gemini-{i}:{method}")
+    body = {"model": f"model-{i}", "stream": stream}
+    if api == "responses":
+        return json.dumps({**body, "input": turn}).encode(), Target("/v1/responses")
+    body["messages"] = turn
+    if api == "messages":
+        return json.dumps({**body, "max_tokens": 64}).encode(), Target("/v1/messages")
+    return json.dumps(body).encode(), Target("/v1/chat/completions")
+
+
+def answer_to(protocol: Protocol, raw: bytes, target: Target, spec: dict[str, Any],
+              renderer: Renderer, created: int) -> Answer:  # fmt: skip
+    """The answer the pipeline makes of ``raw`` for the scenario ``spec``."""
+    scenario = load_data([spec])[0]
+    step = scenario.steps[0]
+    assert step.reply is not None
+    req = protocol.parse(raw, {}, lambda _: None, target)
+    seed = digest(scenario.seed, raw, 0)
+    rendered = renderer.render(step.reply, req, Settings(), step.cadence, {}, int(seed[:8], 16))
+    env = Envelope(protocol.id_prefix + seed, created, step.reply.model or req.model,
+                   "fp_test", seed[:16])  # fmt: skip
+    used = usage(req, rendered.choices, step.reply.usage)
+    return Answer(req, rendered, used, env, step.reply, scenario.seed, "req_1", float(created))
+
+
+def check(protocol: Protocol, answer: Answer) -> bool:
+    """The compiled reply's bytes are the general writer's; whether there was one."""
+    filled = values(protocol, answer)
+    if not answer.request.stream:
+        body = compiled_body(protocol, answer)
+        if body is not None:
+            assert body.fill(filled) == protocol.body(answer)
+        return body is not None
+    stream = compiled_stream(protocol, answer)
+    if stream is None:
+        return False
+    frames = list(protocol.frames(answer))
+    end = protocol.end(answer, len(frames))
+    assert stream.filled(filled) == frames
+    assert stream.end.fill(filled) == end
+    assert stream.whole.fill(filled) == b"".join(f.data for f in frames) + end
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    api=st.sampled_from(list(PROTOCOLS)),
+    stream=st.booleans(),
+    reply=replies,
+    cadence=cadences,
+    data=st.data(),
+)
+def test_a_compiled_reply_is_the_general_writers_bytes_for_every_request(
+    api: str, stream: bool, reply: dict[str, Any], cadence: dict[str, Any], data: st.DataObject
+) -> None:
+    protocol = PROTOCOLS[api]
+    spec = {"reply": reply, "cadence": cadence}
+    renderer = Renderer()
+    for created in data.draw(st.lists(st.integers(0, 2**40), min_size=2, max_size=4)):
+        raw, target = data.draw(requests(api.removesuffix("-chat-usage"), stream))
+        check(protocol, answer_to(protocol, raw, target, spec, renderer, created))
+
+
+@pytest.mark.parametrize("api", list(PROTOCOLS))
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"content": "Hello, 100% sure {not} a %s format."},
+        {"content": "Thinking done.", "reasoning": "First, think."},
+        {"content": "", "tool_calls": [{"name": "f", "arguments": {"x": 1}}]},
+        {"content": "Cut.", "finish_reason": "length", "usage": {"prompt_tokens": 7}},
+        {"refusal": "No."},
+    ],
+)
+def test_template_free_replies_are_compiled(api: str, stream: bool, reply: dict[str, Any]) -> None:
+    """The replies load tests use, reasoning and generated call ids included, take the
+    compiled path (and give the general writer's bytes)."""
+    protocol = PROTOCOLS[api]
+    renderer = Renderer()
+    base = api.removesuffix("-chat-usage")
+    for i in range(3):
+        raw, target = plain_request(base, stream, i)
+        answer = answer_to(protocol, raw, target, {"reply": reply}, renderer, 1000 + i)
+        assert check(protocol, answer)
+
+
+def test_a_request_for_logprobs_and_a_templated_reply_take_the_general_path() -> None:
+    chat = PROTOCOLS["chat"]
+    renderer = Renderer()
+    raw = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                      "logprobs": True}).encode()  # fmt: skip
+    target = Target("/v1/chat/completions")
+    assert not check(chat, answer_to(chat, raw, target, {"reply": {"content": "x"}}, renderer, 1))
+    templated = {"reply": {"content": "You said {{ last_user }}"}}
+    plain = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    assert not check(chat, answer_to(chat, plain, target, templated, renderer, 1))
+
+
+# --- through the server: the compiled and the general path answer alike ----------------------
+
+AUTH = {"Authorization": "Bearer k", "x-api-key": "k", "anthropic-version": "2023-06-01"}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MockServer]:
+    with MockServer(options=Options(clock=Clock(), speed=0)) as server:
+        yield server
+
+
+PATHS = {"chat": "/chat/completions", "responses": "/responses", "messages": "/messages"}
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    api=st.sampled_from(["chat", "responses", "messages", "gemini"]),
+    stream=st.booleans(),
+    reply=replies,
+    data=st.data(),
+)
+def test_the_server_answers_alike_compiled_or_not(
+    server: MockServer,
+    monkeypatch: pytest.MonkeyPatch,
+    api: str,
+    stream: bool,
+    reply: dict[str, Any],
+    data: st.DataObject,
+) -> None:
+    """The same request, answered by the compiled path, then with compiling switched off:
+    the same status, body and headers (but the request id, new each time)."""
+    server.replace({"reply": reply, "cadence": {"chunk": 20}})
+    raw, target = data.draw(requests(api, stream))
+    url = f"{server.base_url.removesuffix('/v1')}{target.path}"
+    if api != "gemini":
+        url = f"{server.base_url}{PATHS[api]}"
+
+    def post() -> httpx.Response:
+        return httpx.post(url, content=raw, params=dict(target.query),
+                          headers={**AUTH, "x-goog-api-key": "k"})  # fmt: skip
+
+    compiled = post()
+    with monkeypatch.context() as off:
+        off.setattr(mockserver.pipeline, "compiled_body", lambda *_: None)
+        off.setattr(mockserver.pipeline, "compiled_stream", lambda *_: None)
+        general = post()
+    assert (compiled.status_code, compiled.content) == (general.status_code, general.content)
+    ids = {"x-request-id", "request-id", "date"}
+    assert {k: v for k, v in compiled.headers.items() if k not in ids} == {
+        k: v for k, v in general.headers.items() if k not in ids
+    }
