@@ -7,7 +7,7 @@ and ``time.process_time`` does not count the time other processes hold the CPU: 
 figure to compare before and after a change on a busy machine. ``--profile`` prints cProfile's
 functions by own time, per request.
 
-    python bench/inproc.py [--api chat|responses] [--stream] [--same] [-n 5000] [--connections 8]
+    python bench/inproc.py [--api chat|responses|messages] [--stream] [--same] [-n 5000] [--connections 8]
         [--profile]
 """
 
@@ -42,7 +42,9 @@ _SENT = [0]  # every body ever prepared is new, across warm-up and repeats
 def requests(api: str, stream: bool, same: bool, n: int, turns: int) -> list[bytes]:
     """``n`` HTTP requests; every user message different unless ``same``. ``turns`` earlier
     user/assistant pairs come first, the same in every request, as a conversation resends."""
-    path = "/v1/responses" if api == "responses" else "/v1/chat/completions"
+    path = {"responses": "/v1/responses", "messages": "/v1/messages"}.get(
+        api, "/v1/chat/completions"
+    )
     history = []
     for t in range(turns):
         history += [{"role": "user", "content": f"Earlier question number {t}, in a few words."},
@@ -51,7 +53,10 @@ def requests(api: str, stream: bool, same: bool, n: int, turns: int) -> list[byt
     for i in range(_SENT[0], _SENT[0] + n):
         turn = [*history, {"role": "user", "content": USER if same else f"{USER} {i}"}]
         key = "input" if api == "responses" else "messages"
-        body = json.dumps({"model": "gpt-4", key: turn, "stream": stream}).encode()
+        fields: dict[str, object] = {"model": "gpt-4", key: turn, "stream": stream}
+        if api == "messages":
+            fields.update(model="claude-sonnet-4-5", max_tokens=1024)
+        body = json.dumps(fields).encode()
         out.append(post(path, body))
     _SENT[0] += n
     return out
@@ -132,7 +137,7 @@ def per_request(report: str, n: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--api", choices=("chat", "responses"), default="chat")
+    parser.add_argument("--api", choices=("chat", "responses", "messages"), default="chat")
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--same", action="store_true", help="one body over and over")
     parser.add_argument("--turns", type=int, default=0, help="earlier turns in every request")

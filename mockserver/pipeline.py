@@ -432,12 +432,12 @@ class Pipeline:
             pacing = [(f.paced, f.delay) for f in frames]
         if described := protocol.reply_summary(answer):
             entry.describe(described)
-        scripted = delays(cadence, pacing, int(seed[8:16], 16))
+        scripted = [] if cadence.instant else delays(cadence, pacing, int(seed[8:16], 16))
         if any(scripted):
             entry.extra["delays"] = scripted
-        waits = [w * scale for w in scripted]
+        paused = bool(scale) and any(scripted)
         stored_body = self._body(answer, True) if made is not None and protocol.keeps else None
-        if kind is None and not any(waits):
+        if kind is None and not paused:
             if made is not None:
                 body = made.whole.fill(values(protocol, answer))
             else:
@@ -454,6 +454,7 @@ class Pipeline:
             if made is not None:
                 filled = values(protocol, answer)
                 frames, end = made.filled(filled), made.end.fill(filled)
+        waits = [w * scale for w in scripted] if paused else [0.0] * len(pacing)
         headers = {**headers, **protocol.headers(entry.request_id)}
         return await self._stream(request, state, answer, frames, waits, fault, headers, end)
 

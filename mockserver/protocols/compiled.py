@@ -40,9 +40,10 @@ def _mark(name: str) -> str:
 def values(protocol: Protocol, answer: Answer) -> Values:
     """What this request fills the holes with, in their order."""
     env, used = answer.env, answer.usage
-    extra = [t.encode() for t in (*protocol.derived(answer), *protocol.echoed(answer))]
-    return (env.id.encode(), env.call_id_seed.encode(), env.created,
-            dumps_text(env.model).encode(), used.prompt, used.total, *extra)  # fmt: skip
+    own = (env.id.encode(), env.call_id_seed.encode(), env.created,
+           dumps_text(env.model).encode(), used.prompt, used.total)  # fmt: skip
+    extra = protocol.derived(answer) + protocol.echoed(answer)
+    return own + tuple(map(str.encode, extra)) if extra else own
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,14 +177,16 @@ class Cadence:
     pieces: tuple[tuple[str, int, str, float | None], ...] = ()
     """Explicit pieces of the other texts: (``reasoning``, ``refusal`` or ``arguments``, the
     tool call's index, text, delay); recordings keep every piece's own delay this way."""
+    instant: bool = field(init=False, compare=False, repr=False)
+    """No pause anywhere: known at load, asked of every stream."""
 
-    @property
-    def instant(self) -> bool:
-        return (
+    def __post_init__(self) -> None:
+        instant = (
             not (self.first_delay or self.delay or self.jitter)
             and all(d is None or d == 0 for _, d in self.chunks)
             and all(d is None or d == 0 for *_, d in self.pieces)
         )
+        object.__setattr__(self, "instant", instant)
 
 
 @dataclass(frozen=True)
