@@ -152,12 +152,19 @@ def _compiled(protocol: Protocol, answer: Answer, stream: bool) -> Any:
     if shape is None:
         return None
     key = (protocol, stream, shape, answer.env.system_fingerprint)
-    try:
-        return rendered.wire[key]
-    except KeyError:
+    made = rendered.wire.get(key, _UNSEEN)
+    if made is _UNSEEN:  # the first time: most rendered replies that come once never come again
+        rendered.wire[key] = _ONCE
+        return None
+    if made is _ONCE:
         made = _compile_stream(protocol, answer) if stream else _compile_body(protocol, answer)
         rendered.wire[key] = made
-        return made
+    return made
+
+
+_UNSEEN, _ONCE = object(), object()
+"""A reply is compiled the second time it is asked for in one shape: a rendered reply that
+comes once (a ``max_tokens`` of its own) costs no compiling."""
 
 
 def compiled_body(protocol: Protocol, answer: Answer) -> Mold | None:
