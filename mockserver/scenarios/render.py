@@ -3,7 +3,8 @@
 Knows no wire format (each protocol turns these into its bytes). Pure: ids, clock and
 randomness come in as arguments. The expensive part (templating, stop sequences, truncation,
 tokenizing, cutting into chunks) is cached for replies that have no template, so a repeated
-request only assembles bytes; protocols cache their own JSON of such replies in ``wire``.
+request only assembles bytes; such replies' bytes are compiled once and kept in ``wire``
+(``protocols.compiled``).
 """
 
 from __future__ import annotations
@@ -176,8 +177,8 @@ def _explicit(
 
 @dataclass(frozen=True)
 class Rendered:
-    """A reply's concrete choices. ``wire`` is where each protocol keeps what it rendered of
-    them once, when that does not depend on the request (template-free replies are cached)."""
+    """A reply's concrete choices. ``wire`` keeps what is made of them once for every request
+    (a template-free reply's compiled bytes, per protocol and request shape)."""
 
     choices: tuple[Choice, ...]
     wire: dict[Any, Any] = field(default_factory=dict, compare=False)
