@@ -502,6 +502,8 @@ class Pipeline:
 
     async def _store(self, state: State, answer: Answer, body: bytes | None) -> Stored | None:
         """The response the protocol keeps (Responses ``store``), kept by the store."""
+        if not self.protocol.keeps:
+            return None
         stored = self.protocol.stored(answer, body)
         if stored is not None:
             await state.store.put_response(stored)

@@ -261,7 +261,8 @@ class Protocol:
         return b'data: {"id": "broken", "choices": [\n\n'
 
     def stored(self, answer: Answer, body: bytes | None) -> Stored | None:
-        """What to keep of this reply for later requests to refer to; most keep nothing."""
+        """What to keep of this reply for later requests to refer to; asked only of protocols
+        that ``keeps`` (most keep nothing)."""
         return None
 
     def shape(self, request: Request) -> Hashable:
