@@ -133,6 +133,7 @@ class Tasks(Protocol):
     answers_unmatched = True
     prefixes = ("",)
     creates = True
+    keeps = True
 
     def __init__(self, service: Service = SERVICES[0]) -> None:
         self.service = service
