@@ -22,7 +22,7 @@ from mockserver import MockServer, Options
 from mockserver.core.profiles import Settings
 from mockserver.protocols import Answer, Protocol, Target
 from mockserver.protocols.chat import Chat
-from mockserver.protocols.compiled import compiled_body, compiled_stream, values
+from mockserver.protocols.compiled import Stream, compiled_body, compiled_stream, values
 from mockserver.protocols.gemini import Gemini
 from mockserver.protocols.messages import Messages
 from mockserver.protocols.responses import Responses
@@ -278,3 +278,48 @@ def test_the_server_answers_alike_compiled_or_not(
     assert {k: v for k, v in compiled.headers.items() if k not in ids} == {
         k: v for k, v in general.headers.items() if k not in ids
     }
+
+
+async def _no_wait(seconds: float) -> None:
+    """The scripted pauses, taken at once: the bytes are what is compared."""
+
+
+@pytest.mark.parametrize("api", ["chat", "responses", "messages", "gemini"])
+def test_a_paced_stream_is_the_general_writers_frames(
+    api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream with pauses between its frames goes out frame by frame, each filled in from
+    its compiled form: the same bytes as the general writer's."""
+    scenario = {"reply": {"content": "Paced, 100% alike.", "reasoning": "Think first.",
+                          "tool_calls": [{"name": "f", "arguments": {"x": 1}}]},
+                "cadence": {"chunk": 5, "delay": 0.5, "jitter": 0.1}}  # fmt: skip
+    options = Options(clock=Clock(), speed=1, sleep=_no_wait)
+    with MockServer([scenario], options=options) as server:
+        raws = [plain_request(api, True, i) for i in range(3)]
+
+        def post(raw: bytes, target: Target) -> httpx.Response:
+            url = f"{server.base_url}{PATHS.get(api, '')}"
+            if api == "gemini":
+                url = f"{server.base_url.removesuffix('/v1')}{target.path}"
+            return httpx.post(url, content=raw, headers={**AUTH, "x-goog-api-key": "k"})
+
+        post(*raws[0])  # the first of its shape: written by the general writer, then compiled
+        filled: list[int] = []
+        fill = Stream.filled
+
+        def counted(stream: Stream, values: Any) -> Any:
+            filled.append(1)
+            return fill(stream, values)
+
+        with monkeypatch.context() as spy:
+            spy.setattr(Stream, "filled", counted)
+            compiled = [post(*r) for r in raws[1:]]
+        assert len(filled) == 2  # both went out frame by frame from the compiled stream
+        with monkeypatch.context() as off:
+            off.setattr(mockserver.pipeline, "compiled_stream", lambda *_: None)
+            general = [post(*r) for r in raws[1:]]
+        assert [r.content for r in compiled] == [r.content for r in general]
+        assert all(r.status_code == 200 for r in compiled)
+        delays = [e.extra.get("delays") for e in server.journal]
+        assert delays[1:3] == delays[3:5]  # on the same schedule
+        assert delays[1]  # paced
