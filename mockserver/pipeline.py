@@ -370,7 +370,7 @@ class Pipeline:
             system_fingerprint=state.options.system_fingerprint,
             call_id_seed=seed[:16],
         )
-        used = usage(req, rendered.choices, reply.usage)
+        used = usage(req, rendered, reply.usage)
         cadence = step.cadence
         compiles = kind is None  # the compiled reply: no fault, usage as counted
         if state.options.prompt_cache and not _states_cache(reply.usage):

@@ -141,7 +141,7 @@ def answer_to(protocol: Protocol, raw: bytes, target: Target, scenario: Scenario
     rendered = renderer.render(step.reply, req, Settings(), step.cadence, {}, int(seed[:8], 16))
     env = Envelope(protocol.id_prefix + seed, created, step.reply.model or req.model,
                    "fp_test", seed[:16])  # fmt: skip
-    used = usage(req, rendered.choices, step.reply.usage)
+    used = usage(req, rendered, step.reply.usage)
     return Answer(req, rendered, used, env, step.reply, scenario.seed, "req_1", float(created))
 
 

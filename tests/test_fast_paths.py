@@ -405,7 +405,8 @@ def test_the_written_out_response_is_the_encoded_response_object(
     choices = (build_choice(message, Settings(), Cadence(), None),)
     env = Envelope(id="resp_1", created=7, model=request.model, system_fingerprint="fp",
                    call_id_seed="abc")  # fmt: skip
-    answer = Answer(request, Rendered(choices), usage(request, choices, None), env)
+    rendered = Rendered(choices)
+    answer = Answer(request, rendered, usage(request, rendered, None), env)
     protocol = Responses(usage_style)
     items = _Items(answer) if done else None
     assert protocol.encoded(answer, items) == dumps(protocol.response(answer, items))

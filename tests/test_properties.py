@@ -18,7 +18,7 @@ from mockserver.core.tokens import count_tokens, split_tokens
 from mockserver.protocols.chat import parse_chat, usage_json
 from mockserver.scenarios.loader import load_data, load_text
 from mockserver.scenarios.matching import ScenarioSet, Substrings, required_literal
-from mockserver.scenarios.render import usage
+from mockserver.scenarios.render import Rendered, usage
 
 
 @settings(max_examples=60)
@@ -199,7 +199,7 @@ def test_usage_json_is_json_dumps(
         "reasoning_tokens": reasoning,
         "cached_tokens": cached,
     }
-    used = usage(parse_chat(body, {}), (), fixed)
+    used = usage(parse_chat(body, {}), Rendered(()), fixed)
     assert json.loads(usage_json(used)) == {
         "prompt_tokens": prompt,
         "completion_tokens": completion,

@@ -107,7 +107,7 @@ def _probe(protocol: Protocol, answer: Answer, tag: str, n: int) -> _Probe:
                          call_id_seed=_mark(f"seed{tag}"))  # fmt: skip
     fixed = answer.reply.usage if answer.reply is not None else None
     prompt = int(f"8{n}" * 9 + "3")
-    used = usage(answer.request, answer.rendered.choices, fixed, prompt)
+    used = usage(answer.request, answer.rendered, fixed, prompt)
     echo = tuple(_mark(f"echo{i}{tag}") for i in range(len(protocol.echoed(answer))))
     probe = replace(answer, env=probe_env, usage=used, wire={"echo": echo})
     return _Probe(probe, values(protocol, probe))

@@ -185,14 +185,20 @@ class Rendered:
     cached: bool = False
     pieces: int = field(init=False, compare=False)
     """How many stream pieces the choices hold: what writing them out costs, roughly."""
+    completion_tokens: int = field(init=False, compare=False)
+    reasoning_tokens: int = field(init=False, compare=False)
+    """The choices' counts, summed once (usage asks for them on every request)."""
 
     def __post_init__(self) -> None:
+        choices = self.choices
         pieces = sum(
             len(c.content_pieces) + len(c.reasoning_pieces) + len(c.refusal_pieces)
             + sum(map(len, c.argument_pieces))
-            for c in self.choices
+            for c in choices
         )  # fmt: skip
         object.__setattr__(self, "pieces", pieces)
+        object.__setattr__(self, "completion_tokens", sum(c.completion_tokens for c in choices))
+        object.__setattr__(self, "reasoning_tokens", sum(c.reasoning_tokens for c in choices))
 
 
 class Renderer:
@@ -272,24 +278,22 @@ class Usage:
         return self.prompt + self.completion
 
 
-def usage(
-    request: Request, choices: tuple[Choice, ...], fixed: Any, counted: int | None = None
-) -> Usage:
+def usage(request: Request, rendered: Rendered, fixed: Any, counted: int | None = None) -> Usage:
     """Counted usage; the figures a scenario states win over computed ones. ``counted`` stands
     for the request's prompt tokens when given (a compiled reply's probe)."""
     if not fixed:  # the common case: every figure counted
         return Usage(
             request.prompt_tokens if counted is None else counted,
-            sum(c.completion_tokens for c in choices),
-            sum(c.reasoning_tokens for c in choices),
+            rendered.completion_tokens,
+            rendered.reasoning_tokens,
         )
     prompt = fixed.get("prompt_tokens")
     if prompt is None:
         prompt = request.prompt_tokens if counted is None else counted
     return Usage(
         prompt=prompt,
-        completion=fixed.get("completion_tokens", sum(c.completion_tokens for c in choices)),
-        reasoning=fixed.get("reasoning_tokens", sum(c.reasoning_tokens for c in choices)),
+        completion=fixed.get("completion_tokens", rendered.completion_tokens),
+        reasoning=fixed.get("reasoning_tokens", rendered.reasoning_tokens),
         cached=fixed.get("cached_tokens", 0),
         cache_write=fixed.get("cache_write_tokens", 0),
     )
