@@ -28,7 +28,6 @@ Values = tuple[Any, ...]
 """One request's fill: id, call id seed, created, model (JSON), prompt, total, then the
 protocol's derived and echoed texts (see ``values``)."""
 
-_FIXED = 6  # the holes every protocol has, before its own
 _INTS = frozenset({2, 4, 5})  # created, prompt tokens, total tokens: written with ``%d``
 
 
@@ -168,14 +167,14 @@ comes once (a ``max_tokens`` of its own) costs no compiling."""
 
 
 def compiled_body(protocol: Protocol, answer: Answer) -> Mold | None:
-    """The answer's plain body compiled, made on first use and kept with the rendered reply;
-    None where the general path writes it: a reply with a template, a heavy one, a request
-    shape the protocol does not compile (``Protocol.shape``), or a failed check."""
+    """The answer's plain body compiled, made the second time it is needed and kept with the
+    rendered reply; None where the general path writes it: a reply with a template, a heavy
+    one, a request shape the protocol does not compile (``Protocol.shape``), a failed check."""
     made: Mold | None = _compiled(protocol, answer, False)
     return made
 
 
 def compiled_stream(protocol: Protocol, answer: Answer) -> Stream | None:
-    """The answer's stream compiled, likewise."""
+    """The answer's stream compiled (its frames, pacing and end), likewise."""
     made: Stream | None = _compiled(protocol, answer, True)
     return made
