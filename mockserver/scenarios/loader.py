@@ -75,6 +75,10 @@ class _Located:
         return self.lines.get(path)
 
 
+_NO_CADENCE = Cadence()
+"""The cadence of every step that states none: one object, not one a step."""
+
+
 def _compose(text: str, source: str) -> _Located:
     """Parse with libyaml; if the text is not valid YAML, parse again with PyYAML's own parser,
     whose messages say more (and are the ones documented)."""
@@ -372,7 +376,7 @@ class _Builder:
 
     def cadence(self, spec: Mapping[str, Any] | None) -> Cadence:
         if not spec:
-            return Cadence()
+            return _NO_CADENCE
         return Cadence(
             first_delay=_seconds(spec.get("first_delay")),
             delay=_seconds(spec.get("delay")),
