@@ -28,7 +28,7 @@ from mockserver.protocols.messages import parse_messages
 from mockserver.protocols.responses import parse_responses
 from mockserver.scenarios.loader import load_data
 from mockserver.scenarios.matching import ScenarioSet, check_all
-from mockserver.scenarios.render import Choice, usage
+from mockserver.scenarios.render import Choice, Rendered, usage
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
@@ -370,7 +370,9 @@ def test_the_index_picks_the_step_trying_every_condition_of_every_scenario_picks
 def test_usage_counts_what_the_pieces_count(text: str, turns_before: int, fixed: Any) -> None:
     choice = Choice("an answer", None, None, (), "stop", 5, 0, (), (), (), ())
     for request in _requests(text.strip() or "q", "gpt-4", False, turns_before)[:4]:
-        used = usage(request, (choice,), {"prompt_tokens": fixed} if fixed is not None else None)
+        used = usage(
+            request, Rendered((choice,)), {"prompt_tokens": fixed} if fixed is not None else None
+        )
         count_tokens.cache_clear()
         tools = json.dumps(request.tools) if request.tools else None
         assert used.prompt == (fixed if fixed is not None else
