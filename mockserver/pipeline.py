@@ -397,7 +397,7 @@ class Pipeline:
             pieces = protocol.pieces(answer) if kind is None else None
             if pieces is not None:
                 response = await _write_pieces(
-                    request, pieces, {**headers, **protocol.headers(entry.request_id)}
+                    request, pieces, {**headers, **protocol.headers(entry.request_id)}, entry
                 )
                 if described := protocol.reply_summary(answer):
                     entry.describe(described)
@@ -418,7 +418,7 @@ class Pipeline:
             await self._store(state, answer, None)
             batches = _batches(protocol.frames(answer), lambda sent: protocol.end(answer, sent))
             response = await _write_pieces(
-                request, batches, {**headers, **protocol.headers(entry.request_id)}
+                request, batches, {**headers, **protocol.headers(entry.request_id)}, entry
             )
             if described := protocol.reply_summary(answer):
                 entry.describe(described)
@@ -456,7 +456,7 @@ class Pipeline:
                 frames, end = made.filled(filled), made.end.fill(filled)
         waits = [w * scale for w in scripted] if paused else [0.0] * len(pacing)
         headers = {**headers, **protocol.headers(entry.request_id)}
-        return await self._stream(request, state, answer, frames, waits, fault, headers, end)
+        return await self._stream(request, state, entry, answer, frames, waits, fault, headers, end)
 
     def _headers(
         self,
@@ -537,6 +537,7 @@ class Pipeline:
         self,
         request: web.Request,
         state: State,
+        entry: Entry,
         answer: Answer,
         frames: list[Frame],
         waits: list[float],
@@ -552,6 +553,7 @@ class Pipeline:
             _abort(request)
             raise _Dropped
         await response.prepare(request)
+        entry.status = response.status  # sent: a client leaving now left a 200
         # Faults strike after ``after_chunks`` pieces of output; framing before them is sent.
         cut_after = fault.after_chunks if fault is not None and kind != "no_done" else None
         loop = asyncio.get_running_loop()
@@ -618,12 +620,13 @@ async def _gather(frames: Iterable[Frame]) -> list[Frame]:
 
 
 async def _write_pieces(
-    request: web.Request, pieces: Iterator[bytes], headers: Mapping[str, str]
+    request: web.Request, pieces: Iterator[bytes], headers: Mapping[str, str], entry: Entry
 ) -> web.StreamResponse:
     """A large body written as it is made, one piece at a time, the loop free between pieces:
     neither the whole body in memory nor the other requests waiting for it."""
     response = web.StreamResponse(headers=headers)
     await response.prepare(request)
+    entry.status = response.status  # sent: a client leaving now left a 200
     for piece in pieces:
         await response.write(piece)
         await asyncio.sleep(0)

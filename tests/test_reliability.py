@@ -152,6 +152,10 @@ def test_vanishing_clients_leave_nothing_behind(server: MockServer) -> None:
     outcomes = {e.outcome for e in server.journal[1:]}
     assert outcomes <= {"client_disconnected", "ok"}
     assert "client_disconnected" in outcomes
+    # The five gone mid-stream were sent a 200 (journal and log line say so, not "-"); one
+    # gone before the headers went out was sent nothing.
+    left = [e.status for e in server.journal[1:] if e.outcome == "client_disconnected"]
+    assert left.count(200) >= 5 and set(left) <= {0, 200}
     assert (
         httpx.post(f"{server.base_url}/chat/completions", json=CHAT, headers=AUTH).status_code
         == 200
