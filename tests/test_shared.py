@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mockserver import MockServer, Options
@@ -478,6 +478,7 @@ async def shared_outcomes(
 LIMIT = RateLimit(requests=4, tokens=100, per=1.0)
 
 
+@settings(deadline=None)  # each example runs an event loop: a loaded machine stalls some
 @given(calls)
 def test_tables_admit_as_budgets_do(script: list[Call]) -> None:
     assert asyncio.run(shared_outcomes(LocalBackend(), LIMIT, script)) == local_outcomes(
