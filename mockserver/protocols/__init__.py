@@ -106,7 +106,24 @@ NOWHERE = Target()
 
 
 class Protocol:
-    """The interface; the defaults are OpenAI's (Bearer auth, ``{"error": {...}}`` bodies)."""
+    """The interface; the defaults are OpenAI's (Bearer auth, ``{"error": {...}}`` bodies).
+
+    The hooks, in the order a request meets them:
+
+    - routing: ``routes``, ``prefixes``, ``for_route``, ``claims``;
+    - auth: ``api_key``, ``key_headers``, ``auth_error``;
+    - parsing: ``parse``, ``immediate`` (an answer made from the request alone),
+      ``cache_plan`` (prompt caching), ``model_list`` / ``model`` / ``unknown_model``;
+    - writing a reply: ``body``, ``content_type``, ``pieces`` (a large body in slices),
+      ``frames`` / ``end`` / ``stream_content_type`` (a stream), ``reply_summary`` (the
+      journal's view), ``stored`` (what ``keeps`` keeps);
+    - compiling a reply (``compiled.py``): ``shape`` (None: never compiled), ``derived``,
+      ``echoed``;
+    - errors and faults: ``error_type``, ``error_body``, ``stream_error``, ``failed``,
+      ``malformed``;
+    - headers: ``headers`` (``request_id_headers``), ``rate_limit_headers``;
+    - recording: ``read_body``, ``read_stream``, ``versioned_base``.
+    """
 
     name: ClassVar[str]
     routes: ClassVar[tuple[str, ...]]
