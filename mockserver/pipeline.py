@@ -399,12 +399,10 @@ class Pipeline:
                 response = await _write_pieces(
                     request, pieces, {**headers, **protocol.headers(entry.request_id)}, entry
                 )
-                if described := protocol.reply_summary(answer):
-                    entry.describe(described)
+                entry.describe(protocol.reply_summary(answer))
                 return response
             body = self._body(answer, compiles)
-            if described := protocol.reply_summary(answer):
-                entry.describe(described)
+            entry.describe(protocol.reply_summary(answer))
             stored = await self._store(state, answer, body) if kind is None else None
             if kind == "malformed":
                 body = body[: len(body) // 2]
@@ -420,8 +418,7 @@ class Pipeline:
             response = await _write_pieces(
                 request, batches, {**headers, **protocol.headers(entry.request_id)}, entry
             )
-            if described := protocol.reply_summary(answer):
-                entry.describe(described)
+            entry.describe(protocol.reply_summary(answer))
             return response
         made = compiled_stream(protocol, answer) if compiles else None
         frames: list[Frame] = []
@@ -430,8 +427,7 @@ class Pipeline:
         else:
             frames = await _gather(protocol.frames(answer)) if heavy else [*protocol.frames(answer)]
             pacing = [(f.paced, f.delay) for f in frames]
-        if described := protocol.reply_summary(answer):
-            entry.describe(described)
+        entry.describe(protocol.reply_summary(answer))
         scripted = [] if cadence.instant else delays(cadence, pacing, int(seed[8:16], 16))
         if any(scripted):
             entry.extra["delays"] = scripted

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -482,6 +483,24 @@ def test_transcription_refusals(
     assert reply.status_code == status
     error = reply.json()["error"]
     assert (error["param"], words in error["message"]) == (param, True), error
+
+
+def test_a_boundary_no_body_can_carry_is_a_400(server: MockServer) -> None:
+    """A Content-Type whose boundary is not Latin-1 (sent as UTF-8 bytes) is refused, not a 500."""
+    body = b"--\xe2\x82\xac\r\nContent-Disposition: form-data; name=model\r\n\r\nwhisper-1\r\n"
+    with socket.create_connection((server.host, server.port)) as conn:
+        conn.sendall(
+            b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Authorization: Bearer sk-test\r\n"
+            b"Content-Type: multipart/form-data; boundary=\xe2\x82\xac\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
+    assert b"expected multipart/form-data" in reply
 
 
 def test_a_refused_upload_is_not_kept_whole_in_the_journal(server: MockServer) -> None:

@@ -83,7 +83,10 @@ def parse_form(raw: bytes, content_type: str) -> Form:
     boundary = head.get_param("boundary")
     if head.get_content_type() != "multipart/form-data" or not isinstance(boundary, str):
         raise _not_multipart(content_type)
-    delimiter = b"\r\n--" + boundary.encode("latin-1")
+    try:
+        delimiter = b"\r\n--" + boundary.encode("latin-1")
+    except UnicodeEncodeError:  # a boundary no body could carry (RFC 2046: ASCII)
+        raise _not_multipart(content_type) from None
     chunks = (b"\r\n" + raw).split(delimiter)
     form = Form()
     closed = False

@@ -268,6 +268,24 @@ def check_range(body: Mapping[str, Any], name: str, low: int, high: int | None) 
     )
 
 
+def required_text(body: Mapping[str, Any], name: str, limit: int) -> str:
+    """A required string parameter of at most ``limit`` characters, or OpenAI's 400 for it."""
+    text = body.get(name)
+    if text is None:
+        raise missing_param(name)
+    if not isinstance(text, str):
+        raise invalid_type(name, "a string", text)
+    if len(text) > limit:
+        raise APIError(
+            400,
+            f"Invalid '{name}': string too long. Expected a string with maximum length "
+            f"{limit}, but got a string with length {len(text)} instead.",
+            param=name,
+            code="string_above_max_length",
+        )
+    return text
+
+
 def invalid_value(param: str, value: Any, allowed: tuple[str, ...]) -> APIError:
     shown = ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'"
     return APIError(

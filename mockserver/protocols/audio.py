@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.caching import Plan
 from ..core.errors import APIError, invalid_type, missing_param
 from ..core.forms import Upload, parse_form
-from ..core.request import Request, body_and_model, invalid_value
+from ..core.request import Request, body_and_model, invalid_value, required_text
 from ..core.tokens import count_tokens, split_tokens
 from ..media import audio
 from . import NOWHERE, Answer, Frame, Lookup, Protocol, Target, dumps
@@ -152,19 +152,7 @@ def _voice(value: Any) -> str:
 
 def parse_speech(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
     body, model = body_and_model(raw)
-    text = body.get("input")
-    if text is None:
-        raise missing_param("input")
-    if not isinstance(text, str):
-        raise invalid_type("input", "a string", text)
-    if len(text) > MAX_INPUT:
-        raise APIError(
-            400,
-            f"Invalid 'input': string too long. Expected a string with maximum length "
-            f"{MAX_INPUT}, but got a string with length {len(text)} instead.",
-            param="input",
-            code="string_above_max_length",
-        )
+    text = required_text(body, "input", MAX_INPUT)
     _voice(body.get("voice"))
     fmt = body.get("response_format")
     if fmt is not None and fmt not in audio.FORMATS:

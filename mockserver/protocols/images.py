@@ -20,7 +20,14 @@ from typing import Any
 
 from ..core.errors import APIError, invalid_type, missing_param
 from ..core.forms import Upload, is_form, parse_form
-from ..core.request import Request, check_range, integral, invalid_value, json_object
+from ..core.request import (
+    Request,
+    check_range,
+    integral,
+    invalid_value,
+    json_object,
+    required_text,
+)
 from ..core.tokens import count_tokens
 from ..media.blobs import Blob
 from ..media.images import FORMATS, Picture, dimensions, encode, seed_of, sniff
@@ -122,19 +129,7 @@ def _form_body(raw: bytes, content_type: str) -> tuple[dict[str, Any], tuple[Upl
 
 def _check(body: dict[str, Any], edit: bool) -> tuple[str, str]:
     """The model and prompt, every parameter checked as OpenAI checks it."""
-    prompt = body.get("prompt")
-    if prompt is None:
-        raise missing_param("prompt")
-    if not isinstance(prompt, str):
-        raise invalid_type("prompt", "a string", prompt)
-    if len(prompt) > MAX_PROMPT:
-        raise APIError(
-            400,
-            f"Invalid 'prompt': string too long. Expected a string with maximum length "
-            f"{MAX_PROMPT}, but got a string with length {len(prompt)} instead.",
-            param="prompt",
-            code="string_above_max_length",
-        )
+    prompt = required_text(body, "prompt", MAX_PROMPT)
     model = body.get("model")
     if model is None:
         model = DEFAULT_MODEL

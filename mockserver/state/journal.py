@@ -187,7 +187,10 @@ class Entry:
                         env if c.tool_calls else None)  # fmt: skip
 
     def describe(self, described: dict[str, Any]) -> None:
-        """What the protocol adds to the reply's summary (``Protocol.reply_summary``)."""
+        """What the protocol adds to the reply's summary (``Protocol.reply_summary``; most
+        add nothing)."""
+        if not described:
+            return
         if self._answer is None and self._reply is not None:
             self._reply.update(described)
         elif self._described is None:
