@@ -26,7 +26,7 @@ from .core.profiles import Settings
 from .core.request import Request
 from .core.secrets import redact_target
 from .protocols import HEAVY, JSON, Answer, Frame, Protocol, Stored, Target
-from .protocols.compiled import compiled_body, compiled_stream, values
+from .protocols.compiled import Values, compiled_body, compiled_stream, values
 from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
 from .scenarios.render import Envelope, Usage, delays, digest, usage
@@ -432,10 +432,12 @@ class Pipeline:
         if any(scripted):
             entry.extra["delays"] = scripted
         paused = bool(scale) and any(scripted)
-        stored_body = self._body(answer, True) if made is not None and protocol.keeps else None
+        filled = values(protocol, answer) if made is not None else ()  # once: signatures
+        keeps = made is not None and protocol.keeps
+        stored_body = self._body(answer, True, filled) if keeps else None
         if kind is None and not paused:
             if made is not None:
-                body = made.whole.fill(values(protocol, answer))
+                body = made.whole.fill(filled)
             else:
                 body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
             stored = await self._store(state, answer, stored_body)
@@ -448,7 +450,6 @@ class Pipeline:
         if kind is None:
             await self._store(state, answer, stored_body)
             if made is not None:
-                filled = values(protocol, answer)
                 frames, end = made.filled(filled), made.end.fill(filled)
         waits = [w * scale for w in scripted] if paused else [0.0] * len(pacing)
         headers = {**headers, **protocol.headers(entry.request_id)}
@@ -477,12 +478,13 @@ class Pipeline:
                 made["Content-Type"] = content_type
         return {**made, **extra} if extra else made
 
-    def _body(self, answer: Answer, compiles: bool) -> bytes:
-        """The plain body: its compiled form filled in, or the protocol's general writer."""
+    def _body(self, answer: Answer, compiles: bool, filled: Values | None = None) -> bytes:
+        """The plain body: its compiled form filled in (with ``filled``, when this request's
+        values are made already), or the protocol's general writer."""
         made = compiled_body(self.protocol, answer) if compiles else None
         if made is None:
             return self.protocol.body(answer)
-        return made.fill(values(self.protocol, answer))
+        return made.fill(values(self.protocol, answer) if filled is None else filled)
 
     async def _cache(self, state: State, key: str, req: Request, used: Usage) -> Outcome | None:
         """Prompt caching by the protocol's rules: the prefixes this prompt reads and writes
