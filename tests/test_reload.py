@@ -149,3 +149,37 @@ def test_an_edited_include_reloads_the_file_that_includes_it(tmp_path: Path) -> 
         write(tmp_path / "part.yaml", reply("after"))
         assert check(server) is True
         assert ask(server) == "after"
+
+
+def test_a_same_size_save_that_keeps_the_mtime_is_still_an_edit(tmp_path: Path) -> None:
+    """A filesystem's clock has a grain: two saves inside one tick share their mtime. A file
+    saved so recently is compared by content (git's "racy" files), so the edit is not lost."""
+    path = tmp_path / "a.yaml"
+    path.write_text(reply("one"))
+    kept = path.stat().st_mtime_ns
+    options = Options(watch=(str(path),), reload_interval=3600)
+    with MockServer([path], options=options) as server:
+        watching(server)
+        assert check(server) is False
+        path.write_text(reply("two"))
+        os.utime(path, ns=(kept, kept))
+        assert check(server) is True
+        assert ask(server) == "two"
+        assert check(server) is False
+
+
+def test_an_edit_before_the_watcher_first_looks_is_not_lost(tmp_path: Path) -> None:
+    """The watcher learns the includes in the background after the server starts; a save in
+    between used to become its baseline, and the server kept the older set for good."""
+    path = tmp_path / "a.yaml"
+    write(path, "- {name: one, reply: {content: one}}\n")
+    applied: list[str] = []
+
+    async def scenario() -> None:
+        watcher = Watcher([str(path)], lambda s: applied.append(s[0].name), 3600)
+        write(path, "- {name: two, reply: {content: two}}\n")
+        await watcher.learn_includes()
+        assert await watcher.check() is False
+
+    asyncio.run(scenario())
+    assert applied == ["two"]

@@ -1,16 +1,21 @@
 """Hot reload for ``serve``: an edited scenario file takes effect without a restart.
 
 A task polls the files' modification times (off the event loop) and reloads the whole set
-when any changed, was added or was removed. A broken edit keeps the last good set serving and
-logs every problem with its file and line; the next good edit is picked up as usual. Reloading
-rewinds sequences, like any replacement of the scenario set.
+when any changed, was added or was removed. A file modified within the last few seconds is
+also compared by content, as git does for its "racy" files: a filesystem's clock has a grain
+(milliseconds to two seconds), and a same-size save inside one grain keeps the mtime.
+A broken edit keeps the last good set serving and logs every problem with its file and
+line; the next good edit is picked up as usual. Reloading rewinds sequences, like any
+replacement of the scenario set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
@@ -20,19 +25,46 @@ from .scenario import Scenario
 
 log = logging.getLogger("mockserver")
 
-Snapshot = dict[Path, tuple[int, int]]
+Snapshot = dict[Path, tuple[int, int, bytes]]
+
+RACY_NS = 3 * 10**9  # wider than the coarsest common mtime grain (FAT's two seconds)
+
+
+def _digest(file: Path) -> bytes:
+    return hashlib.blake2b(file.read_bytes(), digest_size=16).digest()
 
 
 def snapshot(paths: Sequence[str], included: Sequence[Path] = ()) -> Snapshot:
-    """Modification time and size of every file the set depends on, includes too."""
+    """Modification time and size of every file the set depends on, includes too; and the
+    content's digest for a file modified so recently that a later save could keep its mtime."""
     out: Snapshot = {}
-    for file in [*scenario_files(paths), *included]:
+    now = time.time_ns()
+    for file in dict.fromkeys([*scenario_files(paths), *included]):
         try:
             stat = file.stat()
+            racy = now - stat.st_mtime_ns < RACY_NS
+            out[file] = (stat.st_mtime_ns, stat.st_size, _digest(file) if racy else b"")
         except OSError:
             continue
-        out[file] = (stat.st_mtime_ns, stat.st_size)
     return out
+
+
+def differs(before: Snapshot, now: Snapshot) -> bool:
+    """Whether a file was added, removed or changed; a file that was racy ``before`` and kept
+    its mtime and size is compared by content."""
+    if before.keys() != now.keys():
+        return True
+    for file, (mtime, size, digest) in before.items():
+        later = now[file]
+        if (mtime, size) != later[:2]:
+            return True
+        if digest:
+            try:
+                if digest != (later[2] or _digest(file)):
+                    return True
+            except OSError:
+                return True
+    return False
 
 
 class Watcher:
@@ -46,29 +78,42 @@ class Watcher:
         self.interval = interval
         self.error: ScenarioError | None = None
         self._read: list[Path] = []
-        self._seen: Snapshot = {}  # filled by learn_includes, before the first check
+        # The files as they were when the serving set had just been loaded (this watcher is
+        # made right after); learn_includes adds the files they include.
+        self._seen: Snapshot = snapshot(self.paths)
         self.ready = asyncio.Event()
 
     def _load(self) -> list[Scenario]:
-        """Load the set, and remember which files it read and how they looked, even on failure."""
+        """Load the set, and remember which files it read and how they looked, even on failure.
+        The look is taken before the read: an edit in between reloads once more, not never."""
+        before = snapshot(self.paths, self._read)
         read: list[Path] = []
         try:
             return load_paths(self.paths, read)
         finally:
             self._read = read
-            self._seen = snapshot(self.paths, read)
+            self._seen = {**before, **snapshot((), [f for f in read if f not in before])}
+
+    def _edited_since_start(self) -> bool:
+        started = self._seen
+        with contextlib.suppress(ScenarioError):
+            self._load()
+        return differs(started, snapshot(self.paths))
 
     async def learn_includes(self) -> None:
-        """Read the set once in the background to learn which files it includes."""
-        with contextlib.suppress(ScenarioError):
-            await asyncio.get_running_loop().run_in_executor(None, self._load)
+        """Read the set once in the background to learn which files it includes; a file edited
+        since the serving set was loaded is news like any later edit."""
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(None, self._edited_since_start):
+            self._seen = {}  # the next check reloads, and reports as any reload does
+            await self.check()
         self.ready.set()
 
     async def check(self) -> bool:
         """Reload if anything changed since the last look; True when a new set was applied."""
         loop = asyncio.get_running_loop()
         current = await loop.run_in_executor(None, snapshot, self.paths, self._read)
-        if current == self._seen:
+        if not await loop.run_in_executor(None, differs, self._seen, current):
             return False
         try:
             scenarios = await loop.run_in_executor(None, self._load)
