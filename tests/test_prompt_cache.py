@@ -5,6 +5,7 @@ the mock's tokenizer figures."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -305,3 +306,16 @@ def test_gemini_reports_implicit_caching_above_the_models_minimum(
         assert ("cachedContentTokenCount" in again) is hits
         if hits:
             assert minimum <= again["cachedContentTokenCount"] <= again["promptTokenCount"]
+
+
+def test_a_breakpoint_written_with_an_escaped_key_is_counted(server: MockServer) -> None:
+    """JSON may escape any character of a key; ``cache\\u005fcontrol`` is ``cache_control``."""
+    blocks = [{"type": "text", "text": f"part {i}", "cache_control": {"type": "ephemeral"}}
+              for i in range(5)]  # fmt: skip
+    body = {"model": "m", "max_tokens": 8, "system": blocks, "messages": USER}
+    raw = json.dumps(body).replace('"cache_control"', '"cache\\u005fcontrol"')
+    assert raw.count("cache\\u005fcontrol") == 5
+    headers = {"x-api-key": "sk-ant", "content-type": "application/json"}
+    answer = httpx.post(f"{server.url}/v1/messages", content=raw, headers=headers)
+    assert answer.status_code == 400
+    assert "A maximum of 4 blocks with cache_control may be provided. Found 5." in answer.text

@@ -298,7 +298,7 @@ def parse_messages(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Re
     if body["max_tokens"] < 1:
         raise _invalid("max_tokens: Input should be greater than or equal to 1")
     messages = _conversation(body.get("messages"))
-    if b'"cache_control"' in raw:  # one C scan of the bytes; most requests set none
+    if b'"cache_control"' in raw or b"\\u" in raw:  # C scans; a key may be written escaped
         _check_breakpoints(body)
     if body.keys() <= _PLAIN:  # the commonest request: no other parameter to check or read
         return Request(
