@@ -36,11 +36,21 @@ def _mark(name: str) -> str:
     return f"\ue000{name}\ue001"
 
 
+OWN = 6
+"""How many of the values are the request's own (``own_values``); the protocol's follow."""
+
+
+def own_values(id: str, seed: str, created: int, model: str, prompt: int, total: int) -> Values:
+    """The values every compiled reply is filled with: the id, the call ids' seed, ``created``,
+    the model, the prompt and total tokens."""
+    return id.encode(), seed.encode(), created, dumps_text(model).encode(), prompt, total
+
+
 def values(protocol: Protocol, answer: Answer) -> Values:
-    """What this request fills the holes with, in their order."""
+    """What this request fills the holes with, in their order: its own values, then the
+    protocol's derived and echoed texts."""
     env, used = answer.env, answer.usage
-    own = (env.id.encode(), env.call_id_seed.encode(), env.created,
-           dumps_text(env.model).encode(), used.prompt, used.total)  # fmt: skip
+    own = own_values(env.id, env.call_id_seed, env.created, env.model, used.prompt, used.total)
     extra = protocol.derived(answer) + protocol.echoed(answer)
     return own + tuple(map(str.encode, extra)) if extra else own
 
