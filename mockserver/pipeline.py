@@ -571,8 +571,9 @@ class Pipeline:
         protocol = self.protocol
         cadence = resolution.step.cadence
         stream = made.pacing is not None
-        scripted = [] if not stream or cadence.instant else delays(cadence, made.pacing or (),
-                                                                   int(seed[8:16], 16))  # fmt: skip
+        scripted: list[float] = []
+        if made.pacing is not None and not cadence.instant:
+            scripted = delays(cadence, made.pacing, int(seed[8:16], 16))
         waits = any(scripted) if stream else bool(cadence.first_delay)
         if stream and waits and state.options.speed:
             return None
