@@ -14,8 +14,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -26,10 +26,18 @@ from .core.profiles import Settings
 from .core.request import Request
 from .core.secrets import redact_target
 from .protocols import HEAVY, JSON, Answer, Frame, Protocol, Stored, Target
-from .protocols.compiled import Values, compiled_body, compiled_stream, values
+from .protocols.compiled import (
+    OWN,
+    Mold,
+    Values,
+    compiled_body,
+    compiled_stream,
+    own_values,
+    values,
+)
 from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
-from .scenarios.render import Envelope, Usage, delays, digest, usage
+from .scenarios.render import Envelope, Rendered, Usage, delays, reply_seed, usage
 from .scenarios.scenario import Fault, Message, Reply, Scenario, Step
 from .state.journal import Entry
 from .state.live import Options, State
@@ -151,6 +159,32 @@ GENERATED = Resolution(
 """What answers a request no scenario matches, for protocols that need no script."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A step's reply compiled for one request shape, with all of it that no request of that
+    shape changes. Taken from what the general path made and checked (``_keep``), so the two
+    cannot drift; a request then costs its own values and one fill (``_fill``): no render
+    lookup, ``Envelope``, ``Answer``, usage or journal summary of its own."""
+
+    rendered: Rendered
+    body: Mold
+    """The plain body, or every frame of a stream joined (sent whole when nothing waits)."""
+    pacing: tuple[tuple[bool, float | None], ...] | None
+    """A stream's frames' pacing (what its scripted delays are made from); None: plain."""
+    headers: dict[str, str]
+    """The step's headers in this reply's content type (``_headers``), the request id aside."""
+    model: str | None
+    """The scenario's model; None: the request's."""
+    prompt: int | None
+    """The prompt tokens the scenario states; None: the request's count."""
+    completion: int
+    reasoning: int
+    cached: int
+    light: bool
+    """Filled from the request's own values alone, and nothing kept: no signature or echoed
+    parameter, no stored response (an ``Answer`` is made for those)."""
+
+
 class Pipeline:
     """One protocol's handler: ``handle`` serves its routes."""
 
@@ -159,6 +193,8 @@ class Pipeline:
         self.state = state
         self._prepared: dict[tuple[Step, str | None, bool], dict[str, str]] = {}
         """Each step's reply headers, by content type (``_headers``)."""
+        self._compiled: dict[Hashable, _Compiled] = {}
+        """Each step's compiled replies, by request shape (``_fill``)."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         state = self.state
@@ -320,7 +356,7 @@ class Pipeline:
         protocol = self.protocol
         step = resolution.step
         scenario = resolution.scenario
-        seed = digest(scenario.seed, raw, resolution.step_index)
+        seed = reply_seed(scenario.seed, raw, resolution.step_index)
         # The same request would get the same bytes again (``created`` aside): nothing stateful.
         repeatable = (
             resolution.stateless
@@ -360,6 +396,22 @@ class Pipeline:
             )  # fmt: skip
         assert step.reply is not None
         reply = step.reply
+        # A compiled reply is kept per step and request shape (``_Compiled``): once it is, a
+        # request of that shape is its own values and one fill.
+        shaped: Hashable = None
+        if kind is None and not state.options.prompt_cache:
+            shape = protocol.shape(req)
+            if shape is not None:
+                shaped = (step, req.stream, req.n, settings.limit, settings.stop, settings.empty,
+                          shape, state.options.system_fingerprint)  # fmt: skip
+                kept = self._compiled_for(shaped)
+                if kept is not None:
+                    sent = await self._fill(
+                        request, state, req, resolution, kept, seed, entry, extra, tickets,
+                        memo_key, repeatable,
+                    )  # fmt: skip
+                    if sent is not None:
+                        return sent
         rendered = state.renderer.render(
             reply, req, settings, step.cadence, resolution.captures, int(seed[:8], 16)
         )
@@ -383,7 +435,8 @@ class Pipeline:
         answer = Answer(
             req, rendered, used, env, reply, scenario.seed, entry.request_id, entry.time
         )
-        entry.answered(rendered.choices, used, env)
+        entry.answered(rendered.choices[0], used.prompt, used.completion, used.reasoning,
+                       used.cached, env)  # fmt: skip
         if tickets:
             await state.store.spend(tickets, used.total)
             extra.update(protocol.rate_limit_headers(tickets[-1]))
@@ -393,7 +446,8 @@ class Pipeline:
                 raise fault.error.to_error({**self._headers(step), **extra})
             if cadence.first_delay:
                 await _wait(state, cadence.first_delay * scale)
-            headers = self._headers(step, protocol.content_type(answer), extra)
+            content_type = protocol.content_type(answer)
+            headers = self._headers(step, content_type, extra)
             pieces = protocol.pieces(answer) if kind is None else None
             if pieces is not None:
                 response = await _write_pieces(
@@ -401,8 +455,13 @@ class Pipeline:
                 )
                 entry.describe(protocol.reply_summary(answer))
                 return response
-            body = self._body(answer, compiles)
-            entry.describe(protocol.reply_summary(answer))
+            mold = compiled_body(protocol, answer) if compiles else None
+            filled = values(protocol, answer) if mold is not None else ()
+            body = mold.fill(filled) if mold is not None else protocol.body(answer)
+            described = protocol.reply_summary(answer)
+            entry.describe(described)
+            if mold is not None and shaped is not None and not described:
+                self._keep(shaped, answer, filled, mold, None, self._headers(step, content_type))
             stored = await self._store(state, answer, body) if kind is None else None
             if kind == "malformed":
                 body = body[: len(body) // 2]
@@ -411,7 +470,8 @@ class Pipeline:
             return web.Response(
                 body=body, headers={**headers, **protocol.headers(entry.request_id)}
             )
-        headers = self._headers(step, protocol.stream_content_type(req), extra, stream=True)
+        content_type = protocol.stream_content_type(req)
+        headers = self._headers(step, content_type, extra, stream=True)
         if heavy and kind is None and (cadence.instant or not scale):  # nothing to wait for
             await self._store(state, answer, None)
             batches = _batches(protocol.frames(answer), lambda sent: protocol.end(answer, sent))
@@ -427,12 +487,16 @@ class Pipeline:
         else:
             frames = await _gather(protocol.frames(answer)) if heavy else [*protocol.frames(answer)]
             pacing = [(f.paced, f.delay) for f in frames]
-        entry.describe(protocol.reply_summary(answer))
+        described = protocol.reply_summary(answer)
+        entry.describe(described)
         scripted = [] if cadence.instant else delays(cadence, pacing, int(seed[8:16], 16))
         if any(scripted):
             entry.extra["delays"] = scripted
         paused = bool(scale) and any(scripted)
         filled = values(protocol, answer) if made is not None else ()  # once: signatures
+        if made is not None and shaped is not None and not described:
+            prepared = self._headers(step, content_type, stream=True)
+            self._keep(shaped, answer, filled, made.whole, made.pacing, prepared)
         keeps = made is not None and protocol.keeps
         stored_body = self._body(answer, True, filled) if keeps else None
         if kind is None and not paused:
@@ -454,6 +518,100 @@ class Pipeline:
         waits = [w * scale for w in scripted] if paused else [0.0] * len(pacing)
         headers = {**headers, **protocol.headers(entry.request_id)}
         return await self._stream(request, state, entry, answer, frames, waits, fault, headers, end)
+
+    def _compiled_for(self, shaped: Hashable) -> _Compiled | None:
+        """The reply compiled for a step and request shape, once the general path has made it."""
+        return self._compiled.get(shaped)
+
+    def _keep(
+        self,
+        shaped: Hashable,
+        answer: Answer,
+        filled: Values,
+        body: Mold,
+        pacing: tuple[tuple[bool, float | None], ...] | None,
+        headers: dict[str, str],
+    ) -> None:
+        """What the general path compiled for ``answer``, kept for the next request of its
+        step and shape (``_fill``)."""
+        if len(self._compiled) >= _PREPARED:
+            self._compiled.clear()
+        rendered, fixed = answer.rendered, answer.reply.usage if answer.reply else None
+        used = answer.usage
+        self._compiled[shaped] = _Compiled(
+            rendered=rendered,
+            body=body,
+            pacing=pacing,
+            headers=headers,
+            model=answer.reply.model if answer.reply else None,
+            prompt=fixed.get("prompt_tokens") if fixed else None,
+            completion=used.completion,
+            reasoning=used.reasoning,
+            cached=used.cached,
+            light=len(filled) == OWN and not self.protocol.keeps,
+        )
+
+    async def _fill(
+        self,
+        request: web.Request,
+        state: State,
+        req: Request,
+        resolution: Resolution,
+        made: _Compiled,
+        seed: str,
+        entry: Entry,
+        extra: dict[str, str],
+        tickets: list[Ticket],
+        memo_key: Any,
+        repeatable: bool,
+    ) -> web.Response | None:
+        """The general path's reply, from what it compiled: this request's own values (id,
+        ``created``, model, prompt tokens) and one fill, the journal given scalars. None for a
+        stream with pauses, which the general path sends frame by frame."""
+        protocol = self.protocol
+        cadence = resolution.step.cadence
+        stream = made.pacing is not None
+        scripted: list[float] = []
+        if made.pacing is not None and not cadence.instant:
+            scripted = delays(cadence, made.pacing, int(seed[8:16], 16))
+        waits = any(scripted) if stream else bool(cadence.first_delay)
+        if stream and waits and state.options.speed:
+            return None
+        choice = made.rendered.choices[0]
+        prompt = req.prompt_tokens if made.prompt is None else made.prompt
+        total = prompt + made.completion
+        rid = protocol.id_prefix + seed
+        created = int(state.options.clock())
+        model = made.model or req.model
+        answer = env = None
+        if not made.light or choice.tool_calls:  # what names the calls, signs, echoes, keeps
+            env = Envelope(rid, created, model, state.options.system_fingerprint, seed[:16])
+        if made.light:
+            filled = own_values(rid, seed[:16], created, model, prompt, total)
+        else:
+            assert env is not None
+            reply = resolution.step.reply
+            used = usage(req, made.rendered, reply.usage if reply else None)
+            answer = Answer(req, made.rendered, used, env, reply, resolution.scenario.seed,
+                            entry.request_id, entry.time)  # fmt: skip
+            filled = values(protocol, answer)
+        entry.answered(choice, prompt, made.completion, made.reasoning, made.cached, env)
+        if stream and waits:
+            entry.extra["delays"] = scripted
+        if tickets:
+            await state.store.spend(tickets, total)
+            extra.update(protocol.rate_limit_headers(tickets[-1]))
+        if waits and not stream:
+            await _wait(state, cadence.first_delay * state.options.speed)
+        body = made.body.fill(filled)
+        stored = None
+        if answer is not None:
+            kept = self._body(answer, True, filled) if stream and protocol.keeps else body
+            stored = await self._store(state, answer, kept)
+        headers = {**made.headers, **extra} if extra else made.headers
+        if repeatable and not waits:
+            self._remember(state, memo_key, body, headers, entry, req, stored)
+        return web.Response(body=body, headers={**headers, **protocol.headers(entry.request_id)})
 
     def _headers(
         self,

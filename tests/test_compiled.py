@@ -9,7 +9,7 @@ protocol's own writer, plain and streamed, for every chat-family protocol.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -27,7 +27,7 @@ from mockserver.protocols.gemini import Gemini
 from mockserver.protocols.messages import Messages
 from mockserver.protocols.responses import Responses
 from mockserver.scenarios.loader import load_data
-from mockserver.scenarios.render import Envelope, Renderer, digest, usage
+from mockserver.scenarios.render import Envelope, Renderer, digest, reply_seed, usage
 from mockserver.scenarios.scenario import Scenario
 
 from .conftest import Clock
@@ -239,26 +239,8 @@ def server() -> Iterator[MockServer]:
 PATHS = {"chat": "/chat/completions", "responses": "/responses", "messages": "/messages"}
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
-@given(
-    api=st.sampled_from(["chat", "responses", "messages", "gemini"]),
-    stream=st.booleans(),
-    reply=replies,
-    data=st.data(),
-)
-def test_the_server_answers_alike_compiled_or_not(
-    server: MockServer,
-    monkeypatch: pytest.MonkeyPatch,
-    api: str,
-    stream: bool,
-    reply: dict[str, Any],
-    data: st.DataObject,
-) -> None:
-    """The same request, answered by the compiled path, then with compiling switched off:
-    the same status, body and headers (but the request id, new each time)."""
-    server.replace({"reply": reply, "cadence": {"chunk": 20}})
-    raw, target = data.draw(requests(api, stream))
+def poster(server: MockServer, api: str, target: Target) -> Callable[[bytes], httpx.Response]:
+    """What sends a body of ``api`` to ``server``, at the URL ``target`` names (Gemini's)."""
     url = f"{server.base_url.removesuffix('/v1')}{target.path}"
     if api != "gemini":
         url = f"{server.base_url}{PATHS[api]}"
@@ -267,17 +249,7 @@ def test_the_server_answers_alike_compiled_or_not(
         return httpx.post(url, content=body, params=dict(target.query),
                           headers={**AUTH, "x-goog-api-key": "k"})  # fmt: skip
 
-    post(raw + b" ")  # the same reply and shape, another body: what compiles it next time
-    compiled = post(raw)
-    with monkeypatch.context() as off:
-        off.setattr(mockserver.pipeline, "compiled_body", lambda *_: None)
-        off.setattr(mockserver.pipeline, "compiled_stream", lambda *_: None)
-        general = post(raw)
-    assert (compiled.status_code, compiled.content) == (general.status_code, general.content)
-    ids = {"x-request-id", "request-id", "date"}
-    assert {k: v for k, v in compiled.headers.items() if k not in ids} == {
-        k: v for k, v in general.headers.items() if k not in ids
-    }
+    return post
 
 
 async def _no_wait(seconds: float) -> None:
@@ -323,3 +295,145 @@ def test_a_paced_stream_is_the_general_writers_frames(
         delays = [e.extra.get("delays") for e in server.journal]
         assert delays[1:3] == delays[3:5]  # on the same schedule
         assert delays[1]  # paced
+
+
+# --- the step's fast path: a kept compiled reply answers and journals as the general path ----
+
+VARIANTS: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]], bool]] = {
+    # name: (the step's other keys, the request's other fields by API, whether the fast path
+    # answers)
+    "plain": ({}, {}, True),
+    "template": ({"reply": {"content": "You said {{ last_user }}."}}, {}, False),
+    "fault": ({"fault": {"kind": "malformed"}}, {}, False),
+    "fault that never fires": ({"fault": {"kind": "malformed", "probability": 0}}, {}, True),
+    "first delay": ({"cadence": {"chunk": 3, "first_delay": 0.25}}, {}, True),
+    "jittered stream": ({"cadence": {"chunk": 3, "delay": 0.25, "jitter": 0.1}}, {}, True),
+    "headers": ({"headers": {"x-scenario": "on"}}, {}, True),
+    "adjusted": ({}, {"chat": {"temperature": 7}}, True),  # clamped (x-mock-adjusted)
+    "ignored": ({}, {"responses": {"max_output_tokens": 5}}, True),  # x-mock-adjusted too
+    "limit": ({}, {"chat": {"max_tokens": 3}, "messages": {"max_tokens": 3}}, True),
+    "stop": ({}, {"chat": {"stop": ["e"]}}, True),
+    "two choices": ({}, {"chat": {"n": 2}}, True),
+}
+
+
+def _taken(server: MockServer, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each request since went out by the fast path (``Pipeline._fill``)."""
+    taken: list[bool] = []
+    fill = mockserver.pipeline.Pipeline._fill
+
+    async def spy(self: Any, *args: Any) -> Any:
+        sent = await fill(self, *args)
+        taken.append(sent is not None)
+        return sent
+
+    monkeypatch.setattr(mockserver.pipeline.Pipeline, "_fill", spy)
+    return taken
+
+
+def _seen(entry: Any) -> dict[str, Any]:
+    """An entry as its readers see it, less what each request has of its own."""
+    shown: dict[str, Any] = entry.to_dict()
+    for varies in ("seq", "request_id", "duration_ms"):
+        shown.pop(varies)
+    return shown
+
+
+def _three_ways(server: MockServer, monkeypatch: pytest.MonkeyPatch,
+                post: Callable[[bytes], httpx.Response], raw: bytes) -> list[httpx.Response]:  # fmt: skip
+    """``raw`` answered by the fast path (if it takes it), by the general path with a compiled
+    reply, and by the general writer; the memo cleared before each (the same body thrice)."""
+    got = []
+    for way in ("fast", "compiled", "general"):
+        with monkeypatch.context() as off:
+            if way != "fast":
+                off.setattr(mockserver.pipeline.Pipeline, "_compiled_for", lambda *_: None)
+            if way == "general":
+                off.setattr(mockserver.pipeline, "compiled_body", lambda *_: None)
+                off.setattr(mockserver.pipeline, "compiled_stream", lambda *_: None)
+            server.state.memos.clear()
+            got.append(post(raw))
+    return got
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    api=st.sampled_from(["chat", "responses", "messages", "gemini"]),
+    stream=st.booleans(),
+    reply=replies,
+    variant=st.sampled_from(list(VARIANTS)),
+    data=st.data(),
+)
+def test_a_kept_compiled_reply_answers_and_journals_as_the_general_path(
+    server: MockServer,
+    monkeypatch: pytest.MonkeyPatch,
+    api: str,
+    stream: bool,
+    reply: dict[str, Any],
+    variant: str,
+    data: st.DataObject,
+) -> None:
+    """Bytes, headers and the journal entry (as ``to_dict`` and ``/_mock/journal`` show it)
+    are the general path's, whether the step's compiled reply answers (tools, two choices,
+    limits, stop sequences, adjusted settings, scripted delays) or the request falls back to
+    the general path (a template, a fault that fires)."""
+    step, extra, fast = VARIANTS[variant]
+    server.replace({"reply": {**reply, **step.get("reply", {})}, "cadence": {"chunk": 20},
+                    **{k: v for k, v in step.items() if k != "reply"}})  # fmt: skip
+    raw, target = data.draw(requests(api, stream))
+    if api in extra:
+        raw = json.dumps({**json.loads(raw), **extra[api]}).encode()
+    post = poster(server, api, target)
+    post(raw + b" ")  # the first of its shape: written by the general writer
+    post(raw + b"  ")  # the second: compiled, and kept for the step's fast path
+    taken = _taken(server, monkeypatch)
+    before = len(server.journal)
+    answers = _three_ways(server, monkeypatch, post, raw)
+    assert taken == ([True] if fast else [])  # only the first of the three may take it
+    fast_way, *general = answers
+    assert fast_way.status_code == 200, fast_way.text
+    ids = {"x-request-id", "request-id", "date"}
+    for other in general:
+        assert (fast_way.status_code, fast_way.content) == (other.status_code, other.content)
+        assert {k: v for k, v in fast_way.headers.items() if k not in ids} == {
+            k: v for k, v in other.headers.items() if k not in ids
+        }
+    entries = server.journal[before:]
+    assert len(entries) == 3
+    assert _seen(entries[0]) == _seen(entries[1]) == _seen(entries[2])
+    listed = httpx.get(f"{server.url}/_mock/journal").json()["entries"][-3:]
+    for shown in listed:
+        for varies in ("seq", "request_id", "duration_ms"):
+            shown.pop(varies)
+    assert listed[0] == listed[1] == listed[2]
+
+
+def test_prompt_caching_keeps_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``--prompt-cache`` each request's usage depends on what came before it: no reply is
+    kept for the fast path, and the figures are the simulation's."""
+    options = Options(clock=Clock(), speed=0, prompt_cache=True)
+    with MockServer([{"reply": {"content": "Cached or not."}}], options=options) as server:
+        taken = _taken(server, monkeypatch)
+        system = "You are terse. " * 600  # long enough to be cached
+        for i in range(4):
+            body = {"model": "m", "messages": [{"role": "system", "content": system},
+                                               {"role": "user", "content": f"Q {i}"}]}  # fmt: skip
+            got = httpx.post(f"{server.base_url}/chat/completions", json=body, headers=AUTH)
+            assert got.status_code == 200
+        assert taken == []
+        cached = [e.reply["usage"]["cached_tokens"] for e in server.journal if e.reply]
+        assert cached[0] == 0
+        assert all(c > 0 for c in cached[1:])
+
+
+def test_reply_seed_is_the_digest_of_its_parts() -> None:
+    """The reply's seed, hashed in one call, is the digest ids were always made of: ids and
+    seeded choices are byte for byte what they were."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.integers(-(2**70), 2**70), st.binary(max_size=300), st.integers(0, 10**6))
+    def same(seed: int, raw: bytes, step: int) -> None:
+        assert reply_seed(seed, raw, step) == digest(seed, raw, step)
+
+    same()

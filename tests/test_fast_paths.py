@@ -64,6 +64,23 @@ def test_ascii_text_is_cut_by_its_own_pattern_as_by_the_unicode_one(text: str) -
     assert split_tokens(text) == [p for piece in _PIECE.findall(text) for p in _split_piece(piece)]
 
 
+words = st.lists(
+    st.sampled_from(["Hello", "world", "x" * 13, "y" * 30, "12345", "7", "a1", "?", "!!", "..",
+                     "", "done.", "1,", "Why?!", "it's", "snake_case", "\n", "CAPS"]),
+    max_size=8,
+).map(" ".join)  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(words | ascii_texts)
+def test_words_are_counted_as_the_pattern_cuts_them(text: str) -> None:
+    """A message of plain words is counted without the pattern: the same count."""
+    from mockserver.core.tokens import _ASCII_PIECE, _piece_count, count_tokens
+
+    assert count_tokens.__wrapped__(text) == sum(map(_piece_count, _ASCII_PIECE.findall(text)))
+    assert count_tokens.__wrapped__(text) == len(split_tokens(text))
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[MockServer]:
     with MockServer(options=Options(clock=Clock())) as server:

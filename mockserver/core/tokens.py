@@ -68,12 +68,42 @@ def _piece_count(piece: str) -> int:
     return 1
 
 
+_STOPS = ".,!?;:"
+
+
+def _count_words(text: str) -> int | None:
+    """The pattern's count for ASCII words between single spaces, each letters or digits with
+    punctuation after them (a chat message's usual text), found by splitting, not by the
+    pattern (a fifth of its work); None for any other text. The pieces, as the pattern cuts
+    them: a word's letters with the space before them, or the space alone before digits, then
+    digit groups of 3, then the punctuation run (with the space, when the word is only that)."""
+    total = 0
+    space = 0  # the first word has no space before it
+    for word in text.split(" "):
+        core = word.rstrip(_STOPS)
+        if core.isalpha():
+            size = len(core) + space  # a piece's tokens as ``_piece_count`` has them
+            total += 1 if size <= _LONG else -(-size // _CUT)
+        elif core.isdigit():
+            total += space + -(-len(core) // 3)
+        elif core or not word:  # a word of other characters, or two spaces running
+            return None
+        if core != word:
+            size = len(word) - len(core) + (0 if core else space)
+            total += 1 if size <= _LONG else -(-size // _CUT)
+        space = 1
+    return total
+
+
 @lru_cache(maxsize=4096)
 def count_tokens(text: str) -> int:
     """``len(split_tokens(text))``, counted without building the cut pieces."""
     if not text:
         return 0
     if text.isascii():
+        words = _count_words(text)
+        if words is not None:
+            return words
         pieces: list[str] = _ASCII_PIECE.findall(text)
         if len(text) <= _LONG or max(map(len, pieces)) <= _LONG:
             return len(pieces)

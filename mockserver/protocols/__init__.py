@@ -283,8 +283,9 @@ class Protocol:
         return None
 
     def shape(self, request: Request) -> Hashable:
-        """What of the request, besides the reply, decides the bytes of its answer (whether a
-        stream ends with usage): a reply is compiled once per shape (``compiled``). None
+        """What of the request, besides the reply, decides the bytes of its answer and its
+        content type (whether a stream ends with usage; Gemini's framing): a reply is compiled
+        once per shape (``compiled``), and the pipeline keeps it per step and shape. None
         where the general path writes every answer: this protocol's, or this request's (one
         asking for logprobs)."""
         return None

@@ -260,6 +260,14 @@ def digest(*parts: bytes | str | int) -> str:
     return h.hexdigest()
 
 
+def reply_seed(scenario_seed: int, raw: bytes, step: int) -> str:
+    """``digest(scenario_seed, raw, step)``, what a reply's id and seeded choices derive from,
+    in one call: the same bytes hashed (each part and a NUL), without an ``update`` a part
+    (10.7k instructions a request, now 7k)."""
+    data = b"%d\0%s\0%d\0" % (scenario_seed, raw, step)
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
 @dataclass(slots=True)
 class Usage:
     """Token counts of one reply, before a protocol names them its way (one per request: not

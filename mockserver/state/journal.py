@@ -18,7 +18,7 @@ from ..core.errors import APIError
 from ..core.request import Request, parse_json_body
 from ..core.secrets import redact_headers
 from ..protocols import NO_QUERY, Protocol, Target
-from ..scenarios.render import Choice, Envelope, Usage
+from ..scenarios.render import Choice, Envelope
 
 T = TypeVar("T")
 
@@ -179,12 +179,13 @@ class Entry:
                 self._raw = raw
                 self._source = None
 
-    def answered(self, choices: tuple[Choice, ...], used: Usage, env: Envelope) -> None:
-        """The reply rendered: its summary is made from these when ``reply`` is read."""
-        c = choices[0]
+    def answered(self, choice: Choice, prompt: int, completion: int, reasoning: int,
+                 cached: int, env: Envelope | None) -> None:  # fmt: skip
+        """The reply rendered, as scalars: its first choice, its usage figures, and (for tool
+        calls) what names the calls. Its summary is made from these when ``reply`` is read."""
         self._reply = self._described = None
-        self._answer = (c, used.prompt, used.completion, used.reasoning, used.cached,
-                        env if c.tool_calls else None)  # fmt: skip
+        self._answer = (choice, prompt, completion, reasoning, cached,
+                        env if choice.tool_calls else None)  # fmt: skip
 
     def describe(self, described: dict[str, Any]) -> None:
         """What the protocol adds to the reply's summary (``Protocol.reply_summary``; most
