@@ -84,18 +84,22 @@ class Stored:
     """A reply the protocol wants kept: its id, the conversation it ends, and its body.
 
     A protocol may keep it compactly, as what makes the conversation and the body, each built
-    when read (a subclass writes ``_converse``, ``_write`` and ``_length``): a load test stores
+    when read (a subclass writes ``_converse`` and ``_write``): a load test stores
     every response and reads almost none, and each copy kept is memory that later requests
     find cold. Another process (``--workers``) is sent the plain form (``__reduce__``)."""
 
-    __slots__ = ("_body", "_messages", "id")
+    __slots__ = ("_body", "_messages", "id", "size")
     _messages: tuple[dict[str, Any], ...] | None
     _body: bytes | None
+    size: int
+    """What the store counts against its bound in bytes: the body's length (a compact copy
+    that writes its body when read: the length of what writes it)."""
 
     def __init__(self, id: str, messages: tuple[dict[str, Any], ...], body: bytes) -> None:
         self.id = id
         self._messages = messages
         self._body = body
+        self.size = len(body)
 
     @property
     def messages(self) -> tuple[dict[str, Any], ...]:
@@ -109,19 +113,10 @@ class Stored:
         """The reply's body (what ``GET`` returns); a compact copy writes it on every read."""
         return self._body if self._body is not None else self._write()
 
-    @property
-    def size(self) -> int:
-        """What the store counts against its bound in bytes: the body's length, or for a
-        compact copy that writes its body when read, the length of what writes it."""
-        return len(self._body) if self._body is not None else self._length()
-
     def _converse(self) -> tuple[dict[str, Any], ...]:
         raise NotImplementedError
 
     def _write(self) -> bytes:
-        raise NotImplementedError
-
-    def _length(self) -> int:
         raise NotImplementedError
 
     def __reduce__(self) -> tuple[type[Stored], tuple[str, tuple[dict[str, Any], ...], bytes]]:

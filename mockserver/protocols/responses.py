@@ -429,7 +429,7 @@ class Responses(Protocol):
                 f'{u.completion}, "output_tokens_details": {{"reasoning_tokens": {u.reasoning}}}, '
                 f'"total_tokens": {u.total}}}'
             )  # fmt: skip
-        background, limits, settings, owner = self.echoed(answer)
+        background, limits, settings, owner = self.echoed(answer) or _PLAIN_ECHO
         return (
             f'{{"id": {_js(env.id)}, "object": "response", "created_at": {env.created}, '
             f'"status": "{status}", {background}, "error": null, "incomplete_details": {cut}, '
@@ -439,11 +439,13 @@ class Responses(Protocol):
 
     def echoed(self, answer: Answer) -> tuple[str, ...]:
         """The request's parameters as the response object repeats them: four runs of fields
-        (the object's other fields come between them)."""
+        (the object's other fields come between them); none for a request that sets none of
+        them (most do not), whose compiled reply has ``_PLAIN_ECHO`` written in (its shape
+        says so)."""
         echo: tuple[str, ...] | None = answer.wire.get("echo")
         if echo is None:
             body = answer.request.body
-            echo = answer.wire["echo"] = _echo(body) if body.keys() & _ECHOED else _PLAIN_ECHO
+            echo = answer.wire["echo"] = _echo(body) if body.keys() & _ECHOED else ()
         return echo
 
     def derived(self, answer: Answer) -> tuple[str, ...]:
@@ -451,7 +453,10 @@ class Responses(Protocol):
         return (sealed(answer.env.call_id_seed, c.reasoning),) if c.reasoning is not None else ()
 
     def shape(self, request: Request) -> Hashable:
-        return None if LOGPROBS in (request.body.get("include") or ()) else ()
+        body = request.body
+        if LOGPROBS in (body.get("include") or ()):
+            return None
+        return () if body.keys() & _ECHOED else _PLAIN_SHAPE
 
     def _final(self, answer: Answer) -> str:
         """The finished response as JSON: the plain body, the stream's last event and the
@@ -642,6 +647,7 @@ class _Kept(Stored):
         self._env = env
         self._mold = mold
         self._values = values
+        self.size = len(body) if body is not None else len(mold.text) if mold is not None else 0
 
     def _converse(self) -> tuple[dict[str, Any], ...]:
         return (*self._turns, said(self._choice, self._env))
@@ -650,10 +656,6 @@ class _Kept(Stored):
         assert self._mold is not None
         assert self._values is not None
         return self._mold.fill(self._values)
-
-    def _length(self) -> int:
-        assert self._mold is not None
-        return len(self._mold.text)
 
 
 def sealed(tag: str, reasoning: str) -> str:
@@ -726,6 +728,8 @@ _ECHOED = frozenset({"background", "instructions", "max_output_tokens", "max_too
 """The body's keys ``_echo`` reads."""
 _PLAIN_ECHO = _echo({})
 """The echo of a request that sets none of them (most do not)."""
+_PLAIN_SHAPE = "plain"
+"""The shape of a request that sets none of them: its echo is in its compiled reply."""
 
 
 def _spliced(kind: str, sequence: int, name: str, encoded: str) -> str:
