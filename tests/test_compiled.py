@@ -487,3 +487,16 @@ def test_a_stored_response_reads_as_the_general_writers_body_and_conversation(
         copy = pickle.loads(pickle.dumps(stored))  # what ``--workers`` sends
         assert type(copy) is Stored
         assert (copy.id, copy.messages, copy.body) == (stored.id, stored.messages, general)
+
+
+def test_a_templated_replys_stored_copy_keeps_its_turn_not_its_choice() -> None:
+    """A reply rendered for one request (a template's) has a choice of its own, cut into
+    stream pieces: its stored copy makes the reply's turn at once and keeps that instead."""
+    protocol = PROTOCOLS["responses"]
+    scenario = load_data([{"reply": {"content": "You said {{ last_user }}"}}])[0]
+    raw, target = plain_request("responses", True, 0)
+    answer = answer_to(protocol, raw, target, scenario, Renderer(), 1000)
+    stored = protocol.stored(answer, None, None)
+    assert stored is not None
+    assert stored._messages == (*answer.request.messages, said(answer))  # made at once
+    assert stored.body == protocol.body(replace(answer, wire={}))

@@ -599,8 +599,11 @@ class Responses(Protocol):
         mold = compiled_body(self, answer) if body is None and filled is not None else None
         if body is None and mold is None:
             body = self.body(answer)
-        return _Kept(answer.env.id, turns, answer.rendered.choices[0], answer.env, body, mold,
+        kept = _Kept(answer.env.id, turns, answer.rendered.choices[0], answer.env, body, mold,
                      filled)  # fmt: skip
+        if not answer.rendered.cached:  # a choice of its own (a template's): the turn is less
+            kept.settle()
+        return kept
 
     def read_body(self, body: Any) -> Captured:
         return responses_body(body)
@@ -625,9 +628,11 @@ class _Kept(Stored):
     """A stored response kept as what makes it: the request's turns (its own list), the reply
     (the choice every request a cached reply answers shares) and its envelope (the call ids),
     and the body as written, or the compiled body and the values that fill it (a stream's
-    copy). The conversation is made when first read, the body on every read."""
+    copy). The conversation is made when first read (or at once: ``settle``), the body on
+    every read."""
 
     __slots__ = ("_choice", "_env", "_mold", "_turns", "_values")
+    _choice: Choice | None
 
     def __init__(
         self,
@@ -650,7 +655,15 @@ class _Kept(Stored):
         self.size = len(body) if body is not None else len(mold.text) if mold is not None else 0
 
     def _converse(self) -> tuple[dict[str, Any], ...]:
+        assert self._choice is not None
         return (*self._turns, said(self._choice, self._env))
+
+    def settle(self) -> None:
+        """Make the conversation now and let the choice go: for a reply rendered for this
+        request alone (a template's), whose choice (its text cut into stream pieces) would
+        outweigh the turn made of it."""
+        self._messages = self._converse()
+        self._choice = None
 
     def _write(self) -> bytes:
         assert self._mold is not None
