@@ -497,13 +497,13 @@ class Pipeline:
         if made is not None and shaped is not None and not described:
             prepared = self._headers(step, content_type, stream=True)
             self._keep(shaped, answer, filled, made.whole, made.pacing, prepared)
-        kept = filled if made is not None else None  # what writes a stored copy's body
+        writes = filled if made is not None else None  # what writes a stored copy's body
         if kind is None and not paused:
             if made is not None:
                 body = made.whole.fill(filled)
             else:
                 body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
-            stored = await self._store(state, answer, None, kept)
+            stored = await self._store(state, answer, None, writes)
             if repeatable and not any(scripted) and not heavy:
                 self._remember(state, memo_key, body, headers, entry, req, stored)
             return web.Response(
@@ -511,7 +511,7 @@ class Pipeline:
             )
         end = None
         if kind is None:
-            await self._store(state, answer, None, kept)
+            await self._store(state, answer, None, writes)
             if made is not None:
                 frames, end = made.filled(filled), made.end.fill(filled)
         waits = [w * scale for w in scripted] if paused else [0.0] * len(pacing)

@@ -481,6 +481,7 @@ def test_a_stored_response_reads_as_the_general_writers_body_and_conversation(
             continue
         assert stored is not None
         assert stored.body == general
+        assert 0 < stored.size <= len(general)  # what the store counts: the body but its values
         turns = request.messages[1:] if request.body.get("instructions") else request.messages
         assert stored.messages == (*turns, said(answer))
         assert stored.messages is stored.messages  # made once

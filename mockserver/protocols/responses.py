@@ -652,7 +652,8 @@ class _Kept(Stored):
         self._env = env
         self._mold = mold
         self._values = values
-        self.size = len(body) if body is not None else len(mold.text) if mold is not None else 0
+        # a compiled body: the bytes it writes but the values (a few dozen)
+        self.size = len(body) if body is not None else _length(mold)
 
     def _converse(self) -> tuple[dict[str, Any], ...]:
         assert self._choice is not None
@@ -669,6 +670,11 @@ class _Kept(Stored):
         assert self._mold is not None
         assert self._values is not None
         return self._mold.fill(self._values)
+
+
+def _length(mold: Mold | None) -> int:
+    """The length of what ``mold`` writes, its holes aside."""
+    return 0 if mold is None else len(mold.text) + sum(map(len, mold.segments))
 
 
 def sealed(tag: str, reasoning: str) -> str:
