@@ -497,14 +497,13 @@ class Pipeline:
         if made is not None and shaped is not None and not described:
             prepared = self._headers(step, content_type, stream=True)
             self._keep(shaped, answer, filled, made.whole, made.pacing, prepared)
-        keeps = made is not None and protocol.keeps
-        stored_body = self._body(answer, True, filled) if keeps else None
+        writes = filled if made is not None else None  # what writes a stored copy's body
         if kind is None and not paused:
             if made is not None:
                 body = made.whole.fill(filled)
             else:
                 body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
-            stored = await self._store(state, answer, stored_body)
+            stored = await self._store(state, answer, None, writes)
             if repeatable and not any(scripted) and not heavy:
                 self._remember(state, memo_key, body, headers, entry, req, stored)
             return web.Response(
@@ -512,7 +511,7 @@ class Pipeline:
             )
         end = None
         if kind is None:
-            await self._store(state, answer, stored_body)
+            await self._store(state, answer, None, writes)
             if made is not None:
                 frames, end = made.filled(filled), made.end.fill(filled)
         waits = [w * scale for w in scripted] if paused else [0.0] * len(pacing)
@@ -606,8 +605,9 @@ class Pipeline:
         body = made.body.fill(filled)
         stored = None
         if answer is not None:
-            kept = self._body(answer, True, filled) if stream and protocol.keeps else body
-            stored = await self._store(state, answer, kept)
+            # a stream's stored copy: the values, which write its body when someone reads it
+            stored = await self._store(state, answer, None if stream else body,
+                                       filled if stream else None)  # fmt: skip
         headers = {**made.headers, **extra} if extra else made.headers
         if repeatable and not waits:
             self._remember(state, memo_key, body, headers, entry, req, stored)
@@ -656,11 +656,14 @@ class Pipeline:
         cached_usage(used, outcome, self.protocol.cache_apart)
         return outcome
 
-    async def _store(self, state: State, answer: Answer, body: bytes | None) -> Stored | None:
-        """The response the protocol keeps (Responses ``store``), kept by the store."""
+    async def _store(
+        self, state: State, answer: Answer, body: bytes | None, filled: Values | None = None
+    ) -> Stored | None:
+        """The response the protocol keeps (Responses ``store``), kept by the store; ``filled``:
+        a compiled stream's values, which can write the body when someone reads it."""
         if not self.protocol.keeps:
             return None
-        stored = self.protocol.stored(answer, body)
+        stored = self.protocol.stored(answer, body, filled)
         if stored is not None:
             await state.store.put_response(stored)
         return stored

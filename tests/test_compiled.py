@@ -9,7 +9,9 @@ protocol's own writer, plain and streamed, for every chat-family protocol.
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -20,7 +22,7 @@ from hypothesis import strategies as st
 import mockserver.pipeline
 from mockserver import MockServer, Options
 from mockserver.core.profiles import Settings
-from mockserver.protocols import Answer, Protocol, Target
+from mockserver.protocols import Answer, Protocol, Stored, Target
 from mockserver.protocols.chat import Chat
 from mockserver.protocols.compiled import Stream, compiled_body, compiled_stream, values
 from mockserver.protocols.gemini import Gemini
@@ -437,3 +439,65 @@ def test_reply_seed_is_the_digest_of_its_parts() -> None:
         assert reply_seed(seed, raw, step) == digest(seed, raw, step)
 
     same()
+
+
+# --- a stored response, kept compactly, reads as the general writer's ------------------------
+
+
+def said(answer: Answer) -> dict[str, Any]:
+    """The reply as the conversation's last turn, as it was built for every stored response."""
+    c, env = answer.rendered.choices[0], answer.env
+    turn: dict[str, Any] = {"role": "assistant", "content": c.content}
+    if c.tool_calls:
+        turn["tool_calls"] = [
+            {"id": env.call_id(scripted, 0, k), "type": "function",
+             "function": {"name": name, "arguments": args}}
+            for k, (scripted, name, args) in enumerate(c.tool_calls)
+        ]  # fmt: skip
+    return turn
+
+
+@settings(max_examples=200, deadline=None)
+@given(stream=st.booleans(), reply=replies, data=st.data())
+def test_a_stored_response_reads_as_the_general_writers_body_and_conversation(
+    stream: bool, reply: dict[str, Any], data: st.DataObject
+) -> None:
+    """A stored response keeps the request's turns, the reply and, for a stream, the compiled
+    body's values: read (``GET``, ``previous_response_id``, another process), it is the body
+    the general writer gives and the conversation the request and the reply make."""
+    protocol = PROTOCOLS["responses"]
+    scenario = load_data([{"reply": reply}])[0]
+    renderer = Renderer()
+    for created in data.draw(st.lists(st.integers(0, 2**40), min_size=3, max_size=4)):
+        raw, target = data.draw(requests("responses", stream))
+        answer = answer_to(protocol, raw, target, scenario, renderer, created)
+        general = protocol.body(replace(answer, wire={}))
+        # as the pipeline gives them: a plain reply's body, a compiled stream's values
+        stored = protocol.stored(answer, None if stream else general,
+                                 values(protocol, answer) if stream else None)  # fmt: skip
+        request = answer.request
+        if request.body.get("store") is False:
+            assert stored is None
+            continue
+        assert stored is not None
+        assert stored.body == general
+        assert 0 < stored.size <= len(general)  # what the store counts: the body but its values
+        turns = request.messages[1:] if request.body.get("instructions") else request.messages
+        assert stored.messages == (*turns, said(answer))
+        assert stored.messages is stored.messages  # made once
+        copy = pickle.loads(pickle.dumps(stored))  # what ``--workers`` sends
+        assert type(copy) is Stored
+        assert (copy.id, copy.messages, copy.body) == (stored.id, stored.messages, general)
+
+
+def test_a_templated_replys_stored_copy_keeps_its_turn_not_its_choice() -> None:
+    """A reply rendered for one request (a template's) has a choice of its own, cut into
+    stream pieces: its stored copy makes the reply's turn at once and keeps that instead."""
+    protocol = PROTOCOLS["responses"]
+    scenario = load_data([{"reply": {"content": "You said {{ last_user }}"}}])[0]
+    raw, target = plain_request("responses", True, 0)
+    answer = answer_to(protocol, raw, target, scenario, Renderer(), 1000)
+    stored = protocol.stored(answer, None, None)
+    assert stored is not None
+    assert stored._messages == (*answer.request.messages, said(answer))  # made at once
+    assert stored.body == protocol.body(replace(answer, wire={}))

@@ -21,6 +21,7 @@ from mockserver.core.request import Request, parse_json_body
 from mockserver.core.tokens import count_prompt_tokens, count_tokens, split_tokens
 from mockserver.protocols import NOWHERE, Target
 from mockserver.protocols import gemini as gemini_module
+from mockserver.protocols import responses as responses_module
 from mockserver.protocols.chat import parse_chat
 from mockserver.protocols.embeddings import parse_embeddings
 from mockserver.protocols.gemini import parse_gemini
@@ -444,3 +445,51 @@ def test_a_plain_body_parses_as_the_full_checks_parse_it(api: str, turns: Any, s
     plain = _outcome(parse, json.dumps(body).encode(), *args)
     full = _outcome(parse, json.dumps({**body, unread: unread_value}).encode(), *args)
     assert plain == full
+
+
+response_items = st.lists(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "role": st.sampled_from(["user", "assistant", "system", "developer", "x"])
+            | json_values,
+            "content": small_text
+            | st.lists(st.fixed_dictionaries({"type": st.just("input_text"), "text": small_text}))
+            | json_values,
+            "type": st.sampled_from(["message", "function_call", "reasoning"]) | json_values,
+            "call_id": small_text,
+            "name": small_text,
+            "arguments": small_text,
+        },
+    )
+    | json_values,
+    max_size=4,
+)
+
+
+def _item_by_item(items: list[Any]) -> list[dict[str, Any]]:
+    """``input`` through the general item code alone, one item after another."""
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        responses_module._item(item, i, out)
+    return out
+
+
+@settings(max_examples=500, deadline=None)
+@given(response_items)
+def test_a_text_message_item_reads_as_the_general_item_code_reads_it(items: list[Any]) -> None:
+    """The commonest input item (``{"role", "content"}`` with text) skips the general item
+    code: the same conversation, or the same 400, for every list of items."""
+    flipped = [dict(reversed(i.items())) if isinstance(i, dict) else i for i in items]
+    for given_items in (items, flipped):  # keys in either order
+        fast = _read_or_refused(responses_module._conversation, given_items)
+        general = _read_or_refused(_item_by_item, given_items)
+        assert fast == general
+        assert json.dumps(fast) == json.dumps(general)  # key order too
+
+
+def _read_or_refused(read: Any, items: Any) -> Any:
+    try:
+        return read(items)
+    except APIError as err:
+        return ("error", err.status, err.message, err.param, err.code)

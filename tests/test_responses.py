@@ -139,6 +139,29 @@ def test_unknown_previous_response_and_unstored_ones(
         openai_client.responses.retrieve(unstored.id)
 
 
+def test_streamed_responses_are_retrieved_and_continued_as_sent(
+    mockserver: MockServer, openai_client: openai.OpenAI
+) -> None:
+    """A stream's stored copy is kept as its compiled body's values (from the second stream
+    of a reply on): retrieved, it is the response the stream completed with, and a later
+    request continues its conversation."""
+    mockserver.add({"reply": {"content": "Noted.", "reasoning": "Short."}})
+    previous = None
+    for i in range(4):
+        events = list(openai_client.responses.create(
+            model="m", input=f"note {i}", stream=True, previous_response_id=previous
+        ))  # fmt: skip
+        done = events[-1]
+        assert done.type == "response.completed"
+        assert openai_client.responses.retrieve(done.response.id) == done.response
+        if i:
+            said = [(m["role"], m["content"]) for m in mockserver.last.messages]
+            assert said == [("user", "note 0"), ("assistant", "Noted."), *said[2:]]
+            assert said[-1] == ("user", f"note {i}")
+            assert len(said) == 2 * i + 1
+        previous = done.response.id
+
+
 def test_reasoning_then_text(mockserver: MockServer, openai_client: openai.OpenAI) -> None:
     mockserver.add({"reply": {"reasoning": "Two and two make four.", "content": "4"}})
     response = openai_client.responses.create(model="o4-mini", input="2+2?")

@@ -80,14 +80,57 @@ Lookup = Callable[[str], "Sequence[dict[str, Any]] | None"]
 """The conversation a stored response ended with, by id (``previous_response_id``)."""
 
 
-@dataclass(slots=True)
 class Stored:
-    """A reply the protocol wants kept: its id, the conversation it ends, and its body (one
-    per stored response: not frozen, which would set each field through ``object.__setattr__``)."""
+    """A reply the protocol wants kept: its id, the conversation it ends, and its body.
 
-    id: str
-    messages: tuple[dict[str, Any], ...]
-    body: bytes
+    A protocol may keep it compactly, as what makes the conversation and the body, each built
+    when read (a subclass writes ``_converse`` and ``_write``): a load test stores
+    every response and reads almost none, and each copy kept is memory that later requests
+    find cold. Another process (``--workers``) is sent the plain form (``__reduce__``)."""
+
+    __slots__ = ("_body", "_messages", "id", "size")
+    _messages: tuple[dict[str, Any], ...] | None
+    _body: bytes | None
+    size: int
+    """What the store counts against its bound in bytes: the body's length (a compact copy
+    that writes its body when read: the length of what writes it)."""
+
+    def __init__(self, id: str, messages: tuple[dict[str, Any], ...], body: bytes) -> None:
+        self.id = id
+        self._messages = messages
+        self._body = body
+        self.size = len(body)
+
+    @property
+    def messages(self) -> tuple[dict[str, Any], ...]:
+        """The conversation the reply ends (what ``previous_response_id`` continues)."""
+        if self._messages is None:
+            self._messages = self._converse()
+        return self._messages
+
+    @property
+    def body(self) -> bytes:
+        """The reply's body (what ``GET`` returns); a compact copy writes it on every read."""
+        return self._body if self._body is not None else self._write()
+
+    def _converse(self) -> tuple[dict[str, Any], ...]:
+        raise NotImplementedError
+
+    def _write(self) -> bytes:
+        raise NotImplementedError
+
+    def __reduce__(self) -> tuple[type[Stored], tuple[str, tuple[dict[str, Any], ...], bytes]]:
+        return (Stored, (self.id, self.messages, self.body))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stored):
+            return NotImplemented
+        return (self.id, self.messages, self.body) == (other.id, other.messages, other.body)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and not immutable
+
+    def __repr__(self) -> str:
+        return f"Stored(id={self.id!r}, messages={self.messages!r}, body={self.body!r})"
 
 
 NO_QUERY: Mapping[str, str] = MappingProxyType({})
@@ -277,9 +320,13 @@ class Protocol:
     def malformed(self) -> bytes:
         return b'data: {"id": "broken", "choices": [\n\n'
 
-    def stored(self, answer: Answer, body: bytes | None) -> Stored | None:
+    def stored(
+        self, answer: Answer, body: bytes | None, filled: tuple[Any, ...] | None = None
+    ) -> Stored | None:
         """What to keep of this reply for later requests to refer to; asked only of protocols
-        that ``keeps`` (most keep nothing)."""
+        that ``keeps`` (most keep nothing). ``body``: the plain body, when the reply was one;
+        ``filled``: a compiled stream's values (``compiled.values``), which fill the compiled
+        plain body too."""
         return None
 
     def shape(self, request: Request) -> Hashable:

@@ -26,7 +26,7 @@ from ..core.request import (
     invalid_value,
     param_types,
 )
-from ..scenarios.render import Choice, Usage, digest
+from ..scenarios.render import Choice, Envelope, Usage, digest
 from . import NOWHERE, Answer, Frame, Lookup, Protocol, Stored, Target, dumps, dumps_text
 from .capture import (
     PIECE_ORDER,
@@ -40,6 +40,7 @@ from .capture import (
     text_of,
 )
 from .chat import usage_object
+from .compiled import Mold, Values, compiled_body
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
@@ -84,48 +85,63 @@ def _conversation(items: Any) -> list[dict[str, Any]]:
         raise invalid_type("input", "a string or an array", items)
     out: list[dict[str, Any]] = []
     for i, item in enumerate(items):
-        where = f"input[{i}]"
-        if not isinstance(item, dict):
-            raise invalid_type(where, "an object", item)
-        kind = item.get("type", "message" if "role" in item else None)
-        if kind == "message":
-            role = item.get("role")
-            if role is None:
-                raise missing_param(f"{where}.role")
-            if role not in MESSAGE_ROLES:
-                raise invalid_value(f"{where}.role", role, MESSAGE_ROLES)
-            if "content" not in item:
-                raise missing_param(f"{where}.content")
-            out.append({"role": role, "content": _text(item["content"], f"{where}.content")})
-        elif kind == "function_call":
-            for key in ("call_id", "name", "arguments"):
-                if not isinstance(item.get(key), str):
-                    raise missing_param(f"{where}.{key}")
-            call = {"id": item["call_id"], "type": "function",
-                    "function": {"name": item["name"], "arguments": item["arguments"]}}  # fmt: skip
-            last = out[-1] if out else None
-            if last is not None and last["role"] == "assistant" and last.get("tool_calls"):
-                last["tool_calls"].append(call)  # parallel calls: one assistant turn
-            else:
-                out.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
-            if not isinstance(item.get("call_id"), str):
-                raise missing_param(f"{where}.call_id")
-            if "output" not in item:
-                raise missing_param(f"{where}.output")
-            output = item["output"]
-            content = output if isinstance(output, str) else _text(output, f"{where}.output")
-            out.append({"role": "tool", "tool_call_id": item["call_id"], "content": content})
-        elif kind == "reasoning":
-            sealed_text = item.get("encrypted_content")
-            if sealed_text is not None and not isinstance(sealed_text, str):
-                raise invalid_type(f"{where}.encrypted_content", "a string", sealed_text)
-        elif kind is None:
-            raise missing_param(f"{where}.type")
-        elif not isinstance(kind, str):
-            raise invalid_type(f"{where}.type", "a string", kind)
-        # reasoning, item_reference and other item types: kept in the journal, not matched on
+        # The commonest item, a message whose content is text (``{"role", "content"}``), is
+        # what ``_item`` makes of it, without its reads for the other kinds.
+        if (
+            type(item) is dict
+            and len(item) == 2
+            and type(content := item.get("content")) is str
+            and (role := item.get("role")) in MESSAGE_ROLES
+        ):
+            out.append({"role": role, "content": content})
+        else:
+            _item(item, i, out)
     return out
+
+
+def _item(item: Any, i: int, out: list[dict[str, Any]]) -> None:
+    """``input[i]`` added to the conversation ``out``, or the 400 naming what is wrong."""
+    where = f"input[{i}]"
+    if not isinstance(item, dict):
+        raise invalid_type(where, "an object", item)
+    kind = item.get("type", "message" if "role" in item else None)
+    if kind == "message":
+        role = item.get("role")
+        if role is None:
+            raise missing_param(f"{where}.role")
+        if role not in MESSAGE_ROLES:
+            raise invalid_value(f"{where}.role", role, MESSAGE_ROLES)
+        if "content" not in item:
+            raise missing_param(f"{where}.content")
+        out.append({"role": role, "content": _text(item["content"], f"{where}.content")})
+    elif kind == "function_call":
+        for key in ("call_id", "name", "arguments"):
+            if not isinstance(item.get(key), str):
+                raise missing_param(f"{where}.{key}")
+        call = {"id": item["call_id"], "type": "function",
+                "function": {"name": item["name"], "arguments": item["arguments"]}}  # fmt: skip
+        last = out[-1] if out else None
+        if last is not None and last["role"] == "assistant" and last.get("tool_calls"):
+            last["tool_calls"].append(call)  # parallel calls: one assistant turn
+        else:
+            out.append({"role": "assistant", "content": None, "tool_calls": [call]})
+    elif kind == "function_call_output":
+        if not isinstance(item.get("call_id"), str):
+            raise missing_param(f"{where}.call_id")
+        if "output" not in item:
+            raise missing_param(f"{where}.output")
+        output = item["output"]
+        content = output if isinstance(output, str) else _text(output, f"{where}.output")
+        out.append({"role": "tool", "tool_call_id": item["call_id"], "content": content})
+    elif kind == "reasoning":
+        sealed_text = item.get("encrypted_content")
+        if sealed_text is not None and not isinstance(sealed_text, str):
+            raise invalid_type(f"{where}.encrypted_content", "a string", sealed_text)
+    elif kind is None:
+        raise missing_param(f"{where}.type")
+    elif not isinstance(kind, str):
+        raise invalid_type(f"{where}.type", "a string", kind)
+    # reasoning, item_reference and other item types: kept in the journal, not matched on
 
 
 def _tools(body: dict[str, Any]) -> list[Any]:
@@ -198,6 +214,17 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
 
 def parse_responses(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Request:
     body, model = body_and_model(raw)
+    if body.keys() <= _PLAIN:  # the commonest request: only ``stream`` and ``input`` to check
+        stream = body.get("stream")
+        if stream is not None and type(stream) is not bool:
+            raise invalid_type("stream", "a boolean", stream)
+        items = body.get("input")
+        if items is None:
+            raise missing_param("input")
+        return Request(
+            api="responses", body=body, model=model, messages=_conversation(items),
+            stream=bool(stream), headers=headers,
+        )  # fmt: skip
     check_types(body, _TYPES)
     if body.get("max_output_tokens") is not None and body["max_output_tokens"] < 0:
         raise APIError(
@@ -216,12 +243,6 @@ def parse_responses(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> R
     if "input" not in body or body["input"] is None:
         raise missing_param("input")
     messages = _conversation(body["input"])
-    if body.keys() <= _PLAIN:  # the commonest request: no other parameter to check or read
-        stream = bool(body.get("stream"))
-        return Request(
-            api="responses", body=body, model=model, messages=messages, stream=stream,
-            headers=headers,
-        )  # fmt: skip
     context: tuple[dict[str, Any], ...] = ()
     previous = body.get("previous_response_id")
     if previous is not None:
@@ -408,7 +429,7 @@ class Responses(Protocol):
                 f'{u.completion}, "output_tokens_details": {{"reasoning_tokens": {u.reasoning}}}, '
                 f'"total_tokens": {u.total}}}'
             )  # fmt: skip
-        background, limits, settings, owner = self.echoed(answer)
+        background, limits, settings, owner = self.echoed(answer) or _PLAIN_ECHO
         return (
             f'{{"id": {_js(env.id)}, "object": "response", "created_at": {env.created}, '
             f'"status": "{status}", {background}, "error": null, "incomplete_details": {cut}, '
@@ -418,11 +439,13 @@ class Responses(Protocol):
 
     def echoed(self, answer: Answer) -> tuple[str, ...]:
         """The request's parameters as the response object repeats them: four runs of fields
-        (the object's other fields come between them)."""
+        (the object's other fields come between them); none for a request that sets none of
+        them (most do not), whose compiled reply has ``_PLAIN_ECHO`` written in (its shape
+        says so)."""
         echo: tuple[str, ...] | None = answer.wire.get("echo")
         if echo is None:
             body = answer.request.body
-            echo = answer.wire["echo"] = _echo(body) if body.keys() & _ECHOED else _PLAIN_ECHO
+            echo = answer.wire["echo"] = _echo(body) if body.keys() & _ECHOED else ()
         return echo
 
     def derived(self, answer: Answer) -> tuple[str, ...]:
@@ -430,7 +453,10 @@ class Responses(Protocol):
         return (sealed(answer.env.call_id_seed, c.reasoning),) if c.reasoning is not None else ()
 
     def shape(self, request: Request) -> Hashable:
-        return None if LOGPROBS in (request.body.get("include") or ()) else ()
+        body = request.body
+        if LOGPROBS in (body.get("include") or ()):
+            return None
+        return () if body.keys() & _ECHOED else _PLAIN_SHAPE
 
     def _final(self, answer: Answer) -> str:
         """The finished response as JSON: the plain body, the stream's last event and the
@@ -563,29 +589,92 @@ class Responses(Protocol):
     def malformed(self) -> bytes:
         return b'event: response.output_text.delta\ndata: {"type": "response.output_text.\n\n'
 
-    def stored(self, answer: Answer, body: bytes | None) -> Stored | None:
+    def stored(
+        self, answer: Answer, body: bytes | None, filled: Values | None = None
+    ) -> Stored | None:
         request = answer.request
         if request.body.get("store") is False:
             return None
-        c = answer.rendered.choices[0]
-        call_id = answer.env.call_id
-        said: dict[str, Any] = {"role": "assistant", "content": c.content}
-        if c.tool_calls:
-            said["tool_calls"] = [
-                {"id": call_id(scripted, 0, k), "type": "function",
-                 "function": {"name": name, "arguments": args}}
-                for k, (scripted, name, args) in enumerate(c.tool_calls)
-            ]  # fmt: skip
         turns = request.messages[1:] if request.body.get("instructions") else request.messages
-        if body is None:
+        mold = compiled_body(self, answer) if body is None and filled is not None else None
+        if body is None and mold is None:
             body = self.body(answer)
-        return Stored(answer.env.id, (*turns, said), body)
+        kept = _Kept(answer.env.id, turns, answer.rendered.choices[0], answer.env, body, mold,
+                     filled)  # fmt: skip
+        if not answer.rendered.cached:  # a choice of its own (a template's): the turn is less
+            kept.settle()
+        return kept
 
     def read_body(self, body: Any) -> Captured:
         return responses_body(body)
 
     def read_stream(self, events: list[Event]) -> Captured:
         return responses_stream(events)
+
+
+def said(choice: Choice, env: Envelope) -> dict[str, Any]:
+    """The reply as the conversation's last turn (chat-shaped)."""
+    turn: dict[str, Any] = {"role": "assistant", "content": choice.content}
+    if choice.tool_calls:
+        turn["tool_calls"] = [
+            {"id": env.call_id(scripted, 0, k), "type": "function",
+             "function": {"name": name, "arguments": args}}
+            for k, (scripted, name, args) in enumerate(choice.tool_calls)
+        ]  # fmt: skip
+    return turn
+
+
+class _Kept(Stored):
+    """A stored response kept as what makes it: the request's turns (its own list), the reply
+    (the choice every request a cached reply answers shares) and its envelope (the call ids),
+    and the body as written, or the compiled body and the values that fill it (a stream's
+    copy). The conversation is made when first read (or at once: ``settle``), the body on
+    every read."""
+
+    __slots__ = ("_choice", "_env", "_mold", "_turns", "_values")
+    _choice: Choice | None
+
+    def __init__(
+        self,
+        id: str,
+        turns: Sequence[dict[str, Any]],
+        choice: Choice,
+        env: Envelope,
+        body: bytes | None,
+        mold: Mold | None,
+        values: Values | None,
+    ) -> None:
+        self.id = id
+        self._messages = None
+        self._body = body
+        self._turns = turns
+        self._choice = choice
+        self._env = env
+        self._mold = mold
+        self._values = values
+        # a compiled body: the bytes it writes but the values (a few dozen)
+        self.size = len(body) if body is not None else _length(mold)
+
+    def _converse(self) -> tuple[dict[str, Any], ...]:
+        assert self._choice is not None
+        return (*self._turns, said(self._choice, self._env))
+
+    def settle(self) -> None:
+        """Make the conversation now and let the choice go: for a reply rendered for this
+        request alone (a template's), whose choice (its text cut into stream pieces) would
+        outweigh the turn made of it."""
+        self._messages = self._converse()
+        self._choice = None
+
+    def _write(self) -> bytes:
+        assert self._mold is not None
+        assert self._values is not None
+        return self._mold.fill(self._values)
+
+
+def _length(mold: Mold | None) -> int:
+    """The length of what ``mold`` writes, its holes aside."""
+    return 0 if mold is None else len(mold.text) + sum(map(len, mold.segments))
 
 
 def sealed(tag: str, reasoning: str) -> str:
@@ -658,6 +747,8 @@ _ECHOED = frozenset({"background", "instructions", "max_output_tokens", "max_too
 """The body's keys ``_echo`` reads."""
 _PLAIN_ECHO = _echo({})
 """The echo of a request that sets none of them (most do not)."""
+_PLAIN_SHAPE = "plain"
+"""The shape of a request that sets none of them: its echo is in its compiled reply."""
 
 
 def _spliced(kind: str, sequence: int, name: str, encoded: str) -> str:

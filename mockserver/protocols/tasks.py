@@ -188,7 +188,9 @@ class Tasks(Protocol):
     def reply_summary(self, answer: Answer) -> dict[str, Any]:
         return {"task_id": self.task_id(answer), "service": self.service.name}
 
-    def stored(self, answer: Answer, body: bytes | None) -> Stored:
+    def stored(
+        self, answer: Answer, body: bytes | None, filled: tuple[Any, ...] | None = None
+    ) -> Stored:
         """The task as any worker can answer its polls: when it began, its script, and what it
         is about; its files by digest (every worker loaded the same scenarios)."""
         script = answer.reply.task if answer.reply is not None else None

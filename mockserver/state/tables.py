@@ -35,13 +35,13 @@ class ResponseStore:
         self._bytes = 0
 
     def put(self, stored: Stored) -> None:
-        old = self._kept.pop(stored.id, None)
-        if old is not None:
-            self._bytes -= len(old.body)
-        while self._kept and (len(self._kept) >= self._count or self._bytes > self._limit):
-            self._bytes -= len(self._kept.popitem(last=False)[1].body)
-        self._kept[stored.id] = stored
-        self._bytes += len(stored.body)
+        kept, id = self._kept, stored.id
+        if id in kept:  # put again (a memo's replay): now the newest
+            self._bytes -= kept.pop(id).size
+        while kept and (len(kept) >= self._count or self._bytes > self._limit):
+            self._bytes -= kept.popitem(last=False)[1].size
+        kept[id] = stored
+        self._bytes += stored.size
 
     def get(self, id: str) -> Stored | None:
         return self._kept.get(id)
