@@ -25,7 +25,7 @@ from .core.errors import APIError
 from .core.profiles import Settings
 from .core.request import Request
 from .core.secrets import redact_target
-from .protocols import HEAVY, JSON, Answer, Frame, Protocol, Stored, Target
+from .protocols import HEAVY, JSON, NO_QUERY, Answer, Frame, Protocol, Stored, Target
 from .protocols.compiled import (
     OWN,
     Mold,
@@ -72,9 +72,15 @@ def error_response(
     )
 
 
-def check_auth(protocol: Protocol, request: web.Request, keys: frozenset[str]) -> str:
-    """The request's API key, or the 401 the protocol sends."""
-    token = protocol.api_key(request.headers, request.query)
+def check_auth(
+    protocol: Protocol,
+    request: web.Request,
+    keys: frozenset[str],
+    query: Mapping[str, str] | None = None,
+) -> str:
+    """The request's API key, or the 401 the protocol sends (``query``: the request's, when
+    read already)."""
+    token = protocol.api_key(request.headers, request.query if query is None else query)
     if token is None or (keys and token not in keys):
         raise protocol.auth_error(request.headers, token)
     return token
@@ -200,15 +206,16 @@ class Pipeline:
         state = self.state
         started = time.perf_counter()
         seq = state.journal.next_seq()
+        options = state.options
         entry = Entry(
-            seq=seq,
-            time=state.options.clock(),
-            method=request.method,
-            path=redact_target(request.path_qs) if request.query_string else request.path,
-            request_id=request_id(state.options, seq),
-            raw_headers=request.headers,
-            api=self.protocol.name,
-            worker=state.options.worker,
+            seq,
+            options.clock(),
+            request.method,
+            redact_target(request.path_qs) if request.query_string else request.path,
+            request_id(options, seq),
+            request.headers,
+            self.protocol.name,
+            options.worker,
         )
         try:
             response = await self._serve(request, entry)
@@ -238,7 +245,7 @@ class Pipeline:
 
     async def _journal(self, entry: Entry, started: float) -> APIError | None:
         """Keep the entry; the store's error when it could not (a lost shared store)."""
-        entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        entry.elapsed = time.perf_counter() - started
         try:
             await self.state.store.record(entry)
         except APIError as gone:
@@ -253,15 +260,20 @@ class Pipeline:
         try:
             raw = await read_body(request, state.options)
             entry.size = len(raw)
-            key = check_auth(protocol, request, state.options.api_keys)
+            query = request.query if request.query_string else NO_QUERY
+            key = check_auth(protocol, request, state.options.api_keys, query)
+            # The request as sent, byte for byte (``Memos``): the target is the URL as it came
+            # (str(URL) would be made anew for each request), and the headers some condition reads.
             names = state.scenarios.header_names
-            memo_key = (protocol.name, request.path_qs, raw, *map(request.headers.get, names))
+            memo_key: tuple[bytes | str | None, ...] = (raw, protocol.name, request.raw_path)
+            if names:
+                memo_key += tuple(map(request.headers.get, names))
             memo = state.memos.get(memo_key, int(entry.time))
             if memo is not None:
                 if memo.stored is not None:
                     await store.put_response(memo.stored)
                 return self._replay(memo, entry)
-            target = Target(request.path, request.query)
+            target = Target(request.path, query)
             req = await store.parse(protocol, raw, request.headers, target)
             entry.parsed(req, raw, protocol, target)
             immediate = protocol.immediate(req)

@@ -88,7 +88,7 @@ class Entry:
 
     __slots__ = (
         "_answer", "_body", "_described", "_extra", "_raw", "_reply", "_request", "_source",
-        "_stream", "_target", "adjusted", "api", "duration_ms", "method", "outcome", "path",
+        "_stream", "_target", "adjusted", "api", "elapsed", "method", "outcome", "path",
         "raw_headers", "request_id", "scenario", "seq", "size", "status", "step", "time",
         "unmatched", "worker",
     )  # fmt: skip
@@ -101,6 +101,8 @@ class Entry:
         path: str,
         request_id: str,
         raw_headers: Mapping[str, str],
+        api: str = "chat",
+        worker: int | None = None,
         body: Any = None,
         scenario: str | None = None,
         step: int | None = None,
@@ -110,12 +112,12 @@ class Entry:
         outcome: str = "ok",
         duration_ms: float = 0.0,
         extra: dict[str, Any] | None = None,
-        api: str = "chat",
         reply: dict[str, Any] | None = None,
         request: Request | None = None,
-        worker: int | None = None,
         size: int = 0,
     ) -> None:
+        """The request path passes the first eight by position: a class called with keywords
+        gathers them into a dict first (``__init__`` is a slot), which cost as much again."""
         self.seq = seq
         self.time = time
         self.method = method
@@ -130,7 +132,9 @@ class Entry:
         self.adjusted = adjusted
         self.status = status
         self.outcome = outcome
-        self.duration_ms = duration_ms
+        self.elapsed = duration_ms / 1000
+        """Seconds the request took, as measured (``duration_ms`` rounds it when read:
+        rounding a float to 3 places formats it in decimal, a cost no request needs)."""
         self._extra = extra
         self.api = api
         """Which protocol the request spoke: chat, responses, messages, gemini, embeddings..."""
@@ -214,6 +218,15 @@ class Entry:
         return self
 
     # The readers' side: built on first read, then kept.
+
+    @property
+    def duration_ms(self) -> float:
+        """How long the request took, in milliseconds (to the microsecond)."""
+        return round(self.elapsed * 1000, 3)
+
+    @duration_ms.setter
+    def duration_ms(self, value: float) -> None:
+        self.elapsed = value / 1000
 
     def _build(self) -> None:
         """``body`` and ``request`` from the bytes. Set in this order, ``_raw`` last, so that
