@@ -22,7 +22,7 @@ from aiohttp import web
 
 from .core.caching import Outcome
 from .core.errors import APIError
-from .core.profiles import Settings
+from .core.profiles import UNTOUCHED, Settings
 from .core.request import Request
 from .core.secrets import redact_target
 from .protocols import HEAVY, JSON, NO_QUERY, Answer, Frame, Protocol, Stored, Target
@@ -201,6 +201,8 @@ class Pipeline:
         """Each step's reply headers, by content type (``_headers``)."""
         self._compiled: dict[Hashable, _Compiled] = {}
         """Each step's compiled replies, by request shape (``_fill``)."""
+        self._targets: dict[str, Target] = {}
+        """Each path's ``Target`` when it has no query (Gemini's name a model: bounded)."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         state = self.state
@@ -273,7 +275,12 @@ class Pipeline:
                 if memo.stored is not None:
                     await store.put_response(memo.stored)
                 return self._replay(memo, entry)
-            target = Target(request.path, query)
+            path = request.path
+            target = Target(path, query) if query else self._targets.get(path)
+            if target is None:  # a path without a query: its target is made once
+                if len(self._targets) >= _PREPARED:
+                    self._targets.clear()
+                target = self._targets[path] = Target(path)
             req = await store.parse(protocol, raw, request.headers, target)
             entry.parsed(req, raw, protocol, target)
             immediate = protocol.immediate(req)
@@ -287,7 +294,8 @@ class Pipeline:
                 response = await recorder.forward(request, protocol, req, raw, entry)
                 entry.status = response.status
                 return response
-            settings = state.options.profile.apply(req)
+            # A profile's rules read the parameters a request sets: most set none.
+            settings = state.options.profile.apply(req) if req.params else UNTOUCHED
             entry.adjusted = settings.adjusted
             try:
                 resolution = await store.resolve(state.scenarios, req)
