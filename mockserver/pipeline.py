@@ -58,7 +58,7 @@ def request_id(options: Options, seq: int, lane: int = 0) -> str:
     replies); scrambled, since an id is not an order. A multiply, not a hash: it is on every
     request's path. 32 hex digits, as OpenAI's."""
     n = (options.run << 96 | (options.worker or 0) << 72 | lane << 64 | seq) * _SCRAMBLE
-    return f"req_{n & _ID_SPACE:032x}"
+    return "req_%032x" % (n & _ID_SPACE)
 
 
 def error_response(

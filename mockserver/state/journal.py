@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
@@ -432,17 +433,14 @@ class Kept(Generic[T]):
         self._size = size
         self._max_bytes = max_bytes
         self._bytes = 0
-        self._seq = 0
+        self.next_seq: Callable[[], int] = itertools.count(1).__next__
+        """The next request's number, from 1 (a C call: one per request)."""
         # Positions in recording order (``seq`` is arrival order; a slow stream records late).
         self._positions: deque[int] = deque()
         self.recorded = 0
         self.cleared_at = 0
         self._subscribers = Subscribers()
         self._listening = self._subscribers.active
-
-    def next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
 
     def record(self, entry: T, weight: int = 0) -> int:
         """Keep ``entry``, whose request body was ``weight`` bytes; its position."""
