@@ -209,18 +209,21 @@ class Pipeline:
         started = time.perf_counter()
         seq = state.journal.next_seq()
         options = state.options
+        # A query string? The target as it came is a plain string (the memo key reads it too);
+        # yarl's query string is made only for a URL with a '?'.
+        queried = "?" in request.raw_path and bool(request.query_string)
         entry = Entry(
             seq,
             options.clock(),
             request.method,
-            redact_target(request.path_qs) if request.query_string else request.path,
+            redact_target(request.path_qs) if queried else request.path,
             request_id(options, seq),
             request.headers,
             self.protocol.name,
             options.worker,
         )
         try:
-            response = await self._serve(request, entry)
+            response = await self._serve(request, entry, queried)
         except BaseException as cut:
             if isinstance(cut, _Dropped):
                 entry.status = 0
@@ -254,7 +257,7 @@ class Pipeline:
             return gone
         return None
 
-    async def _serve(self, request: web.Request, entry: Entry) -> web.StreamResponse:
+    async def _serve(self, request: web.Request, entry: Entry, queried: bool) -> web.StreamResponse:
         state = self.state
         protocol = self.protocol
         store = state.store
@@ -262,7 +265,7 @@ class Pipeline:
         try:
             raw = await read_body(request, state.options)
             entry.size = len(raw)
-            query = request.query if request.query_string else NO_QUERY
+            query = request.query if queried else NO_QUERY
             key = check_auth(protocol, request, state.options.api_keys, query)
             # The request as sent, byte for byte (``Memos``): the target is the URL as it came
             # (str(URL) would be made anew for each request), and the headers some condition reads.
