@@ -22,10 +22,10 @@ from aiohttp import web
 
 from .core.caching import Outcome
 from .core.errors import APIError
-from .core.profiles import Settings
+from .core.profiles import UNTOUCHED, Settings
 from .core.request import Request
 from .core.secrets import redact_target
-from .protocols import HEAVY, JSON, Answer, Frame, Protocol, Stored, Target
+from .protocols import HEAVY, JSON, NO_QUERY, Answer, Frame, Protocol, Stored, Target
 from .protocols.compiled import (
     OWN,
     Mold,
@@ -58,7 +58,7 @@ def request_id(options: Options, seq: int, lane: int = 0) -> str:
     replies); scrambled, since an id is not an order. A multiply, not a hash: it is on every
     request's path. 32 hex digits, as OpenAI's."""
     n = (options.run << 96 | (options.worker or 0) << 72 | lane << 64 | seq) * _SCRAMBLE
-    return f"req_{n & _ID_SPACE:032x}"
+    return "req_%032x" % (n & _ID_SPACE)
 
 
 def error_response(
@@ -72,9 +72,15 @@ def error_response(
     )
 
 
-def check_auth(protocol: Protocol, request: web.Request, keys: frozenset[str]) -> str:
-    """The request's API key, or the 401 the protocol sends."""
-    token = protocol.api_key(request.headers, request.query)
+def check_auth(
+    protocol: Protocol,
+    request: web.Request,
+    keys: frozenset[str],
+    query: Mapping[str, str] | None = None,
+) -> str:
+    """The request's API key, or the 401 the protocol sends (``query``: the request's, when
+    read already)."""
+    token = protocol.api_key(request.headers, request.query if query is None else query)
     if token is None or (keys and token not in keys):
         raise protocol.auth_error(request.headers, token)
     return token
@@ -195,23 +201,29 @@ class Pipeline:
         """Each step's reply headers, by content type (``_headers``)."""
         self._compiled: dict[Hashable, _Compiled] = {}
         """Each step's compiled replies, by request shape (``_fill``)."""
+        self._targets: dict[str, Target] = {}
+        """Each path's ``Target`` when it has no query (Gemini's name a model: bounded)."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         state = self.state
         started = time.perf_counter()
         seq = state.journal.next_seq()
+        options = state.options
+        # A query string? The target as it came is a plain string (the memo key reads it too);
+        # yarl's query string is made only for a URL with a '?'.
+        queried = "?" in request.raw_path and bool(request.query_string)
         entry = Entry(
-            seq=seq,
-            time=state.options.clock(),
-            method=request.method,
-            path=redact_target(request.path_qs) if request.query_string else request.path,
-            request_id=request_id(state.options, seq),
-            raw_headers=request.headers,
-            api=self.protocol.name,
-            worker=state.options.worker,
+            seq,
+            options.clock(),
+            request.method,
+            redact_target(request.path_qs) if queried else request.path,
+            request_id(options, seq),
+            request.headers,
+            self.protocol.name,
+            options.worker,
         )
         try:
-            response = await self._serve(request, entry)
+            response = await self._serve(request, entry, queried)
         except BaseException as cut:
             if isinstance(cut, _Dropped):
                 entry.status = 0
@@ -238,14 +250,14 @@ class Pipeline:
 
     async def _journal(self, entry: Entry, started: float) -> APIError | None:
         """Keep the entry; the store's error when it could not (a lost shared store)."""
-        entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        entry.elapsed = time.perf_counter() - started
         try:
             await self.state.store.record(entry)
         except APIError as gone:
             return gone
         return None
 
-    async def _serve(self, request: web.Request, entry: Entry) -> web.StreamResponse:
+    async def _serve(self, request: web.Request, entry: Entry, queried: bool) -> web.StreamResponse:
         state = self.state
         protocol = self.protocol
         store = state.store
@@ -253,15 +265,25 @@ class Pipeline:
         try:
             raw = await read_body(request, state.options)
             entry.size = len(raw)
-            key = check_auth(protocol, request, state.options.api_keys)
+            query = request.query if queried else NO_QUERY
+            key = check_auth(protocol, request, state.options.api_keys, query)
+            # The request as sent, byte for byte (``Memos``): the target is the URL as it came
+            # (str(URL) would be made anew for each request), and the headers some condition reads.
             names = state.scenarios.header_names
-            memo_key = (protocol.name, request.path_qs, raw, *map(request.headers.get, names))
+            memo_key: tuple[bytes | str | None, ...] = (raw, protocol.name, request.raw_path)
+            if names:
+                memo_key += tuple(map(request.headers.get, names))
             memo = state.memos.get(memo_key, int(entry.time))
             if memo is not None:
                 if memo.stored is not None:
                     await store.put_response(memo.stored)
                 return self._replay(memo, entry)
-            target = Target(request.path, request.query)
+            path = request.path
+            target = Target(path, query) if query else self._targets.get(path)
+            if target is None:  # a path without a query: its target is made once
+                if len(self._targets) >= _PREPARED:
+                    self._targets.clear()
+                target = self._targets[path] = Target(path)
             req = await store.parse(protocol, raw, request.headers, target)
             entry.parsed(req, raw, protocol, target)
             immediate = protocol.immediate(req)
@@ -275,7 +297,8 @@ class Pipeline:
                 response = await recorder.forward(request, protocol, req, raw, entry)
                 entry.status = response.status
                 return response
-            settings = state.options.profile.apply(req)
+            # A profile's rules read the parameters a request sets: most set none.
+            settings = state.options.profile.apply(req) if req.params else UNTOUCHED
             entry.adjusted = settings.adjusted
             try:
                 resolution = await store.resolve(state.scenarios, req)

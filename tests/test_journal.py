@@ -406,3 +406,24 @@ def test_a_refused_body_shows_as_it_came(observed: Observed, size: int) -> None:
         assert entry._raw == raw  # kept as bytes until read
         assert entry.body == "x" * size
     assert entry.to_dict() == observed.snapshots[-1][0]
+
+
+@settings(max_examples=100)
+@given(st.floats(0, 10_000, allow_nan=False), st.sampled_from(APIS), st.none() | st.integers(0, 3))
+def test_an_entry_built_by_position_reads_as_one_built_by_keywords(
+    seconds: float, api: str, worker: int | None
+) -> None:
+    """The request path builds its entry by position and keeps the time taken unrounded;
+    every reader sees the entry the keywords build, its duration rounded to the microsecond,
+    and a shared journal's copy (``to_dict``, ``from_dict``) reads the same again."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    lean = Entry(7, 1000.0, "POST", "/v1/x", "req_1", headers, api, worker)
+    lean.elapsed = seconds
+    plain = Entry(seq=7, time=1000.0, method="POST", path="/v1/x", request_id="req_1",
+                  raw_headers=headers, api=api, worker=worker,
+                  duration_ms=round(seconds * 1000, 3))  # fmt: skip
+    assert lean == plain
+    assert lean.to_dict() == plain.to_dict()
+    assert lean.duration_ms == round(seconds * 1000, 3)
+    again = Entry.from_dict(lean.to_dict())
+    assert again.to_dict() == lean.to_dict()

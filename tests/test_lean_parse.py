@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mockserver.core.errors import APIError
+from mockserver.core.profiles import PROFILES, UNTOUCHED
 from mockserver.core.request import Request, parse_json_body
 from mockserver.core.tokens import count_prompt_tokens, count_tokens, split_tokens
 from mockserver.protocols import NOWHERE, Target
@@ -493,3 +494,68 @@ def _read_or_refused(read: Any, items: Any) -> Any:
         return read(items)
     except APIError as err:
         return ("error", err.status, err.message, err.param, err.code)
+
+
+plain_turns = st.lists(
+    st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": small_text}),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(plain_turns, st.sampled_from([None, False, True]), st.sampled_from(["", "?alt=sse"]))
+def test_a_plain_request_built_by_position_is_the_one_keywords_build(
+    turns: list[dict[str, Any]], stream: bool | None, query: str
+) -> None:
+    """A body of only the common fields builds its ``Request`` by position (no keyword dict):
+    every field equals the request the keywords build, defaults included."""
+    headers = {"x-h": "1"}
+    streams = {} if stream is None else {"stream": stream}
+    chat = {"model": "gpt-4", "messages": turns, **streams}
+    assert parse_chat(json.dumps(chat).encode(), headers) == Request(
+        api="chat", body=chat, model="gpt-4", messages=turns, stream=bool(stream), headers=headers
+    )
+    messages = {"model": "c", "max_tokens": 9, "messages": turns, **streams}
+    assert parse_messages(json.dumps(messages).encode(), headers, lambda _: None) == Request(
+        api="messages", body=messages, model="c", messages=turns, stream=bool(stream),
+        headers=headers, params={"max_tokens": 9},
+    )  # fmt: skip
+    gemini = {"contents": [{"role": "user", "parts": [{"text": t["content"]}]} for t in turns]}
+    method = "streamGenerateContent" if stream else "generateContent"
+    target = Target(f"/v1beta/models/gemini-2.5-flash:{method}", {"alt": "sse"} if query else {})
+    parsed = parse_gemini(json.dumps(gemini).encode(), headers, target)
+    assert parsed == Request(
+        api="gemini", body=gemini, model="gemini-2.5-flash", messages=parsed.messages,
+        stream=bool(stream), headers=headers,
+        wire={"method": method, "sse": bool(query), "thoughts": False},
+    )  # fmt: skip
+
+
+profiled = st.fixed_dictionaries(
+    {},
+    optional={
+        "temperature": st.floats(-1, 3),
+        "top_p": st.floats(-1, 2),
+        "max_tokens": st.integers(0, 3),
+        "stop": st.just("x"),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(profiled, small_text, st.sampled_from(["gpt-4", "o1"]))
+def test_the_profile_is_skipped_only_where_it_changes_nothing(
+    params: dict[str, Any], text: str, model: str
+) -> None:
+    """The pipeline asks the profile only about a request that sets a parameter it reads: for
+    the others, every profile answers the untouched settings anyway."""
+    body = {**_chat_body(text.strip() or "q", model, False, 0), **params}
+    request = parse_chat(json.dumps(body).encode(), {})
+    for profile in PROFILES.values():
+        try:
+            full: Any = profile.apply(request)
+        except APIError as err:
+            full = err.message
+        if not request.params:
+            assert full == UNTOUCHED

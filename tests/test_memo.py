@@ -116,16 +116,28 @@ def test_memos_are_bounded_in_count_and_bytes() -> None:
         return Memo(1, body, {}, chat, "s", ())
 
     for i in range(5):
-        memos.put(("chat", b"k%d" % i), memo(b"x" * 100))
+        memos.put((b"k%d" % i, "chat"), memo(b"x" * 100))
     assert len(memos) == 3
-    assert memos.get(("chat", b"k0"), 1) is None
-    assert memos.get(("chat", b"k4"), 1) is not None
-    memos.put(("chat", b"big"), memo(b"x" * 1_001))  # over a sixteenth of the budget: not kept
-    assert memos.get(("chat", b"big"), 1) is None
-    assert memos.get(("chat", b"k4"), 2) is None  # another second: rendered again
+    assert memos.get((b"k0", "chat"), 1) is None
+    assert memos.get((b"k4", "chat"), 1) is not None
+    memos.put((b"big", "chat"), memo(b"x" * 1_001))  # over a sixteenth of the budget: not kept
+    assert memos.get((b"big", "chat"), 1) is None
+    assert memos.get((b"k4", "chat"), 2) is None  # another second: rendered again
     by_bytes = Memos(count=100, size=16_000)
     for i in range(20):
-        by_bytes.put(("chat", b"m%02d" % i), memo(b"x" * 900))  # 906 bytes each: 17 fit in 16,000
+        by_bytes.put((b"m%02d" % i, "chat"), memo(b"x" * 900))  # 906 bytes each: 17 fit in 16,000
     assert len(by_bytes) == 17
-    assert by_bytes.get(("chat", b"m02"), 1) is None
-    assert by_bytes.get(("chat", b"m03"), 1) is not None
+    assert by_bytes.get((b"m02", "chat"), 1) is None
+    assert by_bytes.get((b"m03", "chat"), 1) is not None
+
+
+def test_a_remembered_request_counts_its_bytes_against_the_bound(server: MockServer) -> None:
+    """The bound counts what a memo holds: the request's bytes (and its parsed copy), and the
+    reply's; a long body under a short path is not counted as the path."""
+    server.add({"reply": {"content": "Hi"}})
+    long = {**BODY, "messages": [{"role": "user", "content": "x" * 5_000}]}
+    first, again = post(server, long), post(server, long)
+    assert first.content == again.content
+    memos = server.state.memos
+    assert len(memos) == 1
+    assert memos._bytes == 2 * len(first.request.content) + len(first.content)

@@ -163,7 +163,8 @@ class Unsupported:
 _LIMITS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 
-_UNTOUCHED = Settings()
+UNTOUCHED = Settings()
+"""What a request that sets no parameter a rule reads gets (shared: never changed)."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ class Profile:
 
     def apply(self, request: Request) -> Settings:
         if not request.params:
-            return _UNTOUCHED
+            return UNTOUCHED
         params: Mapping[str, Any] = request.params
         adjusted: list[str] = []
         rules = self.rules.get(request.api)

@@ -32,16 +32,18 @@ class Request:
     """A validated request. ``body`` is the JSON as sent, unknown keys included.
 
     Read-only by convention, not frozen: a frozen dataclass sets each field through
-    ``object.__setattr__``, and building this one cost 5x as much (one per request)."""
+    ``object.__setattr__``, and building this one cost 5x as much (one per request). A
+    request of only the common fields is built from the first six by position: a class
+    called with keywords gathers them into a dict first, which cost as much again."""
 
     api: str
     body: dict[str, Any]
     model: str
     messages: list[dict[str, Any]]
     stream: bool = False
+    headers: Mapping[str, str] = field(repr=False, default_factory=dict)
     include_usage: bool = False
     n: int = 1
-    headers: Mapping[str, str] = field(repr=False, default_factory=dict)
     tools: list[Any] = field(default_factory=list)
     tool_choice: str | None = None
     """``auto``, ``none``, ``required``, or the name of the function the request forces."""
@@ -58,7 +60,7 @@ class Request:
     tokens: int | None = None
     """Prompt tokens when the protocol counts them its own way (embeddings: the inputs'), or
     once counted."""
-    wire: Mapping[str, Any] = field(default_factory=lambda: NOTHING)
+    wire: Mapping[str, Any] = field(default_factory=dict)
     """What the protocol read of the request for its own reply and matches nothing on
     (Gemini: the method its URL names and the stream's framing)."""
 

@@ -134,10 +134,7 @@ def parse_chat(raw: bytes, headers: Mapping[str, str] | None = None) -> Request:
     if stream is not None and not isinstance(stream, bool):
         raise invalid_type("stream", "a boolean", stream)
     if body.keys() <= _PLAIN:  # the commonest request: no other parameter to check or read
-        return Request(
-            api="chat", body=body, model=model, messages=messages, stream=bool(stream),
-            headers=headers or {},
-        )  # fmt: skip
+        return Request("chat", body, model, messages, bool(stream), headers or {})
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise invalid_type("stream_options", "an object", options)

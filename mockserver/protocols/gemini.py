@@ -406,9 +406,9 @@ def parse_gemini(raw: bytes, headers: Mapping[str, str], target: Target) -> Requ
     stream = method == "streamGenerateContent"
     sse = target.query.get("alt") == "sse"
     if body.keys() <= _PLAIN:  # the commonest request: no other field to check or read
-        wire = {"method": method, "sse": sse, "thoughts": False}
-        return Request(api="gemini", body=body, model=model, messages=messages, stream=stream,
-                       headers=headers, wire=wire)  # fmt: skip
+        request = Request("gemini", body, model, messages, stream, headers)
+        request.wire = {"method": method, "sse": sse, "thoughts": False}  # by position: ``Request``
+        return request
     params, fmt, thoughts = _generation(body)
     tools = _tools(body)
     wire = {"method": method, "sse": sse, "thoughts": thoughts}

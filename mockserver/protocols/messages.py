@@ -301,11 +301,9 @@ def parse_messages(raw: bytes, headers: Mapping[str, str], lookup: Lookup) -> Re
     if b'"cache_control"' in raw or b"\\u" in raw:  # C scans; a key may be written escaped
         _check_breakpoints(body)
     if body.keys() <= _PLAIN:  # the commonest request: no other parameter to check or read
-        return Request(
-            api="messages", body=body, model=model, messages=messages,
-            stream=bool(body.get("stream")), headers=headers,
-            params={"max_tokens": body["max_tokens"]},
-        )  # fmt: skip
+        request = Request("messages", body, model, messages, bool(body.get("stream")), headers)
+        request.params = {"max_tokens": body["max_tokens"]}  # by position: see ``Request``
+        return request
     params: dict[str, Any] = {
         k: body[k] for k in ("temperature", "top_p", "top_k", "max_tokens") if k in body
     }

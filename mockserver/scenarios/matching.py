@@ -417,8 +417,9 @@ class Candidate(NamedTuple):
     scenario: Scenario
     conditions: tuple[Condition, ...]
     """Its conditions less the one the index proved when it found the scenario."""
-    stateless: bool
-    """One step, repeated: no sequence position to keep (``_stateless``)."""
+    answer: Resolution | None
+    """What a stateless scenario (one step, repeated: no sequence position to keep) answers
+    when its conditions hold without captures: made once, here; None for a sequence."""
 
 
 Ranked = list[Candidate]
@@ -429,11 +430,16 @@ shared by every index that holds it."""
 
 def _entry(rank: int, scenario: Scenario) -> Entry:
     key = _index_key(scenario)
+    answer = (
+        Resolution(scenario, scenario.steps[0], 0, _NO_CAPTURES, True)
+        if _stateless(scenario)
+        else None
+    )
     if key is None:
-        return None, Candidate(rank, scenario, scenario.conditions, _stateless(scenario))
+        return None, Candidate(rank, scenario, scenario.conditions, answer)
     op, text, proved = key
     rest = tuple(c for c in scenario.conditions if c is not proved)
-    return (op, text), Candidate(rank, scenario, rest, _stateless(scenario))
+    return (op, text), Candidate(rank, scenario, rest, answer)
 
 
 class Substrings:
@@ -571,12 +577,14 @@ class ScenarioSet:
 
     def resolve(self, request: Request) -> Resolution:
         passed_over = False  # a used-up sequence let a later scenario answer
-        for _, scenario, conditions, stateless in self.candidates(request):
-            captures = check_all(conditions, request)
+        for _, scenario, conditions, answer in self.candidates(request):
+            captures = check_all(conditions, request) if conditions else _NO_CAPTURES
             if captures is None:
                 continue
-            if stateless:
-                return Resolution(scenario, scenario.steps[0], 0, captures, not passed_over)
+            if answer is not None:  # stateless
+                if captures is _NO_CAPTURES and not passed_over:
+                    return answer
+                return Resolution(scenario, answer.step, 0, captures, not passed_over)
             step = self._advance(scenario, request)
             if step is not None:
                 return Resolution(scenario, scenario.steps[step], step, captures, False)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
@@ -88,7 +89,7 @@ class Entry:
 
     __slots__ = (
         "_answer", "_body", "_described", "_extra", "_raw", "_reply", "_request", "_source",
-        "_stream", "_target", "adjusted", "api", "duration_ms", "method", "outcome", "path",
+        "_stream", "_target", "adjusted", "api", "elapsed", "method", "outcome", "path",
         "raw_headers", "request_id", "scenario", "seq", "size", "status", "step", "time",
         "unmatched", "worker",
     )  # fmt: skip
@@ -101,6 +102,8 @@ class Entry:
         path: str,
         request_id: str,
         raw_headers: Mapping[str, str],
+        api: str = "chat",
+        worker: int | None = None,
         body: Any = None,
         scenario: str | None = None,
         step: int | None = None,
@@ -110,12 +113,12 @@ class Entry:
         outcome: str = "ok",
         duration_ms: float = 0.0,
         extra: dict[str, Any] | None = None,
-        api: str = "chat",
         reply: dict[str, Any] | None = None,
         request: Request | None = None,
-        worker: int | None = None,
         size: int = 0,
     ) -> None:
+        """The request path passes the first eight by position: a class called with keywords
+        gathers them into a dict first (``__init__`` is a slot), which cost as much again."""
         self.seq = seq
         self.time = time
         self.method = method
@@ -130,7 +133,9 @@ class Entry:
         self.adjusted = adjusted
         self.status = status
         self.outcome = outcome
-        self.duration_ms = duration_ms
+        self.elapsed = duration_ms / 1000
+        """Seconds the request took, as measured (``duration_ms`` rounds it when read:
+        rounding a float to 3 places formats it in decimal, a cost no request needs)."""
         self._extra = extra
         self.api = api
         """Which protocol the request spoke: chat, responses, messages, gemini, embeddings..."""
@@ -214,6 +219,15 @@ class Entry:
         return self
 
     # The readers' side: built on first read, then kept.
+
+    @property
+    def duration_ms(self) -> float:
+        """How long the request took, in milliseconds (to the microsecond)."""
+        return round(self.elapsed * 1000, 3)
+
+    @duration_ms.setter
+    def duration_ms(self, value: float) -> None:
+        self.elapsed = value / 1000
 
     def _build(self) -> None:
         """``body`` and ``request`` from the bytes. Set in this order, ``_raw`` last, so that
@@ -419,17 +433,14 @@ class Kept(Generic[T]):
         self._size = size
         self._max_bytes = max_bytes
         self._bytes = 0
-        self._seq = 0
+        self.next_seq: Callable[[], int] = itertools.count(1).__next__
+        """The next request's number, from 1 (a C call: one per request)."""
         # Positions in recording order (``seq`` is arrival order; a slow stream records late).
         self._positions: deque[int] = deque()
         self.recorded = 0
         self.cleared_at = 0
         self._subscribers = Subscribers()
         self._listening = self._subscribers.active
-
-    def next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
 
     def record(self, entry: T, weight: int = 0) -> int:
         """Keep ``entry``, whose request body was ``weight`` bytes; its position."""

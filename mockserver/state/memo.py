@@ -43,7 +43,7 @@ class Memo:
 
 
 def _size(key: Any, memo: Memo) -> int:
-    raw = key[1]  # (api, body bytes, headers a condition reads...)
+    raw = key[0]  # (body bytes, api, target, headers a condition reads...)
     return len(raw) * 2 + len(memo.body)  # the request bytes, its parsed copy, the reply
 
 

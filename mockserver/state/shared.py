@@ -218,12 +218,12 @@ class SharedStore(Store):
         """``ScenarioSet.resolve`` with sequence positions kept by the owner."""
         named = keys(scenarios)
         passed_over = False
-        for rank, scenario, conditions, stateless in scenarios.candidates(request):
+        for rank, scenario, conditions, answer in scenarios.candidates(request):
             captures = check_all(conditions, request)
             if captures is None:
                 continue
-            if stateless:
-                return Resolution(scenario, scenario.steps[0], 0, captures, not passed_over)
+            if answer is not None:  # stateless
+                return Resolution(scenario, answer.step, 0, captures, not passed_over)
             talk = _hash(conversation(scenario, request))
             seen = await self.backend.advance(f"{named.set_id}:{rank}:{talk}")
             step = step_after(scenario, seen)
