@@ -212,6 +212,8 @@ class Pipeline:
         # A query string? The target as it came is a plain string (the memo key reads it too);
         # yarl's query string is made only for a URL with a '?'.
         queried = "?" in request.raw_path and bool(request.query_string)
+        # By position (a keyword call builds a dict first): seq, time, method, path,
+        # request_id, raw_headers, api, worker.
         entry = Entry(
             seq,
             options.clock(),
