@@ -26,15 +26,7 @@ from .core.profiles import UNTOUCHED, Settings
 from .core.request import Request
 from .core.secrets import redact_target
 from .protocols import HEAVY, JSON, NO_QUERY, Answer, Frame, Protocol, Stored, Target
-from .protocols.compiled import (
-    OWN,
-    Mold,
-    Values,
-    compiled_body,
-    compiled_stream,
-    own_values,
-    values,
-)
+from .protocols.compiled import Mold, Values, compiled_body, compiled_stream, filling, values
 from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
 from .scenarios.render import Envelope, Rendered, Usage, delays, reply_seed, usage
@@ -170,7 +162,8 @@ class _Compiled:
     """A step's reply compiled for one request shape, with all of it that no request of that
     shape changes. Taken from what the general path made and checked (``_keep``), so the two
     cannot drift; a request then costs its own values and one fill (``_fill``): no render
-    lookup, ``Envelope``, ``Answer``, usage or journal summary of its own."""
+    lookup, ``Envelope``, ``Answer``, usage or journal summary of its own. A stored copy
+    (Responses) is made from the same scalars (``Protocol.kept``)."""
 
     rendered: Rendered
     body: Mold
@@ -186,9 +179,9 @@ class _Compiled:
     completion: int
     reasoning: int
     cached: int
-    light: bool
-    """Filled from the request's own values alone, and nothing kept: no signature or echoed
-    parameter, no stored response (an ``Answer`` is made for those)."""
+    plain: Mold | None
+    """A stream's plain body compiled, which its stored copy writes when read (a protocol
+    that ``keeps``); None: a plain reply (its copy keeps the body), or nothing kept."""
 
 
 class Pipeline:
@@ -558,6 +551,11 @@ class Pipeline:
     ) -> None:
         """What the general path compiled for ``answer``, kept for the next request of its
         step and shape (``_fill``)."""
+        plain = None
+        if pacing is not None and self.protocol.keeps:
+            plain = compiled_body(self.protocol, answer, now=True)
+            if plain is None:
+                return  # no compiled body for its stored copy to write: the general path
         if len(self._compiled) >= _PREPARED:
             self._compiled.clear()
         rendered, fixed = answer.rendered, answer.reply.usage if answer.reply else None
@@ -572,7 +570,7 @@ class Pipeline:
             completion=used.completion,
             reasoning=used.reasoning,
             cached=used.cached,
-            light=len(filled) == OWN and not self.protocol.keeps,
+            plain=plain,
         )
 
     async def _fill(
@@ -607,18 +605,11 @@ class Pipeline:
         rid = protocol.id_prefix + seed
         created = int(state.options.clock())
         model = made.model or req.model
-        answer = env = None
-        if not made.light or choice.tool_calls:  # what names the calls, signs, echoes, keeps
+        env = None
+        if choice.tool_calls:  # what names the calls in the journal
             env = Envelope(rid, created, model, state.options.system_fingerprint, seed[:16])
-        if made.light:
-            filled = own_values(rid, seed[:16], created, model, prompt, total)
-        else:
-            assert env is not None
-            reply = resolution.step.reply
-            used = usage(req, made.rendered, reply.usage if reply else None)
-            answer = Answer(req, made.rendered, used, env, reply, resolution.scenario.seed,
-                            entry.request_id, entry.time)  # fmt: skip
-            filled = values(protocol, answer)
+        filled = filling(protocol, req, made.rendered, rid, seed[:16], created, model, prompt,
+                         total)  # fmt: skip
         entry.answered(choice, prompt, made.completion, made.reasoning, made.cached, env)
         if stream and waits:
             entry.extra["delays"] = scripted
@@ -629,10 +620,12 @@ class Pipeline:
             await _wait(state, cadence.first_delay * state.options.speed)
         body = made.body.fill(filled)
         stored = None
-        if answer is not None:
+        if protocol.keeps:
             # a stream's stored copy: the values, which write its body when someone reads it
-            stored = await self._store(state, answer, None if stream else body,
-                                       filled if stream else None)  # fmt: skip
+            stored = protocol.kept(req, made.rendered, rid, seed[:16], None if stream else body,
+                                   made.plain, filled if stream else None)  # fmt: skip
+            if stored is not None:
+                await state.store.put_response(stored)
         headers = {**made.headers, **extra} if extra else made.headers
         if repeatable and not waits:
             self._remember(state, memo_key, body, headers, entry, req, stored)
@@ -689,7 +682,7 @@ class Pipeline:
         if not self.protocol.keeps:
             return None
         stored = self.protocol.stored(answer, body, filled)
-        if stored is not None:
+        if stored is not None:  # as ``_fill`` keeps a compiled reply's (``Protocol.kept``)
             await state.store.put_response(stored)
         return stored
 

@@ -378,10 +378,11 @@ def test_a_kept_compiled_reply_answers_and_journals_as_the_general_path(
     variant: str,
     data: st.DataObject,
 ) -> None:
-    """Bytes, headers and the journal entry (as ``to_dict`` and ``/_mock/journal`` show it)
-    are the general path's, whether the step's compiled reply answers (tools, two choices,
-    limits, stop sequences, adjusted settings, scripted delays) or the request falls back to
-    the general path (a template, a fault that fires)."""
+    """Bytes, headers, the journal entry (as ``to_dict`` and ``/_mock/journal`` show it) and
+    the stored copy (Responses: its body and conversation) are the general path's, whether the
+    step's compiled reply answers (tools, two choices, limits, stop sequences, adjusted
+    settings, scripted delays) or the request falls back to the general path (a template, a
+    fault that fires)."""
     step, extra, fast = VARIANTS[variant]
     server.replace({"reply": {**reply, **step.get("reply", {})}, "cadence": {"chunk": 20},
                     **{k: v for k, v in step.items() if k != "reply"}})  # fmt: skip
@@ -393,7 +394,20 @@ def test_a_kept_compiled_reply_answers_and_journals_as_the_general_path(
     post(raw + b"  ")  # the second: compiled, and kept for the step's fast path
     taken = _taken(server, monkeypatch)
     before = len(server.journal)
-    answers = _three_ways(server, monkeypatch, post, raw)
+    kept: list[Stored] = []
+    put = server.state.store.put_response
+
+    async def keep(stored: Stored) -> None:
+        kept.append(stored)
+        await put(stored)
+
+    with monkeypatch.context() as storing:
+        storing.setattr(server.state.store, "put_response", keep)
+        answers = _three_ways(server, monkeypatch, post, raw)
+    stores = api == "responses" and json.loads(raw).get("store") is not False
+    assert len(kept) == (3 if stores and variant != "fault" else 0)  # a fault's reply is not
+    copies = [(s.id, s.body, s.messages) for s in kept]
+    assert all(copy == copies[0] for copy in copies)
     assert taken == ([True] if fast else [])  # only the first of the three may take it
     fast_way, *general = answers
     assert fast_way.status_code == 200, fast_way.text

@@ -329,6 +329,23 @@ class Protocol:
         plain body too."""
         return None
 
+    def kept(
+        self,
+        request: Request,
+        rendered: Rendered,
+        id: str,
+        seed: str,
+        body: bytes | None,
+        plain: Any,
+        filled: tuple[bytes, ...] | None,
+    ) -> Stored | None:
+        """``stored`` for a compiled reply, from the request, the rendered reply, its id and
+        call ids' seed and its values, no ``Answer``: what a kept compiled reply
+        (``Pipeline._fill``) stores. ``body``: the plain body; for a stream, ``plain``: the
+        compiled plain body (a ``compiled.Mold``) that ``filled`` fills. A protocol that
+        ``keeps`` and compiles its replies (``shape``) writes ``stored`` with it."""
+        return None
+
     def shape(self, request: Request) -> Hashable:
         """What of the request, besides the reply, decides the bytes of its answer and its
         content type (whether a stream ends with usage; Gemini's framing): a reply is compiled
@@ -337,14 +354,15 @@ class Protocol:
         asking for logprobs)."""
         return None
 
-    def derived(self, answer: Answer) -> tuple[str, ...]:
-        """Texts of a reply computed from its id, as written (signatures): a compiled reply
-        has a hole for each."""
+    def derived(self, rendered: Rendered, id: str, seed: str) -> tuple[str, ...]:
+        """Texts of a reply computed from its id or call ids' seed, as written (signatures): a
+        compiled reply has a hole for each."""
         return ()
 
-    def echoed(self, answer: Answer) -> tuple[str, ...]:
+    def echoed(self, request: Request) -> tuple[str, ...]:
         """The request's parameters a reply repeats, each as written (the Responses object):
-        a compiled reply has a hole for each. Kept in ``answer.wire["echo"]`` once made."""
+        a compiled reply has a hole for each. A writer keeps them in ``answer.wire["echo"]``
+        (where a compiling probe puts its markers)."""
         return ()
 
     request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id",)
@@ -373,7 +391,7 @@ def arguments_object(arguments: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"arguments": value}
 
 
-def signature(answer: Answer, thinking: str) -> bytes:
-    """A thinking signature: deterministic, and shaped like a real one (opaque bytes, which the
-    protocol encodes in base64)."""
-    return bytes.fromhex(digest(answer.env.id, thinking) + digest(thinking, answer.env.id))
+def signature(id: str, thinking: str) -> bytes:
+    """A thinking signature of the reply ``id``: deterministic, and shaped like a real one
+    (opaque bytes, which the protocol encodes in base64)."""
+    return bytes.fromhex(digest(id, thinking) + digest(thinking, id))

@@ -20,10 +20,11 @@ from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from ..scenarios.render import Envelope, usage
+from ..scenarios.render import Envelope, Rendered, usage
 from . import HEAVY, Answer, Frame, dumps_text
 
 if TYPE_CHECKING:
+    from ..core.request import Request
     from . import Protocol
 
 Values = tuple[bytes, ...]
@@ -47,13 +48,24 @@ def own_values(id: str, seed: str, created: int, model: str, prompt: int, total:
             b"%d" % prompt, b"%d" % total)  # fmt: skip
 
 
-def values(protocol: Protocol, answer: Answer) -> Values:
-    """What this request fills the holes with, in their order: its own values, then the
-    protocol's derived and echoed texts."""
-    env, used = answer.env, answer.usage
-    own = own_values(env.id, env.call_id_seed, env.created, env.model, used.prompt, used.total)
-    extra = protocol.derived(answer) + protocol.echoed(answer)
+def filling(protocol: Protocol, request: Request, rendered: Rendered, id: str, seed: str,
+            created: int, model: str, prompt: int, total: int,
+            echo: tuple[str, ...] | None = None) -> Values:  # fmt: skip
+    """What a request fills the holes with, in their order: its own values, then the
+    protocol's derived and echoed texts (``echo``: those, when made already). From scalars, so
+    a kept compiled reply (``Pipeline._fill``) makes no ``Answer``."""
+    own = own_values(id, seed, created, model, prompt, total)
+    extra = protocol.derived(rendered, id, seed)
+    extra += protocol.echoed(request) if echo is None else echo
     return own + tuple(map(str.encode, extra)) if extra else own
+
+
+def values(protocol: Protocol, answer: Answer) -> Values:
+    """``filling`` for an answer (the echoed texts its writer made, or a probe's markers)."""
+    env, used = answer.env, answer.usage
+    return filling(protocol, answer.request, answer.rendered, env.id, env.call_id_seed,
+                   env.created, env.model, used.prompt, used.total,
+                   answer.wire.get("echo"))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +128,7 @@ def _probe(protocol: Protocol, answer: Answer, tag: str, n: int) -> _Probe:
     fixed = answer.reply.usage if answer.reply is not None else None
     prompt = int(f"8{n}" * 9 + "3")
     used = usage(answer.request, answer.rendered, fixed, prompt)
-    echo = tuple(_mark(f"echo{i}{tag}") for i in range(len(protocol.echoed(answer))))
+    echo = tuple(_mark(f"echo{i}{tag}") for i in range(len(protocol.echoed(answer.request))))
     probe = replace(answer, env=probe_env, usage=used, wire={"echo": echo})
     return _Probe(probe, values(protocol, probe))
 
@@ -151,7 +163,7 @@ def _compile_stream(protocol: Protocol, answer: Answer) -> Stream | None:
     return stream if got == expected and stream.whole.fill(b.values) == b"".join(expected) else None
 
 
-def _compiled(protocol: Protocol, answer: Answer, stream: bool) -> Any:
+def _compiled(protocol: Protocol, answer: Answer, stream: bool, now: bool = False) -> Any:
     rendered = answer.rendered
     if not rendered.cached or rendered.pieces > HEAVY:
         return None
@@ -160,10 +172,10 @@ def _compiled(protocol: Protocol, answer: Answer, stream: bool) -> Any:
         return None
     key = (protocol, stream, shape, answer.env.system_fingerprint)
     made = rendered.wire.get(key, _UNSEEN)
-    if made is _UNSEEN:  # the first time: most rendered replies that come once never come again
+    if made is _UNSEEN and not now:  # the first time: most replies that come once never again
         rendered.wire[key] = _ONCE
         return None
-    if made is _ONCE:
+    if made is _ONCE or made is _UNSEEN:
         made = _compile_stream(protocol, answer) if stream else _compile_body(protocol, answer)
         rendered.wire[key] = made
     return made
@@ -174,11 +186,12 @@ _UNSEEN, _ONCE = object(), object()
 comes once (a ``max_tokens`` of its own) costs no compiling."""
 
 
-def compiled_body(protocol: Protocol, answer: Answer) -> Mold | None:
-    """The answer's plain body compiled, made the second time it is needed and kept with the
-    rendered reply; None where the general path writes it: a reply with a template, a heavy
-    one, a request shape the protocol does not compile (``Protocol.shape``), a failed check."""
-    made: Mold | None = _compiled(protocol, answer, False)
+def compiled_body(protocol: Protocol, answer: Answer, now: bool = False) -> Mold | None:
+    """The answer's plain body compiled, made the second time it is needed (``now``: this
+    time) and kept with the rendered reply; None where the general path writes it: a reply
+    with a template, a heavy one, a request shape the protocol does not compile
+    (``Protocol.shape``), a failed check."""
+    made: Mold | None = _compiled(protocol, answer, False, now)
     return made
 
 

@@ -24,7 +24,7 @@ from ..core.errors import APIError
 from ..core.request import Request, parse_json_body
 from ..core.vectors import native_dimensions
 from ..scenarios.ratelimit import Ticket
-from ..scenarios.render import Choice, Usage, paced
+from ..scenarios.render import Choice, Rendered, Usage, paced
 from . import (
     JSON,
     NO_QUERY,
@@ -490,9 +490,9 @@ def _usage(u: Usage, done: bool = True) -> dict[str, Any]:
     return out
 
 
-def _signature(answer: Answer, c: Choice) -> str:
+def _signature(id: str, c: Choice) -> str:
     """A ``thoughtSignature``: base64 (URL-safe, which the SDK's bytes field decodes)."""
-    return base64.urlsafe_b64encode(signature(answer, c.reasoning or "")).decode()
+    return base64.urlsafe_b64encode(signature(id, c.reasoning or "")).decode()
 
 
 def _calls(answer: Answer, c: Choice) -> list[dict[str, Any]]:
@@ -503,7 +503,7 @@ def _calls(answer: Answer, c: Choice) -> list[dict[str, Any]]:
             call["id"] = scripted
         parts.append({"functionCall": call})
     if parts and c.reasoning is not None:
-        parts[0]["thoughtSignature"] = _signature(answer, c)
+        parts[0]["thoughtSignature"] = _signature(answer.env.id, c)
     return parts
 
 
@@ -605,10 +605,10 @@ class Gemini(Protocol):
         """The stream's framing (SSE or a JSON array) and whether thoughts are included."""
         return bool(request.wire.get("sse")), bool(request.wire.get("thoughts"))
 
-    def derived(self, answer: Answer) -> tuple[str, ...]:
+    def derived(self, rendered: Rendered, id: str, seed: str) -> tuple[str, ...]:
         """The thought signatures that go with function calls."""
         return tuple(dict.fromkeys(
-            _signature(answer, c) for c in answer.rendered.choices
+            _signature(id, c) for c in rendered.choices
             if c.reasoning is not None and c.tool_calls
         ))  # fmt: skip
 

@@ -27,7 +27,7 @@ from ..core.caching import (
 from ..core.errors import APIError, describe_type
 from ..core.request import Request, arguments_json, integral, json_object
 from ..scenarios.ratelimit import Ticket
-from ..scenarios.render import Usage
+from ..scenarios.render import Rendered, Usage
 from . import (
     NO_QUERY,
     NOWHERE,
@@ -338,8 +338,8 @@ def _usage(u: Usage, output: int | None = None) -> dict[str, Any]:
     return out
 
 
-def _signature(answer: Answer, thinking: str) -> str:
-    return base64.b64encode(signature(answer, thinking)).decode()
+def _signature(id: str, thinking: str) -> str:
+    return base64.b64encode(signature(id, thinking)).decode()
 
 
 def _stop(answer: Answer) -> tuple[str, str | None]:
@@ -427,15 +427,15 @@ class Messages(Protocol):
     def shape(self, request: Request) -> Hashable:
         return ()  # nothing of the request but the reply shapes the answer
 
-    def derived(self, answer: Answer) -> tuple[str, ...]:
-        reasoning = answer.rendered.choices[0].reasoning
-        return (_signature(answer, reasoning),) if reasoning is not None else ()
+    def derived(self, rendered: Rendered, id: str, seed: str) -> tuple[str, ...]:
+        reasoning = rendered.choices[0].reasoning
+        return (_signature(id, reasoning),) if reasoning is not None else ()
 
     def _blocks(self, answer: Answer) -> list[dict[str, Any]]:
         c = answer.rendered.choices[0]
         out: list[dict[str, Any]] = []
         if c.reasoning is not None:
-            signature = _signature(answer, c.reasoning)
+            signature = _signature(answer.env.id, c.reasoning)
             out.append({"type": "thinking", "thinking": c.reasoning, "signature": signature})
         text = c.refusal if c.refusal is not None else c.content
         if text is not None and (text or not c.tool_calls):
@@ -493,7 +493,8 @@ class Messages(Protocol):
             yield from start({"type": "thinking", "thinking": "", "signature": ""})
             for piece in c.reasoning_pieces:
                 yield delta("thinking_delta", "thinking", piece)
-            signature = {"type": "signature_delta", "signature": _signature(answer, c.reasoning)}
+            signature = {"type": "signature_delta",
+                         "signature": _signature(answer.env.id, c.reasoning)}  # fmt: skip
             yield event("content_block_delta", index=index, delta=signature)
             yield event("content_block_stop", index=index)
             index += 1

@@ -26,7 +26,7 @@ from ..core.request import (
     invalid_value,
     param_types,
 )
-from ..scenarios.render import Choice, Envelope, Usage, digest
+from ..scenarios.render import Choice, Rendered, Usage, call_id, digest
 from . import NOWHERE, Answer, Frame, Lookup, Protocol, Stored, Target, dumps, dumps_text
 from .capture import (
     PIECE_ORDER,
@@ -429,7 +429,7 @@ class Responses(Protocol):
                 f'{u.completion}, "output_tokens_details": {{"reasoning_tokens": {u.reasoning}}}, '
                 f'"total_tokens": {u.total}}}'
             )  # fmt: skip
-        background, limits, settings, owner = self.echoed(answer) or _PLAIN_ECHO
+        background, limits, settings, owner = self._echo(answer) or _PLAIN_ECHO
         return (
             f'{{"id": {_js(env.id)}, "object": "response", "created_at": {env.created}, '
             f'"status": "{status}", {background}, "error": null, "incomplete_details": {cut}, '
@@ -437,20 +437,24 @@ class Responses(Protocol):
             f'"usage": {used}, {owner}}}'
         )
 
-    def echoed(self, answer: Answer) -> tuple[str, ...]:
+    def echoed(self, request: Request) -> tuple[str, ...]:
         """The request's parameters as the response object repeats them: four runs of fields
         (the object's other fields come between them); none for a request that sets none of
         them (most do not), whose compiled reply has ``_PLAIN_ECHO`` written in (its shape
         says so)."""
+        body = request.body
+        return _echo(body) if body.keys() & _ECHOED else ()
+
+    def _echo(self, answer: Answer) -> tuple[str, ...]:
+        """``echoed``, made once per answer (a compiling probe's are markers)."""
         echo: tuple[str, ...] | None = answer.wire.get("echo")
         if echo is None:
-            body = answer.request.body
-            echo = answer.wire["echo"] = _echo(body) if body.keys() & _ECHOED else ()
+            echo = answer.wire["echo"] = self.echoed(answer.request)
         return echo
 
-    def derived(self, answer: Answer) -> tuple[str, ...]:
-        c = answer.rendered.choices[0]
-        return (sealed(answer.env.call_id_seed, c.reasoning),) if c.reasoning is not None else ()
+    def derived(self, rendered: Rendered, id: str, seed: str) -> tuple[str, ...]:
+        c = rendered.choices[0]
+        return (sealed(seed, c.reasoning),) if c.reasoning is not None else ()
 
     def shape(self, request: Request) -> Hashable:
         body = request.body
@@ -592,16 +596,30 @@ class Responses(Protocol):
     def stored(
         self, answer: Answer, body: bytes | None, filled: Values | None = None
     ) -> Stored | None:
-        request = answer.request
-        if request.body.get("store") is False:
+        if answer.request.body.get("store") is False:
             return None
-        turns = request.messages[1:] if request.body.get("instructions") else request.messages
         mold = compiled_body(self, answer) if body is None and filled is not None else None
         if body is None and mold is None:
             body = self.body(answer)
-        kept = _Kept(answer.env.id, turns, answer.rendered.choices[0], answer.env, body, mold,
-                     filled)  # fmt: skip
-        if not answer.rendered.cached:  # a choice of its own (a template's): the turn is less
+        env = answer.env
+        return self.kept(answer.request, answer.rendered, env.id, env.call_id_seed, body, mold,
+                         filled)  # fmt: skip
+
+    def kept(
+        self,
+        request: Request,
+        rendered: Rendered,
+        id: str,
+        seed: str,
+        body: bytes | None,
+        plain: Mold | None,
+        filled: Values | None,
+    ) -> Stored | None:
+        if request.body.get("store") is False:
+            return None
+        turns = request.messages[1:] if request.body.get("instructions") else request.messages
+        kept = _Kept(id, turns, rendered.choices[0], seed, body, plain, filled)
+        if not rendered.cached:  # a choice of its own (a template's): the turn is less
             kept.settle()
         return kept
 
@@ -612,12 +630,12 @@ class Responses(Protocol):
         return responses_stream(events)
 
 
-def said(choice: Choice, env: Envelope) -> dict[str, Any]:
-    """The reply as the conversation's last turn (chat-shaped)."""
+def said(choice: Choice, seed: str) -> dict[str, Any]:
+    """The reply as the conversation's last turn (chat-shaped); ``seed``: its call ids'."""
     turn: dict[str, Any] = {"role": "assistant", "content": choice.content}
     if choice.tool_calls:
         turn["tool_calls"] = [
-            {"id": env.call_id(scripted, 0, k), "type": "function",
+            {"id": call_id(seed, scripted, 0, k), "type": "function",
              "function": {"name": name, "arguments": args}}
             for k, (scripted, name, args) in enumerate(choice.tool_calls)
         ]  # fmt: skip
@@ -626,12 +644,12 @@ def said(choice: Choice, env: Envelope) -> dict[str, Any]:
 
 class _Kept(Stored):
     """A stored response kept as what makes it: the request's turns (its own list), the reply
-    (the choice every request a cached reply answers shares) and its envelope (the call ids),
+    (the choice every request a cached reply answers shares) and its call ids' seed,
     and the body as written, or the compiled body and the values that fill it (a stream's
     copy). The conversation is made when first read (or at once: ``settle``), the body on
     every read."""
 
-    __slots__ = ("_choice", "_env", "_mold", "_turns", "_values")
+    __slots__ = ("_choice", "_mold", "_seed", "_turns", "_values")
     _choice: Choice | None
 
     def __init__(
@@ -639,7 +657,7 @@ class _Kept(Stored):
         id: str,
         turns: Sequence[dict[str, Any]],
         choice: Choice,
-        env: Envelope,
+        seed: str,
         body: bytes | None,
         mold: Mold | None,
         values: Values | None,
@@ -649,7 +667,7 @@ class _Kept(Stored):
         self._body = body
         self._turns = turns
         self._choice = choice
-        self._env = env
+        self._seed = seed
         self._mold = mold
         self._values = values
         # a compiled body: the bytes it writes but the values (a few dozen)
@@ -657,7 +675,7 @@ class _Kept(Stored):
 
     def _converse(self) -> tuple[dict[str, Any], ...]:
         assert self._choice is not None
-        return (*self._turns, said(self._choice, self._env))
+        return (*self._turns, said(self._choice, self._seed))
 
     def settle(self) -> None:
         """Make the conversation now and let the choice go: for a reply rendered for this

@@ -318,7 +318,12 @@ class Envelope:
     call_id_seed: str
 
     def call_id(self, scripted: str | None, choice: int, call: int) -> str:
-        return scripted or f"call_{self.call_id_seed}{choice}{call}"
+        return call_id(self.call_id_seed, scripted, choice, call)
+
+
+def call_id(seed: str, scripted: str | None, choice: int, call: int) -> str:
+    """A tool call's id: the scenario's, or one made from the reply's call ids' ``seed``."""
+    return scripted or f"call_{seed}{choice}{call}"
 
 
 def delays(cadence: Cadence, frames: Sequence[tuple[bool, float | None]], seed: int) -> list[float]:
