@@ -343,8 +343,9 @@ class Protocol:
         call ids' seed and its values, no ``Answer``: what a kept compiled reply
         (``Pipeline._fill``) stores. ``body``: the plain body; for a stream, ``plain``: the
         compiled plain body (a ``compiled.Mold``) that ``filled`` fills. A protocol that
-        ``keeps`` and compiles its replies (``shape``) writes ``stored`` with it."""
-        return None
+        ``keeps`` and compiles its replies (``shape``) must write it (and ``stored`` with it):
+        returning None here would drop every stored copy the fast path makes, silently."""
+        raise NotImplementedError(f"{type(self).__name__} keeps replies but has no kept()")
 
     def shape(self, request: Request) -> Hashable:
         """What of the request, besides the reply, decides the bytes of its answer and its
