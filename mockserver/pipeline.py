@@ -422,7 +422,7 @@ class Pipeline:
             if shape is not None:
                 shaped = (step, req.stream, req.n, settings.limit, settings.stop, settings.empty,
                           shape, state.options.system_fingerprint)  # fmt: skip
-                kept = self._compiled_for(shaped)
+                kept = self._compiled.get(shaped)  # kept by ``_keep`` once the general path made it
                 if kept is not None:
                     sent = await self._fill(
                         request, state, req, resolution, kept, seed, entry, extra, tickets,
@@ -535,10 +535,6 @@ class Pipeline:
         waits = [w * scale for w in scripted] if paused else [0.0] * len(pacing)
         headers = {**headers, **protocol.headers(entry.request_id)}
         return await self._stream(request, state, entry, answer, frames, waits, fault, headers, end)
-
-    def _compiled_for(self, shaped: Hashable) -> _Compiled | None:
-        """The reply compiled for a step and request shape, once the general path has made it."""
-        return self._compiled.get(shaped)
 
     def _keep(
         self,

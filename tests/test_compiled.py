@@ -343,6 +343,10 @@ def _seen(entry: Any) -> dict[str, Any]:
     return shown
 
 
+async def _declines(*_: Any) -> None:
+    """``Pipeline._fill`` declining, as it does for a paced stream: the general path answers."""
+
+
 def _three_ways(server: MockServer, monkeypatch: pytest.MonkeyPatch,
                 post: Callable[[bytes], httpx.Response], raw: bytes) -> list[httpx.Response]:  # fmt: skip
     """``raw`` answered by the fast path (if it takes it), by the general path with a compiled
@@ -351,7 +355,7 @@ def _three_ways(server: MockServer, monkeypatch: pytest.MonkeyPatch,
     for way in ("fast", "compiled", "general"):
         with monkeypatch.context() as off:
             if way != "fast":
-                off.setattr(mockserver.pipeline.Pipeline, "_compiled_for", lambda *_: None)
+                off.setattr(mockserver.pipeline.Pipeline, "_fill", _declines)
             if way == "general":
                 off.setattr(mockserver.pipeline, "compiled_body", lambda *_: None)
                 off.setattr(mockserver.pipeline, "compiled_stream", lambda *_: None)
