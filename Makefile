@@ -72,8 +72,9 @@ docs-build: $(DOCS_STAMP)  ## build the documentation into site/, failing on any
 
 check: lint check-fixtures test docs-build  ## everything CI runs
 
-bench: $(TEST_STAMP)  ## the figures of docs/performance.md (needs wrk; npm for aimock; ~6 minutes)
+bench: $(TEST_STAMP)  ## the figures of docs/performance.md (needs wrk and valgrind; npm for aimock; ~20 minutes)
 	$(BIN)/python bench/run.py $(ARGS)
+	$(BIN)/python bench/instructions.py
 	$(BIN)/python bench/streams.py --streams 1000 --delay 0.1 --chunks 40
 	$(BIN)/python bench/streams.py --streams 10000 --delay 1 --chunks 30 --ramp 10
 	$(BIN)/python bench/startup.py

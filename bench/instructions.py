@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -149,6 +150,9 @@ def main() -> int:
     parser.add_argument("--varied-only", action="store_true", help="only the varied rows")
     parser.add_argument("--before", metavar="DIR", help="also serve this checkout (as run.py)")
     args = parser.parse_args()
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+        print("bench/instructions.py needs valgrind (apt-get install valgrind)", file=sys.stderr)
+        return 1
     labels = {"mockserver": ["mockserver"], "bare": ["bare aiohttp"]}.get(
         args.server, ["bare aiohttp", "mockserver"]
     )
