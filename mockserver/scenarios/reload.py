@@ -105,16 +105,17 @@ class Watcher:
         since the serving set was loaded is news like any later edit."""
         loop = asyncio.get_running_loop()
         if await loop.run_in_executor(None, self._edited_since_start):
-            self._seen = {}  # the next check reloads, and reports as any reload does
-            await self.check()
+            await self.check(force=True)  # reported as any reload is
         self.ready.set()
 
-    async def check(self) -> bool:
-        """Reload if anything changed since the last look; True when a new set was applied."""
+    async def check(self, force: bool = False) -> bool:
+        """Reload if anything changed since the last look (or, ``force``, in any case); True
+        when a new set was applied."""
         loop = asyncio.get_running_loop()
-        current = await loop.run_in_executor(None, snapshot, self.paths, self._read)
-        if not await loop.run_in_executor(None, differs, self._seen, current):
-            return False
+        if not force:
+            current = await loop.run_in_executor(None, snapshot, self.paths, self._read)
+            if not await loop.run_in_executor(None, differs, self._seen, current):
+                return False
         try:
             scenarios = await loop.run_in_executor(None, self._load)
         except ScenarioError as err:
