@@ -37,6 +37,8 @@ INCLUDED = {
     "common/greetings.yaml": "- {name: greeting, match: {last_user: hello}, reply: {content: hi}}\n",
     "tools/weather.yaml": "- {name: tool-weather, match: {tools: [get_weather]}, reply: {content: t}}\n",
 }
+BESIDE = {"voice.mp3": b"ID3\x04\x00\x00\x00\x00\x00\x00 recorded speech"}
+"""Files a ``raw: {file: ...}`` example names, written beside it."""
 GREETING = "Hello! I am mockserver, a scripted stand-in for a chat model."
 
 
@@ -122,6 +124,9 @@ REACHES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "audio: speech": {
         "tts-overloaded": {"_path": "/audio/speech", "voice": "alloy", "input": "Read my voicemail"}
+    },
+    "raw file": {
+        "recorded-speech": {"_path": "/audio/speech", "voice": "alloy", "input": "good morning"}
     },
     "audio: diarizing": {"support-call": upload("call.wav", model="gpt-4o-transcribe-diarize")},
     "audio: uploads": {
@@ -234,10 +239,13 @@ def _post(server: MockServer, body: dict[str, Any]) -> None:
 def test_yaml_examples_serve_as_written(page: str, index: int, text: str, tmp_path: Path) -> None:
     """Each example is served whole; each of its scenarios answers the request meant for it,
     so none is shadowed by another (and ``validate`` warns about none)."""
-    if "include:" in text:
+    beside = {name: data for name, data in BESIDE.items() if f"file: {name}" in text}
+    if "include:" in text or beside:
         for name, content in INCLUDED.items():
-            (tmp_path / name).parent.mkdir()
+            (tmp_path / name).parent.mkdir(exist_ok=True)
             (tmp_path / name).write_text(content)
+        for name, data in beside.items():
+            (tmp_path / name).write_bytes(data)
         (tmp_path / "example.yaml").write_text(text)
         scenarios = load_paths([tmp_path / "example.yaml"])
     else:
