@@ -1,7 +1,7 @@
 """The compact journal entry: whatever reads it sees what the request path built.
 
-A journal entry keeps the request's bytes, its headers as one string and scalars; its body,
-neutral request and reply summary are built when first read. Each property test sends real
+A journal entry keeps the request's bytes, its headers as aiohttp read them and scalars; its
+body, neutral request and reply summary are built when first read. Each property test sends real
 requests over real sockets (every protocol, plain and streamed, memo hits, errors, unmatched,
 faults, rate limits, rejected bodies) and reads every entry through every reader: the
 ``Entry`` objects the pytest plugin hands out, ``/_mock/journal``, the inspector's entry, its
@@ -31,7 +31,7 @@ from mockserver.core.secrets import redact_headers
 from mockserver.inspector.views import explain_parsed, scenario_for, summary
 from mockserver.pipeline import log_entry
 from mockserver.protocols import Target
-from mockserver.state.journal import Entry, found_empty
+from mockserver.state.journal import Entry, Kept, found_empty
 from mockserver.state.shared import LocalBackend, SharedStore
 from mockserver.state.store import LocalStore
 
@@ -362,9 +362,11 @@ def test_an_entry_read_twice_is_built_once(observed: Observed) -> None:
     assert entry._body is None  # compact: the bytes, not the parsed body
     assert entry._request is None
     assert entry._reply is None
+    assert entry._choice is not None  # the reply as scalars, until read
     assert entry.request is entry.request
     assert entry.body is entry.request.body
     reply = entry.reply
+    assert entry._choice is None
     assert reply is entry.reply
     assert reply is not None
     assert reply["content"] == got.json()["choices"][0]["message"]["content"]
@@ -427,3 +429,52 @@ def test_an_entry_built_by_position_reads_as_one_built_by_keywords(
     assert lean.duration_ms == round(seconds * 1000, 3)
     again = Entry.from_dict(lean.to_dict())
     assert again.to_dict() == lean.to_dict()
+
+
+class Model:
+    """``Kept`` as it was: each entry with its weight and its position, kept in pairs."""
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        self.kept: list[tuple[int, int, int]] = []  # (position, entry, weight)
+        self.size, self.max_bytes, self.recorded, self.cleared_at = size, max_bytes, 0, 0
+
+    def record(self, entry: int, weight: int) -> int:
+        self.recorded += 1
+        self.kept.append((self.recorded, entry, weight))
+        while self.kept and (
+            len(self.kept) > self.size or sum(w for _, _, w in self.kept) > self.max_bytes
+        ):
+            self.kept.pop(0)
+        return self.recorded
+
+    def clear(self) -> None:
+        self.kept.clear()
+        self.cleared_at = self.recorded
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(1, 6),
+    st.integers(0, 40),
+    st.lists(st.none() | st.integers(0, 15), max_size=40),
+    st.integers(-2, 45),
+)
+def test_positions_are_read_off_the_count_as_they_were_kept(
+    size: int, max_bytes: int, script: list[int | None], since: int
+) -> None:
+    """The journal keeps no position per entry: they are consecutive, the newest's is
+    ``recorded``. Whatever is recorded, dropped and cleared, a live viewer resuming at any
+    point gets the entries, positions and bounds the kept pairs gave."""
+    kept, model = Kept[int](size, max_bytes), Model(size, max_bytes)
+    for n, weight in enumerate(script):
+        if weight is None:
+            kept.clear()
+            model.clear()
+        else:
+            assert kept.record(n, weight) == model.record(n, weight)
+        assert kept.entries == [e for _, e, _ in model.kept]
+        assert kept.since(since) == [(p, e) for p, e, _ in model.kept if p > since]
+        first = model.kept[0][0] if model.kept else model.recorded + 1
+        assert kept.first_position == first
+        assert (kept.recorded, kept.cleared_at) == (model.recorded, model.cleared_at)
+        assert len(kept) == len(model.kept)
