@@ -78,6 +78,9 @@ class Mold:
     take: Any
     """Picks from ``segments + values`` the segments and values in the order they are written
     (None: no hole)."""
+    size: int
+    """The length of what it writes, its holes aside (what a stored copy that writes it when
+    read counts against the store's bound)."""
 
     def fill(self, values: Values) -> bytes:
         take = self.take
@@ -90,11 +93,11 @@ class Mold:
         pattern = b"|".join(re.escape(m) for m in sorted(index, key=len, reverse=True))
         parts = re.split(b"(" + pattern + b")", data) if index else [data]
         if len(parts) == 1:
-            return cls(data, (), None)
+            return cls(data, (), None, len(data))
         segments = tuple(parts[::2])
         order = [k // 2 if k % 2 == 0 else len(segments) + index[part]
                  for k, part in enumerate(parts)]  # fmt: skip
-        return cls(b"", segments, itemgetter(*order))
+        return cls(b"", segments, itemgetter(*order), sum(map(len, segments)))
 
 
 @dataclass(frozen=True, slots=True)
