@@ -48,6 +48,21 @@ def own_values(id: str, seed: str, created: int, model: str, prompt: int, total:
             b"%d" % prompt, b"%d" % total)  # fmt: skip
 
 
+_SEP = b"\0"
+
+
+def packed(values: Values) -> bytes:
+    """``values`` as one bytes object, for a copy kept long (a stored response): one object
+    to allocate, keep and free cold, not one per value. No value contains a NUL byte: ids
+    and numbers are ASCII, and JSON writes a NUL as ``\\u0000``."""
+    return _SEP.join(values)
+
+
+def unpacked(data: bytes) -> Values:
+    """The values ``packed`` joined."""
+    return tuple(data.split(_SEP))
+
+
 def filling(protocol: Protocol, request: Request, rendered: Rendered, id: str, seed: str,
             created: int, model: str, prompt: int, total: int,
             echo: tuple[str, ...] | None = None) -> Values:  # fmt: skip
