@@ -180,8 +180,8 @@ class _Compiled:
     reasoning: int
     cached: int
     plain: Mold | None
-    """A stream's plain body compiled, which its stored copy writes when read (a protocol
-    that ``keeps``); None: a plain reply (its copy keeps the body), or nothing kept."""
+    """The plain body compiled, which a stored copy writes when read (a protocol that
+    ``keeps``: the copy holds this request's values, not the body); None: nothing kept."""
 
 
 class Pipeline:
@@ -548,8 +548,8 @@ class Pipeline:
         """What the general path compiled for ``answer``, kept for the next request of its
         step and shape (``_fill``)."""
         plain = None
-        if pacing is not None and self.protocol.keeps:
-            plain = compiled_body(self.protocol, answer, now=True)
+        if self.protocol.keeps:
+            plain = body if pacing is None else compiled_body(self.protocol, answer, now=True)
             if plain is None:
                 return  # no compiled body for its stored copy to write: the general path
         if len(self._compiled) >= _PREPARED:
@@ -617,9 +617,8 @@ class Pipeline:
         body = made.body.fill(filled)
         stored = None
         if protocol.keeps:
-            # a stream's stored copy: the values, which write its body when someone reads it
-            stored = protocol.kept(req, made.rendered, rid, seed[:16], None if stream else body,
-                                   made.plain, filled if stream else None)  # fmt: skip
+            # the stored copy: the values, which write its body when someone reads it
+            stored = protocol.kept(req, made.rendered, rid, seed[:16], None, made.plain, filled)
             if stored is not None:
                 await state.store.put_response(stored)
         headers = {**made.headers, **extra} if extra else made.headers

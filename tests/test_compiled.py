@@ -508,6 +508,18 @@ def test_a_stored_response_reads_as_the_general_writers_body_and_conversation(
         copy = pickle.loads(pickle.dumps(stored))  # what ``--workers`` sends
         assert type(copy) is Stored
         assert (copy.id, copy.messages, copy.body) == (stored.id, stored.messages, general)
+        # as the step's fast path keeps one, plain or streamed: the compiled plain body and
+        # this request's values, no body (``Pipeline._fill``)
+        mold = compiled_body(protocol, answer, now=True)
+        if mold is None:
+            continue
+        env = answer.env
+        fast = protocol.kept(request, answer.rendered, env.id, env.call_id_seed, None, mold,
+                             values(protocol, answer))  # fmt: skip
+        assert fast is not None
+        assert fast._body is None  # the values, not the body
+        assert (fast.id, fast.body, fast.messages) == (stored.id, general, stored.messages)
+        assert fast.size == mold.size <= len(general)
 
 
 def test_a_templated_replys_stored_copy_keeps_its_turn_not_its_choice() -> None:

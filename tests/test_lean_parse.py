@@ -516,6 +516,11 @@ def test_a_plain_request_built_by_position_is_the_one_keywords_build(
     assert parse_chat(json.dumps(chat).encode(), headers) == Request(
         api="chat", body=chat, model="gpt-4", messages=turns, stream=bool(stream), headers=headers
     )
+    responses = {"model": "gpt-4", "input": turns, **streams}
+    assert parse_responses(json.dumps(responses).encode(), headers, lambda _: None) == Request(
+        api="responses", body=responses, model="gpt-4", messages=turns, stream=bool(stream),
+        headers=headers,
+    )  # fmt: skip
     messages = {"model": "c", "max_tokens": 9, "messages": turns, **streams}
     assert parse_messages(json.dumps(messages).encode(), headers, lambda _: None) == Request(
         api="messages", body=messages, model="c", messages=turns, stream=bool(stream),
@@ -559,3 +564,41 @@ def test_the_profile_is_skipped_only_where_it_changes_nothing(
             full = err.message
         if not request.params:
             assert full == UNTOUCHED
+
+
+_ECHO_KEYS = sorted(responses_module._ECHOED)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from([*_ECHO_KEYS, "model", "input", "stream", "include"]),
+        json_values | st.just([responses_module.LOGPROBS]),
+        max_size=4,
+    )
+)
+def test_a_responses_shape_and_echo_read_as_every_key_checked(body: dict[str, Any]) -> None:
+    """The Responses shape and echo ask whether a body sets an echoed parameter without
+    building the set of its keys, and read ``include`` only where a body has it: the same
+    answers (or the same error, for a body parse would have refused) as the set of every key
+    and ``body.get`` give."""
+    protocol = responses_module.Responses()
+    request = Request("responses", body, "m", [])
+
+    def every_key() -> tuple[Any, Any]:
+        sets = bool(body.keys() & set(_ECHO_KEYS))
+        echo = responses_module._echo(body) if sets else ()
+        if responses_module.LOGPROBS in (body.get("include") or ()):
+            return echo, None
+        return echo, () if sets else responses_module._PLAIN_SHAPE
+
+    assert _answer(lambda: (protocol.echoed(request), protocol.shape(request))) == _answer(
+        every_key
+    )
+
+
+def _answer(read: Any) -> Any:
+    try:
+        return read()
+    except Exception as err:  # the same kind of error either way
+        return type(err)

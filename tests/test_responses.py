@@ -139,27 +139,44 @@ def test_unknown_previous_response_and_unstored_ones(
         openai_client.responses.retrieve(unstored.id)
 
 
-def test_streamed_responses_are_retrieved_and_continued_as_sent(
-    mockserver: MockServer, openai_client: openai.OpenAI
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_are_retrieved_and_continued_as_sent(
+    mockserver: MockServer, openai_client: openai.OpenAI, stream: bool
 ) -> None:
-    """A stream's stored copy is kept as its compiled body's values (from the second stream
-    of a reply on): retrieved, it is the response the stream completed with, and a later
-    request continues its conversation."""
-    mockserver.add({"reply": {"content": "Noted.", "reasoning": "Short."}})
-    previous = None
-    for i in range(4):
+    """A stored copy is kept as its compiled body's values (from the third response of a reply
+    and request shape on, plain or streamed): retrieved, it is the response that was sent, and
+    a later request continues its conversation."""
+    mockserver.add({"reply": {"content": "Noted.", "reasoning": "Short.",
+                              "tool_calls": [{"name": "f", "arguments": {"x": 1}}]}})  # fmt: skip
+
+    def create(text: str, previous: str | None) -> Any:
+        if not stream:
+            return openai_client.responses.create(
+                model="m", input=text, previous_response_id=previous
+            )
         events = list(openai_client.responses.create(
-            model="m", input=f"note {i}", stream=True, previous_response_id=previous
+            model="m", input=text, stream=True, previous_response_id=previous
         ))  # fmt: skip
-        done = events[-1]
-        assert done.type == "response.completed"
-        assert openai_client.responses.retrieve(done.response.id) == done.response
+        assert events[-1].type == "response.completed"
+        return events[-1].response
+
+    for i in range(4):  # requests that set nothing the response echoes: the plain shape
+        sent = create(f"alone {i}", None)
+        assert openai_client.responses.retrieve(sent.id) == sent
+    previous, first_call = None, ""
+    for i in range(4):
+        sent = create(f"note {i}", previous)
+        assert openai_client.responses.retrieve(sent.id) == sent
         if i:
             said = [(m["role"], m["content"]) for m in mockserver.last.messages]
             assert said == [("user", "note 0"), ("assistant", "Noted."), *said[2:]]
             assert said[-1] == ("user", f"note {i}")
             assert len(said) == 2 * i + 1
-        previous = done.response.id
+            calls = mockserver.last.messages[1]["tool_calls"]  # the first reply's call, by id
+            assert calls[0]["id"] == first_call
+        else:
+            first_call = next(o.call_id for o in sent.output if o.type == "function_call")
+        previous = sent.id
 
 
 def test_reasoning_then_text(mockserver: MockServer, openai_client: openai.OpenAI) -> None:

@@ -341,8 +341,8 @@ class Protocol:
     ) -> Stored | None:
         """``stored`` for a compiled reply, from the request, the rendered reply, its id and
         call ids' seed and its values, no ``Answer``: what a kept compiled reply
-        (``Pipeline._fill``) stores. ``body``: the plain body; for a stream, ``plain``: the
-        compiled plain body (a ``compiled.Mold``) that ``filled`` fills. A protocol that
+        (``Pipeline._fill``) stores. ``body``: the plain body, or None where ``plain``, the
+        compiled plain body (a ``compiled.Mold``), and ``filled`` write it. A protocol that
         ``keeps`` and compiles its replies (``shape``) must write it (and ``stored`` with it):
         returning None here would drop every stored copy the fast path makes, silently."""
         raise NotImplementedError(f"{type(self).__name__} keeps replies but has no kept()")

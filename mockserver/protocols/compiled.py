@@ -48,6 +48,21 @@ def own_values(id: str, seed: str, created: int, model: str, prompt: int, total:
             b"%d" % prompt, b"%d" % total)  # fmt: skip
 
 
+_SEP = b"\0"
+
+
+def packed(values: Values) -> bytes:
+    """``values`` as one bytes object, for a copy kept long (a stored response): one object
+    to allocate, keep and free cold, not one per value. No value contains a NUL byte: ids
+    and numbers are ASCII, and JSON writes a NUL as ``\\u0000``."""
+    return _SEP.join(values)
+
+
+def unpacked(data: bytes) -> Values:
+    """The values ``packed`` joined."""
+    return tuple(data.split(_SEP))
+
+
 def filling(protocol: Protocol, request: Request, rendered: Rendered, id: str, seed: str,
             created: int, model: str, prompt: int, total: int,
             echo: tuple[str, ...] | None = None) -> Values:  # fmt: skip
@@ -78,6 +93,9 @@ class Mold:
     take: Any
     """Picks from ``segments + values`` the segments and values in the order they are written
     (None: no hole)."""
+    size: int
+    """The length of what it writes, its holes aside (what a stored copy that writes it when
+    read counts against the store's bound)."""
 
     def fill(self, values: Values) -> bytes:
         take = self.take
@@ -90,11 +108,11 @@ class Mold:
         pattern = b"|".join(re.escape(m) for m in sorted(index, key=len, reverse=True))
         parts = re.split(b"(" + pattern + b")", data) if index else [data]
         if len(parts) == 1:
-            return cls(data, (), None)
+            return cls(data, (), None, len(data))
         segments = tuple(parts[::2])
         order = [k // 2 if k % 2 == 0 else len(segments) + index[part]
                  for k, part in enumerate(parts)]  # fmt: skip
-        return cls(b"", segments, itemgetter(*order))
+        return cls(b"", segments, itemgetter(*order), sum(map(len, segments)))
 
 
 @dataclass(frozen=True, slots=True)
