@@ -288,7 +288,7 @@ def tables(runs: dict[str, dict[Key, list[float]]], unit: str, higher_is_better:
               "plain vs aimock | streamed vs aimock |")  # fmt: skip
         print("|---|---|---:|---:|---:|---:|---:|---:|")
         for label, r in results.items():
-            for api in APIS:
+            for api in dict.fromkeys(key[0] for key in r):
                 mine = [r.get((api, bodies, stream), math.nan) for stream in (False, True)]
                 ratios = [
                     (x / other.get((api, bodies, stream), math.nan) if higher_is_better
@@ -336,6 +336,8 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
     for _ in range(args.rounds):
         for label, (command, port) in servers.items():
             for api, bodies in ROWS:
+                if args.api and api not in args.api:
+                    continue
                 # A new process per row (the bare handler once hung after a streamed run),
                 # on a new port (another process may have taken the last one meanwhile).
                 fresh = free_port()
@@ -493,6 +495,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians shown")
     parser.add_argument(
         "--suite", choices=("all", "throughput", "matching", "scaling"), default="all"
+    )
+    parser.add_argument(
+        "--api", choices=APIS, action="append", help="throughput rows of this API (all)"
     )
     parser.add_argument(
         "--before",
