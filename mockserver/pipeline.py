@@ -130,36 +130,39 @@ class _Head:
         return self.fields if self.sent is None else self.sent
 
 
+class ReadyResponse(web.Response):
+    """A ``web.Response`` whose headers are final: ``body`` with ``headers``, sent as they are.
+
+    ``web.Response(body=..., headers=...)`` reads its keywords, copies the headers into a new
+    ``CIMultiDict``, checks the content type and sets the status and body through properties,
+    for every reply. A ``ReadyResponse`` sets only what differs between replies (its headers,
+    body and state); what a blank ``Response`` holds besides (status 200, no compression) is
+    on the class, copied from one (``_BLANK``). Prepared and written by aiohttp as any
+    ``Response``."""
+
+    def __init__(self, body: bytes, headers: CIMultiDict[str]) -> None:
+        if not _FITS:
+            super().__init__(body=body, headers=headers)
+            return
+        self._state = {}
+        self._headers = headers
+        self._body = body
+
+
 _BLANK = vars(web.Response(body=b""))
-"""A ``web.Response``'s attributes once made, which a ``ReadyResponse`` starts from."""
-_OWN = frozenset({"_headers", "_body", "_state"})
+"""A ``web.Response``'s attributes once made: what a ``ReadyResponse`` holds on its class."""
+_OWN = frozenset({"_state", "_headers", "_body"})
 """The attributes each ``ReadyResponse`` gets its own of; the others are immutable values."""
-_CLONES = _BLANK.keys() >= _OWN and all(
+_FITS = _BLANK.keys() >= _OWN and all(
     v is None or type(v) in (bool, int, float, str, bytes)
     for k, v in _BLANK.items()
     if k not in _OWN
 )
 """Whether this aiohttp's ``Response`` is what ``ReadyResponse`` expects (``tests/test_routing.py``
-checks it is); if not, one is made as any ``web.Response`` is."""
-
-
-class ReadyResponse(web.Response):
-    """A ``web.Response`` whose headers are final: ``body`` with ``headers``, sent as they are.
-
-    ``web.Response(body=..., headers=...)`` reads its keywords, copies the headers into a new
-    ``CIMultiDict``, checks the content type and sets the status and body through properties:
-    ~6k instructions, more than the rest of a compiled reply's fill. A ``ReadyResponse`` takes
-    the attributes a blank ``Response`` has (``_BLANK``: status 200, no compression) and its own
-    headers, body and state. Prepared and written by aiohttp as any ``Response``."""
-
-    def __init__(self, body: bytes, headers: CIMultiDict[str]) -> None:
-        if not _CLONES:
-            super().__init__(body=body, headers=headers)
-            return
-        vars(self).update(_BLANK)
-        self._headers = headers
-        self._body = body
-        self._state = {}
+checks it is); if not, a ``ReadyResponse`` is made as any ``web.Response`` is."""
+for _name, _value in _BLANK.items():
+    if _FITS and _name not in _OWN:
+        setattr(ReadyResponse, _name, _value)
 
 
 _SLICE = 1.0

@@ -129,7 +129,7 @@ class Routes:
             cut = path.rfind("/") + 1
             routes = named.get(path[:cut])
             rest = path[cut:]
-            if routes is None or any(c in rest for c in "{}%#"):
+            if routes is None or "%" in rest or "{" in rest or "}" in rest or "#" in rest:
                 return None  # not a protocol's, or what only the router reads right
             for tail, name, route in routes:
                 if rest.endswith(tail) and len(rest) > len(tail):
