@@ -76,15 +76,16 @@ class Routes:
 
     For every request the router (``Application._handle``) walks the path's parents through
     its resource index, makes a match info, adds the application to it and freezes it:
-    ~20-25k instructions, a tenth of aiohttp's share of a reply. A protocol's path is fixed,
-    or (Gemini's) a fixed head, a model and a fixed method. ``dispatch`` finds a POST to one
-    of them with a dict lookup and hands it to its handler with the match info the router
-    would have made (made once for a fixed path), so ``request.app``, ``request.match_info``
-    and ``on_response_prepare`` work as before. Everything else goes to the application as
-    before: other methods, an ``Expect`` header (the router's expect handler answers it), a
-    path that is not exactly a protocol's (percent-escapes included), and every request of an
-    application with middlewares or sub-applications. ``tests/test_routing.py`` holds the two
-    to the same answer for every path: the router is the specification.
+    12-17k instructions of a new chat request's ~400k. A protocol's path is fixed, or
+    (Gemini's) a fixed head, a model and a fixed method. ``dispatch`` finds a POST to one of
+    them with a dict lookup and hands it to its handler with the match info the router would
+    have made, made once per path and shared by its requests (read-only, as the router's is
+    to a handler), so ``request.app``, ``request.match_info`` and ``on_response_prepare``
+    work as before. Everything else goes to the application as before: other methods, an
+    ``Expect`` header (the router's expect handler answers it), a path that is not exactly a
+    protocol's (percent-escapes included), and every request of an application with
+    middlewares or sub-applications. ``tests/test_routing.py`` holds the two to the same
+    answer for every path: the router is the specification.
 
     What it relies on in aiohttp (all there since 3.9, checked by those tests):
     ``web.Server.request_handler`` (read by each new connection), ``Request._match_info``
@@ -119,22 +120,31 @@ class Routes:
             path: (route.handler, _matched(app, route)) for path, route in self._fixed.items()
         }
         named = self._named
+        known: dict[str, Found | None] = {}
+        """What ``find`` found for a target (a client sends the same few): a bounded cache."""
 
         def find(target: str) -> Found | None:
             """A route for a target that is not a fixed path as it stands: one with a query,
             or a path naming its model."""
+            try:
+                return known[target]
+            except KeyError:
+                pass
             path, query, _ = target.partition("?")
-            if query and (found := fixed.get(path)) is not None:
-                return found
+            found = fixed.get(path) if query else None
             cut = path.rfind("/") + 1
             routes = named.get(path[:cut])
             rest = path[cut:]
-            if routes is None or "%" in rest or "{" in rest or "}" in rest or "#" in rest:
-                return None  # not a protocol's, or what only the router reads right
-            for tail, name, route in routes:
-                if rest.endswith(tail) and len(rest) > len(tail):
-                    return route.handler, _matched(app, route, {name: rest[: -len(tail) or None]})
-            return None
+            if found is None and routes is not None and not any(c in rest for c in "%{}#"):
+                for tail, name, route in routes:  # else not a protocol's, or only the router's
+                    if rest.endswith(tail) and len(rest) > len(tail):
+                        values = {name: rest[: -len(tail) or None]}
+                        found = route.handler, _matched(app, route, values)
+                        break
+            if len(known) >= _KNOWN:
+                known.clear()
+            known[target] = found
+            return found
 
         def dispatch(request: web.Request) -> Awaitable[web.StreamResponse]:
             # A plain function: the handler's coroutine is what the server awaits.
@@ -149,6 +159,10 @@ class Routes:
             return handler(request)
 
         return cast(Serve, dispatch)  # the application's requests are ``web.Request``s
+
+
+_KNOWN = 4096
+"""Targets ``Routes.dispatch`` remembers; all are forgotten when more come."""
 
 
 def _matched(
