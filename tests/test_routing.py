@@ -245,38 +245,45 @@ def test_any_target_answers_as_through_the_router(twins: Twins, method: str, tar
     assert fast == routed
 
 
-def test_hooks_and_match_info_work_on_the_protocol_routes() -> None:
-    """``on_response_prepare`` runs, and ``request.app`` and ``request.match_info`` are the
-    router's, for a request the lookup serves (a Gemini route names its model)."""
-    seen: list[tuple[str, dict[str, str], bool]] = []
-
-    async def hook(request: web.Request, response: web.StreamResponse) -> None:
-        seen.append((request.path, dict(request.match_info), request.app is apps[0]))
-        response.headers["x-hooked"] = "1"
-
-    apps: list[web.Application] = []
+def _served_with(change: Callable[[web.Application], None], *posts: tuple[str, str]) -> list[bytes]:
+    """The replies to ``posts`` (target, API) from a ``MockServer`` whose app ``change`` saw
+    before it was served."""
 
     def made(*args: Any, **kwargs: Any) -> web.Application:
-        apps.append(create_app(*args, **kwargs))
-        apps[0].on_response_prepare.append(hook)
-        return apps[0]
+        app = create_app(*args, **kwargs)
+        change(app)
+        return app
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(mockserver.server, "create_app", made)
         server = MockServer(SCENARIOS, options=_options()).start()
     try:
-        chat = _exchange(server.port, _request("POST", "/v1/chat/completions",
-                                               json.dumps(BODIES["chat"]).encode()))  # fmt: skip
-        gemini = _exchange(server.port, _request("POST", f"/v1beta/models/{MODEL}:generateContent",
-                                                 json.dumps(BODIES["gemini"]).encode()))  # fmt: skip
+        return [
+            _exchange(server.port, _request("POST", target, json.dumps(BODIES[api]).encode()))
+            for target, api in posts
+        ]
     finally:
         server.stop()
-    assert b"\r\nx-hooked: 1\r\n" in chat
-    assert b"\r\nx-hooked: 1\r\n" in gemini
-    assert seen == [
-        ("/v1/chat/completions", {}, True),
-        (f"/v1beta/models/{MODEL}:generateContent", {"model": MODEL}, True),
-    ]
+
+
+def test_hooks_and_match_info_work_on_the_protocol_routes() -> None:
+    """``on_response_prepare`` runs, and ``request.app`` and ``request.match_info`` are the
+    router's, for a request the lookup serves (a Gemini route names its model)."""
+    seen: list[tuple[str, dict[str, str], bool]] = []
+    apps: list[web.Application] = []
+
+    async def hook(request: web.Request, response: web.StreamResponse) -> None:
+        seen.append((request.path, dict(request.match_info), request.app is apps[0]))
+        response.headers["x-hooked"] = "1"
+
+    def change(app: web.Application) -> None:
+        apps.append(app)
+        app.on_response_prepare.append(hook)
+
+    gemini = f"/v1beta/models/{MODEL}:generateContent"
+    for reply in _served_with(change, ("/v1/chat/completions", "chat"), (gemini, "gemini")):
+        assert b"\r\nx-hooked: 1\r\n" in reply
+    assert seen == [("/v1/chat/completions", {}, True), (gemini, {"model": MODEL}, True)]
 
 
 def test_an_app_with_middlewares_keeps_the_router() -> None:
@@ -287,19 +294,9 @@ def test_an_app_with_middlewares_keeps_the_router() -> None:
         called.append(request.path)
         return await handler(request)  # type: ignore[no-any-return]
 
-    def made(*args: Any, **kwargs: Any) -> web.Application:
-        app = create_app(*args, **kwargs)
-        app.middlewares.append(middleware)
-        return app
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mockserver.server, "create_app", made)
-        server = MockServer(SCENARIOS, options=_options()).start()
-    try:
-        reply = _exchange(server.port, _request("POST", "/v1/chat/completions",
-                                                json.dumps(BODIES["chat"]).encode()))  # fmt: skip
-    finally:
-        server.stop()
+    [reply] = _served_with(
+        lambda app: app.middlewares.append(middleware), ("/v1/chat/completions", "chat")
+    )
     assert reply.startswith(b"HTTP/1.1 200 OK")
     assert called == ["/v1/chat/completions"]
 
