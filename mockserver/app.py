@@ -41,6 +41,7 @@ from .protocols.tasks import (
 from .scenarios.matching import ScenarioSet
 from .scenarios.reload import Watcher
 from .scenarios.scenario import Scenario
+from .serving import PROTOCOL_ROUTES, Routes
 from .state.journal import Entry, Journal
 from .state.live import STATE, Options, State
 from .state.store import LocalStore, Store
@@ -325,11 +326,12 @@ def create_app(
     if options.watch:
         watcher = state.watcher = Watcher(options.watch, state.replace, options.reload_interval)
         app.cleanup_ctx.append(lambda _: watcher.running())
+    routes = app[PROTOCOL_ROUTES] = Routes()  # served without the router (``Runner``)
     for protocol in state.protocols.values():
         for route in protocol.routes:
             handle: Handler = Pipeline(protocol.for_route(route), state).handle
             for prefix in protocol.prefixes:
-                app.router.add_post(prefix + route, handle)
+                routes.add(prefix + route, app.router.add_post(prefix + route, handle))
     for prefix in ("/v1", ""):
         app.router.add_get(f"{prefix}/responses/{{id}}", guarded(get_response))
     for prefix in dict.fromkeys(p for x in state.protocols.values() for p in x.prefixes):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from .core.caching import Outcome
 from .core.errors import APIError
@@ -106,7 +107,63 @@ async def _forever(request: web.Request, state: State) -> None:
 
 
 _PREPARED = 4096
-"""Steps' headers kept (``Pipeline._headers``); all are forgotten when more come (a reload)."""
+"""Steps' headers kept (``Pipeline._head``); all are forgotten when more come (a reload)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """The headers every reply of a step in one content type carries, the request ids aside,
+    made once (``Pipeline._head``)."""
+
+    fields: dict[str, str]
+    """As the step and content type give them: what a request's own headers, an error's or a
+    stream's are merged with."""
+    sent: CIMultiDict[str] | None
+    """The same, as aiohttp sends them: a reply copies it and adds its ids (``Pipeline._reply``)
+    instead of merging dicts that aiohttp then converts. None where the step sets a request-id
+    header itself, which the merge overwrites in its place."""
+
+    def joined(self, extra: Mapping[str, str]) -> Mapping[str, str]:
+        """These headers with a request's ``extra`` after them: what ``Pipeline._reply`` sends."""
+        if extra:
+            return {**self.fields, **extra}
+        return self.fields if self.sent is None else self.sent
+
+
+class ReadyResponse(web.Response):
+    """A ``web.Response`` whose headers are final: ``body`` with ``headers``, sent as they are.
+
+    ``web.Response(body=..., headers=...)`` reads its keywords, copies the headers into a new
+    ``CIMultiDict``, checks the content type and sets the status and body through properties,
+    for every reply. A ``ReadyResponse`` sets only what differs between replies (its headers,
+    body and state); what a blank ``Response`` holds besides (status 200, no compression) is
+    on the class, copied from one (``_BLANK``). Prepared and written by aiohttp as any
+    ``Response``."""
+
+    def __init__(self, body: bytes, headers: CIMultiDict[str]) -> None:
+        if not _FITS:
+            super().__init__(body=body, headers=headers)
+            return
+        self._state = {}
+        self._headers = headers
+        self._body = body
+
+
+_BLANK = vars(web.Response(body=b""))
+"""A ``web.Response``'s attributes once made: what a ``ReadyResponse`` holds on its class."""
+_OWN = frozenset({"_state", "_headers", "_body"})
+"""The attributes each ``ReadyResponse`` gets its own of; the others are immutable values."""
+_FITS = _BLANK.keys() >= _OWN and all(
+    v is None or type(v) in (bool, int, float, str, bytes)
+    for k, v in _BLANK.items()
+    if k not in _OWN
+)
+"""Whether this aiohttp's ``Response`` is what ``ReadyResponse`` expects (``tests/test_routing.py``
+checks it is); if not, a ``ReadyResponse`` is made as any ``web.Response`` is."""
+for _name, _value in _BLANK.items():
+    if _FITS and _name not in _OWN:
+        setattr(ReadyResponse, _name, _value)
+
 
 _SLICE = 1.0
 _LATE = 0.001
@@ -170,8 +227,8 @@ class _Compiled:
     """The plain body, or every frame of a stream joined (sent whole when nothing waits)."""
     pacing: tuple[tuple[bool, float | None], ...] | None
     """A stream's frames' pacing (what its scripted delays are made from); None: plain."""
-    headers: dict[str, str]
-    """The step's headers in this reply's content type (``_headers``), the request id aside."""
+    head: _Head
+    """The step's headers in this reply's content type (``_head``)."""
     model: str | None
     """The scenario's model; None: the request's."""
     prompt: int | None
@@ -190,8 +247,8 @@ class Pipeline:
     def __init__(self, protocol: Protocol, state: State) -> None:
         self.protocol = protocol
         self.state = state
-        self._prepared: dict[tuple[Step, str | None, bool], dict[str, str]] = {}
-        """Each step's reply headers, by content type (``_headers``)."""
+        self._prepared: dict[tuple[Step, str | None, bool], _Head] = {}
+        """Each step's reply headers, by content type (``_head``)."""
         self._compiled: dict[Hashable, _Compiled] = {}
         """Each step's compiled replies, by request shape (``_fill``)."""
         self._targets: dict[str, Target] = {}
@@ -355,8 +412,7 @@ class Pipeline:
         entry.step = 0
         entry.adjusted = memo.adjusted
         entry.status = 200
-        headers = {**memo.headers, **self.protocol.headers(entry.request_id)}
-        return web.Response(body=memo.body, headers=headers)
+        return self._reply(memo.body, memo.headers, entry.request_id)
 
     async def _respond(
         self,
@@ -465,11 +521,12 @@ class Pipeline:
             if cadence.first_delay:
                 await _wait(state, cadence.first_delay * scale)
             content_type = protocol.content_type(answer)
-            headers = self._headers(step, content_type, extra)
+            head = self._head(step, content_type)
             pieces = protocol.pieces(answer) if kind is None else None
             if pieces is not None:
+                ids = protocol.headers(entry.request_id)
                 response = await _write_pieces(
-                    request, pieces, {**headers, **protocol.headers(entry.request_id)}, entry
+                    request, pieces, {**head.fields, **extra, **ids}, entry
                 )
                 entry.describe(protocol.reply_summary(answer))
                 return response
@@ -479,23 +536,21 @@ class Pipeline:
             described = protocol.reply_summary(answer)
             entry.describe(described)
             if mold is not None and shaped is not None and not described:
-                self._keep(shaped, answer, filled, mold, None, self._headers(step, content_type))
+                self._keep(shaped, answer, filled, mold, None, head)
             stored = await self._store(state, answer, body) if kind is None else None
             if kind == "malformed":
                 body = body[: len(body) // 2]
+            headers = head.joined(extra)
             if repeatable and not cadence.first_delay and not heavy:
                 self._remember(state, memo_key, body, headers, entry, req, stored)
-            return web.Response(
-                body=body, headers={**headers, **protocol.headers(entry.request_id)}
-            )
+            return self._reply(body, headers, entry.request_id)
         content_type = protocol.stream_content_type(req)
-        headers = self._headers(step, content_type, extra, stream=True)
+        head = self._head(step, content_type, stream=True)
         if heavy and kind is None and (cadence.instant or not scale):  # nothing to wait for
             await self._store(state, answer, None)
             batches = _batches(protocol.frames(answer), lambda sent: protocol.end(answer, sent))
-            response = await _write_pieces(
-                request, batches, {**headers, **protocol.headers(entry.request_id)}, entry
-            )
+            ids = protocol.headers(entry.request_id)
+            response = await _write_pieces(request, batches, {**head.fields, **extra, **ids}, entry)
             entry.describe(protocol.reply_summary(answer))
             return response
         made = compiled_stream(protocol, answer) if compiles else None
@@ -513,8 +568,7 @@ class Pipeline:
         paused = bool(scale) and any(scripted)
         filled = values(protocol, answer) if made is not None else ()  # once: signatures
         if made is not None and shaped is not None and not described:
-            prepared = self._headers(step, content_type, stream=True)
-            self._keep(shaped, answer, filled, made.whole, made.pacing, prepared)
+            self._keep(shaped, answer, filled, made.whole, made.pacing, head)
         writes = filled if made is not None else None  # what writes a stored copy's body
         if kind is None and not paused:
             if made is not None:
@@ -522,18 +576,17 @@ class Pipeline:
             else:
                 body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
             stored = await self._store(state, answer, None, writes)
+            headers = head.joined(extra)
             if repeatable and not any(scripted) and not heavy:
                 self._remember(state, memo_key, body, headers, entry, req, stored)
-            return web.Response(
-                body=body, headers={**headers, **protocol.headers(entry.request_id)}
-            )
+            return self._reply(body, headers, entry.request_id)
         end = None
         if kind is None:
             await self._store(state, answer, None, writes)
             if made is not None:
                 frames, end = made.filled(filled), made.end.fill(filled)
         waits = [w * scale for w in scripted] if paused else [0.0] * len(pacing)
-        headers = {**headers, **protocol.headers(entry.request_id)}
+        headers = {**head.fields, **extra, **protocol.headers(entry.request_id)}
         return await self._stream(request, state, entry, answer, frames, waits, fault, headers, end)
 
     def _keep(
@@ -543,7 +596,7 @@ class Pipeline:
         filled: Values,
         body: Mold,
         pacing: tuple[tuple[bool, float | None], ...] | None,
-        headers: dict[str, str],
+        head: _Head,
     ) -> None:
         """What the general path compiled for ``answer``, kept for the next request of its
         step and shape (``_fill``)."""
@@ -560,7 +613,7 @@ class Pipeline:
             rendered=rendered,
             body=body,
             pacing=pacing,
-            headers=headers,
+            head=head,
             model=answer.reply.model if answer.reply else None,
             prompt=fixed.get("prompt_tokens") if fixed else None,
             completion=used.completion,
@@ -621,33 +674,43 @@ class Pipeline:
             stored = protocol.kept(req, made.rendered, rid, seed[:16], None, made.plain, filled)
             if stored is not None:
                 await state.store.put_response(stored)
-        headers = {**made.headers, **extra} if extra else made.headers
+        headers = made.head.joined(extra)
         if repeatable and not waits:
             self._remember(state, memo_key, body, headers, entry, req, stored)
-        return web.Response(body=body, headers={**headers, **protocol.headers(entry.request_id)})
+        return self._reply(body, headers, entry.request_id)
 
-    def _headers(
-        self,
-        step: Step,
-        content_type: str | None = None,
-        extra: Mapping[str, str] | None = None,
-        stream: bool = False,
-    ) -> dict[str, str]:
+    def _reply(self, body: bytes, headers: Mapping[str, str], rid: str) -> web.Response:
+        """``body`` with ``headers`` and this request's ids after them. Headers made once as
+        aiohttp sends them (``_Head.sent``) are copied and given the ids, not converted."""
+        if isinstance(headers, CIMultiDict):
+            sent = headers.copy()
+            for name in self.protocol.request_id_headers:
+                sent.add(name, rid)
+            return ReadyResponse(body, sent)
+        return web.Response(body=body, headers={**headers, **self.protocol.headers(rid)})
+
+    def _headers(self, step: Step) -> dict[str, str]:
+        """The headers every error reply of ``step`` carries (the request id added last)."""
+        return self._head(step).fields
+
+    def _head(self, step: Step, content_type: str | None = None, stream: bool = False) -> _Head:
         """The headers every reply of ``step`` in ``content_type`` carries (None: its errors'),
-        made once, with this request's ``extra`` after them; the request id is added last."""
+        made once; a request's own headers come after them, the request ids last."""
         key = (step, content_type, stream)
-        made = self._prepared.get(key)
-        if made is None:
+        head = self._prepared.get(key)
+        if head is None:
             if len(self._prepared) >= _PREPARED:
                 self._prepared.clear()
-            made = self._prepared[key] = dict(step.headers)
+            made = dict(step.headers)
             if self.state.options.worker is not None:
                 made["x-mock-worker"] = str(self.state.options.worker)
             if stream:
                 made["Cache-Control"] = "no-cache"
             if content_type is not None:
                 made["Content-Type"] = content_type
-        return {**made, **extra} if extra else made
+            ids_last = not any(name in made for name in self.protocol.request_id_headers)
+            head = self._prepared[key] = _Head(made, CIMultiDict(made) if ids_last else None)
+        return head
 
     def _body(self, answer: Answer, compiles: bool, filled: Values | None = None) -> bytes:
         """The plain body: its compiled form filled in (with ``filled``, when this request's
@@ -696,7 +759,7 @@ class Pipeline:
         memo = Memo(
             created=int(entry.time),
             body=body,
-            headers=dict(headers),
+            headers=headers,  # made for this reply, or made once and never changed
             request=req,
             scenario=entry.scenario or "",
             adjusted=entry.adjusted,

@@ -20,12 +20,13 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_urldispatcher import PrefixedSubAppResource, UrlMappingMatchInfo
 
 from .core.errors import APIError
 from .protocols import JSON
@@ -64,12 +65,129 @@ class _Server(web.Server):
         return _Protocol(self, loop=self._loop, **self._kwargs)
 
 
+Serve = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+"""What a ``web.Server`` calls with each request (``Application._handle``, or ``Routes``')."""
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Found = tuple[Handler, UrlMappingMatchInfo]
+
+
+class Routes:
+    """The protocols' POST routes, found by their path in a dict rather than by aiohttp's router.
+
+    For every request the router (``Application._handle``) walks the path's parents through
+    its resource index, makes a match info, adds the application to it and freezes it:
+    12-17k instructions of a new chat request's ~400k. A protocol's path is fixed, or
+    (Gemini's) a fixed head, a model and a fixed method. ``dispatch`` finds a POST to one of
+    them with a dict lookup and hands it to its handler with the match info the router would
+    have made, made once per path and shared by its requests (read-only, as the router's is
+    to a handler), so ``request.app``, ``request.match_info`` and ``on_response_prepare``
+    work as before. Everything else goes to the application as before: other methods, an
+    ``Expect`` header (the router's expect handler answers it), a path that is not exactly a
+    protocol's (percent-escapes included), and every request of an application with
+    middlewares or sub-applications. ``tests/test_routing.py`` holds the two to the same
+    answer for every path: the router is the specification.
+
+    What it relies on in aiohttp (all there since 3.9, checked by those tests):
+    ``web.Server.request_handler`` (read by each new connection), ``Request._match_info``
+    (what ``Application._handle`` sets), ``UrlMappingMatchInfo(match_dict, route)`` with
+    ``add_app`` and ``freeze``, and ``BaseRequest.raw_path`` (the target as it came).
+    """
+
+    def __init__(self) -> None:
+        self._fixed: dict[str, web.AbstractRoute] = {}
+        self._named: dict[str, list[tuple[str, str, web.AbstractRoute]]] = {}
+        """By head (the path to the last ``/``): each route's tail, variable and route."""
+
+    def add(self, path: str, route: web.AbstractRoute) -> None:
+        """``route`` serves POSTs to ``path`` (the pattern it was added to the router with).
+        A pattern with more than one variable, or a regex, is left to the router."""
+        head, brace, rest = path.partition("{")
+        if not brace:
+            self._fixed.setdefault(path, route)  # the router, too, takes the first one added
+            return
+        name, _, tail = rest.partition("}")
+        if head.endswith("/") and name.isidentifier() and not any(c in tail for c in "/{}%"):
+            self._named.setdefault(head, []).append((tail, name, route))
+
+    def dispatch(self, app: web.Application, fallback: Serve) -> Serve:
+        """What the server calls with each request: a protocol's handler where this table
+        knows the path, else ``fallback`` (the application's ``_handle``)."""
+        if app.middlewares or any(
+            isinstance(r, PrefixedSubAppResource) for r in app.router.resources()
+        ):
+            return fallback  # the router would run them, or could send these paths elsewhere
+        fixed: dict[str, Found] = {
+            path: (route.handler, _matched(app, route)) for path, route in self._fixed.items()
+        }
+        named = self._named
+        known: dict[str, Found | None] = {}
+        """What ``find`` found for a target (a client sends the same few): a bounded cache."""
+
+        def find(target: str) -> Found | None:
+            """A route for a target that is not a fixed path as it stands: one with a query,
+            or a path naming its model."""
+            try:
+                return known[target]
+            except KeyError:
+                pass
+            path, query, _ = target.partition("?")
+            found = fixed.get(path) if query else None
+            cut = path.rfind("/") + 1
+            routes = named.get(path[:cut])
+            rest = path[cut:]
+            if found is None and routes is not None and not any(c in rest for c in "%{}#"):
+                for tail, name, route in routes:  # else not a protocol's, or only the router's
+                    if rest.endswith(tail) and len(rest) > len(tail):
+                        values = {name: rest[: -len(tail) or None]}
+                        found = route.handler, _matched(app, route, values)
+                        break
+            if len(known) >= _KNOWN:
+                known.clear()
+            known[target] = found
+            return found
+
+        def dispatch(request: web.Request) -> Awaitable[web.StreamResponse]:
+            # A plain function: the handler's coroutine is what the server awaits.
+            if request.method != "POST" or hdrs.EXPECT in request.headers:
+                return fallback(request)
+            target = request.raw_path
+            found = fixed.get(target) or find(target)
+            if found is None:
+                return fallback(request)
+            handler, matched = found
+            request._match_info = matched
+            return handler(request)
+
+        return cast(Serve, dispatch)  # the application's requests are ``web.Request``s
+
+
+_KNOWN = 4096
+"""Targets ``Routes.dispatch`` remembers; all are forgotten when more come."""
+
+
+def _matched(
+    app: web.Application, route: web.AbstractRoute, values: dict[str, str] | None = None
+) -> UrlMappingMatchInfo:
+    """The match info ``Application._handle`` gives a request ``route`` serves."""
+    matched = UrlMappingMatchInfo(values or {}, route)
+    matched.add_app(app)
+    matched.freeze()
+    return matched
+
+
+PROTOCOL_ROUTES = web.AppKey("protocol_routes", Routes)
+
+
 class Runner(web.AppRunner):
-    """``web.AppRunner`` whose connections answer malformed HTTP with OpenAI error objects."""
+    """``web.AppRunner`` whose connections answer malformed HTTP with OpenAI error objects,
+    and whose protocol routes skip the router (``Routes``)."""
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = _Server  # same state, one method changed; aiohttp has no hook for it
+        routes = self.app.get(PROTOCOL_ROUTES)
+        if routes is not None:
+            server.request_handler = routes.dispatch(self.app, server.request_handler)
         return server
 
 
