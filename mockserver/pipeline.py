@@ -149,8 +149,9 @@ class ReadyResponse(web.Response):
         self._body = body
 
 
-_BLANK = vars(web.Response(body=b""))
-"""A ``web.Response``'s attributes once made: what a ``ReadyResponse`` holds on its class."""
+_BLANK: dict[str, Any] = getattr(web.Response(body=b""), "__dict__", {})
+"""A ``web.Response``'s attributes once made: what a ``ReadyResponse`` holds on its class
+(none, and no ``ReadyResponse`` shortcut, should a later aiohttp give it slots)."""
 _OWN = frozenset({"_state", "_headers", "_body"})
 """The attributes each ``ReadyResponse`` gets its own of; the others are immutable values."""
 _FITS = _BLANK.keys() >= _OWN and all(
