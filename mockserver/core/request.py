@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -26,30 +27,29 @@ them, sees what the real API sends."""
 NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
+@dataclass(slots=True)
 class Request:
     """A validated request. ``body`` is the JSON as sent, unknown keys included.
 
-    Read-only by convention, not frozen. A plain class, its defaults on the class: a request
-    sets the six fields every protocol has (``api`` to ``headers``) and only those of the
-    rest it gives, where a dataclass set all seventeen (and made a list and two dicts for
-    their defaults): building a plain chat request cost 5.9k instructions that way, 3.2k
-    this way. The commonest request is built from the six by position: a call with keywords
-    gathers them into a dict first."""
+    Read-only by convention, not frozen: a frozen dataclass sets each field through
+    ``object.__setattr__``, and building this one cost 5x as much (one per request). A
+    request of only the common fields is built from the first six by position: a class
+    called with keywords gathers them into a dict first, which cost as much again."""
 
     api: str
     body: dict[str, Any]
     model: str
     messages: list[dict[str, Any]]
-    stream: bool
-    headers: Mapping[str, str]
+    stream: bool = False
+    headers: Mapping[str, str] = field(repr=False, default_factory=dict)
     include_usage: bool = False
     n: int = 1
-    tools: list[Any] = []  # noqa: RUF012  # shared, never mutated: a request sets its own
+    tools: list[Any] = field(default_factory=list)
     tool_choice: str | None = None
     """``auto``, ``none``, ``required``, or the name of the function the request forces."""
     response_format: str | None = None
     """``text``, ``json_object`` or ``json_schema`` (Responses' ``text.format`` included)."""
-    params: Mapping[str, Any] = NOTHING
+    params: Mapping[str, Any] = field(default_factory=dict)
     """The sampling and length parameters the request sets, for the profile's rules."""
     context: tuple[dict[str, Any], ...] = ()
     """Messages a protocol kept outside the request (a stored previous response's turns)."""
@@ -60,80 +60,15 @@ class Request:
     tokens: int | None = None
     """Prompt tokens when the protocol counts them its own way (embeddings: the inputs'), or
     once counted."""
-    wire: Mapping[str, Any] = NOTHING
+    wire: Mapping[str, Any] = field(default_factory=dict)
     """What the protocol read of the request for its own reply and matches nothing on
     (Gemini: the method its URL names and the stream's framing)."""
-    _last_user: str | None = None
-
-    def __init__(
-        self,
-        api: str,
-        body: dict[str, Any],
-        model: str,
-        messages: list[dict[str, Any]],
-        stream: bool = False,
-        headers: Mapping[str, str] = NOTHING,
-        *,
-        include_usage: bool = False,
-        n: int = 1,
-        tools: list[Any] | None = None,
-        tool_choice: str | None = None,
-        response_format: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        context: tuple[dict[str, Any], ...] = (),
-        inputs: tuple[str, ...] = (),
-        files: tuple[Upload, ...] = (),
-        tokens: int | None = None,
-        wire: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.api = api
-        self.body = body
-        self.model = model
-        self.messages = messages
-        self.stream = stream
-        self.headers = headers
-        # The rest only when given: the class holds the defaults (a call by position, the
-        # commonest, gives none of them).
-        if include_usage:
-            self.include_usage = include_usage
-        if n != 1:
-            self.n = n
-        if tools:
-            self.tools = tools
-        if tool_choice is not None:
-            self.tool_choice = tool_choice
-        if response_format is not None:
-            self.response_format = response_format
-        if params:
-            self.params = params
-        if context:
-            self.context = context
-        if inputs:
-            self.inputs = inputs
-        if files:
-            self.files = files
-        if tokens is not None:
-            self.tokens = tokens
-        if wire:
-            self.wire = wire
-
-    def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in _COMPARED)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Request) and self._fields() == other._fields()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
-
-    def __repr__(self) -> str:
-        shown = ", ".join(
-            f"{name}={getattr(self, name)!r}" for name in _COMPARED if name != "headers"
-        )
-        return f"Request({shown})"
 
     @property
     def tool_names(self) -> list[str]:
         return [tool_name(t) for t in self.tools]
+
+    _last_user: str | None = field(default=None, init=False, repr=False, compare=False)
 
     # Computed once each, and cached by hand: ``functools.cached_property`` takes a lock on
     # Python 3.11, which cost more than the work on a request's path.
@@ -173,12 +108,6 @@ class Request:
             if message["role"] == "tool":
                 return message_text(message, "\n")
         return ""
-
-
-_COMPARED = ("api", "body", "model", "messages", "stream", "headers", "include_usage", "n",
-             "tools", "tool_choice", "response_format", "params", "context", "inputs", "files",
-             "tokens", "wire")  # fmt: skip
-"""What makes two requests equal (``tokens`` once counted included, as the dataclass had it)."""
 
 
 def tool_name(tool: Any) -> str:
