@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from mockserver.core.errors import APIError
 from mockserver.core.profiles import PROFILES, UNTOUCHED
-from mockserver.core.request import Request, parse_json_body
+from mockserver.core.request import Request, message_text, parse_json_body
 from mockserver.core.tokens import count_prompt_tokens, count_tokens, split_tokens
 from mockserver.protocols import NOWHERE, Target
 from mockserver.protocols import gemini as gemini_module
@@ -602,3 +602,13 @@ def _answer(read: Any) -> Any:
         return read()
     except Exception as err:  # the same kind of error either way
         return type(err)
+
+
+@settings(max_examples=300, deadline=None)
+@given(chat_turns)
+def test_last_user_reads_what_message_text_reads(turns: Any) -> None:
+    """``last_user`` reads a text content without calling ``message_text``: the same text as
+    the call gives, for every kind of content."""
+    request = Request("chat", {}, "m", turns)
+    general = next((message_text(m) for m in reversed(turns) if m["role"] == "user"), "")
+    assert request.last_user == general

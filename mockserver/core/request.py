@@ -89,7 +89,8 @@ class Request:
             text = ""
             for message in reversed(self.messages):  # a loop: ``next(genexpr)`` costs more
                 if message["role"] == "user":
-                    text = message_text(message)
+                    content = message.get("content")  # text, most often: no call to read it
+                    text = content if type(content) is str else message_text(message)
                     break
             self._last_user = text
         return text

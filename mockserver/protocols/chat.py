@@ -44,6 +44,8 @@ _NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
 _INTEGERS = ("max_tokens", "max_completion_tokens", "seed", "top_logprobs", "n")
 _BOOLEANS = ("logprobs", "parallel_tool_calls", "store")
 _TYPES = param_types(_NUMBERS, _INTEGERS, _BOOLEANS)
+_CONTENT = (str, list)
+"""A message's content types, as a tuple: ``str | list`` in the check is built anew on each call."""
 _PLAIN = frozenset({"model", "messages", "stream"})
 """A body that sets only these has been checked once they are: the rest are defaults."""
 
@@ -121,7 +123,7 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
         if role not in ROLES:
             raise invalid_value(f"messages[{i}].role", role, ROLES)
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
+        if content is not None and not isinstance(content, _CONTENT):
             raise invalid_type(f"messages[{i}].content", "a string or an array", content)
     return messages
 
