@@ -129,6 +129,11 @@ class _Head:
             return {**self.fields, **extra}
         return self.fields if self.sent is None else self.sent
 
+    def merged(self, extra: Mapping[str, str], ids: Mapping[str, str]) -> dict[str, str]:
+        """These headers, a request's ``extra`` and its ids, as one dict: what a reply written
+        piece by piece or paced sends (aiohttp converts it once, at its start)."""
+        return {**self.fields, **extra, **ids}
+
 
 class ReadyResponse(web.Response):
     """A ``web.Response`` whose headers are final: ``body`` with ``headers``, sent as they are.
@@ -526,9 +531,7 @@ class Pipeline:
             pieces = protocol.pieces(answer) if kind is None else None
             if pieces is not None:
                 ids = protocol.headers(entry.request_id)
-                response = await _write_pieces(
-                    request, pieces, {**head.fields, **extra, **ids}, entry
-                )
+                response = await _write_pieces(request, pieces, head.merged(extra, ids), entry)
                 entry.describe(protocol.reply_summary(answer))
                 return response
             mold = compiled_body(protocol, answer) if compiles else None
@@ -551,7 +554,7 @@ class Pipeline:
             await self._store(state, answer, None)
             batches = _batches(protocol.frames(answer), lambda sent: protocol.end(answer, sent))
             ids = protocol.headers(entry.request_id)
-            response = await _write_pieces(request, batches, {**head.fields, **extra, **ids}, entry)
+            response = await _write_pieces(request, batches, head.merged(extra, ids), entry)
             entry.describe(protocol.reply_summary(answer))
             return response
         made = compiled_stream(protocol, answer) if compiles else None
@@ -587,7 +590,7 @@ class Pipeline:
             if made is not None:
                 frames, end = made.filled(filled), made.end.fill(filled)
         waits = [w * scale for w in scripted] if paused else [0.0] * len(pacing)
-        headers = {**head.fields, **extra, **protocol.headers(entry.request_id)}
+        headers = head.merged(extra, protocol.headers(entry.request_id))
         return await self._stream(request, state, entry, answer, frames, waits, fault, headers, end)
 
     def _keep(
@@ -712,14 +715,6 @@ class Pipeline:
             ids_last = not any(name in made for name in self.protocol.request_id_headers)
             head = self._prepared[key] = _Head(made, CIMultiDict(made) if ids_last else None)
         return head
-
-    def _body(self, answer: Answer, compiles: bool, filled: Values | None = None) -> bytes:
-        """The plain body: its compiled form filled in (with ``filled``, when this request's
-        values are made already), or the protocol's general writer."""
-        made = compiled_body(self.protocol, answer) if compiles else None
-        if made is None:
-            return self.protocol.body(answer)
-        return made.fill(values(self.protocol, answer) if filled is None else filled)
 
     async def _cache(self, state: State, key: str, req: Request, used: Usage) -> Outcome | None:
         """Prompt caching by the protocol's rules: the prefixes this prompt reads and writes

@@ -37,8 +37,8 @@ def _mark(name: str) -> str:
     return f"\ue000{name}\ue001"
 
 
-OWN = 6
-"""How many of the values are the request's own (``own_values``); the protocol's follow."""
+SEED = 1
+"""Where the call ids' seed stands among a compiled reply's values (``own_values``)."""
 
 
 def own_values(id: str, seed: str, created: int, model: str, prompt: int, total: int) -> Values:

@@ -40,7 +40,7 @@ from .capture import (
     text_of,
 )
 from .chat import usage_object
-from .compiled import Mold, Values, compiled_body, packed, unpacked
+from .compiled import SEED, Mold, Values, compiled_body, packed, unpacked
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
@@ -686,7 +686,7 @@ class _Kept(Stored):
         seed = self._seed
         if seed is None:
             assert self._values is not None
-            seed = unpacked(self._values)[1].decode()
+            seed = unpacked(self._values)[SEED].decode()
         return (*self._turns, said(self._choice, seed))
 
     def settle(self) -> None:
