@@ -487,8 +487,8 @@ class Pipeline:
                 kept = self._compiled.get(shaped)  # kept by ``_keep`` once the general path made it
                 if kept is not None:
                     sent = await self._fill(
-                        request, state, req, resolution, kept, seed, entry, extra, tickets,
-                        memo_key, repeatable,
+                        request, state, req, raw, resolution, kept, seed, entry, extra,
+                        tickets, memo_key, repeatable,
                     )  # fmt: skip
                     if sent is not None:
                         return sent
@@ -541,7 +541,7 @@ class Pipeline:
             entry.describe(described)
             if mold is not None and shaped is not None and not described:
                 self._keep(shaped, answer, filled, mold, None, head)
-            stored = await self._store(state, answer, body) if kind is None else None
+            stored = await self._store(state, answer, raw, body) if kind is None else None
             if kind == "malformed":
                 body = body[: len(body) // 2]
             headers = head.joined(extra)
@@ -551,7 +551,7 @@ class Pipeline:
         content_type = protocol.stream_content_type(req)
         head = self._head(step, content_type, stream=True)
         if heavy and kind is None and (cadence.instant or not scale):  # nothing to wait for
-            await self._store(state, answer, None)
+            await self._store(state, answer, raw, None)
             batches = _batches(protocol.frames(answer), lambda sent: protocol.end(answer, sent))
             ids = protocol.headers(entry.request_id)
             response = await _write_pieces(request, batches, head.merged(extra, ids), entry)
@@ -579,14 +579,14 @@ class Pipeline:
                 body = made.whole.fill(filled)
             else:
                 body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
-            stored = await self._store(state, answer, None, writes)
+            stored = await self._store(state, answer, raw, None, writes)
             headers = head.joined(extra)
             if repeatable and not any(scripted) and not heavy:
                 self._remember(state, memo_key, body, headers, entry, req, stored)
             return self._reply(body, headers, entry.request_id)
         end = None
         if kind is None:
-            await self._store(state, answer, None, writes)
+            await self._store(state, answer, raw, None, writes)
             if made is not None:
                 frames, end = made.filled(filled), made.end.fill(filled)
         waits = [w * scale for w in scripted] if paused else [0.0] * len(pacing)
@@ -631,6 +631,7 @@ class Pipeline:
         request: web.Request,
         state: State,
         req: Request,
+        raw: bytes,
         resolution: Resolution,
         made: _Compiled,
         seed: str,
@@ -675,7 +676,8 @@ class Pipeline:
         stored = None
         if protocol.keeps:
             # the stored copy: the values, which write its body when someone reads it
-            stored = protocol.kept(req, made.rendered, rid, seed[:16], None, made.plain, filled)
+            stored = protocol.kept(req, raw, made.rendered, rid, seed[:16], None, made.plain,
+                                   filled)  # fmt: skip
             if stored is not None:
                 await state.store.put_response(stored)
         headers = made.head.joined(extra)
@@ -729,13 +731,18 @@ class Pipeline:
         return outcome
 
     async def _store(
-        self, state: State, answer: Answer, body: bytes | None, filled: Values | None = None
+        self,
+        state: State,
+        answer: Answer,
+        raw: bytes,
+        body: bytes | None,
+        filled: Values | None = None,
     ) -> Stored | None:
         """The response the protocol keeps (Responses ``store``), kept by the store; ``filled``:
         a compiled stream's values, which can write the body when someone reads it."""
         if not self.protocol.keeps:
             return None
-        stored = self.protocol.stored(answer, body, filled)
+        stored = self.protocol.stored(answer, raw, body, filled)
         if stored is not None:  # as ``_fill`` keeps a compiled reply's (``Protocol.kept``)
             await state.store.put_response(stored)
         return stored

@@ -493,7 +493,7 @@ def test_a_stored_response_reads_as_the_general_writers_body_and_conversation(
         answer = answer_to(protocol, raw, target, scenario, renderer, created)
         general = protocol.body(replace(answer, wire={}))
         # as the pipeline gives them: a plain reply's body, a compiled stream's values
-        stored = protocol.stored(answer, None if stream else general,
+        stored = protocol.stored(answer, raw, None if stream else general,
                                  values(protocol, answer) if stream else None)  # fmt: skip
         request = answer.request
         if request.body.get("store") is False:
@@ -514,10 +514,11 @@ def test_a_stored_response_reads_as_the_general_writers_body_and_conversation(
         if mold is None:
             continue
         env = answer.env
-        fast = protocol.kept(request, answer.rendered, env.id, env.call_id_seed, None, mold,
-                             values(protocol, answer))  # fmt: skip
+        fast = protocol.kept(request, raw, answer.rendered, env.id, env.call_id_seed, None,
+                             mold, values(protocol, answer))  # fmt: skip
         assert fast is not None
         assert fast._body is None  # the values, not the body
+        assert fast._turns is raw  # the request's bytes, not its parsed turns (no context here)
         assert (fast.id, fast.body, fast.messages) == (stored.id, general, stored.messages)
         assert fast.size == mold.size <= len(general)
 
@@ -529,7 +530,7 @@ def test_a_templated_replys_stored_copy_keeps_its_turn_not_its_choice() -> None:
     scenario = load_data([{"reply": {"content": "You said {{ last_user }}"}}])[0]
     raw, target = plain_request("responses", True, 0)
     answer = answer_to(protocol, raw, target, scenario, Renderer(), 1000)
-    stored = protocol.stored(answer, None, None)
+    stored = protocol.stored(answer, raw, None, None)
     assert stored is not None
     assert stored._messages == (*answer.request.messages, said(answer))  # made at once
     assert stored.body == protocol.body(replace(answer, wire={}))

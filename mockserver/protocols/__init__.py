@@ -321,10 +321,11 @@ class Protocol:
         return b'data: {"id": "broken", "choices": [\n\n'
 
     def stored(
-        self, answer: Answer, body: bytes | None, filled: tuple[Any, ...] | None = None
+        self, answer: Answer, raw: bytes, body: bytes | None, filled: tuple[Any, ...] | None = None
     ) -> Stored | None:
         """What to keep of this reply for later requests to refer to; asked only of protocols
-        that ``keeps`` (most keep nothing). ``body``: the plain body, when the reply was one;
+        that ``keeps`` (most keep nothing). ``raw``: the request as sent, which a copy may keep
+        instead of what was parsed from it; ``body``: the plain body, when the reply was one;
         ``filled``: a compiled stream's values (``compiled.values``), which fill the compiled
         plain body too."""
         return None
@@ -332,6 +333,7 @@ class Protocol:
     def kept(
         self,
         request: Request,
+        raw: bytes,
         rendered: Rendered,
         id: str,
         seed: str,

@@ -592,7 +592,7 @@ class Responses(Protocol):
         return b'event: response.output_text.delta\ndata: {"type": "response.output_text.\n\n'
 
     def stored(
-        self, answer: Answer, body: bytes | None, filled: Values | None = None
+        self, answer: Answer, raw: bytes, body: bytes | None, filled: Values | None = None
     ) -> Stored | None:
         if answer.request.body.get("store") is False:
             return None
@@ -600,12 +600,13 @@ class Responses(Protocol):
         if body is None and mold is None:
             body = self.body(answer)
         env = answer.env
-        return self.kept(answer.request, answer.rendered, env.id, env.call_id_seed, body, mold,
-                         filled)  # fmt: skip
+        return self.kept(answer.request, raw, answer.rendered, env.id, env.call_id_seed, body,
+                         mold, filled)  # fmt: skip
 
     def kept(
         self,
         request: Request,
+        raw: bytes,
         rendered: Rendered,
         id: str,
         seed: str,
@@ -615,7 +616,10 @@ class Responses(Protocol):
     ) -> Stored | None:
         if request.body.get("store") is False:
             return None
-        turns = request.messages[1:] if request.body.get("instructions") else request.messages
+        turns: Sequence[dict[str, Any]] | bytes = raw  # what makes them: its ``input``
+        if request.context or request.body.get("previous_response_id") is not None:
+            # turns that other stored responses made, which may be gone when this is read
+            turns = request.messages[1:] if request.body.get("instructions") else request.messages
         kept = _Kept(id, turns, rendered.choices[0], seed, body, plain, filled)
         if not rendered.cached:  # a choice of its own (a template's): the turn is less
             kept.settle()
@@ -641,7 +645,8 @@ def said(choice: Choice, seed: str) -> dict[str, Any]:
 
 
 class _Kept(Stored):
-    """A stored response kept as what makes it: the request's turns (its own list), the reply
+    """A stored response kept as what makes it: the request's turns (the request's bytes,
+    whose ``input`` makes them again, unless they continue another stored response), the reply
     (the choice every request a cached reply answers shares) and its call ids' seed,
     and the body as written, or the compiled body and the values that fill it (a compiled
     reply's copy, plain or streamed: its values packed in one bytes object, ~150 bytes where
@@ -658,7 +663,7 @@ class _Kept(Stored):
     def __init__(
         self,
         id: str,
-        turns: Sequence[dict[str, Any]],
+        turns: Sequence[dict[str, Any]] | bytes,
         choice: Choice,
         seed: str,
         body: bytes | None,
@@ -687,7 +692,10 @@ class _Kept(Stored):
         if seed is None:
             assert self._values is not None
             seed = unpacked(self._values)[SEED].decode()
-        return (*self._turns, said(self._choice, seed))
+        turns = self._turns
+        if type(turns) is bytes:  # the request as sent (shared with its journal entry)
+            turns = _conversation(body_and_model(turns)[0]["input"])
+        return (*turns, said(self._choice, seed))
 
     def settle(self) -> None:
         """Make the conversation now and let the choice go: for a reply rendered for this

@@ -189,7 +189,7 @@ class Tasks(Protocol):
         return {"task_id": self.task_id(answer), "service": self.service.name}
 
     def stored(
-        self, answer: Answer, body: bytes | None, filled: tuple[Any, ...] | None = None
+        self, answer: Answer, raw: bytes, body: bytes | None, filled: tuple[Any, ...] | None = None
     ) -> Stored:
         """The task as any worker can answer its polls: when it began, its script, and what it
         is about; its files by digest (every worker loaded the same scenarios)."""
