@@ -616,12 +616,14 @@ class Responses(Protocol):
     ) -> Stored | None:
         if request.body.get("store") is False:
             return None
+        settled = not rendered.cached  # a choice of its own (a template's): the turn is less
         turns: Sequence[dict[str, Any]] | bytes = raw  # what makes them: its ``input``
-        if request.context or request.body.get("previous_response_id") is not None:
-            # turns that other stored responses made, which may be gone when this is read
+        if settled or request.context or request.body.get("previous_response_id") is not None:
+            # the conversation made now, or turns that other stored responses made, which may
+            # be gone when this copy is read
             turns = request.messages[1:] if request.body.get("instructions") else request.messages
         kept = _Kept(id, turns, rendered.choices[0], seed, body, plain, filled)
-        if not rendered.cached:  # a choice of its own (a template's): the turn is less
+        if settled:
             kept.settle()
         return kept
 
@@ -703,6 +705,7 @@ class _Kept(Stored):
         outweigh the turn made of it."""
         self._messages = self._converse()
         self._choice = None
+        self._turns = ()
 
     def _write(self) -> bytes:
         assert self._mold is not None
