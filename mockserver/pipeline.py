@@ -32,6 +32,7 @@ from .scenarios.matching import Resolution
 from .scenarios.ratelimit import Ticket
 from .scenarios.render import Envelope, Rendered, Usage, delays, reply_seed, usage
 from .scenarios.scenario import Fault, Message, Reply, Scenario, Step
+from .serving import ReadyResponse, wire_head
 from .state.journal import Entry
 from .state.live import Options, State
 from .state.memo import Memo
@@ -122,6 +123,9 @@ class _Head:
     """The same, as aiohttp sends them: a reply copies it and adds its ids (``Pipeline._reply``)
     instead of merging dicts that aiohttp then converts. None where the step sets a request-id
     header itself, which the merge overwrites in its place."""
+    wire: bytes | None = None
+    """``sent`` with a 200's status line, as aiohttp writes them (``serving.wire_head``): what
+    a reply written whole begins with, its ids next. None where aiohttp must write it."""
 
     def joined(self, extra: Mapping[str, str]) -> Mapping[str, str]:
         """These headers with a request's ``extra`` after them: what ``Pipeline._reply`` sends."""
@@ -133,42 +137,6 @@ class _Head:
         """These headers, a request's ``extra`` and its ids, as one dict: what a reply written
         piece by piece or paced sends (aiohttp converts it once, at its start)."""
         return {**self.fields, **extra, **ids}
-
-
-class ReadyResponse(web.Response):
-    """A ``web.Response`` whose headers are final: ``body`` with ``headers``, sent as they are.
-
-    ``web.Response(body=..., headers=...)`` reads its keywords, copies the headers into a new
-    ``CIMultiDict``, checks the content type and sets the status and body through properties,
-    for every reply. A ``ReadyResponse`` sets only what differs between replies (its headers,
-    body and state); what a blank ``Response`` holds besides (status 200, no compression) is
-    on the class, copied from one (``_BLANK``). Prepared and written by aiohttp as any
-    ``Response``."""
-
-    def __init__(self, body: bytes, headers: CIMultiDict[str]) -> None:
-        if not _FITS:
-            super().__init__(body=body, headers=headers)
-            return
-        self._state = {}
-        self._headers = headers
-        self._body = body
-
-
-_BLANK: dict[str, Any] = getattr(web.Response(body=b""), "__dict__", {})
-"""A ``web.Response``'s attributes once made: what a ``ReadyResponse`` holds on its class
-(none, and no ``ReadyResponse`` shortcut, should a later aiohttp give it slots)."""
-_OWN = frozenset({"_state", "_headers", "_body"})
-"""The attributes each ``ReadyResponse`` gets its own of; the others are immutable values."""
-_FITS = _BLANK.keys() >= _OWN and all(
-    v is None or type(v) in (bool, int, float, str, bytes)
-    for k, v in _BLANK.items()
-    if k not in _OWN
-)
-"""Whether this aiohttp's ``Response`` is what ``ReadyResponse`` expects (``tests/test_routing.py``
-checks it is); if not, a ``ReadyResponse`` is made as any ``web.Response`` is."""
-for _name, _value in _BLANK.items():
-    if _FITS and _name not in _OWN:
-        setattr(ReadyResponse, _name, _value)
 
 
 _SLICE = 1.0
@@ -259,6 +227,8 @@ class Pipeline:
         """Each step's compiled replies, by request shape (``_fill``)."""
         self._targets: dict[str, Target] = {}
         """Each path's ``Target`` when it has no query (Gemini's name a model: bounded)."""
+        self._id_lines = "".join(f"{name}: {{0}}\r\n" for name in protocol.request_id_headers)
+        """The request id's header lines, as a reply written whole has them (``_reply``)."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         state = self.state
@@ -418,7 +388,7 @@ class Pipeline:
         entry.step = 0
         entry.adjusted = memo.adjusted
         entry.status = 200
-        return self._reply(memo.body, memo.headers, entry.request_id)
+        return self._reply(memo.body, memo.headers, entry.request_id, memo.wire)
 
     async def _respond(
         self,
@@ -545,9 +515,10 @@ class Pipeline:
             if kind == "malformed":
                 body = body[: len(body) // 2]
             headers = head.joined(extra)
+            wire = None if extra else head.wire
             if repeatable and not cadence.first_delay and not heavy:
-                self._remember(state, memo_key, body, headers, entry, req, stored)
-            return self._reply(body, headers, entry.request_id)
+                self._remember(state, memo_key, body, headers, entry, req, stored, wire)
+            return self._reply(body, headers, entry.request_id, wire)
         content_type = protocol.stream_content_type(req)
         head = self._head(step, content_type, stream=True)
         if heavy and kind is None and (cadence.instant or not scale):  # nothing to wait for
@@ -581,9 +552,10 @@ class Pipeline:
                 body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
             stored = await self._store(state, answer, raw, None, writes)
             headers = head.joined(extra)
+            wire = None if extra else head.wire
             if repeatable and not any(scripted) and not heavy:
-                self._remember(state, memo_key, body, headers, entry, req, stored)
-            return self._reply(body, headers, entry.request_id)
+                self._remember(state, memo_key, body, headers, entry, req, stored, wire)
+            return self._reply(body, headers, entry.request_id, wire)
         end = None
         if kind is None:
             await self._store(state, answer, raw, None, writes)
@@ -681,18 +653,25 @@ class Pipeline:
             if stored is not None:
                 await state.store.put_response(stored)
         headers = made.head.joined(extra)
+        wire = None if extra else made.head.wire
         if repeatable and not waits:
-            self._remember(state, memo_key, body, headers, entry, req, stored)
-        return self._reply(body, headers, entry.request_id)
+            self._remember(state, memo_key, body, headers, entry, req, stored, wire)
+        return self._reply(body, headers, entry.request_id, wire)
 
-    def _reply(self, body: bytes, headers: Mapping[str, str], rid: str) -> web.Response:
+    def _reply(
+        self, body: bytes, headers: Mapping[str, str], rid: str, wire: bytes | None = None
+    ) -> web.Response:
         """``body`` with ``headers`` and this request's ids after them. Headers made once as
-        aiohttp sends them (``_Head.sent``) are copied and given the ids, not converted."""
+        aiohttp sends them (``_Head.sent``) are copied and given the ids, not converted;
+        ``wire``, those headers as aiohttp writes them (``_Head.wire``), is given the ids too,
+        for the reply to be written whole where it can (``ReadyResponse``)."""
         if isinstance(headers, CIMultiDict):
             sent = headers.copy()
             for name in self.protocol.request_id_headers:
                 sent.add(name, rid)
-            return ReadyResponse(body, sent)
+            if wire is not None:
+                wire += self._id_lines.format(rid).encode()
+            return ReadyResponse(body, sent, wire)
         return web.Response(body=body, headers={**headers, **self.protocol.headers(rid)})
 
     def _headers(self, step: Step) -> dict[str, str]:
@@ -715,7 +694,9 @@ class Pipeline:
             if content_type is not None:
                 made["Content-Type"] = content_type
             ids_last = not any(name in made for name in self.protocol.request_id_headers)
-            head = self._prepared[key] = _Head(made, CIMultiDict(made) if ids_last else None)
+            sent = CIMultiDict(made) if ids_last else None
+            wire = wire_head(sent) if sent is not None else None
+            head = self._prepared[key] = _Head(made, sent, wire)
         return head
 
     async def _cache(self, state: State, key: str, req: Request, used: Usage) -> Outcome | None:
@@ -756,6 +737,7 @@ class Pipeline:
         entry: Entry,
         req: Request,
         stored: Any,
+        wire: bytes | None = None,
     ) -> None:
         if not state.memos.again(key):
             return  # most bodies come once: remember those that come twice
@@ -768,6 +750,7 @@ class Pipeline:
             adjusted=entry.adjusted,
             reply=entry.reply,
             stored=stored,
+            wire=wire,
         )
         state.memos.put(key, memo)
 

@@ -24,9 +24,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.helpers import rfc822_formatted_time
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_urldispatcher import PrefixedSubAppResource, UrlMappingMatchInfo
+from multidict import CIMultiDict
 
 from .core.errors import APIError
 from .protocols import JSON
@@ -63,6 +67,109 @@ class _Protocol(RequestHandler):
 class _Server(web.Server):
     def __call__(self) -> RequestHandler:
         return _Protocol(self, loop=self._loop, **self._kwargs)
+
+
+class ReadyResponse(web.Response):
+    """A ``web.Response`` whose headers are final: ``body`` with ``headers``, sent as they are.
+
+    ``web.Response(body=..., headers=...)`` reads its keywords, copies the headers into a new
+    ``CIMultiDict``, checks the content type and sets the status and body through properties,
+    for every reply. A ``ReadyResponse`` sets only what differs between replies (its headers,
+    body and state); what a blank ``Response`` holds besides (status 200, no compression) is
+    on the class, copied from one (``_BLANK``).
+
+    Given ``wire`` (its status line and headers as aiohttp would write them: ``wire_head``
+    and the request's ids), a reply to a request ``Routes`` dispatched itself, over a kept-alive
+    HTTP/1.1 connection, is written whole: those bytes, the three headers aiohttp adds
+    (``Content-Length``, ``Date``, ``Server``) and the body, in one write. aiohttp's
+    ``prepare`` and ``write_eof`` (~45k instructions a request, as many as the rest of a new
+    chat request's matching, seed, tokens and fill together) would give the same bytes: such a
+    request runs no middleware and no ``on_response_prepare`` signal that could change them
+    (``Direct``). Any other request is prepared and written by aiohttp as any ``Response``."""
+
+    _wire: bytes | None = None
+
+    def __init__(self, body: bytes, headers: CIMultiDict[str], wire: bytes | None = None) -> None:
+        if not _FITS:
+            super().__init__(body=body, headers=headers)
+            return
+        self._state = {}
+        self._headers = headers
+        self._body = body
+        self._wire = wire
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        wire = self._wire
+        if (
+            wire is None
+            or self._payload_writer is not None
+            or type(getattr(request, "_match_info", None)) is not Direct  # a web.Request's
+            or request.version != HttpVersion11
+            or not request.keep_alive
+        ):
+            return await super().prepare(request)
+        body = self._body
+        assert isinstance(body, bytes)
+        writer = self._payload_writer = request.writer  # prepared, as aiohttp marks it
+        self._keep_alive = True
+        await writer.write_eof(b"".join((wire, b"Content-Length: %d\r\nDate: " % len(body),
+                                         _date(), _SERVER, body)))  # fmt: skip
+        self._eof_sent = True  # what ``write_eof`` sets: aiohttp's call to it returns at once
+        self._body_length = writer.output_size
+        self._payload_writer = None
+        return writer
+
+
+_BLANK: dict[str, Any] = getattr(web.Response(body=b""), "__dict__", {})
+"""A ``web.Response``'s attributes once made: what a ``ReadyResponse`` holds on its class
+(none, and no ``ReadyResponse`` shortcut, should a later aiohttp give it slots)."""
+_OWN = frozenset({"_state", "_headers", "_body"})
+"""The attributes each ``ReadyResponse`` gets its own of; the others are immutable values."""
+_FITS = _BLANK.keys() >= _OWN and all(
+    v is None or type(v) in (bool, int, float, str, bytes)
+    for k, v in _BLANK.items()
+    if k not in _OWN
+)
+"""Whether this aiohttp's ``Response`` is what ``ReadyResponse`` expects (``tests/test_routing.py``
+checks it is); if not, a ``ReadyResponse`` is made as any ``web.Response`` is."""
+for _name, _value in _BLANK.items():
+    if _FITS and _name not in _OWN:
+        setattr(ReadyResponse, _name, _value)
+
+_ADDED = frozenset({"content-length", "date", "server", "connection", "transfer-encoding"})
+"""Headers aiohttp adds or decides when it prepares a reply: a reply that sets one itself is
+left to aiohttp (``wire_head``)."""
+_SERVER = b"\r\nServer: " + SERVER_SOFTWARE.encode() + b"\r\n\r\n"
+_DATES: list[Any] = [None, b""]
+
+
+def _date() -> bytes:
+    """aiohttp's ``Date`` (its text made once a second), as bytes made once a second."""
+    text = rfc822_formatted_time()
+    if text is not _DATES[0]:
+        _DATES[:] = [text, text.encode()]
+    return cast(bytes, _DATES[1])
+
+
+def wire_head(headers: CIMultiDict[str]) -> bytes | None:
+    """A 200 reply's status line and ``headers`` as aiohttp writes them (``_serialize_headers``:
+    each ``name: value`` and CRLF, UTF-8), for ``ReadyResponse`` to write whole; None where
+    aiohttp would add or refuse something itself: no ``Content-Type`` (it adds one), a header
+    it sets (``_ADDED``), a CR or LF (it refuses them)."""
+    if "Content-Type" not in headers or not _ADDED.isdisjoint(map(str.lower, headers)):
+        return None
+    pairs = headers.items()
+    if any("\r" in text or "\n" in text for pair in pairs for text in pair):
+        return None
+    return "".join(["HTTP/1.1 200 OK\r\n", *(f"{k}: {v}\r\n" for k, v in pairs)]).encode()
+
+
+class Direct(UrlMappingMatchInfo):
+    """The match info ``Routes`` gives a request it dispatches itself, in an application with
+    no ``on_response_prepare`` signal: nothing between its handler and the socket can change
+    its reply (``ReadyResponse`` writes one whole)."""
+
+    __slots__ = ()
 
 
 Serve = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
@@ -168,8 +275,9 @@ _KNOWN = 4096
 def _matched(
     app: web.Application, route: web.AbstractRoute, values: dict[str, str] | None = None
 ) -> UrlMappingMatchInfo:
-    """The match info ``Application._handle`` gives a request ``route`` serves."""
-    matched = UrlMappingMatchInfo(values or {}, route)
+    """The match info ``Application._handle`` gives a request ``route`` serves (a ``Direct``
+    one where no ``on_response_prepare`` signal could change its reply)."""
+    matched = (UrlMappingMatchInfo if app.on_response_prepare else Direct)(values or {}, route)
     matched.add_app(app)
     matched.freeze()
     return matched

@@ -30,11 +30,10 @@ import mockserver.pipeline
 import mockserver.server
 from mockserver import MockServer, Options
 from mockserver.app import create_app, protocols
-from mockserver.pipeline import ReadyResponse
 from mockserver.protocols.chat import Chat
 from mockserver.protocols.messages import Messages
 from mockserver.scenarios.scenario import Step
-from mockserver.serving import PROTOCOL_ROUTES
+from mockserver.serving import PROTOCOL_ROUTES, Direct, ReadyResponse
 from mockserver.state.live import STATE
 
 from .conftest import Clock
@@ -115,8 +114,14 @@ def _exchange(port: int, request: bytes) -> bytes:
     return re.sub(rb"\r\nDate: [^\r]*", b"", b"".join(chunks))
 
 
-def _request(method: str, target: str, body: bytes = b"", extra: bytes = b"") -> bytes:
-    head = f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n".encode()
+def _request(
+    method: str, target: str, body: bytes = b"", extra: bytes = b"", kept: bool = False,
+    version: str = "1.1",
+) -> bytes:  # fmt: skip
+    """One request; ``kept``: on a connection kept alive (the next request closes it)."""
+    connection = "keep-alive" if kept else "close"
+    line = f"{method} {target} HTTP/{version}\r\nHost: localhost\r\nConnection: {connection}\r\n"
+    head = line.encode()
     sized = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
     return head + AUTH + extra + sized + b"\r\n" + body
 
@@ -148,6 +153,13 @@ def test_every_protocol_route_answers_as_through_the_router(
             twins.resolved.clear()
             fast, routed = twins.both(_request("POST", target, body))
             assert fast == routed
+            # kept alive, the connection's replies are written whole (``ReadyResponse``): two
+            # such, one over HTTP/1.0, then the one that closes it
+            kept = _request("POST", target, body, kept=True)
+            old = _request("POST", target, body, kept=True, version="1.0")
+            both = twins.both(kept + kept + old + _request("POST", target, body))
+            assert both[0] == both[1]
+            assert both[0].count(b"HTTP/1.1 200 OK\r\n") == 3 or api not in BODIES
             assert twins.resolved == []  # served by the lookup, not by the router
             if api in BODIES:
                 assert fast.startswith(b"HTTP/1.1 200 OK\r\n"), fast[:300]
@@ -258,10 +270,12 @@ def _served_with(change: Callable[[web.Application], None], *posts: tuple[str, s
         patch.setattr(mockserver.server, "create_app", made)
         server = MockServer(SCENARIOS, options=_options()).start()
     try:
-        return [
-            _exchange(server.port, _request("POST", target, json.dumps(BODIES[api]).encode()))
-            for target, api in posts
-        ]
+        out = []
+        for target, api in posts:  # one reply kept alive, then one closing the connection
+            body = json.dumps(BODIES[api]).encode()
+            kept, last = _request("POST", target, body, kept=True), _request("POST", target, body)
+            out += _exchange(server.port, kept + last).split(b"HTTP/1.1 ")[1:]
+        return out
     finally:
         server.stop()
 
@@ -283,7 +297,9 @@ def test_hooks_and_match_info_work_on_the_protocol_routes() -> None:
     gemini = f"/v1beta/models/{MODEL}:generateContent"
     for reply in _served_with(change, ("/v1/chat/completions", "chat"), (gemini, "gemini")):
         assert b"\r\nx-hooked: 1\r\n" in reply
-    assert seen == [("/v1/chat/completions", {}, True), (gemini, {"model": MODEL}, True)]
+    chat: tuple[str, dict[str, str], bool] = ("/v1/chat/completions", {}, True)
+    named = (gemini, {"model": MODEL}, True)
+    assert seen == [chat, chat, named, named]  # kept alive too: not written past the hook
 
 
 def test_an_app_with_middlewares_keeps_the_router() -> None:
@@ -292,13 +308,16 @@ def test_an_app_with_middlewares_keeps_the_router() -> None:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         called.append(request.path)
-        return await handler(request)  # type: ignore[no-any-return]
+        response: web.StreamResponse = await handler(request)
+        response.headers["x-touched"] = "1"  # a reply written whole would lose it
+        return response
 
-    [reply] = _served_with(
+    replies = _served_with(
         lambda app: app.middlewares.append(middleware), ("/v1/chat/completions", "chat")
     )
-    assert reply.startswith(b"HTTP/1.1 200 OK")
-    assert called == ["/v1/chat/completions"]
+    assert [reply[:6] for reply in replies] == [b"200 OK"] * 2
+    assert all(b"\r\nx-touched: 1\r\n" in reply for reply in replies)
+    assert called == ["/v1/chat/completions"] * 2
 
 
 # --- ReadyResponse: what it relies on in aiohttp, and the bytes it sends ---
@@ -311,7 +330,7 @@ def test_aiohttp_response_is_what_ready_response_copies() -> None:
     blank = vars(web.Response(body=b""))
     assert set(blank) == {"_body", "_compressed_body", "_headers", "_reason", "_state",
                           "_status", "_zlib_executor", "_zlib_executor_size"}  # fmt: skip
-    assert mockserver.pipeline._FITS
+    assert mockserver.serving._FITS
     made = ReadyResponse(b"{}", CIMultiDict({"Content-Type": "application/json"}))
     assert (made.status, made.reason, made.body, made.content_type) == (
         200,
@@ -361,6 +380,11 @@ _SENDING: list[Callable[[], web.StreamResponse]] = []
 
 
 async def _send(request: web.Request) -> web.StreamResponse:
+    # as ``Routes`` marks what it dispatches itself: a ``ReadyResponse`` may write it whole
+    direct = Direct({}, request.match_info.route)
+    direct.add_app(request.app)
+    direct.freeze()
+    request._match_info = direct
     return _SENDING[-1]()
 
 
@@ -399,8 +423,10 @@ def test_a_ready_response_sends_the_bytes_the_merged_headers_did(
     head = pipeline._head(Step(headers=step_headers), content_type, stream)
     rid = "req_" + "ab" * 16
     body = b'{"ok": true}'
-    get = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    _SENDING.append(lambda: pipeline._reply(body, head.joined(extra), rid))
+    # one kept alive (written whole where the headers allow), then one closing the connection
+    get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    wire = None if extra else head.wire
+    _SENDING.append(lambda: pipeline._reply(body, head.joined(extra), rid, wire))
     ready = _exchange(plain, get)
     merged_headers = {**head.fields, **extra, **protocol.headers(rid)}
     _SENDING.append(lambda: web.Response(body=body, headers=merged_headers))

@@ -40,6 +40,9 @@ class Memo:
     reply: dict[str, Any] | None = None
     stored: Stored | None = None
     """A stored response the reply made: kept again on replay (the store is bounded)."""
+    wire: bytes | None = None
+    """The reply's status line and headers as aiohttp writes them, the ids aside
+    (``Pipeline._head``)."""
 
 
 def _size(key: Any, memo: Memo) -> int:
