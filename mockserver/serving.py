@@ -3,7 +3,10 @@
 It adds what aiohttp leaves to the application: requests too malformed to reach a handler
 (bad framing, oversized or too many headers) get an OpenAI error object instead of aiohttp's
 plain text, and are not logged as server faults; connections that never finish their headers
-are closed after the idle timeout (slowloris).
+are closed after the idle timeout (slowloris). And the shortcuts through aiohttp's layer on a
+request's path, each held byte for byte to what aiohttp gives by ``tests/test_routing.py``:
+the protocols' routes found by a dict lookup (``Routes``), replies with their headers made
+once, written whole where nothing could change them (``ReadyResponse``).
 """
 
 from __future__ import annotations

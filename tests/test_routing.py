@@ -1,5 +1,5 @@
 """The protocols' routes served without aiohttp's router (``serving.Routes``), and replies sent
-with headers made once (``pipeline.ReadyResponse``): the same bytes as the router and the
+with headers made once (``serving.ReadyResponse``): the same bytes as the router and the
 general path give.
 
 Two servers answer every request here: one as every front serves (``make_runner``: the
