@@ -50,9 +50,20 @@ def request_id(options: Options, seq: int, lane: int = 0) -> str:
     """Unique per request: per server run (``options.run``, drawn at start-up, so two servers
     or two runs never share one), per worker and per ``lane`` (pipeline replies, other
     replies); scrambled, since an id is not an order. A multiply, not a hash: it is on every
-    request's path. 32 hex digits, as OpenAI's."""
-    n = (options.run << 96 | (options.worker or 0) << 72 | lane << 64 | seq) * _SCRAMBLE
-    return "req_%032x" % (n & _ID_SPACE)
+    request's path. 32 hex digits, as OpenAI's. The run, worker and lane fill the high bits and
+    ``seq`` the low 64, so the product is their part's (made once: ``_BASES``) plus ``seq``'s."""
+    key = (options.run, options.worker, lane)
+    base = _BASES.get(key)
+    if base is None:
+        if len(_BASES) >= 64:
+            _BASES.clear()
+        high = options.run << 96 | (options.worker or 0) << 72 | lane << 64
+        base = _BASES[key] = high * _SCRAMBLE & _ID_SPACE
+    return "req_%032x" % ((base + seq * _SCRAMBLE) & _ID_SPACE)
+
+
+_BASES: dict[tuple[int, int | None, int], int] = {}
+"""``request_id``'s product for each run, worker and lane."""
 
 
 def error_response(

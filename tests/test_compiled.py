@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import mockserver.pipeline
 from mockserver import MockServer, Options
 from mockserver.core.profiles import Settings
+from mockserver.pipeline import request_id
 from mockserver.protocols import Answer, Protocol, Stored, Target
 from mockserver.protocols.chat import Chat
 from mockserver.protocols.compiled import Stream, compiled_body, compiled_stream, values
@@ -450,13 +451,30 @@ def test_prompt_caching_keeps_the_general_path(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_reply_seed_is_the_digest_of_its_parts() -> None:
-    """The reply's seed, hashed in one call, is the digest ids were always made of: ids and
-    seeded choices are byte for byte what they were."""
+    """The reply's seed, hashed from a copy of its scenario seed's hash, is the digest ids were
+    always made of: ids and seeded choices are byte for byte what they were."""
 
     @settings(max_examples=200, deadline=None)
     @given(st.integers(-(2**70), 2**70), st.binary(max_size=300), st.integers(0, 10**6))
     def same(seed: int, raw: bytes, step: int) -> None:
         assert reply_seed(seed, raw, step) == digest(seed, raw, step)
+
+    same()
+
+
+def test_a_request_id_is_the_scrambled_run_worker_lane_and_sequence() -> None:
+    """``request_id`` adds ``seq``'s product to one made once per run, worker and lane: the
+    ids are the ones the whole product made."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.integers(0, 2**32 - 1), st.sampled_from([None, 0, 1, 7, 255]),
+           st.integers(0, 1), st.integers(0, 2**64 - 1))  # fmt: skip
+    def same(run: int, worker: int | None, lane: int, seq: int) -> None:
+        whole = (run << 96 | (worker or 0) << 72 | lane << 64 | seq) * mockserver.pipeline._SCRAMBLE
+        options = Options(run=run, worker=worker)
+        assert request_id(options, seq, lane) == "req_%032x" % (
+            whole & mockserver.pipeline._ID_SPACE
+        )
 
     same()
 

@@ -261,11 +261,24 @@ def digest(*parts: bytes | str | int) -> str:
 
 
 def reply_seed(scenario_seed: int, raw: bytes, step: int) -> str:
-    """``digest(scenario_seed, raw, step)``, what a reply's id and seeded choices derive from,
-    in one call: the same bytes hashed (each part and a NUL), without an ``update`` a part
-    (10.7k instructions a request, now 7k)."""
-    data = b"%d\0%s\0%d\0" % (scenario_seed, raw, step)
-    return hashlib.blake2b(data, digest_size=12).hexdigest()
+    """``digest(scenario_seed, raw, step)``, what a reply's id and seeded choices derive from:
+    the same bytes hashed (each part and a NUL), from a copy of the hash of the scenario's seed
+    made once (``_SEEDED``), not the request's bytes copied into one string first (a third of
+    the work)."""
+    seeded = _SEEDED.get(scenario_seed)
+    if seeded is None:
+        if len(_SEEDED) >= _SEEDS:
+            _SEEDED.clear()
+        seeded = _SEEDED[scenario_seed] = hashlib.blake2b(b"%d\0" % scenario_seed, digest_size=12)
+    h = seeded.copy()
+    h.update(raw)
+    h.update(b"\0%d\0" % step)
+    return h.hexdigest()
+
+
+_SEEDED: dict[int, Any] = {}
+"""The hash of each scenario seed and its NUL, copied for each request (``reply_seed``)."""
+_SEEDS = 4096
 
 
 @dataclass(slots=True)
