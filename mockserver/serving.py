@@ -19,6 +19,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import queue
+import re
 import signal
 import socket
 import threading
@@ -106,6 +107,8 @@ class ReadyResponse(web.Response):
         if (
             wire is None
             or self._payload_writer is not None
+            or self._eof_sent
+            or self._keep_alive is not None  # ``force_close``: aiohttp says so and closes
             or type(getattr(request, "_match_info", None)) is not Direct  # a web.Request's
             or request.version != HttpVersion11
             or not request.keep_alive
@@ -157,14 +160,21 @@ def _date() -> bytes:
 def wire_head(headers: CIMultiDict[str]) -> bytes | None:
     """A 200 reply's status line and ``headers`` as aiohttp writes them (``_serialize_headers``:
     each ``name: value`` and CRLF, UTF-8), for ``ReadyResponse`` to write whole; None where
-    aiohttp would add or refuse something itself: no ``Content-Type`` (it adds one), a header
-    it sets (``_ADDED``), a CR or LF (it refuses them)."""
+    aiohttp would add, refuse or drop something itself: no ``Content-Type`` (it adds one), a
+    header it sets (``_ADDED``), a control character but tab (3.14 refuses them, 3.13 CR, LF
+    and NUL), a lone surrogate (its C serializer drops it)."""
     if "Content-Type" not in headers or not _ADDED.isdisjoint(map(str.lower, headers)):
         return None
     pairs = headers.items()
-    if any("\r" in text or "\n" in text for pair in pairs for text in pair):
+    if any(_CONTROL.search(text) for pair in pairs for text in pair):
         return None
-    return "".join(["HTTP/1.1 200 OK\r\n", *(f"{k}: {v}\r\n" for k, v in pairs)]).encode()
+    try:
+        return "".join(["HTTP/1.1 200 OK\r\n", *(f"{k}: {v}\r\n" for k, v in pairs)]).encode()
+    except UnicodeEncodeError:
+        return None
+
+
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class Direct(UrlMappingMatchInfo):

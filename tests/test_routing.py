@@ -18,6 +18,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from multidict import CIMultiDict
 
 import mockserver.pipeline
 import mockserver.server
+import mockserver.serving
 from mockserver import MockServer, Options
 from mockserver.app import create_app, protocols
 from mockserver.protocols.chat import Chat
@@ -157,8 +159,11 @@ def test_every_protocol_route_answers_as_through_the_router(
             # such, one over HTTP/1.0, then the one that closes it
             kept = _request("POST", target, body, kept=True)
             old = _request("POST", target, body, kept=True, version="1.0")
-            both = twins.both(kept + kept + old + _request("POST", target, body))
+            with _whole_writes() as whole:
+                both = twins.both(kept + kept + old + _request("POST", target, body))
             assert both[0] == both[1]
+            if api in STREAMED and text == TEXT:
+                assert whole[0] == 2  # the kept two: written whole
             assert both[0].count(b"HTTP/1.1 200 OK\r\n") == 3 or api not in BODIES
             assert twins.resolved == []  # served by the lookup, not by the router
             if api in BODIES:
@@ -346,7 +351,26 @@ header_names = st.sampled_from(
     ["x-request-id", "X-Request-Id", "request-id", "x-trace", "X-Trace", "Content-Type",
      "Cache-Control", "x-mock-worker", "retry-after"]
 )  # fmt: skip
-header_values = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=8)
+header_values = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=8
+) | st.text(
+    st.characters(exclude_categories=()), max_size=4
+)  # printable ASCII mostly, or anything: tabs, controls, other scripts, lone surrogates
+
+
+@contextmanager
+def _whole_writes() -> Iterator[list[int]]:
+    """How many replies ``ReadyResponse`` wrote whole meanwhile (each asks ``_date`` once)."""
+    count = [0]
+    date = mockserver.serving._date
+
+    def counted() -> bytes:
+        count[0] += 1
+        return date()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mockserver.serving, "_date", counted)
+        yield count
 
 
 class _Serving:
@@ -427,8 +451,33 @@ def test_a_ready_response_sends_the_bytes_the_merged_headers_did(
     get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     wire = None if extra else head.wire
     _SENDING.append(lambda: pipeline._reply(body, head.joined(extra), rid, wire))
-    ready = _exchange(plain, get)
+    with _whole_writes() as whole:
+        ready = _exchange(plain, get)
+    assert whole[0] == (wire is not None)  # the first, kept alive, where its headers allow
     merged_headers = {**head.fields, **extra, **protocol.headers(rid)}
     _SENDING.append(lambda: web.Response(body=body, headers=merged_headers))
     assert ready == _exchange(plain, get)
     assert (head.sent is not None) == all(n not in head.fields for n in protocol.request_id_headers)
+
+
+@pytest.mark.parametrize(
+    ("value", "whole"),
+    [("a b", True), ("a\tb", True), ("é", True), ("a\x01b", False), ("a\x7f", False),
+     ("\ud800", False), ("a\r\nb", False)],
+)  # fmt: skip
+def test_a_step_header_aiohttp_would_refuse_or_drop_is_left_to_aiohttp(
+    plain: int, value: str, whole: bool
+) -> None:
+    """A control character (tab aside) or a lone surrogate in a step's header: aiohttp refuses
+    or drops it, so the reply is not written whole, and the client sees what aiohttp does."""
+    pipeline = mockserver.pipeline.Pipeline(Chat(), create_app([], Options())[STATE])
+    head = pipeline._head(Step(headers={"x-odd": value}), "application/json")
+    assert (head.wire is not None) is whole
+    get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    _SENDING.append(lambda: pipeline._reply(b"{}", head.joined({}), "req_1", head.wire))
+    with _whole_writes() as written:
+        ready = _exchange(plain, get)
+    assert written[0] == whole
+    merged = {**head.fields, **Chat().headers("req_1")}
+    _SENDING.append(lambda: web.Response(body=b"{}", headers=merged))
+    assert ready == _exchange(plain, get)
