@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+from .core.bounded import keep
 from .core.caching import Outcome
 from .core.errors import APIError
 from .core.profiles import UNTOUCHED, Settings
@@ -55,10 +56,8 @@ def request_id(options: Options, seq: int, lane: int = 0) -> str:
     key = (options.run, options.worker, lane)
     base = _BASES.get(key)
     if base is None:
-        if len(_BASES) >= 64:
-            _BASES.clear()
         high = options.run << 96 | (options.worker or 0) << 72 | lane << 64
-        base = _BASES[key] = high * _SCRAMBLE & _ID_SPACE
+        base = keep(_BASES, key, high * _SCRAMBLE & _ID_SPACE, 64)
     return "req_%032x" % ((base + seq * _SCRAMBLE) & _ID_SPACE)
 
 
@@ -138,11 +137,12 @@ class _Head:
     """``sent`` with a 200's status line, as aiohttp writes them (``serving.wire_head``): what
     a reply written whole begins with, its ids next. None where aiohttp must write it."""
 
-    def joined(self, extra: Mapping[str, str]) -> Mapping[str, str]:
-        """These headers with a request's ``extra`` after them: what ``Pipeline._reply`` sends."""
+    def joined(self, extra: Mapping[str, str]) -> tuple[Mapping[str, str], bytes | None]:
+        """These headers with a request's ``extra`` after them, and ``wire`` where there is no
+        ``extra``: what ``Pipeline._reply`` sends."""
         if extra:
-            return {**self.fields, **extra}
-        return self.fields if self.sent is None else self.sent
+            return {**self.fields, **extra}, None
+        return self.fields if self.sent is None else self.sent, self.wire
 
     def merged(self, extra: Mapping[str, str], ids: Mapping[str, str]) -> dict[str, str]:
         """These headers, a request's ``extra`` and its ids, as one dict: what a reply written
@@ -320,9 +320,7 @@ class Pipeline:
             path = request.path
             target = Target(path, query) if query else self._targets.get(path)
             if target is None:  # a path without a query: its target is made once
-                if len(self._targets) >= _PREPARED:
-                    self._targets.clear()
-                target = self._targets[path] = Target(path)
+                target = keep(self._targets, path, Target(path), _PREPARED)
             req = await store.parse(protocol, raw, request.headers, target)
             entry.parsed(req, raw, protocol, target)
             immediate = protocol.immediate(req)
@@ -525,8 +523,7 @@ class Pipeline:
             stored = await self._store(state, answer, raw, body) if kind is None else None
             if kind == "malformed":
                 body = body[: len(body) // 2]
-            headers = head.joined(extra)
-            wire = None if extra else head.wire
+            headers, wire = head.joined(extra)
             if repeatable and not cadence.first_delay and not heavy:
                 self._remember(state, memo_key, body, headers, entry, req, stored, wire)
             return self._reply(body, headers, entry.request_id, wire)
@@ -562,8 +559,7 @@ class Pipeline:
             else:
                 body = b"".join(f.data for f in frames) + protocol.end(answer, len(frames))
             stored = await self._store(state, answer, raw, None, writes)
-            headers = head.joined(extra)
-            wire = None if extra else head.wire
+            headers, wire = head.joined(extra)
             if repeatable and not any(scripted) and not heavy:
                 self._remember(state, memo_key, body, headers, entry, req, stored, wire)
             return self._reply(body, headers, entry.request_id, wire)
@@ -592,11 +588,9 @@ class Pipeline:
             plain = body if pacing is None else compiled_body(self.protocol, answer, now=True)
             if plain is None:
                 return  # no compiled body for its stored copy to write: the general path
-        if len(self._compiled) >= _PREPARED:
-            self._compiled.clear()
         rendered, fixed = answer.rendered, answer.reply.usage if answer.reply else None
         used = answer.usage
-        self._compiled[shaped] = _Compiled(
+        made = _Compiled(
             rendered=rendered,
             body=body,
             pacing=pacing,
@@ -608,6 +602,7 @@ class Pipeline:
             cached=used.cached,
             plain=plain,
         )
+        keep(self._compiled, shaped, made, _PREPARED)
 
     async def _fill(
         self,
@@ -663,8 +658,7 @@ class Pipeline:
                                    filled)  # fmt: skip
             if stored is not None:
                 await state.store.put_response(stored)
-        headers = made.head.joined(extra)
-        wire = None if extra else made.head.wire
+        headers, wire = made.head.joined(extra)
         if repeatable and not waits:
             self._remember(state, memo_key, body, headers, entry, req, stored, wire)
         return self._reply(body, headers, entry.request_id, wire)
@@ -695,8 +689,6 @@ class Pipeline:
         key = (step, content_type, stream)
         head = self._prepared.get(key)
         if head is None:
-            if len(self._prepared) >= _PREPARED:
-                self._prepared.clear()
             made = dict(step.headers)
             if self.state.options.worker is not None:
                 made["x-mock-worker"] = str(self.state.options.worker)
@@ -707,7 +699,7 @@ class Pipeline:
             ids_last = not any(name in made for name in self.protocol.request_id_headers)
             sent = CIMultiDict(made) if ids_last else None
             wire = wire_head(sent) if sent is not None else None
-            head = self._prepared[key] = _Head(made, sent, wire)
+            head = keep(self._prepared, key, _Head(made, sent, wire), _PREPARED)
         return head
 
     async def _cache(self, state: State, key: str, req: Request, used: Usage) -> Outcome | None:

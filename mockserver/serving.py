@@ -36,6 +36,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_urldispatcher import PrefixedSubAppResource, UrlMappingMatchInfo
 from multidict import CIMultiDict
 
+from .core.bounded import keep
 from .core.errors import APIError
 from .protocols import JSON
 from .state.live import STATE
@@ -86,8 +87,8 @@ class ReadyResponse(web.Response):
     and the request's ids), a reply to a request ``Routes`` dispatched itself, over a kept-alive
     HTTP/1.1 connection, is written whole: those bytes, the three headers aiohttp adds
     (``Content-Length``, ``Date``, ``Server``) and the body, in one write. aiohttp's
-    ``prepare`` and ``write_eof`` (~45k instructions a request, as many as the rest of a new
-    chat request's matching, seed, tokens and fill together) would give the same bytes: such a
+    ``prepare`` and ``write_eof`` (~57k instructions a reply, more than a new chat request's
+    matching, seed, tokens and fill together) would give the same bytes: such a
     request runs no middleware and no ``on_response_prepare`` signal that could change them
     (``Direct``). Any other request is prepared and written by aiohttp as any ``Response``."""
 
@@ -261,10 +262,7 @@ class Routes:
                         values = {name: rest[: -len(tail) or None]}
                         found = route.handler, _matched(app, route, values)
                         break
-            if len(known) >= _KNOWN:
-                known.clear()
-            known[target] = found
-            return found
+            return keep(known, target, found, _KNOWN)
 
         def dispatch(request: web.Request) -> Awaitable[web.StreamResponse]:
             # A plain function: the handler's coroutine is what the server awaits.

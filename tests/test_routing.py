@@ -449,8 +449,8 @@ def test_a_ready_response_sends_the_bytes_the_merged_headers_did(
     body = b'{"ok": true}'
     # one kept alive (written whole where the headers allow), then one closing the connection
     get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    wire = None if extra else head.wire
-    _SENDING.append(lambda: pipeline._reply(body, head.joined(extra), rid, wire))
+    headers, wire = head.joined(extra)
+    _SENDING.append(lambda: pipeline._reply(body, headers, rid, wire))
     with _whole_writes() as whole:
         ready = _exchange(plain, get)
     assert whole[0] == (wire is not None)  # the first, kept alive, where its headers allow
@@ -474,7 +474,8 @@ def test_a_step_header_aiohttp_would_refuse_or_drop_is_left_to_aiohttp(
     head = pipeline._head(Step(headers={"x-odd": value}), "application/json")
     assert (head.wire is not None) is whole
     get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    _SENDING.append(lambda: pipeline._reply(b"{}", head.joined({}), "req_1", head.wire))
+    headers, wire = head.joined({})
+    _SENDING.append(lambda: pipeline._reply(b"{}", headers, "req_1", wire))
     with _whole_writes() as written:
         ready = _exchange(plain, get)
     assert written[0] == whole

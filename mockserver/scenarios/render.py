@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.bounded import keep
 from ..core.profiles import Settings
 from ..core.request import Request
 from ..core.tokens import count_tokens, split_tokens
@@ -246,10 +247,7 @@ class Renderer:
         out = tuple(built[i % len(built)] for i in range(request.n))
         if not static:
             return Rendered(out)
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        rendered = self._cache[key] = Rendered(out, cached=True)
-        return rendered
+        return keep(self._cache, key, Rendered(out, cached=True), _CACHE_LIMIT)
 
 
 def digest(*parts: bytes | str | int) -> str:
@@ -267,16 +265,15 @@ def reply_seed(scenario_seed: int, raw: bytes, step: int) -> str:
     the work)."""
     seeded = _SEEDED.get(scenario_seed)
     if seeded is None:
-        if len(_SEEDED) >= _SEEDS:
-            _SEEDED.clear()
-        seeded = _SEEDED[scenario_seed] = hashlib.blake2b(b"%d\0" % scenario_seed, digest_size=12)
+        start = hashlib.blake2b(b"%d\0" % scenario_seed, digest_size=12)
+        seeded = keep(_SEEDED, scenario_seed, start, _SEEDS)
     h = seeded.copy()
     h.update(raw)
     h.update(b"\0%d\0" % step)
     return h.hexdigest()
 
 
-_SEEDED: dict[int, Any] = {}
+_SEEDED: dict[int, hashlib.blake2b] = {}
 """The hash of each scenario seed and its NUL, copied for each request (``reply_seed``)."""
 _SEEDS = 4096
 
